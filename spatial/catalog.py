@@ -1,0 +1,203 @@
+"""What the database holds: tables, columns and geometry columns of the schema.
+
+Identifiers coming from configuration or requests are checked against this
+catalog before they are quoted into SQL (as tipg does).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from spatial.db import SCHEMA
+from spatial.errors import NotFoundError
+
+#: PostgreSQL type → JSON Schema type (and format) for queryables.
+_JSON_TYPES: dict[str, tuple[str, str | None]] = {
+    "smallint": ("integer", None),
+    "integer": ("integer", None),
+    "bigint": ("integer", None),
+    "numeric": ("number", None),
+    "real": ("number", None),
+    "double precision": ("number", None),
+    "boolean": ("boolean", None),
+    "date": ("string", "date"),
+    "timestamp with time zone": ("string", "date-time"),
+    "timestamp without time zone": ("string", "date-time"),
+    "time without time zone": ("string", "time"),
+    "interval": ("string", "duration"),
+    "uuid": ("string", "uuid"),
+    "jsonb": ("object", None),
+    "json": ("object", None),
+    "ARRAY": ("array", None),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a table.
+
+    Attributes
+    ----------
+    name : str
+        Column name.
+    data_type : str
+        ``information_schema`` data type (``USER-DEFINED`` for geometry).
+    udt : str
+        Underlying type name (``geometry``, ``int8``, ``_text`` …).
+    """
+
+    name: str
+    data_type: str
+    udt: str
+
+    @property
+    def is_geometry(self) -> bool:
+        """Whether the column holds a PostGIS geometry."""
+        return self.udt == "geometry"
+
+    def json_schema(self) -> dict[str, Any]:
+        """JSON Schema of the column's values (for queryables and schemas)."""
+        kind, fmt = _JSON_TYPES.get(self.data_type, ("string", None))
+        out: dict[str, Any] = {"type": kind}
+        if fmt:
+            out["format"] = fmt
+        return out
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table or view of the application schema.
+
+    Attributes
+    ----------
+    name : str
+        Table name (unqualified; the schema is :data:`spatial.db.SCHEMA`).
+    columns : tuple of Column
+        In table order.
+    geometry : dict
+        Geometry column → (geometry type, SRID).
+    """
+
+    name: str
+    columns: tuple[Column, ...]
+    geometry: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def column(self, name: str) -> Column:
+        """Return a column by name.
+
+        Raises
+        ------
+        NotFoundError
+            When the table has no such column; the message names it.
+        """
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise NotFoundError(f"{self.name} has no property {name!r}")
+
+    @property
+    def names(self) -> set[str]:
+        """All column names."""
+        return {c.name for c in self.columns}
+
+    @property
+    def properties(self) -> tuple[Column, ...]:
+        """Columns that are not geometry (feature properties)."""
+        return tuple(c for c in self.columns if not c.is_geometry)
+
+
+_cache: dict[tuple[str, str], Table] = {}
+_lock = threading.Lock()
+
+
+def get_table(conn: psycopg.Connection[Any], name: str, *, refresh: bool = False) -> Table:
+    """Describe a table of the application schema.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        An open connection (dict rows).
+    name : str
+        Table or view name.
+    refresh : bool
+        Bypass the per-process cache.
+
+    Returns
+    -------
+    Table
+        Its columns and geometry columns.
+
+    Raises
+    ------
+    NotFoundError
+        When the schema holds no such table or view.
+    """
+    key = (conn.info.dsn, name)
+    with _lock:
+        if not refresh and key in _cache:
+            return _cache[key]
+    rows = conn.execute(
+        """
+        SELECT column_name, data_type, udt_name
+        FROM information_schema.columns
+        WHERE table_schema = %s AND table_name = %s
+        ORDER BY ordinal_position
+        """,
+        (SCHEMA, name),
+    ).fetchall()
+    if not rows:
+        raise NotFoundError(f"no table or view {name!r} in schema {SCHEMA!r}")
+    cols = tuple(Column(_v(r, 0), _v(r, 1), _v(r, 2)) for r in rows)
+    geoms = conn.execute(
+        """
+        SELECT f_geometry_column, type, srid FROM geometry_columns
+        WHERE f_table_schema = %s AND f_table_name = %s
+        """,
+        (SCHEMA, name),
+    ).fetchall()
+    table = Table(name, cols, {_v(g, 0): (_v(g, 1), int(_v(g, 2))) for g in geoms})
+    with _lock:
+        _cache[key] = table
+    return table
+
+
+def geometry_tables(conn: psycopg.Connection[Any]) -> list[str]:
+    """Names of the schema's tables (not views) that carry a ``geom`` column.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        An open connection.
+
+    Returns
+    -------
+    list of str
+        Sorted table names; partitions are left out (their parent counts).
+    """
+    rows = conn.execute(
+        """
+        SELECT g.f_table_name
+        FROM geometry_columns g
+        JOIN pg_class c ON c.relname = g.f_table_name
+        JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = g.f_table_schema
+        WHERE g.f_table_schema = %s AND g.f_geometry_column = 'geom'
+          AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+        ORDER BY 1
+        """,
+        (SCHEMA,),
+    ).fetchall()
+    return [_v(r, 0) for r in rows]
+
+
+def clear_cache() -> None:
+    """Forget every described table (after migrations)."""
+    with _lock:
+        _cache.clear()
+
+
+def _v(row: Any, i: int) -> Any:
+    return list(row.values())[i] if isinstance(row, dict) else row[i]

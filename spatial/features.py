@@ -1,0 +1,326 @@
+"""Reading features as GeoJSON, assembled inside PostGIS.
+
+The OGC API provider is a thin adapter over this module: it turns request
+parameters into a :class:`FeatureQuery` and returns what :func:`query_features`
+answers. Values are always bound; identifiers are checked against the catalog
+(:mod:`spatial.catalog`) and quoted with :class:`psycopg.sql.Identifier`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from spatial.catalog import Table, get_table
+from spatial.db import SCHEMA
+from spatial.errors import InvalidInputError, NotFoundError
+
+LOGGER = logging.getLogger(__name__)
+
+#: Above this many matches ``numberMatched`` is left out instead of counted.
+COUNT_CAP = 10_000
+#: Largest page a caller may ask for.
+MAX_LIMIT = 10_000
+#: Decimal places of output coordinates (1e-7° ≈ 1 cm).
+COORD_PRECISION = 7
+
+
+@dataclass(frozen=True)
+class FeatureQuery:
+    """What a caller asks of a collection.
+
+    Attributes
+    ----------
+    limit, offset : int
+        Paging.
+    bbox : tuple of float, optional
+        ``(minx, miny, maxx, maxy)`` in longitude/latitude.
+    datetime_range : tuple, optional
+        ``(start, end)``; either may be None for an open end.
+    equals : dict
+        Property → value, compared as text.
+    select : tuple of str
+        Properties to return (empty: all).
+    sortby : tuple of (str, bool)
+        Property and ascending flag.
+    skip_geometry : bool
+        Leave geometries out.
+    hits_only : bool
+        Count, return no features.
+    """
+
+    limit: int = 10
+    offset: int = 0
+    bbox: tuple[float, float, float, float] | None = None
+    datetime_range: tuple[datetime | None, datetime | None] | None = None
+    equals: dict[str, Any] = field(default_factory=dict)
+    select: tuple[str, ...] = ()
+    sortby: tuple[tuple[str, bool], ...] = ()
+    skip_geometry: bool = False
+    hits_only: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.limit <= MAX_LIMIT:
+            raise InvalidInputError(f"limit must be between 0 and {MAX_LIMIT}, got {self.limit}")
+        if self.offset < 0:
+            raise InvalidInputError(f"offset must not be negative, got {self.offset}")
+        if self.bbox is not None:
+            check_bbox(self.bbox)
+
+
+def check_bbox(bbox: tuple[float, ...] | list[float]) -> None:
+    """Validate a longitude/latitude bounding box.
+
+    Parameters
+    ----------
+    bbox : sequence of float
+        ``(minx, miny, maxx, maxy)``.
+
+    Raises
+    ------
+    InvalidInputError
+        When it does not have four finite numbers within ±180/±90 with min ≤ max.
+
+    Examples
+    --------
+    >>> check_bbox((116.3, 39.9, 116.5, 40.0))
+    >>> check_bbox((116.5, 39.9, 116.3, 40.0))
+    Traceback (most recent call last):
+    ...
+    spatial.errors.InvalidInputError: bbox minimum exceeds maximum: [116.5, 39.9, 116.3, 40.0]
+    """
+    if len(bbox) != 4:
+        raise InvalidInputError(f"bbox needs 4 numbers, got {len(bbox)}")
+    values = [float(v) for v in bbox]
+    if not all(math.isfinite(v) for v in values):
+        raise InvalidInputError(f"bbox must be finite numbers: {values}")
+    minx, miny, maxx, maxy = values
+    if not (
+        -180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90
+    ):
+        raise InvalidInputError(f"bbox outside longitude/latitude range: {values}")
+    if minx > maxx or miny > maxy:
+        raise InvalidInputError(f"bbox minimum exceeds maximum: {values}")
+
+
+class _Builder:
+    """Composes the WHERE clause of a feature query for one table."""
+
+    def __init__(self, table: Table, time_field: str | None) -> None:
+        self.table = table
+        self.time_field = time_field
+        self.where: list[sql.Composable] = []
+        self.params: list[Any] = []
+
+    def add(self, q: FeatureQuery) -> None:
+        if q.bbox is not None and "geom" in self.table.geometry:
+            srid = self.table.geometry["geom"][1]
+            self.where.append(
+                sql.SQL("t.geom && ST_MakeEnvelope(%s, %s, %s, %s, {})").format(sql.Literal(srid))
+            )
+            self.params.extend(q.bbox)
+        if q.datetime_range is not None:
+            if not self.time_field:
+                raise InvalidInputError(f"{self.table.name} has no time to filter by datetime")
+            start, end = q.datetime_range
+            col = sql.Identifier(self.table.column(self.time_field).name)
+            if start is not None:
+                self.where.append(sql.SQL("t.{} >= %s").format(col))
+                self.params.append(start)
+            if end is not None:
+                self.where.append(sql.SQL("t.{} <= %s").format(col))
+                self.params.append(end)
+        for name, value in q.equals.items():
+            prop = self.table.column(self._property(name))
+            # Cast the value, not the column, so an index on the column is usable.
+            self.where.append(
+                sql.SQL("t.{} = CAST(%s AS {})").format(
+                    sql.Identifier(prop.name), sql.Identifier(prop.udt)
+                )
+            )
+            self.params.append(str(value))
+
+    def _property(self, name: str) -> str:
+        try:
+            col = self.table.column(name)
+        except NotFoundError as exc:
+            raise InvalidInputError(str(exc)) from None
+        if col.is_geometry:
+            raise InvalidInputError(f"{name!r} is a geometry, not a property")
+        return col.name
+
+    def clause(self) -> sql.Composable:
+        if not self.where:
+            return sql.SQL("")
+        return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(self.where)
+
+
+def _feature_sql(table: Table, q: FeatureQuery, id_field: str) -> sql.Composable:
+    """SQL of one feature object built from row ``t``."""
+    geom_cols = [c.name for c in table.columns if c.is_geometry]
+    if q.select:
+        unknown = [p for p in q.select if p not in table.names or p in geom_cols]
+        if unknown:
+            raise InvalidInputError(f"unknown properties for {table.name}: {', '.join(unknown)}")
+        props: sql.Composable = sql.SQL("jsonb_build_object({})").format(
+            sql.SQL(", ").join(
+                sql.SQL("{}, t.{}").format(sql.Literal(p), sql.Identifier(p)) for p in q.select
+            )
+        )
+    else:
+        props = sql.SQL("to_jsonb(t)")
+        for name in [*geom_cols, id_field]:
+            props = sql.SQL("{} - {}").format(props, sql.Literal(name))
+    geometry: sql.Composable
+    if q.skip_geometry or "geom" not in table.geometry:
+        geometry = sql.SQL("NULL::json")
+    else:
+        geometry = sql.SQL("ST_AsGeoJSON(t.geom, {}, 0)::json").format(sql.Literal(COORD_PRECISION))
+    return sql.SQL(
+        "json_build_object('type', 'Feature', 'id', t.{id}, 'geometry', {geometry}, "
+        "'properties', {props})"
+    ).format(id=sql.Identifier(id_field), geometry=geometry, props=props)
+
+
+def query_features(
+    conn: psycopg.Connection[Any],
+    table_name: str,
+    q: FeatureQuery,
+    *,
+    id_field: str = "id",
+    time_field: str | None = None,
+) -> dict[str, Any]:
+    """Return a GeoJSON FeatureCollection of a table's rows.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        An open connection.
+    table_name : str
+        Table or view of the application schema.
+    q : FeatureQuery
+        Filters, paging and selection.
+    id_field : str
+        Column holding the feature id.
+    time_field : str, optional
+        Column the ``datetime`` filter applies to.
+
+    Returns
+    -------
+    dict
+        ``type``, ``features``, ``numberReturned`` and, when at most
+        :data:`COUNT_CAP` rows match, ``numberMatched``.
+
+    Raises
+    ------
+    InvalidInputError
+        For unknown properties or a datetime filter on a table without time.
+    NotFoundError
+        For an unknown table.
+    """
+    table = get_table(conn, table_name)
+    table.column(id_field)
+    builder = _Builder(table, time_field)
+    builder.add(q)
+    relation = sql.SQL("{}.{} AS t").format(sql.Identifier(SCHEMA), sql.Identifier(table.name))
+    where = builder.clause()
+
+    count_sql = sql.SQL("SELECT count(*) AS n FROM (SELECT 1 FROM {} {} LIMIT {}) c").format(
+        relation, where, sql.Literal(COUNT_CAP + 1)
+    )
+    try:
+        row = conn.execute(count_sql, builder.params).fetchone()
+    except psycopg.errors.DataError as exc:
+        raise InvalidInputError(
+            f"a filter value does not fit its property: {exc.diag.message_primary}"
+        ) from None
+    matched = int(row["n"] if isinstance(row, dict) else row[0]) if row else 0
+    out: dict[str, Any] = {"type": "FeatureCollection", "features": []}
+    if matched <= COUNT_CAP:
+        out["numberMatched"] = matched
+    if q.hits_only:
+        out["numberReturned"] = 0
+        return out
+
+    order: list[sql.Composable] = [
+        sql.SQL("t.{} {}").format(
+            sql.Identifier(builder._property(name)), sql.SQL("ASC" if asc else "DESC")
+        )
+        for name, asc in q.sortby
+    ]
+    order.append(sql.SQL("t.{}").format(sql.Identifier(id_field)))
+    query = sql.SQL(
+        "SELECT coalesce(json_agg(f.feature ORDER BY f.n), '[]')::text AS features FROM ("
+        "SELECT {feature} AS feature, row_number() OVER () AS n FROM ("
+        "SELECT * FROM {relation} {where} ORDER BY {order} LIMIT %s OFFSET %s) t) f"
+    ).format(
+        feature=_feature_sql(table, q, id_field),
+        relation=relation,
+        where=where,
+        order=sql.SQL(", ").join(order),
+    )
+    row = conn.execute(query, [*builder.params, q.limit, q.offset]).fetchone()
+    text = row["features"] if isinstance(row, dict) else row[0]  # type: ignore[index]
+    out["features"] = json.loads(text)
+    out["numberReturned"] = len(out["features"])
+    return out
+
+
+def get_feature(
+    conn: psycopg.Connection[Any],
+    table_name: str,
+    identifier: str | int,
+    *,
+    id_field: str = "id",
+) -> dict[str, Any]:
+    """Return one feature by id.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        An open connection.
+    table_name : str
+        Table or view of the application schema.
+    identifier : str or int
+        The feature id.
+    id_field : str
+        Column holding the feature id.
+
+    Returns
+    -------
+    dict
+        A GeoJSON Feature.
+
+    Raises
+    ------
+    NotFoundError
+        When no row has this id.
+    """
+    table = get_table(conn, table_name)
+    id_col = table.column(id_field)
+    query = sql.SQL(
+        "SELECT {feature}::text AS feature FROM {schema}.{table} AS t "
+        "WHERE t.{id} = CAST(%s AS {type})"
+    ).format(
+        feature=_feature_sql(table, FeatureQuery(), id_field),
+        schema=sql.Identifier(SCHEMA),
+        table=sql.Identifier(table.name),
+        id=sql.Identifier(id_col.name),
+        type=sql.Identifier(id_col.udt),
+    )
+    try:
+        row = conn.execute(query, (str(identifier),)).fetchone()
+    except psycopg.errors.DataError:
+        row = None  # an id that cannot be of the column's type matches nothing
+    if row is None:
+        raise NotFoundError(f"{table.name} has no feature {identifier!s}")
+    text = row["feature"] if isinstance(row, dict) else row[0]
+    result: dict[str, Any] = json.loads(text)
+    return result

@@ -1,0 +1,99 @@
+"""The ASGI application: pygeoapi's Starlette app plus onemap's own routes.
+
+Wiring only. pygeoapi reads its configuration when its Starlette module is
+imported, so :func:`create_app` sets the environment first and imports it
+then — never at import time of this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from importlib.metadata import version
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+from spatial.settings import Settings, get_settings
+
+LOGGER = logging.getLogger(__name__)
+
+
+def openapi_document(settings: Settings) -> Path:
+    """Write pygeoapi's OpenAPI document for the configuration, once per change.
+
+    Parameters
+    ----------
+    settings : Settings
+        Where the configuration is and where generated files go.
+
+    Returns
+    -------
+    Path
+        The YAML document under ``var/``, named by a hash of the configuration,
+        the public URL and the pygeoapi version.
+    """
+    import yaml
+    from pygeoapi.openapi import get_oas
+    from pygeoapi.util import yaml_load
+
+    text = settings.config_path.read_bytes()
+    key = hashlib.sha256(
+        text + settings.public_url.encode() + version("pygeoapi").encode()
+    ).hexdigest()[:16]
+    path = settings.var_dir / f"openapi-{key}.yml"
+    if not path.exists():
+        with settings.config_path.open(encoding="utf-8") as fh:
+            config = yaml_load(fh)
+        document = get_oas(config)
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(
+            yaml.safe_dump(document, allow_unicode=True, sort_keys=False), encoding="utf-8"
+        )
+        tmp.replace(path)  # atomic: several workers may start at once
+    return path
+
+
+async def health(request: Request) -> JSONResponse:
+    """Report whether the database answers and migrations are current."""
+    from spatial.db import get_pool
+    from spatial.migrate import pending
+
+    try:
+        with get_pool().connection() as conn:
+            todo = pending(conn)
+    except Exception:
+        LOGGER.exception("health check failed")
+        return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+    status = "ok" if not todo else "degraded"
+    return JSONResponse(
+        {"status": status, "database": "up", "pending_migrations": todo},
+        status_code=200 if not todo else 503,
+    )
+
+
+def create_app() -> Starlette:
+    """Build the onemap ASGI application.
+
+    Returns
+    -------
+    starlette.applications.Starlette
+        pygeoapi mounted at ``/`` and onemap's routes (``/health``) beside it.
+    """
+    settings = get_settings()
+    os.environ.setdefault("ONEMAP_URL", settings.public_url)
+    os.environ["PYGEOAPI_CONFIG"] = str(settings.config_path)
+    os.environ["PYGEOAPI_OPENAPI"] = str(openapi_document(settings))
+    from pygeoapi import starlette_app
+
+    return Starlette(
+        routes=[
+            Route("/health", health),
+            Mount("/", app=starlette_app.APP),
+        ]
+    )

@@ -1,0 +1,198 @@
+"""pygeoapi feature provider on psycopg 3, reading the application schema.
+
+Configured in ``pygeoapi-config.yml`` by dotted path::
+
+    providers:
+      - type: feature
+        name: spatial.ogc.provider.PostGISProvider
+        data: {table: building}
+        id_field: id
+        storage_crs: http://www.opengis.net/def/crs/EPSG/0/4490
+
+The provider only adapts: it turns pygeoapi's arguments into a
+:class:`spatial.features.FeatureQuery`, runs it on the shared pool, and maps
+onemap errors to pygeoapi's provider errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+
+import psycopg
+from pygeoapi.provider.base import (
+    BaseProvider,
+    ProviderConnectionError,
+    ProviderGenericError,
+    ProviderInvalidQueryError,
+    ProviderItemNotFoundError,
+)
+
+from spatial.catalog import get_table
+from spatial.db import get_pool
+from spatial.errors import DatabaseUnavailableError, InvalidInputError, NotFoundError
+from spatial.features import FeatureQuery, get_feature, query_features
+
+LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def parse_datetime_interval(value: str) -> tuple[datetime | None, datetime | None]:
+    """Parse an OGC API ``datetime`` value: an instant or an interval.
+
+    Parameters
+    ----------
+    value : str
+        ``2026-01-01T00:00:00Z``, ``2026-01-01/2026-02-01``, ``../2026-02-01`` …
+
+    Returns
+    -------
+    tuple
+        ``(start, end)``; an instant gives the same value twice, ``..`` or an
+        empty end gives None.
+
+    Raises
+    ------
+    InvalidInputError
+        When a part is not an RFC 3339 date or date-time.
+
+    Examples
+    --------
+    >>> parse_datetime_interval("2026-01-01/..")[1] is None
+    True
+    """
+
+    def one(part: str) -> datetime | None:
+        part = part.strip()
+        if part in ("", ".."):
+            return None
+        try:
+            return datetime.fromisoformat(part)
+        except ValueError:
+            raise InvalidInputError(f"datetime {part!r} is not RFC 3339") from None
+
+    if "/" in value:
+        start, _, end = value.partition("/")
+        return one(start), one(end)
+    instant = one(value)
+    return instant, instant
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Map onemap errors to pygeoapi's provider errors."""
+    try:
+        yield
+    except NotFoundError as exc:
+        raise ProviderItemNotFoundError(user_msg=str(exc)) from exc
+    except InvalidInputError as exc:
+        raise ProviderInvalidQueryError(user_msg=str(exc)) from exc
+    except (DatabaseUnavailableError, psycopg.OperationalError) as exc:
+        LOGGER.exception("database unavailable")
+        raise ProviderConnectionError() from exc
+    except psycopg.Error as exc:
+        LOGGER.exception("query failed")
+        raise ProviderGenericError() from exc
+
+
+def _northing_first(crs: Any) -> bool:
+    """Whether a CRS's first axis is northing (EPSG:4490 and 4326 are lat, lon)."""
+    axes = getattr(crs, "axis_info", None) or []
+    return bool(axes) and axes[0].direction.lower() in ("north", "south")
+
+
+def bbox_to_lonlat(bbox: list[float], storage_crs: Any) -> tuple[float, float, float, float]:
+    """Put a bbox that pygeoapi transformed into the storage CRS back in lon/lat order.
+
+    pygeoapi hands the provider the bbox in the storage CRS's authority axis
+    order; for EPSG:4490 that is latitude first, while PostGIS is x/y.
+    """
+    if len(bbox) == 6:  # minx, miny, minz, maxx, maxy, maxz
+        bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
+    if len(bbox) != 4:
+        raise InvalidInputError(f"bbox needs 4 or 6 numbers, got {len(bbox)}")
+    a, b, c, d = (float(v) for v in bbox)
+    if _northing_first(storage_crs):
+        return b, a, d, c
+    return a, b, c, d
+
+
+class PostGISProvider(BaseProvider):
+    """Feature provider for a table or view of the ``onemap`` schema.
+
+    Parameters
+    ----------
+    provider_def : dict
+        pygeoapi provider definition; ``data.table`` names the table.
+    """
+
+    def __init__(self, provider_def: dict[str, Any]) -> None:
+        super().__init__(provider_def)
+        data = provider_def["data"]
+        self.table: str = data["table"] if isinstance(data, dict) else str(data)
+        self.id_field: str = provider_def.get("id_field") or "id"
+        with _translated():
+            self._fields = self._describe()
+
+    def _run(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+        with _translated(), get_pool().connection() as conn:
+            return fn(conn)
+
+    def _describe(self) -> dict[str, dict[str, Any]]:
+        def describe(conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
+            table = get_table(conn, self.table)
+            return {c.name: c.json_schema() for c in table.properties if c.name != self.id_field}
+
+        return self._run(describe)
+
+    def get_fields(self) -> dict[str, dict[str, Any]]:
+        """Properties of the collection and their JSON Schema types."""
+        return self._fields
+
+    def query(
+        self,
+        offset: int = 0,
+        limit: int = 10,
+        resulttype: str = "results",
+        bbox: list[float] | None = None,
+        datetime_: str | None = None,
+        properties: list[tuple[str, Any]] | None = None,
+        sortby: list[dict[str, str]] | None = None,
+        select_properties: list[str] | None = None,
+        skip_geometry: bool = False,
+        q: str | None = None,
+        filterq: Any = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Return features as a GeoJSON FeatureCollection (pygeoapi contract)."""
+        if filterq is not None:
+            raise ProviderInvalidQueryError(user_msg="CQL2 filters are not supported yet")
+        with _translated():
+            fq = FeatureQuery(
+                limit=int(limit),
+                offset=int(offset),
+                bbox=bbox_to_lonlat(bbox, self.storage_crs) if bbox else None,
+                datetime_range=parse_datetime_interval(datetime_) if datetime_ else None,
+                equals=dict(properties or []),
+                select=tuple(select_properties or ()),
+                sortby=tuple((s["property"], s.get("order", "+") != "-") for s in sortby or []),
+                skip_geometry=bool(skip_geometry),
+                hits_only=resulttype == "hits",
+            )
+        return self._run(
+            lambda conn: query_features(
+                conn, self.table, fq, id_field=self.id_field, time_field=self.time_field
+            )
+        )
+
+    def get(self, identifier: str, **kwargs: Any) -> dict[str, Any]:
+        """Return one feature by id (pygeoapi contract)."""
+        return self._run(
+            lambda conn: get_feature(conn, self.table, identifier, id_field=self.id_field)
+        )
+
+    def __repr__(self) -> str:
+        return f"<PostGISProvider> {self.table}"
