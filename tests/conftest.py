@@ -1,0 +1,139 @@
+"""Shared fixtures: a real PostGIS, a template database built once, a clone per test.
+
+Tests that need the database skip only when none is reachable; with
+``ONEMAP_REQUIRE_DB=1`` (CI) a skipped database test fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from spatial.settings import database_conninfo
+
+DB_FIXTURES = {"server_conninfo", "template_db", "db", "conn", "demo_db"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if DB_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.db)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not os.environ.get("ONEMAP_REQUIRE_DB"):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = [
+        r
+        for r in (reporter.stats.get("skipped", []) if reporter else [])
+        if "db" in getattr(r, "keywords", {})
+    ]
+    if skipped:
+        if reporter:
+            reporter.write_line(f"ONEMAP_REQUIRE_DB: {len(skipped)} database tests were skipped")
+        session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def server_conninfo() -> str:
+    """Connection string of the server under test (the application database)."""
+    info = database_conninfo()
+    try:
+        with psycopg.connect(info, connect_timeout=5):
+            pass
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no database reachable ({type(exc).__name__}); run `make test`")
+    return info
+
+
+def _admin(info: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(info, autocommit=True)
+
+
+def create_database(info: str, name: str, template: str | None = None) -> str:
+    """Create a database on the server and return its connection string."""
+    with _admin(info) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        if template:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
+        else:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return database_conninfo(name)
+
+
+def drop_database(info: str, name: str) -> None:
+    with _admin(info) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="session")
+def template_db(server_conninfo: str) -> Iterator[str]:
+    """Name of a database with every migration applied, built once per session."""
+    from spatial.migrate import migrate
+
+    name = f"onemap_tpl_{os.getpid()}"
+    info = create_database(server_conninfo, name)
+    with psycopg.connect(info, autocommit=True) as conn:
+        migrate(conn)
+    yield name
+    drop_database(server_conninfo, name)
+
+
+@pytest.fixture
+def db(server_conninfo: str, template_db: str) -> Iterator[str]:
+    """Connection string of a fresh clone of the template, dropped after the test."""
+    from spatial.catalog import clear_cache
+
+    name = f"onemap_t_{uuid.uuid4().hex[:10]}"
+    info = create_database(server_conninfo, name, template=template_db)
+    yield info
+    from spatial.db import close_pools
+
+    close_pools()
+    clear_cache()
+    drop_database(server_conninfo, name)
+
+
+@pytest.fixture
+def conn(db: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection (dict rows) to a fresh clone."""
+    from spatial.db import connect
+
+    with connect(db, autocommit=True) as c:
+        yield c
+
+
+@pytest.fixture
+def demo_db(db: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh clone holding the demo city; the application is pointed at it."""
+    from spatial.demo import load_demo_if_empty
+
+    monkeypatch.setenv("DATABASE_URL", db)
+    assert load_demo_if_empty()
+    return db
+
+
+@pytest.fixture
+def client(demo_db: str) -> Iterator[Any]:
+    """A client of the real ASGI application, reading the demo city."""
+    from starlette.testclient import TestClient
+
+    from spatial.ogc.app import create_app
+
+    with TestClient(create_app()) as c:
+        yield c
