@@ -172,21 +172,80 @@ def db_psql(args: tuple[str, ...]) -> None:
     os.execvp("psql", ["psql", database_conninfo(), *args])  # noqa: S606
 
 
+class _RichTask:
+    def __init__(self, progress: Progress, task_id: Any) -> None:
+        self.progress = progress
+        self.task_id = task_id
+
+    def advance(self, n: int = 1) -> None:
+        self.progress.update(self.task_id, advance=n)
+
+
+class RichReporter:
+    """Shows generator progress as rich progress bars."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def task(self, description: str, total: int | None) -> _RichTask:
+        """Start a bar for one piece of work."""
+        return _RichTask(self.progress, self.progress.add_task(description, total=total))
+
+
+def generate_city(scale: str, seed: int, replace: bool) -> None:
+    """Generate the synthetic city with progress bars and a summary table."""
+    from rich.table import Table
+
+    from spatial.db import connect
+    from spatial.synth import generate
+
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress, connect(autocommit=True) as conn:
+        report = generate(conn, scale, seed, reporter=RichReporter(progress), replace=replace)
+    table = Table(title=f"city {report.scale} (seed {report.seed}) in {report.seconds} s")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, n in sorted(report.rows.items()):
+        table.add_row(name, f"{n:,}")
+    console.print(table)
+
+
+@main.command("generate")
+@click.option("--scale", type=click.Choice(["S", "M", "L"]), default="M", show_default=True,
+              help="S: one community; M: one street office; L: a district.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same city.")
+@click.option("--replace", is_flag=True, help="Replace the city already in the database.")
+def generate_cmd(scale: str, seed: int, replace: bool) -> None:
+    """Generate the synthetic city (with its ground truth) into the database."""
+    try:
+        generate_city(scale, seed, replace)
+    except OnemapError as exc:
+        _fail(exc)
+
+
 @main.command("setup")
-@click.option(
-    "--demo/--no-demo", default=True, help="Load the demo city when the database is empty."
-)
+@click.option("--demo/--no-demo", default=True,
+              help="Generate the demo city when the database is empty.")
 def setup(demo: bool) -> None:
-    """Start the database, migrate, and load the demo city if it is empty."""
+    """Start the database, migrate, and generate the demo city (scale M) if it is empty.
+
+    ``ONEMAP_DEMO_SCALE`` chooses another scale for the demo city.
+    """
     try:
         console.print(start_database())
         applied = run_migrations()
         console.print(f"migrations: {len(applied)} applied")
         if demo:
-            from spatial.demo import load_demo_if_empty
+            from spatial.db import connect
+            from spatial.synth import is_empty
 
-            loaded = load_demo_if_empty()
-            console.print("demo city loaded" if loaded else "database already holds data")
+            with connect(autocommit=True) as conn:
+                empty = is_empty(conn)
+            if empty:
+                generate_city(os.environ.get("ONEMAP_DEMO_SCALE", "M"), 1, replace=False)
+            else:
+                console.print("database already holds a city")
     except OnemapError as exc:
         _fail(exc)
 

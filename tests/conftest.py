@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +18,7 @@ from psycopg import sql
 
 from spatial.settings import database_conninfo
 
-DB_FIXTURES = {"server_conninfo", "template_db", "db", "conn", "demo_db"}
+DB_FIXTURES = {"server_conninfo", "template_db", "db", "conn", "tiny_city_db"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -118,19 +119,22 @@ def conn(db: str) -> Iterator[psycopg.Connection[Any]]:
         yield c
 
 
-@pytest.fixture
-def demo_db(db: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh clone holding the demo city; the application is pointed at it."""
-    from spatial.demo import load_demo_if_empty
+TINY_CITY = Path(__file__).parent / "data" / "tiny_city.sql"
 
+
+@pytest.fixture
+def tiny_city_db(db: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh clone holding the hand-made tiny city (tests/data/tiny_city.sql),
+    whose answers are known; the application is pointed at it."""
     monkeypatch.setenv("DATABASE_URL", db)
-    assert load_demo_if_empty()
+    with psycopg.connect(db, autocommit=True) as conn, conn.transaction():
+        conn.execute(TINY_CITY.read_text(encoding="utf-8").encode("utf-8"))
     return db
 
 
 @pytest.fixture
-def client(demo_db: str) -> Iterator[Any]:
-    """A client of the real ASGI application, reading the demo city."""
+def client(tiny_city_db: str) -> Iterator[Any]:
+    """A client of the real ASGI application, reading the tiny city."""
     from starlette.testclient import TestClient
 
     from spatial.ogc.app import create_app

@@ -1,6 +1,6 @@
--- A tiny demo city (one community in Chaoyang, Beijing) so a fresh `make up`
--- shows something on every main layer. Synthetic: no real person is here.
--- Loaded by spatial.demo.load_demo_if_empty() only into an empty database.
+-- A tiny hand-made city (one community in Chaoyang, Beijing) whose counts the
+-- API tests know by heart. Synthetic: no real person is here.
+-- Loaded by the `demo_db` test fixture; tests/api assert its known answers.
 
 INSERT INTO onemap.district (code, name, geom) VALUES
   ('110105', '朝阳区(演示)', ST_Multi(ST_MakeEnvelope(116.40, 39.88, 116.54, 39.98, 4490)));
