@@ -14,6 +14,7 @@ import psycopg
 
 from spatial.db import SCHEMA
 from spatial.errors import NotFoundError
+from spatial.privacy import PERSONAL_COLUMNS
 
 #: PostgreSQL type → JSON Schema type (and format) for queryables.
 _JSON_TYPES: dict[str, tuple[str, str | None]] = {
@@ -106,8 +107,13 @@ class Table:
 
     @property
     def properties(self) -> tuple[Column, ...]:
-        """Columns that are not geometry (feature properties)."""
+        """Columns that are not geometry."""
         return tuple(c for c in self.columns if not c.is_geometry)
+
+    @property
+    def published(self) -> tuple[Column, ...]:
+        """Feature properties a caller may see: no geometry, no personal data."""
+        return tuple(c for c in self.properties if c.name not in PERSONAL_COLUMNS)
 
 
 _cache: dict[tuple[str, str], Table] = {}

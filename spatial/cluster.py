@@ -286,6 +286,10 @@ class Cluster:
                 conn.execute(
                     sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(sql.Identifier(s.pg_user))
                 )
+            # Lets DROP DATABASE ... WITH (FORCE) end an autovacuum worker in a test clone.
+            conn.execute(
+                sql.SQL("GRANT pg_signal_backend TO {}").format(sql.Identifier(s.pg_user))
+            )
             db = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (s.pg_database,)
             ).fetchone()

@@ -154,6 +154,8 @@ class _Builder:
             raise InvalidInputError(str(exc)) from None
         if col.is_geometry:
             raise InvalidInputError(f"{name!r} is a geometry, not a property")
+        if col not in self.table.published:
+            raise InvalidInputError(f"{self.table.name} has no property {name!r}")
         return col.name
 
     def clause(self) -> sql.Composable:
@@ -164,20 +166,21 @@ class _Builder:
 
 def _feature_sql(table: Table, q: FeatureQuery, id_field: str) -> sql.Composable:
     """SQL of one feature object built from row ``t``."""
-    geom_cols = [c.name for c in table.columns if c.is_geometry]
+    published = [c.name for c in table.published if c.name != id_field]
     if q.select:
-        unknown = [p for p in q.select if p not in table.names or p in geom_cols]
+        unknown = [p for p in q.select if p not in published]
         if unknown:
             raise InvalidInputError(f"unknown properties for {table.name}: {', '.join(unknown)}")
-        props: sql.Composable = sql.SQL("jsonb_build_object({})").format(
-            sql.SQL(", ").join(
-                sql.SQL("{}, t.{}").format(sql.Literal(p), sql.Identifier(p)) for p in q.select
-            )
-        )
+        names = list(q.select)
     else:
-        props = sql.SQL("to_jsonb(t)")
-        for name in [*geom_cols, id_field]:
-            props = sql.SQL("{} - {}").format(props, sql.Literal(name))
+        names = published
+    # Properties are listed, never `to_jsonb(row)`: a column added later (or a
+    # personal one) is not published by accident.
+    props: sql.Composable = sql.SQL("json_build_object({})").format(
+        sql.SQL(", ").join(
+            sql.SQL("{}, t.{}").format(sql.Literal(p), sql.Identifier(p)) for p in names
+        )
+    )
     geometry: sql.Composable
     if q.skip_geometry or "geom" not in table.geometry:
         geometry = sql.SQL("NULL::json")

@@ -7,6 +7,7 @@ Tests that need the database skip only when none is reachable; with
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 from collections.abc import Iterator

@@ -144,7 +144,7 @@ class PostGISProvider(BaseProvider):
     def _describe(self) -> dict[str, dict[str, Any]]:
         def describe(conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
             table = get_table(conn, self.table)
-            return {c.name: c.json_schema() for c in table.properties if c.name != self.id_field}
+            return {c.name: c.json_schema() for c in table.published if c.name != self.id_field}
 
         return self._run(describe)
 

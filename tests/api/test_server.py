@@ -104,3 +104,20 @@ def test_health_reports_database_and_migrations(client: Any) -> None:
     r = client.get("/health")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "database": "up", "pending_migrations": []}
+
+
+def test_personal_fields_are_never_published(client: Any) -> None:
+    r = client.get("/collections/event/items", params={"f": "json"}).json()
+    props = r["features"][0]["properties"]
+    assert "reporter_phone" not in props and "reporter_name" not in props
+    assert props["category"] == "city_appearance"
+    queryables = client.get("/collections/event/queryables", params={"f": "json"}).json()
+    assert "reporter_phone" not in queryables["properties"]
+    # Neither can they be sorted or selected on, nor used as an oracle by filtering
+    # (pygeoapi passes on only queryable properties, so the filter is not applied).
+    for params in ({"sortby": "reporter_phone"}, {"properties": "reporter_phone"}):
+        bad = client.get("/collections/event/items", params={"f": "json", **params})
+        assert bad.status_code == 400, params
+    probe = client.get("/collections/event/items",
+                       params={"f": "json", "reporter_phone": "no-such-phone"}).json()
+    assert probe["numberMatched"] == r["numberMatched"]
