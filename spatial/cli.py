@@ -275,5 +275,222 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     )
 
 
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        target, sep, source = item.partition("=")
+        if not sep or not target.strip() or not source.strip():
+            raise click.BadParameter(f"expected TARGET=VALUE, got {item!r}", param_hint=option)
+        out[target.strip()] = source.strip()
+    return out
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--layer", help="Target layer (table), e.g. building, road, pipe_segment.")
+@click.option(
+    "--mapping",
+    "mapping_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML mapping file (examples in layers/import/).",
+)
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="TARGET=SOURCE",
+    help="Map a column: the layer's column = a file column or a template '{a} {b}'.",
+)
+@click.option(
+    "--default",
+    "defaults",
+    multiple=True,
+    metavar="TARGET=VALUE",
+    help="Value for a column where the file gives none.",
+)
+@click.option(
+    "--source-crs",
+    help="CRS of the file's coordinates: EPSG code, gcj02 or bd09 (overrides the file's).",
+)
+@click.option(
+    "--key",
+    help="Column or template giving each row's source key "
+    "(default: a hash of geometry and attributes).",
+)
+@click.option("--source", "source_name", help="Source-key prefix (default: the file's stem).")
+@click.option("--source-layer", help="Layer inside a multi-layer file (GeoPackage).")
+@click.option("--lon", help="Longitude column of a CSV file (default: lon/lng/longitude/x).")
+@click.option("--lat", help="Latitude column of a CSV file (default: lat/latitude/y).")
+@click.option("--encoding", help="Text encoding of the file, e.g. GBK.")
+@click.option(
+    "--lenient",
+    multiple=True,
+    metavar="COLUMN",
+    help="A value of this column that cannot be read becomes NULL instead of rejecting the row.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    help="Where to write the JSON report (default var/import/<run>-<layer>.json).",
+)
+@click.option("--dry-run", is_flag=True, help="Check everything, write nothing.")
+def import_(
+    path: str,
+    layer: str | None,
+    mapping_file: str | None,
+    maps: tuple[str, ...],
+    defaults: tuple[str, ...],
+    source_crs: str | None,
+    key: str | None,
+    source_name: str | None,
+    source_layer: str | None,
+    lon: str | None,
+    lat: str | None,
+    encoding: str | None,
+    lenient: tuple[str, ...],
+    report_path: str | None,
+    dry_run: bool,
+) -> None:
+    """Import a GIS file (GeoPackage, GeoJSON, Shapefile, FlatGeobuf, CSV) into a layer.
+
+    Every row is loaded (inserted, or updated through its source key) or
+    rejected with its reason in the report; invalid geometries are repaired.
+    """
+    from pathlib import Path
+
+    from rich.table import Table as RichTable
+
+    from spatial.db import connect
+    from spatial.importer import ImportMapping, import_file
+    from spatial.settings import get_settings
+
+    try:
+        if mapping_file is not None:
+            mapping = ImportMapping.from_yaml(Path(mapping_file))
+        elif layer:
+            mapping = ImportMapping(layer=layer)
+        else:
+            raise click.UsageError("give --layer or --mapping")
+        mapping = mapping.with_options(
+            layer=layer,
+            columns=_pairs(maps, "--map"),
+            defaults=_pairs(defaults, "--default"),
+            lenient=lenient,
+            source_crs=source_crs,
+            key=key,
+            source=source_name,
+            source_layer=source_layer,
+            lon=lon,
+            lat=lat,
+            encoding=encoding,
+        )
+        with (
+            connect(autocommit=True) as conn,
+            Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=console,
+            ) as progress,
+        ):
+            task = progress.add_task("reading", total=1)
+
+            def on_progress(phase: str, done: int, total: int) -> None:
+                progress.update(task, description=phase, completed=done, total=max(total, 1))
+
+            summary = import_file(
+                conn, Path(path), mapping, dry_run=dry_run, progress=on_progress
+            )
+    except OnemapError as exc:
+        _fail(exc)
+    if report_path is None:
+        name = f"dry-run-{summary.layer}.json" if dry_run else (
+            f"{summary.run_id}-{summary.layer}.json"
+        )
+        written = summary.write_report(get_settings().var_dir / "import" / name)
+    else:
+        written = summary.write_report(report_path)
+    title = f"{Path(path).name} → {summary.layer}" + (" (dry run)" if dry_run else "")
+    table = RichTable(title=title)
+    for name in ("read", "loaded", "inserted", "updated", "repaired", "rejected", "nulled"):
+        table.add_column(name, justify="right")
+    table.add_row(*(str(v) for v in summary.counts().values()))
+    console.print(table)
+    console.print(f"source keys: {summary.source_name}:… ({summary.key_strategy})")
+    console.print(f"coordinates: {summary.source_crs}")
+    for reason, count in summary.reasons(top=10):
+        console.print(f"  rejected {count:>6} × {reason}")
+    console.print(f"report: {written}")
+
+
+@main.command("export")
+@click.option("--layer", required=True, help="Layer (table) to export.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["gpkg", "geojson", "csv"]), required=True,
+    help="Output format (CSV carries the geometry as WKT).",
+)
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False),
+    help="Output file (default: <layer>.<format> here).",
+)
+@click.option(
+    "--crs", default="4490", show_default=True,
+    help="Output CRS: 4490, 4326, 3857, a Gauss-Krüger zone, gcj02 or bd09.",
+)
+@click.option("--bbox", help="Only features within minx,miny,maxx,maxy (lon/lat).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+def export(
+    layer: str, fmt: str, output: str | None, crs: str, bbox: str | None, overwrite: bool
+) -> None:
+    """Export a layer's features to a file.
+
+    Only published map layers are exported, and never residents' personal
+    data: tables without geometry (resident …) are refused and personal
+    columns (phone, id number …) are left out.
+    """
+    from pathlib import Path
+
+    from spatial.db import connect
+    from spatial.exporter import FORMATS, export_layer
+
+    box: tuple[float, float, float, float] | None = None
+    if bbox:
+        try:
+            a, b, c, d = (float(v) for v in bbox.split(","))
+        except ValueError:
+            raise click.BadParameter(
+                f"expected 4 numbers, got {bbox!r}", param_hint="--bbox"
+            ) from None
+        box = (a, b, c, d)
+    out = Path(output) if output else Path(f"{layer}{FORMATS[fmt][1]}")
+    try:
+        with (
+            connect(autocommit=True) as conn,
+            Progress(
+                TextColumn(f"exporting {layer}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=console,
+            ) as progress,
+        ):
+            task = progress.add_task("export", total=None)
+
+            def on_progress(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            summary = export_layer(
+                conn, layer, out, fmt, crs=crs, bbox=box, overwrite=overwrite,
+                progress=on_progress,
+            )
+    except OnemapError as exc:
+        _fail(exc)
+    console.print(f"{summary.rows} features of {layer} → {summary.path} ({summary.crs})")
+    if summary.withheld:
+        console.print(f"personal columns left out: {', '.join(summary.withheld)}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
