@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -77,10 +77,18 @@ def create_database(info: str, name: str, template: str | None = None) -> str:
 
 
 def drop_database(info: str, name: str) -> None:
-    with _admin(info) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    # An autovacuum worker in the clone can make FORCE fail for a role without
+    # pg_signal_backend (an external server): retry for a few seconds.
+    stmt = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    for attempt in range(20):
+        try:
+            with _admin(info) as conn:
+                conn.execute(stmt)
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            if attempt == 19:
+                raise
+            time.sleep(0.25)
 
 
 @pytest.fixture(scope="session")

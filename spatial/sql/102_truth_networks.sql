@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS truth.unlit_stretch (
     CONSTRAINT unlit_stretch_order CHECK (from_m < to_m AND from_fraction < to_fraction)
 );
 COMMENT ON TABLE truth.unlit_stretch IS
-    '无灯路真值 — road stretch (from_m..to_m along the road geometry, metres in EPSG:4547; '
+    '无灯路真值 — road stretch (from_m..to_m along the road geometry, metres in EPSG:4548; '
     'fractions of its length) that no working lamp lights, and why: no_lamp (never lit), '
     'lamp_fault (a run of faulty lamps), lamp_off, circuit_fault (circuit or box off)';
 COMMENT ON COLUMN truth.unlit_stretch.lamp_ids IS 'the non-working lamps whose reach would cover the stretch';

@@ -2,7 +2,7 @@
 local metric CRS, the frames earlier steps published, and the database writer.
 
 Steps work in a local metric CRS (CGCS2000 / 3-degree Gauss-Krüger, central
-meridian 117°E, EPSG:4547) and hand GeoDataFrames in that CRS to the writer,
+meridian 117°E, EPSG:4548) and hand GeoDataFrames in that CRS to the writer,
 which transforms them to the storage CRS (EPSG:4490) once, vectorised.
 """
 
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 #: Local metric CRS of the generators: CGCS2000 3° GK zone, CM 117°E, no zone prefix.
-METRIC_EPSG = 4547
+METRIC_EPSG = 4548
 #: Where the synthetic city stands: around Chaoyang district, Beijing (lon, lat).
 ORIGIN_LONLAT = (116.45, 39.92)
 #: The synthetic year of records ends here; all times derive from it, never from now().

@@ -22,7 +22,7 @@ from spatial.db import connect
 from spatial.synth import GenerationReport, generate
 
 STEPS = ("pipelines", "lighting", "alleys", "refuse", "events")
-METRIC = 4547
+METRIC = 4548
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_every_building_has_a_water_service_connection(db_conn: psycopg.Connecti
     assert missing is not None and missing["n"] == 0
     # The service connection stands at its building.
     far = db_conn.execute(
-        "SELECT max(ST_Distance(ST_Transform(n.geom, 4547), ST_Transform(b.geom, 4547))) AS d "
+        "SELECT max(ST_Distance(ST_Transform(n.geom, 4548), ST_Transform(b.geom, 4548))) AS d "
         "FROM onemap.pipe_node n JOIN onemap.building b ON b.id = n.building_id").fetchone()
     assert far is not None and far["d"] < 1.0
 
@@ -100,7 +100,7 @@ def test_valves_spacing_along_mains(db_conn: psycopg.Connection[Any]) -> None:
     main_diameter = {"water": 300, "gas": 200, "heat": 300}
     for utility, dmin in main_diameter.items():
         seg = frame(db_conn, "SELECT from_node_id AS a, to_node_id AS b, "
-                             "ST_Length(ST_Transform(geom, 4547)) AS len FROM onemap.pipe_segment "
+                             "ST_Length(ST_Transform(geom, 4548)) AS len FROM onemap.pipe_segment "
                              "WHERE utility = %s AND diameter_mm >= %s", utility, dmin)
         valves = frame(db_conn, "SELECT node_id, operable FROM onemap.valve WHERE utility = %s",
                        utility)
@@ -159,8 +159,8 @@ def test_pipe_attributes_are_plausible(db_conn: psycopg.Connection[Any]) -> None
 def test_old_quarters_have_older_pipes(db_conn: psycopg.Connection[Any]) -> None:
     # Water pipes laid along the alleys of the old quarters, against all the others.
     seg = frame(db_conn, "SELECT s.install_year, EXISTS (SELECT 1 FROM onemap.alley a WHERE "
-                         "ST_CoveredBy(ST_Transform(s.geom, 4547), "
-                         "ST_Buffer(ST_Transform(a.geom, 4547), 2.5))) AS old "
+                         "ST_CoveredBy(ST_Transform(s.geom, 4548), "
+                         "ST_Buffer(ST_Transform(a.geom, 4548), 2.5))) AS old "
                          "FROM onemap.pipe_segment s WHERE s.utility = 'water'")
     assert seg["old"].any()
     assert seg.loc[seg["old"], "install_year"].mean() < seg.loc[~seg["old"],
@@ -184,8 +184,8 @@ def lamps_along_roads(conn: psycopg.Connection[Any]) -> pd.DataFrame:
     """Each lamp's distance along its road (m), side, class and status."""
     lamps = frame(conn, "SELECT l.id, l.road_id, l.status, l.height_m::float AS height, "
                         "l.circuit_id, r.road_class, r.name, "
-                        "ST_AsBinary(ST_Transform(l.geom, 4547)) AS p, "
-                        "ST_AsBinary(ST_Transform(r.geom, 4547)) AS line "
+                        "ST_AsBinary(ST_Transform(l.geom, 4548)) AS p, "
+                        "ST_AsBinary(ST_Transform(r.geom, 4548)) AS line "
                         "FROM onemap.lamp l JOIN onemap.road r ON r.id = l.road_id")
     p = shapely.from_wkb(lamps["p"].map(bytes).to_numpy())
     line = shapely.from_wkb(lamps["line"].map(bytes).to_numpy())
@@ -221,7 +221,7 @@ def test_lamp_spacing_follows_the_road_class(db_conn: psycopg.Connection[Any]) -
 
 def test_lamp_counts_are_plausible(db_conn: psycopg.Connection[Any]) -> None:
     per_km = frame(db_conn, "SELECT r.road_class, count(l.id) / (sum(DISTINCT "
-                            "ST_Length(ST_Transform(r.geom, 4547)) + r.id * 1e-9) / 1000) AS n "
+                            "ST_Length(ST_Transform(r.geom, 4548)) + r.id * 1e-9) / 1000) AS n "
                             "FROM onemap.road r LEFT JOIN onemap.lamp l ON l.road_id = r.id "
                             "GROUP BY 1")
     bounds = {"expressway": (35, 60), "arterial": (40, 70), "secondary": (25, 70),
@@ -248,7 +248,7 @@ def test_circuits_run_along_one_road_and_boxes_feed_a_few(db_conn: psycopg.Conne
 def test_unlit_stretches_follow_from_lamps(db_conn: psycopg.Connection[Any]) -> None:
     reach = facts(db_conn)["lighting"]["reach_m"]
     lamps = lamps_along_roads(db_conn)
-    roads = frame(db_conn, "SELECT id, road_class, ST_Length(ST_Transform(geom, 4547)) AS len "
+    roads = frame(db_conn, "SELECT id, road_class, ST_Length(ST_Transform(geom, 4548)) AS len "
                            "FROM onemap.road")
     truth = frame(db_conn, "SELECT road_id, from_m, to_m, reason, lamp_ids FROM "
                            "truth.unlit_stretch ORDER BY road_id, from_m")
@@ -284,7 +284,7 @@ def test_unlit_stretches_follow_from_lamps(db_conn: psycopg.Connection[Any]) -> 
 
 def test_alleys_have_chiefs_and_ledger_attributes(db_conn: psycopg.Connection[Any]) -> None:
     alleys = frame(db_conn, "SELECT name, length_m::float AS length_m, "
-                            "ST_Length(ST_Transform(geom, 4547)) AS len, width_m, alley_type, "
+                            "ST_Length(ST_Transform(geom, 4548)) AS len, width_m, alley_type, "
                             "alley_chief_name, alley_chief_phone, start_desc, end_desc "
                             "FROM onemap.alley")
     assert len(alleys) >= 3
@@ -300,9 +300,9 @@ def test_alleys_have_chiefs_and_ledger_attributes(db_conn: psycopg.Connection[An
 def test_problems_lie_a_few_metres_off_their_alley(db_conn: psycopg.Connection[Any]) -> None:
     near = frame(db_conn, """
         SELECT o.alley_id, o.offset_m,
-               ST_Distance(ST_Transform(p.geom, 4547), ST_Transform(a.geom, 4547)) AS d,
-               (SELECT b.id FROM onemap.alley b ORDER BY ST_Transform(b.geom, 4547)
-                <-> ST_Transform(p.geom, 4547) LIMIT 1) AS nearest
+               ST_Distance(ST_Transform(p.geom, 4548), ST_Transform(a.geom, 4548)) AS d,
+               (SELECT b.id FROM onemap.alley b ORDER BY ST_Transform(b.geom, 4548)
+                <-> ST_Transform(p.geom, 4548) LIMIT 1) AS nearest
         FROM onemap.alley_problem p JOIN truth.alley_problem_origin o ON o.problem_id = p.id
         JOIN onemap.alley a ON a.id = o.alley_id""")
     assert len(near) > 100
@@ -315,7 +315,7 @@ def test_problems_lie_a_few_metres_off_their_alley(db_conn: psycopg.Connection[A
 
 def test_hot_spots_and_trends_show_in_the_counts(db_conn: psycopg.Connection[Any]) -> None:
     counts = frame(db_conn, """
-        SELECT t.alley_id, t.hotspot, t.trend, ST_Length(ST_Transform(a.geom, 4547)) AS len,
+        SELECT t.alley_id, t.hotspot, t.trend, ST_Length(ST_Transform(a.geom, 4548)) AS len,
                floor(extract(epoch FROM p.reported_at - (TIMESTAMPTZ '2026-10-31 00:00+00'
                      - INTERVAL '365 days')) / (365 * 86400 / 12))::int AS month,
                count(p.id) AS n
@@ -401,8 +401,8 @@ def test_refuse_gaps_are_beyond_walking_reach(db_conn: psycopg.Connection[Any]) 
     reach = facts(db_conn)["refuse"]["walk_reach_m"]
     access = frame(db_conn, """
         SELECT a.building_id, a.walk_m, a.beyond_walk, a.gap_id, a.households,
-               ST_Distance(ST_Transform(ST_Centroid(b.geom), 4547),
-                           ST_Transform(f.geom, 4547)) AS crow
+               ST_Distance(ST_Transform(ST_Centroid(b.geom), 4548),
+                           ST_Transform(f.geom, 4548)) AS crow
         FROM truth.refuse_access a JOIN onemap.building b ON b.id = a.building_id
         JOIN onemap.refuse_facility f ON f.id = a.facility_id""")
     demand = db_conn.execute("SELECT count(*) AS n FROM truth.refuse_demand WHERE "

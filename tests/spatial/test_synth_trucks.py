@@ -113,9 +113,9 @@ def test_gps_points_lie_near_roads(city: psycopg.Connection[Any]) -> None:
                         "FROM onemap.truck_gps").fetchall()
     assert 30_000 <= len(rows) <= 50_000  # the S target is about 40,000
     lon, lat = (np.array([r[k] for r in rows]) for k in ("x", "y"))
-    points = shapely.points(np.c_[transform(lon, lat, 4490, 4547)])
+    points = shapely.points(np.c_[transform(lon, lat, 4490, 4548)])
     speed = np.array([r["speed_kmh"] for r in rows])
-    roads = _metric_geoms(city, "SELECT ST_AsBinary(ST_Transform(geom, 4547)) AS wkb "
+    roads = _metric_geoms(city, "SELECT ST_AsBinary(ST_Transform(geom, 4548)) AS wkb "
                                 "FROM onemap.road")
     hit = shapely.STRtree(roads).query(points, predicate="dwithin", distance=30)[0]
     near = np.zeros(len(points), dtype=bool)
@@ -129,8 +129,8 @@ def test_gps_points_lie_near_roads(city: psycopg.Connection[Any]) -> None:
 def test_consecutive_fixes_have_plausible_speed(city: psycopg.Connection[Any]) -> None:
     rows = city.execute(
         """
-        SELECT truck_id, extract(epoch FROM ts)::float8 AS t, ST_X(ST_Transform(geom, 4547)) AS x,
-               ST_Y(ST_Transform(geom, 4547)) AS y, speed_kmh, heading, ignition
+        SELECT truck_id, extract(epoch FROM ts)::float8 AS t, ST_X(ST_Transform(geom, 4548)) AS x,
+               ST_Y(ST_Transform(geom, 4548)) AS y, speed_kmh, heading, ignition
         FROM onemap.truck_gps ORDER BY truck_id, ts
         """).fetchall()
     truck = np.array([r["truck_id"] for r in rows])
@@ -155,8 +155,8 @@ def test_loading_happens_inside_construction_sites(city: psycopg.Connection[Any]
     row = city.execute(
         """
         SELECT count(*) AS n,
-               count(*) FILTER (WHERE ST_DWithin(ST_Transform(s.geom, 4547),
-                                                 ST_Transform(g.geom, 4547), 10)) AS inside,
+               count(*) FILTER (WHERE ST_DWithin(ST_Transform(s.geom, 4548),
+                                                 ST_Transform(g.geom, 4548), 10)) AS inside,
                count(*) FILTER (WHERE g.speed_kmh = 0 AND g.ignition) AS standing
         FROM truth.truck_trip t
         JOIN onemap.construction_site s ON s.id = t.construction_site_id
@@ -201,7 +201,7 @@ def test_checkpoint_hits_correspond_to_passes(city: psycopg.Connection[Any]) -> 
         SELECT count(*) AS n, count(*) FILTER (WHERE EXISTS (
                    SELECT 1 FROM onemap.truck_gps g WHERE g.truck_id = h.truck_id
                      AND g.ts BETWEEN h.at - interval '40 s' AND h.at + interval '40 s'
-                     AND ST_DWithin(ST_Transform(g.geom, 4547), ST_Transform(c.geom, 4547),
+                     AND ST_DWithin(ST_Transform(g.geom, 4548), ST_Transform(c.geom, 4548),
                                     450))) AS near
         FROM onemap.checkpoint_hit h JOIN onemap.checkpoint c ON c.id = h.checkpoint_id
         WHERE h.truck_id IS NOT NULL AND NOT EXISTS (
@@ -260,7 +260,7 @@ def test_spills_lie_on_the_causing_trip_after_it_passed(city: psycopg.Connection
         """
         SELECT c.kind, c.truck_id, t.truck_id AS trip_truck, s.reported_at - c.passed_at AS lag,
                c.passed_at BETWEEN t.depart_ts AND t.arrive_ts AS during,
-               ST_Distance(ST_Transform(s.geom, 4547), ST_Transform(t.path, 4547)) AS off_path,
+               ST_Distance(ST_Transform(s.geom, 4548), ST_Transform(t.path, 4548)) AS off_path,
                c.construction_site_id = t.construction_site_id
                    AND c.disposal_site_id = t.disposal_site_id AS sites
         FROM onemap.spill_report s JOIN truth.spill_cause c ON c.spill_report_id = s.id
@@ -281,7 +281,7 @@ def test_spills_lie_on_the_causing_trip_after_it_passed(city: psycopg.Connection
                    SELECT 1 FROM onemap.truck_gps g WHERE g.truck_id = c.truck_id
                      AND g.ts BETWEEN c.passed_at - interval '1 min'
                                   AND c.passed_at + interval '1 min'
-                     AND ST_DWithin(ST_Transform(g.geom, 4547), ST_Transform(s.geom, 4547), 500)
+                     AND ST_DWithin(ST_Transform(g.geom, 4548), ST_Transform(s.geom, 4548), 500)
                )) AS seen
         FROM truth.spill_cause c JOIN onemap.spill_report s ON s.id = c.spill_report_id
         WHERE c.kind = 'caused' AND NOT EXISTS (
