@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
@@ -124,7 +125,8 @@ def create_app() -> Starlette:
     Returns
     -------
     starlette.applications.Starlette
-        pygeoapi mounted at ``/`` and onemap's routes (``/health``) beside it.
+        pygeoapi mounted at ``/`` and onemap's routes (``/health``, ``/metrics``)
+        beside it; every response carries ``Server-Timing``.
     """
     settings = get_settings()
     os.environ.setdefault("ONEMAP_URL", settings.public_url)
@@ -137,9 +139,13 @@ def create_app() -> Starlette:
     _transformer(CRS84_URI, STORAGE_CRS_URI, False)
     from pygeoapi import starlette_app  # reads the configuration on import
 
+    from spatial.ogc.metrics import MetricsMiddleware, metrics
+
     return Starlette(
         routes=[
             Route("/health", health),
+            Route("/metrics", metrics),
             Mount("/", app=starlette_app.APP),
-        ]
+        ],
+        middleware=[Middleware(MetricsMiddleware)],
     )
