@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from spatial.catalog import Table, get_table
+from spatial.cql import to_sql as cql_to_sql
 from spatial.db import SCHEMA
 from spatial.errors import InvalidInputError, NotFoundError
 
@@ -54,6 +55,11 @@ class FeatureQuery:
         Leave geometries out.
     hits_only : bool
         Count, return no features.
+    cql : pygeofilter.ast.Node, optional
+        A CQL2 filter (see :func:`spatial.cql.parse_filter`).
+    cql_northing_first : bool
+        The filter's geometry literals have latitude first (as pygeoapi
+        passes them after transforming them into EPSG:4490).
     """
 
     limit: int = 10
@@ -65,6 +71,8 @@ class FeatureQuery:
     sortby: tuple[tuple[str, bool], ...] = ()
     skip_geometry: bool = False
     hits_only: bool = False
+    cql: Any = None
+    cql_northing_first: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.limit <= MAX_LIMIT:
@@ -146,6 +154,10 @@ class _Builder:
                 )
             )
             self.params.append(str(value))
+        if q.cql is not None:
+            fragment, params = cql_to_sql(q.cql, self.table, northing_first=q.cql_northing_first)
+            self.where.append(fragment)
+            self.params.extend(params)
 
     def _property(self, name: str) -> str:
         try:
@@ -240,7 +252,11 @@ def query_features(
     )
     try:
         row = conn.execute(count_sql, builder.params).fetchone()
-    except psycopg.errors.DataError as exc:
+    except (
+        psycopg.errors.DataError,
+        psycopg.errors.UndefinedFunction,  # e.g. a CQL2 sum of text and number
+        psycopg.errors.DatatypeMismatch,
+    ) as exc:
         raise InvalidInputError(
             f"a filter value does not fit its property: {exc.diag.message_primary}"
         ) from None

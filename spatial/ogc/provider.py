@@ -30,8 +30,10 @@ from pygeoapi.provider.base import (
     ProviderInvalidQueryError,
     ProviderItemNotFoundError,
 )
+from pygeofilter import ast
 
 from spatial.catalog import get_table
+from spatial.cql import parse_filter
 from spatial.db import get_pool
 from spatial.errors import DatabaseUnavailableError, InvalidInputError, NotFoundError
 from spatial.features import FeatureQuery, get_feature, query_features
@@ -168,9 +170,8 @@ class PostGISProvider(BaseProvider):
         **kwargs: Any,
     ) -> dict[str, Any]:
         """Return features as a GeoJSON FeatureCollection (pygeoapi contract)."""
-        if filterq is not None:
-            raise ProviderInvalidQueryError(user_msg="CQL2 filters are not supported yet")
         with _translated():
+            cql = self._filter(filterq, kwargs.get("filter_lang"))
             fq = FeatureQuery(
                 limit=int(limit),
                 offset=int(offset),
@@ -181,12 +182,32 @@ class PostGISProvider(BaseProvider):
                 sortby=tuple((s["property"], s.get("order", "+") != "-") for s in sortby or []),
                 skip_geometry=bool(skip_geometry),
                 hits_only=resulttype == "hits",
+                cql=cql,
+                # pygeoapi transforms filter geometries into the storage CRS in
+                # its authority axis order (latitude first for EPSG:4490).
+                cql_northing_first=_northing_first(self.storage_crs),
             )
         return self._run(
             lambda conn: query_features(
                 conn, self.table, fq, id_field=self.id_field, time_field=self.time_field
             )
         )
+
+    @staticmethod
+    def _filter(filterq: Any, lang: str | None) -> Any:
+        """The CQL2 filter as a pygeofilter AST.
+
+        pygeoapi parses ``filter`` (cql2-text) and a POSTed cql2-json body
+        itself and passes the AST; raw text or a JSON object (other callers)
+        is parsed here.
+        """
+        if filterq is None or isinstance(filterq, ast.Node):
+            return filterq
+        if isinstance(filterq, dict):
+            return parse_filter(filterq, "cql2-json")
+        if isinstance(filterq, str):
+            return parse_filter(filterq, lang or "cql2-text")
+        raise InvalidInputError(f"unsupported filter of type {type(filterq).__name__}")
 
     def get(self, identifier: str, **kwargs: Any) -> dict[str, Any]:
         """Return one feature by id (pygeoapi contract)."""
