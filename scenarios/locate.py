@@ -5,12 +5,12 @@ A reported location is assigned to the units it falls in. Near a boundary —
 within ``tolerance_m`` of more than one grid — every candidate is returned,
 ranked, so a mobile client can ask the user to choose.
 
-Examples
---------
->>> from spatial.db import connect                                # doctest: +SKIP
->>> with connect() as conn:                                       # doctest: +SKIP
-...     result = locate(conn, 116.4655, 39.9225, crs="gcj02")
-...     result.grid.name, result.ambiguous
+Example (needs the database; see tests/scenarios/test_locate.py)::
+
+    from spatial.db import connect
+    with connect() as conn:
+        result = locate(conn, 116.4655, 39.9225, crs="gcj02")
+        result.grid.name, result.ambiguous
 """
 
 from __future__ import annotations
