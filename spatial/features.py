@@ -31,6 +31,10 @@ COUNT_CAP = 10_000
 MAX_LIMIT = 10_000
 #: Decimal places of output coordinates (1e-7° ≈ 1 cm).
 COORD_PRECISION = 7
+#: Decimal places of projected output coordinates (metres: 1 mm).
+PROJECTED_PRECISION = 3
+#: Geographic CRSs whose coordinates are degrees.
+GEOGRAPHIC_SRIDS = frozenset({4326, 4490})
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,12 @@ class FeatureQuery:
     cql_northing_first : bool
         The filter's geometry literals have latitude first (as pygeoapi
         passes them after transforming them into EPSG:4490).
+    out_srid : int, optional
+        Output geometries in this EPSG code (transformed in PostGIS); None keeps
+        the stored CGCS2000 longitude/latitude (which is CRS84 to the centimetre).
+    out_northing_first : bool
+        Output coordinates northing (latitude) first, as EPSG:4326/4490 and the
+        CGCS2000 Gauss-Krüger CRSs declare their axes.
     """
 
     limit: int = 10
@@ -73,6 +83,8 @@ class FeatureQuery:
     hits_only: bool = False
     cql: Any = None
     cql_northing_first: bool = False
+    out_srid: int | None = None
+    out_northing_first: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.limit <= MAX_LIMIT:
@@ -197,7 +209,15 @@ def _feature_sql(table: Table, q: FeatureQuery, id_field: str) -> sql.Composable
     if q.skip_geometry or "geom" not in table.geometry:
         geometry = sql.SQL("NULL::json")
     else:
-        geometry = sql.SQL("ST_AsGeoJSON(t.geom, {}, 0)::json").format(sql.Literal(COORD_PRECISION))
+        geom: sql.Composable = sql.SQL("t.geom")
+        precision = COORD_PRECISION
+        if q.out_srid is not None and q.out_srid != table.geometry["geom"][1]:
+            geom = sql.SQL("ST_Transform({}, {})").format(geom, sql.Literal(int(q.out_srid)))
+            if q.out_srid not in GEOGRAPHIC_SRIDS:
+                precision = PROJECTED_PRECISION
+        if q.out_northing_first:
+            geom = sql.SQL("ST_FlipCoordinates({})").format(geom)
+        geometry = sql.SQL("ST_AsGeoJSON({}, {}, 0)::json").format(geom, sql.Literal(precision))
     return sql.SQL(
         "json_build_object('type', 'Feature', 'id', t.{id}, 'geometry', {geometry}, "
         "'properties', {props})"
@@ -298,6 +318,8 @@ def get_feature(
     identifier: str | int,
     *,
     id_field: str = "id",
+    out_srid: int | None = None,
+    out_northing_first: bool = False,
 ) -> dict[str, Any]:
     """Return one feature by id.
 
@@ -311,6 +333,8 @@ def get_feature(
         The feature id.
     id_field : str
         Column holding the feature id.
+    out_srid, out_northing_first : int, bool
+        Output CRS and axis order, as in :class:`FeatureQuery`.
 
     Returns
     -------
@@ -328,7 +352,10 @@ def get_feature(
         "SELECT {feature}::text AS feature FROM {schema}.{table} AS t "
         "WHERE t.{id} = CAST(%s AS {type})"
     ).format(
-        feature=_feature_sql(table, FeatureQuery(), id_field),
+        feature=_feature_sql(
+            table, FeatureQuery(out_srid=out_srid, out_northing_first=out_northing_first),
+            id_field,
+        ),
         schema=sql.Identifier(SCHEMA),
         table=sql.Identifier(table.name),
         id=sql.Identifier(id_col.name),

@@ -119,6 +119,29 @@ def cached_transform_bbox(
     return [*lo, *hi]
 
 
+def explicit_crs_transform_spec(provider_def: dict[str, Any],
+                                 query_crs_uri: str | None = None) -> Any:
+    """pygeoapi's ``create_crs_transform_spec``, but never silent about the CRS asked for.
+
+    pygeoapi answers None when ``crs=`` names the storage CRS (EPSG:4490), so the
+    provider cannot tell that the caller wants EPSG:4490's declared axis order
+    (latitude first) rather than the CRS84 order it answers by default. Here
+    such a request still yields a spec whose target is the CRS asked for.
+    """
+    from pygeoapi.crs import DEFAULT_STORAGE_CRS, CrsTransformSpec, get_crs
+
+    spec = _ORIGINAL_SPEC(provider_def, query_crs_uri)
+    if spec is None and query_crs_uri:
+        storage_uri = provider_def.get("storage_crs", DEFAULT_STORAGE_CRS)
+        wkt = get_crs(storage_uri).to_wkt()
+        spec = CrsTransformSpec(source_crs_uri=storage_uri, source_crs_wkt=wkt,
+                                target_crs_uri=query_crs_uri, target_crs_wkt=wkt)
+    return spec
+
+
+_ORIGINAL_SPEC: Any = None
+
+
 def create_app() -> Starlette:
     """Build the onemap ASGI application.
 
@@ -134,7 +157,11 @@ def create_app() -> Starlette:
     os.environ["PYGEOAPI_OPENAPI"] = str(openapi_document(settings))
     import pygeoapi.api.itemtypes as itemtypes
 
+    global _ORIGINAL_SPEC
     itemtypes.transform_bbox = cached_transform_bbox  # see cached_transform_bbox
+    if _ORIGINAL_SPEC is None:
+        _ORIGINAL_SPEC = itemtypes.create_crs_transform_spec
+        itemtypes.create_crs_transform_spec = explicit_crs_transform_spec
     # Pay PROJ's search for the commonest pair (bbox in CRS84 → storage) at start-up.
     _transformer(CRS84_URI, STORAGE_CRS_URI, False)
     from pygeoapi import starlette_app  # reads the configuration on import

@@ -16,6 +16,7 @@ onemap errors to pygeoapi's provider errors.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -106,6 +107,45 @@ def _northing_first(crs: Any) -> bool:
     return bool(axes) and axes[0].direction.lower() in ("north", "south")
 
 
+@functools.lru_cache(maxsize=64)
+def output_crs(uri: str) -> tuple[int | None, bool]:
+    """EPSG code and axis order of a requested output CRS (``crs=`` parameter).
+
+    Parameters
+    ----------
+    uri : str
+        A CRS URI pygeoapi accepted for the collection.
+
+    Returns
+    -------
+    tuple
+        ``(srid, northing_first)``: srid None keeps the stored CGCS2000
+        longitude/latitude (CRS84 to the centimetre; EPSG:4490 itself only
+        flips the axes).
+
+    Raises
+    ------
+    InvalidInputError
+        For a CRS without an EPSG code.
+
+    Examples
+    --------
+    >>> output_crs("http://www.opengis.net/def/crs/EPSG/0/3857")
+    (3857, False)
+    >>> output_crs("http://www.opengis.net/def/crs/EPSG/0/4326")
+    (4326, True)
+    """
+    from pygeoapi.crs import get_crs
+
+    crs = get_crs(uri)
+    if uri.rstrip("/").endswith(("CRS84", "CRS84h")):
+        return None, False
+    epsg = crs.to_epsg()
+    if epsg is None:
+        raise InvalidInputError(f"no EPSG code for CRS {uri!r}")
+    return (None if epsg == 4490 else epsg), _northing_first(crs)
+
+
 def bbox_to_lonlat(bbox: list[float], storage_crs: Any) -> tuple[float, float, float, float]:
     """Put a bbox that pygeoapi transformed into the storage CRS back in lon/lat order.
 
@@ -186,6 +226,7 @@ class PostGISProvider(BaseProvider):
                 # pygeoapi transforms filter geometries into the storage CRS in
                 # its authority axis order (latitude first for EPSG:4490).
                 cql_northing_first=_northing_first(self.storage_crs),
+                **self._output(kwargs.get("crs_transform_spec")),
             )
         return self._run(
             lambda conn: query_features(
@@ -209,10 +250,24 @@ class PostGISProvider(BaseProvider):
             return parse_filter(filterq, lang or "cql2-text")
         raise InvalidInputError(f"unsupported filter of type {type(filterq).__name__}")
 
+    @staticmethod
+    def _output(spec: Any) -> dict[str, Any]:
+        """``out_srid``/``out_northing_first`` for pygeoapi's CRS transform spec.
+
+        pygeoapi asks the provider to transform (Features Part 2); PostGIS does
+        it, instead of shapely per feature in Python.
+        """
+        if spec is None:
+            return {}
+        srid, northing_first = output_crs(spec.target_crs_uri)
+        return {"out_srid": srid, "out_northing_first": northing_first}
+
     def get(self, identifier: str, **kwargs: Any) -> dict[str, Any]:
         """Return one feature by id (pygeoapi contract)."""
+        with _translated():
+            out = self._output(kwargs.get("crs_transform_spec"))
         return self._run(
-            lambda conn: get_feature(conn, self.table, identifier, id_field=self.id_field)
+            lambda conn: get_feature(conn, self.table, identifier, id_field=self.id_field, **out)
         )
 
     def __repr__(self) -> str:
