@@ -1,0 +1,135 @@
+"""Fixes to pygeoapi 0.24 that onemap installs when it builds its app.
+
+Each replaces one function pygeoapi's item API looks up by name; each is
+small, tested through the real app (tests/api/test_crs.py, test_cql.py), and
+worth reporting upstream:
+
+* pygeoapi builds a new :class:`pyproj.Transformer` for every request that has
+  a ``bbox`` or a spatial ``filter``. PROJ's operation search makes that about
+  0.9 s for CRS84 → EPSG:4490 on this machine — alone it would break the
+  1-second budget for an information query. Transformers are cached here.
+* pygeoapi passes no CRS transform spec when ``crs=`` names the storage CRS, so
+  a provider cannot tell that the caller wants that CRS's axis order.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+STORAGE_CRS_URI = "http://www.opengis.net/def/crs/EPSG/0/4490"
+
+
+@functools.lru_cache(maxsize=64)
+def _transformer(from_key: str, to_key: str, always_xy: bool) -> Any:
+    import pyproj
+    from pygeoapi.crs import get_crs
+
+    def crs(key: str) -> Any:
+        return get_crs(key) if key.startswith(("http", "urn")) else pyproj.CRS.from_wkt(key)
+
+    return pyproj.Transformer.from_crs(crs(from_key), crs(to_key), always_xy=always_xy)
+
+
+def _crs_key(crs: Any) -> str:
+    return crs if isinstance(crs, str) else crs.to_wkt()
+
+
+def cached_transform_bbox(
+    bbox: list[float], from_crs: Any, to_crs: Any, always_xy: bool = False
+) -> list[float]:
+    """pygeoapi's ``transform_bbox`` with the pyproj transformer cached.
+
+    pygeoapi 0.24 builds a new :class:`pyproj.Transformer` for every request
+    that carries a ``bbox``; PROJ's operation search makes that ~0.9 s for
+    CRS84 → EPSG:4490 on this machine, which alone would break the 1-second
+    budget for an information query. Same arithmetic (corner points, Web
+    Mercator latitude clipped), transformer built once per CRS pair.
+    """
+    transformer = _transformer(_crs_key(from_crs), _crs_key(to_crs), always_xy)
+    if transformer.target_crs is not None and transformer.target_crs.to_epsg() == 3857:
+        bbox = list(bbox)
+        n = len(bbox) // 2
+        bbox[1] = max(-85.0511, bbox[1])
+        bbox[n + 1] = min(85.0511, bbox[n + 1])
+    n = len(bbox) // 2
+    lo = transformer.transform(*bbox[:n])
+    hi = transformer.transform(*bbox[n:])
+    return [*lo, *hi]
+
+
+def explicit_crs_transform_spec(provider_def: dict[str, Any],
+                                 query_crs_uri: str | None = None) -> Any:
+    """pygeoapi's ``create_crs_transform_spec``, but never silent about the CRS asked for.
+
+    pygeoapi answers None when ``crs=`` names the storage CRS (EPSG:4490), so the
+    provider cannot tell that the caller wants EPSG:4490's declared axis order
+    (latitude first) rather than the CRS84 order it answers by default. Here
+    such a request still yields a spec whose target is the CRS asked for.
+    """
+    from pygeoapi.crs import DEFAULT_STORAGE_CRS, CrsTransformSpec, get_crs
+
+    spec = _ORIGINAL_SPEC(provider_def, query_crs_uri)
+    if spec is None and query_crs_uri:
+        storage_uri = provider_def.get("storage_crs", DEFAULT_STORAGE_CRS)
+        wkt = get_crs(storage_uri).to_wkt()
+        spec = CrsTransformSpec(source_crs_uri=storage_uri, source_crs_wkt=wkt,
+                                target_crs_uri=query_crs_uri, target_crs_wkt=wkt)
+    return spec
+
+
+_ORIGINAL_SPEC: Any = None
+
+
+def transform_filter_geometries(node: Any, filter_crs: Any, storage_crs: Any) -> None:
+    """Bring the geometry literals of a parsed CQL2 filter into the storage CRS.
+
+    Does what pygeoapi's own step does (geometries with an inline ``SRID=``
+    keep theirs; every literal is labelled with the storage CRS afterwards),
+    with cached transformers.
+    """
+    import pygeofilter.values
+    import shapely
+    from pygeoapi.crs import geojson_to_geom, geom_to_geojson, get_crs
+
+    sub_nodes = getattr(node, "get_sub_nodes", None)
+    if sub_nodes is None:
+        return
+    authority, code = storage_crs.to_authority()
+    for sub in sub_nodes():
+        if not isinstance(sub, pygeofilter.values.Geometry):
+            transform_filter_geometries(sub, filter_crs, storage_crs)
+            continue
+        inline = sub.geometry.get("crs", {}).get("properties", {}).get("name")
+        crs = get_crs(inline) if inline else filter_crs
+        if crs != storage_crs:
+            transformer = _transformer(_crs_key(crs), _crs_key(storage_crs), False)
+            sub.geometry = geom_to_geojson(shapely.transform(
+                geojson_to_geom(sub.geometry), transformer.transform, interleaved=False))
+        sub.geometry["crs"] = {"properties": {"name": f"urn:ogc:def:crs:{authority}::{code}"}}
+
+
+
+
+def install() -> None:
+    """Put the fixes in place (idempotent); pay one-time start-up costs now, not
+    on a user's first request."""
+    global _ORIGINAL_SPEC
+    import pygeoapi.api.itemtypes as itemtypes
+    import pygeoapi.crs as pygeoapi_crs
+
+    itemtypes.transform_bbox = cached_transform_bbox
+    pygeoapi_crs._inplace_transform_filter_geometries = transform_filter_geometries
+    if _ORIGINAL_SPEC is None:
+        _ORIGINAL_SPEC = itemtypes.create_crs_transform_spec
+        itemtypes.create_crs_transform_spec = explicit_crs_transform_spec
+    # Pay PROJ's search for the commonest pair (CRS84 → storage) at start-up, under
+    # both keys it is asked by: URIs (bbox) and CRS objects (filter geometries).
+    _transformer(CRS84_URI, STORAGE_CRS_URI, False)
+    _transformer(_crs_key(pygeoapi_crs.get_crs(CRS84_URI)),
+                 _crs_key(pygeoapi_crs.get_crs(STORAGE_CRS_URI)), False)
+    # pygeofilter builds its CQL2 text grammar on first use (~0.7 s): do it now.
+    from pygeofilter.parsers.cql2_text import parse
+
+    parse("warm_up = 1")
