@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from spatial.db import SCHEMA
+from spatial.db import SCHEMA, fetch_tuples
 from spatial.errors import NotFoundError
 from spatial.privacy import PERSONAL_COLUMNS
 
@@ -146,7 +146,8 @@ def get_table(conn: psycopg.Connection[Any], name: str, *, refresh: bool = False
     with _lock:
         if not refresh and key in _cache:
             return _cache[key]
-    rows = conn.execute(
+    rows = fetch_tuples(
+        conn,
         """
         SELECT column_name, data_type, udt_name
         FROM information_schema.columns
@@ -154,18 +155,19 @@ def get_table(conn: psycopg.Connection[Any], name: str, *, refresh: bool = False
         ORDER BY ordinal_position
         """,
         (SCHEMA, name),
-    ).fetchall()
+    )
     if not rows:
         raise NotFoundError(f"no table or view {name!r} in schema {SCHEMA!r}")
-    cols = tuple(Column(_v(r, 0), _v(r, 1), _v(r, 2)) for r in rows)
-    geoms = conn.execute(
+    cols = tuple(Column(*r) for r in rows)
+    geoms = fetch_tuples(
+        conn,
         """
         SELECT f_geometry_column, type, srid FROM geometry_columns
         WHERE f_table_schema = %s AND f_table_name = %s
         """,
         (SCHEMA, name),
-    ).fetchall()
-    table = Table(name, cols, {_v(g, 0): (_v(g, 1), int(_v(g, 2))) for g in geoms})
+    )
+    table = Table(name, cols, {g[0]: (g[1], int(g[2])) for g in geoms})
     with _lock:
         _cache[key] = table
     return table
@@ -184,7 +186,8 @@ def geometry_tables(conn: psycopg.Connection[Any]) -> list[str]:
     list of str
         Sorted table names; partitions are left out (their parent counts).
     """
-    rows = conn.execute(
+    rows = fetch_tuples(
+        conn,
         """
         SELECT g.f_table_name
         FROM geometry_columns g
@@ -195,15 +198,11 @@ def geometry_tables(conn: psycopg.Connection[Any]) -> list[str]:
         ORDER BY 1
         """,
         (SCHEMA,),
-    ).fetchall()
-    return [_v(r, 0) for r in rows]
+    )
+    return [r[0] for r in rows]
 
 
 def clear_cache() -> None:
     """Forget every described table (after migrations)."""
     with _lock:
         _cache.clear()
-
-
-def _v(row: Any, i: int) -> Any:
-    return list(row.values())[i] if isinstance(row, dict) else row[i]

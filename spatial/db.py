@@ -9,7 +9,7 @@ from importlib import resources
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool
 
 from spatial.errors import DatabaseUnavailableError
@@ -53,6 +53,33 @@ def connect(conninfo: str | None = None, **kwargs: Any) -> psycopg.Connection[An
         raise DatabaseUnavailableError(
             "cannot connect to the database; is it running? (`onemap db start`)"
         ) from exc
+
+
+def fetch_tuples(
+    conn: psycopg.Connection[Any], query: Any, params: Any = None
+) -> list[tuple[Any, ...]]:
+    """Run a query and return its rows as tuples, whatever the connection's row factory.
+
+    Library code is called with dict-row connections (the pool, :func:`connect`)
+    and plain ones (tests, scripts); this answers both the same way.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        An open connection.
+    query : str or psycopg.sql.Composable
+        The statement.
+    params : sequence or mapping, optional
+        Bound values.
+
+    Returns
+    -------
+    list of tuple
+        The rows.
+    """
+    with conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(query, params)
+        return cur.fetchall()
 
 
 def get_pool(conninfo: str | None = None, *, max_size: int = 10) -> ConnectionPool:

@@ -20,7 +20,7 @@ from psycopg import sql
 
 from spatial.catalog import Table, get_table
 from spatial.cql import to_sql as cql_to_sql
-from spatial.db import SCHEMA
+from spatial.db import SCHEMA, fetch_tuples
 from spatial.errors import InvalidInputError, NotFoundError
 
 LOGGER = logging.getLogger(__name__)
@@ -271,7 +271,7 @@ def query_features(
         relation, where, sql.Literal(COUNT_CAP + 1)
     )
     try:
-        row = conn.execute(count_sql, builder.params).fetchone()
+        matched = int(fetch_tuples(conn, count_sql, builder.params)[0][0])
     except (
         psycopg.errors.DataError,
         psycopg.errors.UndefinedFunction,  # e.g. a CQL2 sum of text and number
@@ -280,7 +280,6 @@ def query_features(
         raise InvalidInputError(
             f"a filter value does not fit its property: {exc.diag.message_primary}"
         ) from None
-    matched = int(row["n"] if isinstance(row, dict) else row[0]) if row else 0
     out: dict[str, Any] = {"type": "FeatureCollection", "features": []}
     if matched <= COUNT_CAP:
         out["numberMatched"] = matched
@@ -305,8 +304,7 @@ def query_features(
         where=where,
         order=sql.SQL(", ").join(order),
     )
-    row = conn.execute(query, [*builder.params, q.limit, q.offset]).fetchone()
-    text = row["features"] if isinstance(row, dict) else row[0]  # type: ignore[index]
+    text = fetch_tuples(conn, query, [*builder.params, q.limit, q.offset])[0][0]
     out["features"] = json.loads(text)
     out["numberReturned"] = len(out["features"])
     return out
@@ -362,11 +360,10 @@ def get_feature(
         type=sql.Identifier(id_col.udt),
     )
     try:
-        row = conn.execute(query, (str(identifier),)).fetchone()
+        rows = fetch_tuples(conn, query, (str(identifier),))
     except psycopg.errors.DataError:
-        row = None  # an id that cannot be of the column's type matches nothing
-    if row is None:
+        rows = []  # an id that cannot be of the column's type matches nothing
+    if not rows:
         raise NotFoundError(f"{table.name} has no feature {identifier!s}")
-    text = row["feature"] if isinstance(row, dict) else row[0]
-    result: dict[str, Any] = json.loads(text)
+    result: dict[str, Any] = json.loads(rows[0][0])
     return result

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from spatial.db import SCHEMA, sql_text
+from spatial.db import SCHEMA, fetch_tuples, sql_text
 
 LOGGER = logging.getLogger(__name__)
 
@@ -85,27 +85,13 @@ def applied(conn: psycopg.Connection[Any]) -> dict[str, str]:
     dict
         File name → checksum; empty when nothing was applied yet.
     """
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT to_regclass(%s) IS NOT NULL AS present", (f"{SCHEMA}.schema_migrations",)
-        )
-        row = cur.fetchone()
-        if not row or not _first(row):
-            return {}
-        cur.execute(
-            sql.SQL("SELECT name, checksum FROM {}.schema_migrations").format(
-                sql.Identifier(SCHEMA)
-            )
-        )
-        return {_first(r): _second(r) for r in cur.fetchall()}
-
-
-def _first(row: Any) -> Any:
-    return next(iter(row.values())) if isinstance(row, dict) else row[0]
-
-
-def _second(row: Any) -> Any:
-    return list(row.values())[1] if isinstance(row, dict) else row[1]
+    present = fetch_tuples(conn, "SELECT to_regclass(%s) IS NOT NULL",
+                           (f"{SCHEMA}.schema_migrations",))[0][0]
+    if not present:
+        return {}
+    query = sql.SQL("SELECT name, checksum FROM {}.schema_migrations").format(
+        sql.Identifier(SCHEMA))
+    return dict(fetch_tuples(conn, query))
 
 
 def migrate(

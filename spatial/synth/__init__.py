@@ -30,7 +30,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from spatial.db import SCHEMA
+from spatial.db import SCHEMA, fetch_tuples
 from spatial.errors import InvalidInputError
 from spatial.synth.context import SCALES, CityContext, NullReporter, Reporter
 from spatial.synth.writer import CopyWriter
@@ -81,7 +81,8 @@ class GenerationReport:
 
 def data_tables(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
     """(schema, table) of every table a regeneration empties."""
-    rows = conn.execute(
+    rows = fetch_tuples(
+        conn,
         """
         SELECT n.nspname, c.relname FROM pg_class c
         JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -90,13 +91,9 @@ def data_tables(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
         ORDER BY 1, 2
         """,
         (SCHEMA,),
-    ).fetchall()
-    out = []
-    for r in rows:
-        schema, name = (r["nspname"], r["relname"]) if isinstance(r, dict) else (r[0], r[1])
-        if not (schema == SCHEMA and name in KEEP_TABLES):
-            out.append((schema, name))
-    return out
+    )
+    return [(schema, name) for schema, name in rows
+            if not (schema == SCHEMA and name in KEEP_TABLES)]
 
 
 def clear(conn: psycopg.Connection[Any]) -> None:
@@ -109,13 +106,13 @@ def clear(conn: psycopg.Connection[Any]) -> None:
 
 def is_empty(conn: psycopg.Connection[Any]) -> bool:
     """Whether the city holds no district yet."""
-    row = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM onemap.district) AS empty").fetchone()
-    return bool(row and (row["empty"] if isinstance(row, dict) else row[0]))
+    return bool(fetch_tuples(conn, "SELECT NOT EXISTS (SELECT 1 FROM onemap.district)")[0][0])
 
 
 def _sync_identities(conn: psycopg.Connection[Any]) -> None:
     """Move identity sequences past the ids the generator chose."""
-    rows = conn.execute(
+    rows = fetch_tuples(
+        conn,
         """
         SELECT n.nspname, c.relname, a.attname
         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
@@ -124,10 +121,8 @@ def _sync_identities(conn: psycopg.Connection[Any]) -> None:
           AND NOT c.relispartition
         """,
         (SCHEMA,),
-    ).fetchall()
-    for r in rows:
-        schema, table, col = (r["nspname"], r["relname"], r["attname"]) if isinstance(r, dict) \
-            else r
+    )
+    for schema, table, col in rows:
         conn.execute(
             sql.SQL("SELECT setval(pg_get_serial_sequence(%s, %s), "
                     "coalesce((SELECT max({col}) FROM {tbl}), 0) + 1, false)").format(
