@@ -3,7 +3,7 @@
 :class:`Period` is the tracked days (noon to noon, Beijing time, ending the
 day before the reference time). :func:`sample_track` turns a truck's
 timeline (:mod:`spatial.synth.tracks`) into fixes every 10–30 s with
-position noise, jitter, gaps and blackouts; :func:`points_ewkb_hex` encodes
+position noise, jitter, gaps and blackouts; :func:`spatial.synth.writer.points_ewkb_hex` encodes
 them for COPY without shapely; :func:`write_gps` streams them truck by truck
 into one ``truck_gps`` partition per Beijing day and builds the partitions'
 indexes in one pass at the end.
@@ -29,6 +29,7 @@ from spatial.db import SCHEMA
 from spatial.synth.context import METRIC_EPSG, REFERENCE_TIME, CityContext
 from spatial.synth.hauls import Plan, TruckPlan
 from spatial.synth.tracks import FloatArray, Piece, Stay
+from spatial.synth.writer import points_ewkb_hex
 
 LOGGER = logging.getLogger(__name__)
 
@@ -185,41 +186,6 @@ def fixes(ctx: CityContext, period: Period, truck: TruckPlan) -> Fixes:
                         sleep_s=truck.sleep or None, blackouts=truck.off + truck.gaps)
 
 
-_POINT = np.dtype([("order", "u1"), ("type", "<u4"), ("srid", "<u4"), ("x", "<f8"),
-                   ("y", "<f8")])
-
-
-def points_ewkb_hex(x: FloatArray, y: FloatArray, srid: int = STORAGE_SRID) -> list[str]:
-    """Hex EWKB of points (little-endian, with SRID), built with numpy.
-
-    Parameters
-    ----------
-    x, y : numpy.ndarray
-        Coordinates already in the CRS of ``srid``.
-    srid : int
-        SRID written into each point.
-
-    Returns
-    -------
-    list of str
-        One 50-character hex string per point, as PostGIS reads in COPY.
-
-    Examples
-    --------
-    >>> import shapely
-    >>> points_ewkb_hex(np.array([116.45]), np.array([39.92]))[0] == shapely.to_wkb(
-    ...     shapely.set_srid(shapely.Point(116.45, 39.92), 4490), hex=True,
-    ...     include_srid=True, byte_order=1)
-    True
-    """
-    rec = np.empty(len(x), dtype=_POINT)
-    rec["order"] = 1
-    rec["type"] = 0x20000001
-    rec["srid"] = srid
-    rec["x"] = x
-    rec["y"] = y
-    return np.frombuffer(rec.tobytes().hex().upper().encode("ascii"), dtype="S50") \
-        .astype("U50").tolist()
 
 
 def _detach_for_loading(conn: psycopg.Connection[Any], day: date) -> tuple[str, str]:

@@ -22,8 +22,7 @@ from spatial.crs import STORAGE_SRID, transform
 from spatial.synth.context import METRIC_EPSG, CityContext
 from spatial.synth.hauls import CAUSED, MISREAD, MISSED_ENTRY, MISSED_HIT, Plan, Trip
 from spatial.synth.tracks import Path, RoadNetwork
-from spatial.synth.truck_gps import points_ewkb_hex
-from spatial.synth.writer import to_ewkb_hex
+from spatial.synth.writer import points_ewkb_hex, to_ewkb_hex
 
 if TYPE_CHECKING:
     from spatial.synth.truck_gps import Period
