@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
+from spatial.errors import OnemapError, http_status
 from spatial.ogc import fixes
 from spatial.settings import Settings, get_settings
 
@@ -79,6 +80,20 @@ async def health(request: Request) -> JSONResponse:
     )
 
 
+async def onemap_error(request: Request, exc: Exception) -> JSONResponse:
+    """Answer an onemap error raised on our own routes as an OGC exception document.
+
+    The message of an :class:`~spatial.errors.OnemapError` is safe to show by
+    contract; the status comes from :data:`spatial.errors.HTTP_STATUS`.
+    """
+    assert isinstance(exc, OnemapError)
+    status = http_status(exc)
+    if status >= 500:
+        LOGGER.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
+    return JSONResponse({"code": type(exc).__name__, "description": str(exc)},
+                        status_code=status)
+
+
 def create_app() -> Starlette:
     """Build the onemap ASGI application.
 
@@ -104,4 +119,5 @@ def create_app() -> Starlette:
             Mount("/", app=starlette_app.APP),
         ],
         middleware=[Middleware(MetricsMiddleware)],
+        exception_handlers={OnemapError: onemap_error},
     )
