@@ -33,6 +33,10 @@ class NotFoundError(OnemapError):
     """A requested object does not exist or is outside the caller's scope (404)."""
 
 
+class AuthenticationError(OnemapError):
+    """The caller is not known: missing, wrong or expired credentials (401)."""
+
+
 class PermissionDeniedError(OnemapError):
     """The caller is known but may not do this (403)."""
 
@@ -45,6 +49,7 @@ class ConflictError(OnemapError):
 #: status of their nearest listed ancestor.
 HTTP_STATUS: dict[type[OnemapError], int] = {
     InvalidInputError: 400,
+    AuthenticationError: 401,
     PermissionDeniedError: 403,
     NotFoundError: 404,
     ConflictError: 412,

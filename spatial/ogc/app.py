@@ -7,9 +7,14 @@ then — never at import time of this module.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import hashlib
 import logging
 import os
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from importlib.metadata import version
 from pathlib import Path
 
@@ -17,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from spatial.errors import OnemapError, http_status
 from spatial.ogc import fixes
@@ -94,6 +99,40 @@ async def onemap_error(request: Request, exc: Exception) -> JSONResponse:
                         status_code=status)
 
 
+class ContextExecutor(ThreadPoolExecutor):
+    """Thread pool that runs each call in a copy of the submitter's context.
+
+    pygeoapi hands every API call to ``loop.run_in_executor``, which (unlike
+    ``asyncio.to_thread``) drops context variables; the request's principal
+    (:mod:`spatial.access`) must reach the provider in that thread.
+    """
+
+    def submit(self, fn: Callable[..., object], /, *args: object,
+               **kwargs: object) -> Future[object]:
+        ctx = contextvars.copy_context()
+        return super().submit(ctx.run, fn, *args, **kwargs)
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Start-up and shut-down of one worker process."""
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ContextExecutor(thread_name_prefix="onemap"))
+    hooks: list[Callable[[], object]] = app.state.shutdown_hooks
+    for start in app.state.startup_hooks:
+        stop = start()
+        if callable(stop):
+            hooks.append(stop)
+    try:
+        yield
+    finally:
+        for stop in reversed(hooks):
+            try:
+                stop()
+            except Exception:
+                LOGGER.exception("shutdown hook failed")
+
+
 def create_app() -> Starlette:
     """Build the onemap ASGI application.
 
@@ -112,12 +151,22 @@ def create_app() -> Starlette:
 
     from spatial.ogc.metrics import MetricsMiddleware, metrics
 
-    return Starlette(
-        routes=[
-            Route("/health", health),
-            Route("/metrics", metrics),
-            Mount("/", app=starlette_app.APP),
-        ],
-        middleware=[Middleware(MetricsMiddleware)],
+    # Our routes come before pygeoapi's mount; outermost middleware first.
+    routes: list[BaseRoute] = [
+        Route("/health", health),
+        Route("/metrics", metrics),
+    ]
+    middleware: list[Middleware] = [Middleware(MetricsMiddleware)]
+    # Called at start-up; one that returns a callable gets it called at shutdown.
+    startup_hooks: list[Callable[[], object]] = []
+
+    routes.append(Mount("/", app=starlette_app.APP))
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
         exception_handlers={OnemapError: onemap_error},
+        lifespan=lifespan,
     )
+    app.state.startup_hooks = startup_hooks
+    app.state.shutdown_hooks = []
+    return app
