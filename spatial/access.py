@@ -30,7 +30,9 @@ SERVING_ROLE = "onemap_api"
 
 #: Application roles (``onemap.app_role.code``) whose holders may see residents'
 #: personal fields within their data scope.
-PERSONAL_DATA_ROLES = frozenset({"district_admin", "street_staff", "community_staff", "grid_worker"})
+PERSONAL_DATA_ROLES = frozenset(
+    {"district_admin", "street_staff", "community_staff", "grid_worker"}
+)
 
 
 @dataclass(frozen=True)
