@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -29,6 +30,7 @@ from spatial.ogc import fixes
 from spatial.settings import Settings, get_settings
 
 LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def openapi_document(settings: Settings) -> Path:
@@ -107,8 +109,7 @@ class ContextExecutor(ThreadPoolExecutor):
     (:mod:`spatial.access`) must reach the provider in that thread.
     """
 
-    def submit(self, fn: Callable[..., object], /, *args: object,
-               **kwargs: object) -> Future[object]:
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         ctx = contextvars.copy_context()
         return super().submit(ctx.run, fn, *args, **kwargs)
 
