@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from spatial.cli_users import register as register_user_commands
 from spatial.errors import OnemapError
 
 LOGGER = logging.getLogger(__name__)
@@ -491,6 +492,8 @@ def export(
     if summary.withheld:
         console.print(f"personal columns left out: {', '.join(summary.withheld)}")
 
+
+register_user_commands(main)  # onemap user …, onemap key …, onemap login-log
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -150,6 +150,7 @@ def create_app() -> Starlette:
     fixes.install()
     from pygeoapi import starlette_app  # reads the configuration on import
 
+    from spatial.ogc import auth
     from spatial.ogc.metrics import MetricsMiddleware, metrics
 
     # Our routes come before pygeoapi's mount; outermost middleware first.
@@ -158,6 +159,8 @@ def create_app() -> Starlette:
         Route("/metrics", metrics),
     ]
     middleware: list[Middleware] = [Middleware(MetricsMiddleware)]
+    routes += auth.routes()  # /auth/login, /auth/logout, /auth/me, /auth/login-log
+    middleware.append(Middleware(auth.AuthMiddleware))  # the request's principal
     # Called at start-up; one that returns a callable gets it called at shutdown.
     startup_hooks: list[Callable[[], object]] = []
 
