@@ -22,6 +22,8 @@ from typing import Any
 
 import psycopg
 
+from spatial.errors import AuthenticationError, PermissionDeniedError
+
 LOGGER = logging.getLogger(__name__)
 
 #: The database role request transactions run as (no table ownership, so
@@ -149,3 +151,40 @@ def request_connection(
     with get_pool(conninfo).connection() as conn, conn.transaction():
         apply_principal(conn, who)
         yield conn
+
+
+def check_can_read(conn: psycopg.Connection[Any], table: str, principal: Principal) -> None:
+    """Refuse a layer the caller may not read at all (``onemap.can_read``).
+
+    Row-level security would answer such a caller with no rows; this turns
+    "you may not see this layer" into a clear 401 or 403 instead.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        A connection after :func:`apply_principal`.
+    table : str
+        Table name (``onemap.layer_access.table_name``).
+    principal : Principal
+        The caller, for the message.
+
+    Raises
+    ------
+    AuthenticationError
+        An anonymous caller asks for a layer that is not public.
+    PermissionDeniedError
+        A signed-in caller's roles do not include the layer.
+    """
+    with conn.cursor() as cur:
+        cur.execute("SELECT onemap.can_read(%s)", (table,))
+        row = cur.fetchone()
+    allowed = bool(row and (row[0] if isinstance(row, tuple) else next(iter(row.values()))))
+    if allowed:
+        return
+    if principal.is_anonymous:
+        raise AuthenticationError(
+            f"layer {table!r} is not public: sign in / 图层 {table} 不公开，请先登录"
+        )
+    raise PermissionDeniedError(
+        f"your role may not read layer {table!r} / 当前角色无权查看图层 {table}"
+    )

@@ -76,16 +76,20 @@ class Table:
     Attributes
     ----------
     name : str
-        Table name (unqualified; the schema is :data:`spatial.db.SCHEMA`).
+        Table or view name, unqualified.
     columns : tuple of Column
         In table order.
     geometry : dict
         Geometry column → (geometry type, SRID).
+    schema : str
+        :data:`spatial.db.SCHEMA` for the model's tables, :data:`LAYERS_SCHEMA`
+        for the published layer views.
     """
 
     name: str
     columns: tuple[Column, ...]
     geometry: dict[str, tuple[str, int]] = field(default_factory=dict)
+    schema: str = SCHEMA
 
     def column(self, name: str) -> Column:
         """Return a column by name.
@@ -112,16 +116,33 @@ class Table:
 
     @property
     def published(self) -> tuple[Column, ...]:
-        """Feature properties a caller may see: no geometry, no personal data."""
-        return tuple(c for c in self.properties if c.name not in PERSONAL_COLUMNS)
+        """Feature properties a caller may see.
+
+        A layer view chose its columns and masks personal fields by role
+        (``layers/*.sql``), so all of them but the tile geometry are
+        published; of a base table, personal columns never are.
+        """
+        return tuple(
+            c for c in self.properties
+            if c.name not in _INTERNAL
+            and (self.schema == LAYERS_SCHEMA or c.name not in PERSONAL_COLUMNS)
+        )
 
 
-_cache: dict[tuple[str, str], Table] = {}
+#: Schema of the published layer views (``layers/*.sql``).
+LAYERS_SCHEMA = "layers"
+
+#: Columns kept for the server's own use: the stored Web Mercator copy for tiles.
+_INTERNAL = frozenset({"geom_3857"})
+
+_cache: dict[tuple[str, str, str], Table] = {}
 _lock = threading.Lock()
 
 
-def get_table(conn: psycopg.Connection[Any], name: str, *, refresh: bool = False) -> Table:
-    """Describe a table of the application schema.
+def get_table(
+    conn: psycopg.Connection[Any], name: str, *, schema: str = SCHEMA, refresh: bool = False
+) -> Table:
+    """Describe a table of the application schema, or a layer view.
 
     Parameters
     ----------
@@ -129,6 +150,8 @@ def get_table(conn: psycopg.Connection[Any], name: str, *, refresh: bool = False
         An open connection (dict rows).
     name : str
         Table or view name.
+    schema : str
+        ``onemap`` (tables) or ``layers`` (published views).
     refresh : bool
         Bypass the per-process cache.
 
@@ -142,7 +165,7 @@ def get_table(conn: psycopg.Connection[Any], name: str, *, refresh: bool = False
     NotFoundError
         When the schema holds no such table or view.
     """
-    key = (conn.info.dsn, name)
+    key = (conn.info.dsn, schema, name)
     with _lock:
         if not refresh and key in _cache:
             return _cache[key]
@@ -154,10 +177,10 @@ def get_table(conn: psycopg.Connection[Any], name: str, *, refresh: bool = False
         WHERE table_schema = %s AND table_name = %s
         ORDER BY ordinal_position
         """,
-        (SCHEMA, name),
+        (schema, name),
     )
     if not rows:
-        raise NotFoundError(f"no table or view {name!r} in schema {SCHEMA!r}")
+        raise NotFoundError(f"no table or view {name!r} in schema {schema!r}")
     cols = tuple(Column(*r) for r in rows)
     geoms = fetch_tuples(
         conn,
@@ -165,9 +188,9 @@ def get_table(conn: psycopg.Connection[Any], name: str, *, refresh: bool = False
         SELECT f_geometry_column, type, srid FROM geometry_columns
         WHERE f_table_schema = %s AND f_table_name = %s
         """,
-        (SCHEMA, name),
+        (schema, name),
     )
-    table = Table(name, cols, {g[0]: (g[1], int(g[2])) for g in geoms})
+    table = Table(name, cols, {g[0]: (g[1], int(g[2])) for g in geoms}, schema)
     with _lock:
         _cache[key] = table
     return table

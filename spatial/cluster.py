@@ -270,7 +270,8 @@ class Cluster:
         """Create the application role and database and the extensions.
 
         Idempotent. The role ``onemap`` may create databases (tests clone a
-        template) but is not a superuser, so row-level security applies to it.
+        template) and roles (the serving role ``onemap_api`` of migration 130)
+        but is not a superuser.
         """
         s = self.settings
         with psycopg.connect(self.superuser_conninfo("template1"), autocommit=True) as conn:
@@ -286,6 +287,8 @@ class Cluster:
                 conn.execute(
                     sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(sql.Identifier(s.pg_user))
                 )
+            # CREATEROLE: migration 130 creates the serving role onemap_api.
+            conn.execute(sql.SQL("ALTER ROLE {} CREATEROLE").format(sql.Identifier(s.pg_user)))
             # Lets DROP DATABASE ... WITH (FORCE) end an autovacuum worker in a test clone.
             conn.execute(
                 sql.SQL("GRANT pg_signal_backend TO {}").format(sql.Identifier(s.pg_user))

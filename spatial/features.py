@@ -231,6 +231,7 @@ def query_features(
     *,
     id_field: str = "id",
     time_field: str | None = None,
+    schema: str = SCHEMA,
 ) -> dict[str, Any]:
     """Return a GeoJSON FeatureCollection of a table's rows.
 
@@ -246,6 +247,8 @@ def query_features(
         Column holding the feature id.
     time_field : str, optional
         Column the ``datetime`` filter applies to.
+    schema : str
+        ``onemap`` or ``layers`` (the published views).
 
     Returns
     -------
@@ -260,11 +263,13 @@ def query_features(
     NotFoundError
         For an unknown table.
     """
-    table = get_table(conn, table_name)
+    table = get_table(conn, table_name, schema=schema)
     table.column(id_field)
     builder = _Builder(table, time_field)
     builder.add(q)
-    relation = sql.SQL("{}.{} AS t").format(sql.Identifier(SCHEMA), sql.Identifier(table.name))
+    relation = sql.SQL("{}.{} AS t").format(
+        sql.Identifier(table.schema), sql.Identifier(table.name)
+    )
     where = builder.clause()
 
     count_sql = sql.SQL("SELECT count(*) AS n FROM (SELECT 1 FROM {} {} LIMIT {}) c").format(
@@ -318,6 +323,7 @@ def get_feature(
     id_field: str = "id",
     out_srid: int | None = None,
     out_northing_first: bool = False,
+    schema: str = SCHEMA,
 ) -> dict[str, Any]:
     """Return one feature by id.
 
@@ -333,6 +339,8 @@ def get_feature(
         Column holding the feature id.
     out_srid, out_northing_first : int, bool
         Output CRS and axis order, as in :class:`FeatureQuery`.
+    schema : str
+        ``onemap`` or ``layers`` (the published views).
 
     Returns
     -------
@@ -344,7 +352,7 @@ def get_feature(
     NotFoundError
         When no row has this id.
     """
-    table = get_table(conn, table_name)
+    table = get_table(conn, table_name, schema=schema)
     id_col = table.column(id_field)
     query = sql.SQL(
         "SELECT {feature}::text AS feature FROM {schema}.{table} AS t "
@@ -354,7 +362,7 @@ def get_feature(
             table, FeatureQuery(out_srid=out_srid, out_northing_first=out_northing_first),
             id_field,
         ),
-        schema=sql.Identifier(SCHEMA),
+        schema=sql.Identifier(table.schema),
         table=sql.Identifier(table.name),
         id=sql.Identifier(id_col.name),
         type=sql.Identifier(id_col.udt),

@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from spatial.db import SCHEMA, fetch_tuples, sql_text
+from spatial.settings import get_settings
 
 LOGGER = logging.getLogger(__name__)
 
@@ -54,7 +55,10 @@ class Migration:
 
 
 def migrations() -> list[Migration]:
-    """List the migrations shipped with the package, in the order they apply.
+    """List the migrations, in the order they apply.
+
+    First the package's ``spatial/sql/NNN_*.sql``, then the layer views in the
+    project's ``layers/NNN_*.sql`` (recorded as ``layers/NNN_*.sql``).
 
     Returns
     -------
@@ -69,7 +73,13 @@ def migrations() -> list[Migration]:
     names = sorted(
         entry.name for entry in resources.files(SQL_PACKAGE).iterdir() if _NAME.match(entry.name)
     )
-    return [Migration(name, sql_text(SQL_PACKAGE, name)) for name in names]
+    out = [Migration(name, sql_text(SQL_PACKAGE, name)) for name in names]
+    # The published layer views come after the schema they select from.
+    layers = get_settings().layers_dir
+    if layers.is_dir():
+        for path in sorted(p for p in layers.iterdir() if _NAME.match(p.name)):
+            out.append(Migration(f"layers/{path.name}", path.read_text(encoding="utf-8")))
+    return out
 
 
 def applied(conn: psycopg.Connection[Any]) -> dict[str, str]:

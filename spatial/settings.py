@@ -67,6 +67,11 @@ class Settings:
         return os.environ.get("ONEMAP_URL") or f"http://{self.host}:{self.port}"
 
     @property
+    def layers_dir(self) -> Path:
+        """Layer declarations: the published views (``layers/NNN_topic.sql``)."""
+        return self.root / "layers"
+
+    @property
     def socket_dir(self) -> Path:
         """Directory holding the embedded cluster's unix socket."""
         return self.var_dir / "run"

@@ -150,3 +150,46 @@ def client(tiny_city_db: str) -> Iterator[Any]:
 
     with TestClient(create_app()) as c:
         yield c
+
+
+@pytest.fixture
+def make_client(tiny_city_db: str) -> Iterator[Any]:
+    """Factory of clients of the real application acting as a new user.
+
+    ``make_client(["grid_worker"], [("grid", 3)])`` creates a user with those
+    roles and data scope in the tiny city and returns a TestClient that sends
+    the user's API key with every request; ``make_client([])`` is anonymous.
+    """
+    from starlette.testclient import TestClient
+
+    from spatial import auth
+    from spatial.db import connect
+    from spatial.ogc.app import create_app
+
+    app = create_app()
+    opened: list[TestClient] = []
+
+    def make(roles: list[str], scopes: list[tuple[str, int]] = ()) -> TestClient:  # type: ignore[assignment]
+        headers = {}
+        if roles:
+            with connect(tiny_city_db) as conn, conn.transaction():
+                name = f"u{uuid.uuid4().hex[:8]}"
+                auth.create_user(conn, name, None, roles=roles, scopes=scopes)
+                key = auth.create_api_key(conn, name, label="test")
+            headers["X-API-Key"] = key.key
+        c = TestClient(app, headers=headers)
+        c.__enter__()
+        opened.append(c)
+        return c
+
+    yield make
+    for c in opened:
+        c.__exit__(None, None, None)
+
+
+@pytest.fixture
+def staff_client(make_client: Any, tiny_city_db: str) -> Any:
+    """A client acting as a district administrator of the tiny city's district."""
+    with psycopg.connect(tiny_city_db) as conn:
+        (district,) = conn.execute("SELECT min(id) FROM onemap.district").fetchone()  # type: ignore[misc]
+    return make_client(["district_admin"], [("district", district)])

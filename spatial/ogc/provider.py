@@ -5,13 +5,15 @@ Configured in ``pygeoapi-config.yml`` by dotted path::
     providers:
       - type: feature
         name: spatial.ogc.provider.PostGISProvider
-        data: {table: building}
+        data: {table: building}          # the view layers.building
         id_field: id
         storage_crs: http://www.opengis.net/def/crs/EPSG/0/4490
 
 The provider only adapts: it turns pygeoapi's arguments into a
-:class:`spatial.features.FeatureQuery`, runs it on the shared pool, and maps
-onemap errors to pygeoapi's provider errors.
+:class:`spatial.features.FeatureQuery`, runs it as the request's principal
+(:func:`spatial.access.request_connection`: row-level security and masking
+apply) against the layer's published view in schema ``layers`` (``data.schema``
+overrides), and maps onemap errors to pygeoapi's provider errors.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 import psycopg
@@ -33,10 +36,17 @@ from pygeoapi.provider.base import (
 )
 from pygeofilter import ast
 
-from spatial.catalog import get_table
+from spatial.access import check_can_read, current_principal, request_connection
+from spatial.catalog import LAYERS_SCHEMA, get_table
 from spatial.cql import parse_filter
 from spatial.db import get_pool
-from spatial.errors import DatabaseUnavailableError, InvalidInputError, NotFoundError
+from spatial.errors import (
+    AuthenticationError,
+    DatabaseUnavailableError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from spatial.features import FeatureQuery, get_feature, query_features
 
 LOGGER = logging.getLogger(__name__)
@@ -84,11 +94,31 @@ def parse_datetime_interval(value: str) -> tuple[datetime | None, datetime | Non
     return instant, instant
 
 
+class ProviderNotAuthenticatedError(ProviderGenericError):
+    """The layer needs a signed-in caller (401)."""
+
+    ogc_exception_code = "NotAuthenticated"
+    http_status_code = HTTPStatus.UNAUTHORIZED
+    default_msg = "sign in first / 请先登录"
+
+
+class ProviderForbiddenError(ProviderGenericError):
+    """The caller's roles do not include the layer (403)."""
+
+    ogc_exception_code = "Forbidden"
+    http_status_code = HTTPStatus.FORBIDDEN
+    default_msg = "not allowed / 无权访问"
+
+
 @contextmanager
 def _translated() -> Iterator[None]:
     """Map onemap errors to pygeoapi's provider errors."""
     try:
         yield
+    except AuthenticationError as exc:
+        raise ProviderNotAuthenticatedError(user_msg=str(exc)) from exc
+    except PermissionDeniedError as exc:
+        raise ProviderForbiddenError(user_msg=str(exc)) from exc
     except NotFoundError as exc:
         raise ProviderItemNotFoundError(user_msg=str(exc)) from exc
     except InvalidInputError as exc:
@@ -175,20 +205,22 @@ class PostGISProvider(BaseProvider):
         super().__init__(provider_def)
         data = provider_def["data"]
         self.table: str = data["table"] if isinstance(data, dict) else str(data)
+        self.schema: str = (data.get("schema") if isinstance(data, dict) else None) or LAYERS_SCHEMA
         self.id_field: str = provider_def.get("id_field") or "id"
         with _translated():
             self._fields = self._describe()
 
     def _run(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
-        with _translated(), get_pool().connection() as conn:
+        principal = current_principal()
+        with _translated(), request_connection(principal) as conn:
+            check_can_read(conn, self.table, principal)
             return fn(conn)
 
     def _describe(self) -> dict[str, dict[str, Any]]:
-        def describe(conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
-            table = get_table(conn, self.table)
+        # The structure of the view, not its rows: the owner's connection.
+        with _translated(), get_pool().connection() as conn:
+            table = get_table(conn, self.table, schema=self.schema)
             return {c.name: c.json_schema() for c in table.published if c.name != self.id_field}
-
-        return self._run(describe)
 
     def get_fields(self) -> dict[str, dict[str, Any]]:
         """Properties of the collection and their JSON Schema types."""
@@ -230,7 +262,8 @@ class PostGISProvider(BaseProvider):
             )
         return self._run(
             lambda conn: query_features(
-                conn, self.table, fq, id_field=self.id_field, time_field=self.time_field
+                conn, self.table, fq, id_field=self.id_field, time_field=self.time_field,
+                schema=self.schema,
             )
         )
 
@@ -267,7 +300,9 @@ class PostGISProvider(BaseProvider):
         with _translated():
             out = self._output(kwargs.get("crs_transform_spec"))
         return self._run(
-            lambda conn: get_feature(conn, self.table, identifier, id_field=self.id_field, **out)
+            lambda conn: get_feature(
+                conn, self.table, identifier, id_field=self.id_field, schema=self.schema, **out
+            )
         )
 
     def __repr__(self) -> str:

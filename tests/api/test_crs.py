@@ -13,6 +13,12 @@ EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 
 
+@pytest.fixture
+def client(staff_client: Any) -> Any:
+    """These tests read every layer: act as a district administrator."""
+    return staff_client
+
+
 def _first_point(client: Any, crs: str | None) -> tuple[list[float], Any]:
     params = {"f": "json", "limit": 1, "sortby": "code"}
     if crs:
