@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import hashlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,7 +32,7 @@ T = TypeVar("T")
 
 
 def openapi_document(settings: Settings) -> Path:
-    """Write pygeoapi's OpenAPI document for the configuration, once per change.
+    """Write the self-contained OpenAPI document (:mod:`spatial.ogc.openapi`).
 
     Parameters
     ----------
@@ -44,29 +42,12 @@ def openapi_document(settings: Settings) -> Path:
     Returns
     -------
     Path
-        The YAML document under ``var/``, named by a hash of the configuration,
-        the public URL and the pygeoapi version.
+        The YAML document under ``var/``, rewritten only when what it is made
+        of changes.
     """
-    import yaml
-    from pygeoapi.openapi import get_oas
-    from pygeoapi.util import yaml_load
+    from spatial.ogc.openapi import write_document
 
-    text = settings.config_path.read_bytes()
-    key = hashlib.sha256(
-        text + settings.public_url.encode() + version("pygeoapi").encode()
-    ).hexdigest()[:16]
-    path = settings.var_dir / f"openapi-{key}.yml"
-    if not path.exists():
-        with settings.config_path.open(encoding="utf-8") as fh:
-            config = yaml_load(fh)
-        document = get_oas(config)
-        settings.var_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(
-            yaml.safe_dump(document, allow_unicode=True, sort_keys=False), encoding="utf-8"
-        )
-        tmp.replace(path)  # atomic: several workers may start at once
-    return path
+    return write_document(settings)
 
 
 async def health(request: Request) -> JSONResponse:
@@ -151,6 +132,7 @@ def create_app() -> Starlette:
     from pygeoapi import starlette_app  # reads the configuration on import
 
     from spatial.ogc import auth
+    from spatial.ogc.contract import ContractMiddleware
     from spatial.ogc.metrics import MetricsMiddleware, metrics
 
     # Our routes come before pygeoapi's mount; outermost middleware first.
@@ -161,6 +143,7 @@ def create_app() -> Starlette:
     middleware: list[Middleware] = [Middleware(MetricsMiddleware)]
     routes += auth.routes()  # /auth/login, /auth/logout, /auth/me, /auth/login-log
     middleware.append(Middleware(auth.AuthMiddleware))  # the request's principal
+    middleware.append(Middleware(ContractMiddleware))  # 400 for unknown/malformed input
     # Called at start-up; one that returns a callable gets it called at shutdown.
     startup_hooks: list[Callable[[], object]] = []
 

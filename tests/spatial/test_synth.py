@@ -88,7 +88,8 @@ def test_same_seed_same_city_other_seed_other_city(two_cities: list[str]) -> Non
 def test_ground_truth_is_kept_apart(two_cities: list[str]) -> None:
     """Truth lives in its own schema; no published layer reads from it."""
     config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))["resources"]
-    tables = {p["data"]["table"] for r in config.values() for p in r["providers"]}
+    tables = {p["data"]["table"] for r in config.values() for p in r.get("providers", [])
+              if p["type"] == "feature"}
     with connect(two_cities[0], autocommit=True) as conn:
         truth = {r["relname"] for r in conn.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "

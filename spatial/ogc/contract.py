@@ -1,0 +1,639 @@
+"""The error contract of the OGC API: bad input is a 4xx naming the problem.
+
+pygeoapi silently ignores query parameters it does not know (``?lmit=5`` gives
+the default page, not an error), answers some malformed values 500 (a bbox of
+three numbers on a coverage, an offset beyond 64 bits) and fails on a request
+body that is not UTF-8. This module states what a request may carry:
+
+* :func:`check_query_params` — the parameter names each kind of resource
+  accepts (OGC API Features Parts 1–3, Coverages, Processes, pygeoapi's
+  ``f``/``lang``), plus a collection's property names on ``items``;
+* :func:`check_query_values` — the format of the standard parameters
+  (``bbox``, ``datetime``, ``limit``, ``offset``, ``skipGeometry`` …);
+* :func:`check_body` — a JSON request body must be UTF-8 and well-formed;
+* :class:`ContractMiddleware` — applies them to every request before pygeoapi
+  sees it and answers an OGC exception document (``{"code", "type",
+  "description"}``) with 400.
+
+A huge ``limit`` is not an error: OGC API Features lets a server clamp it, and
+pygeoapi clamps it at ``server.limits.max_items`` (10,000), saying so through
+``numberReturned`` and the ``next`` link. A ``limit`` that is not a positive
+integer is a 400.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+import urllib.parse
+from collections.abc import Callable, Collection, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from spatial.errors import InvalidInputError
+
+LOGGER = logging.getLogger(__name__)
+
+#: Accepted on every resource: output format and language (pygeoapi).
+COMMON = frozenset({"f", "lang"})
+#: Features Part 1 core, Part 2 CRS, Part 3 filtering and pygeoapi's extras.
+ITEMS = COMMON | {
+    "bbox", "bbox-crs", "crs", "datetime", "limit", "offset", "resulttype",
+    "properties", "skipGeometry", "sortby", "q",
+    "filter", "filter-lang", "filter-crs",
+    "cursor",  # keyset paging of the streaming GeoJSON path (spatial.ogc.items)
+}
+#: The parameters of each kind of resource; ``items`` also takes property names.
+ALLOWED: dict[str, frozenset[str]] = {
+    "landing": COMMON,
+    "conformance": COMMON,
+    "openapi": COMMON | {"ui"},
+    "collections": COMMON,
+    "collection": COMMON,
+    "items": ITEMS,
+    "item": COMMON | {"crs"},
+    "queryables": COMMON | {"properties", "profile"},
+    "schema": COMMON,
+    "coverage": COMMON | {"bbox", "bbox-crs", "datetime", "subset", "properties"},
+    "processes": COMMON | {"limit"},
+    "process": COMMON,
+    "jobs": COMMON | {"limit", "offset"},
+    "job": COMMON,
+    "results": COMMON,
+    "tiles": COMMON,
+}
+
+_SEG = r"([^/]+)"
+#: Path → kind of resource; the first group, when present, is the collection.
+ROUTES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(f"^{pattern}$"), kind) for pattern, kind in (
+        ("", "landing"),
+        ("/conformance", "conformance"),
+        ("/openapi", "openapi"),
+        ("/collections", "collections"),
+        (f"/collections/{_SEG}", "collection"),
+        (f"/collections/{_SEG}/items", "items"),
+        (f"/collections/{_SEG}/items/[^/]+", "item"),
+        (f"/collections/{_SEG}/queryables", "queryables"),
+        (f"/collections/{_SEG}/schema", "schema"),
+        (f"/collections/{_SEG}/coverage", "coverage"),
+        (f"/collections/{_SEG}/tiles(?:/.*)?", "tiles"),
+        ("/processes", "processes"),
+        (f"/processes/{_SEG}", "process"),
+        ("/jobs", "jobs"),
+        ("/jobs/[^/]+", "job"),
+        ("/jobs/[^/]+/results", "results"),
+    )
+)
+
+#: ``offset`` goes to PostgreSQL as a bigint.
+MAX_OFFSET = 2**63 - 1
+_TRUE_FALSE = frozenset({"true", "false", "1", "0", "yes", "no"})
+_LONLAT_CRS = frozenset({
+    "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+    "https://www.opengis.net/def/crs/OGC/1.3/CRS84",
+    "CRS84",
+})
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_SORT_KEY = re.compile(r"^[+-]?[^\W\d]\w*$")
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?)?$"
+)
+#: application/json, application/geo+json, application/query-cql-json, text/json …
+_JSON_TYPES = re.compile(r"^(application|text)/([a-z0-9.+-]*[+-])?json$")
+_ZH = " / 请求参数有误"
+
+
+def classify(path: str) -> tuple[str, str | None] | None:
+    """The kind of OGC API resource a path names, and its collection.
+
+    Parameters
+    ----------
+    path : str
+        The request path (a trailing slash is ignored).
+
+    Returns
+    -------
+    tuple or None
+        ``(kind, collection id or None)``, None for paths that are not OGC API
+        resources (``/health``, ``/auth/...``, static files).
+
+    Examples
+    --------
+    >>> classify("/collections/lamp/items")
+    ('items', 'lamp')
+    >>> classify("/jobs/abc/results")
+    ('results', None)
+    >>> classify("/health") is None
+    True
+    """
+    path = path.rstrip("/")
+    for pattern, kind in ROUTES:
+        match = pattern.match(path)
+        if match:
+            cid = urllib.parse.unquote(match.group(1)) if match.groups() else None
+            return kind, cid
+    return None
+
+
+def check_query_params(kind: str, params: Mapping[str, str],
+                       queryables: Collection[str] = ()) -> None:
+    """Refuse query parameters a kind of resource does not know.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`ALLOWED` (``"items"``, ``"coverage"``, ``"processes"`` …).
+    params : mapping
+        Parameter names (values are not looked at).
+    queryables : collection of str
+        The collection's property names, accepted as equality filters on
+        ``items`` (``?status=fault``).
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the first unknown parameter (in sorted order) and what is accepted.
+    ValueError
+        For an unknown ``kind`` (a programmer error).
+
+    Examples
+    --------
+    >>> check_query_params("items", {"limit": "5", "status": "fault"}, {"status"})
+    >>> check_query_params("items", {"lmit": "5"})
+    Traceback (most recent call last):
+    ...
+    spatial.errors.InvalidInputError: unknown query parameter 'lmit' for items; accepted: \
+bbox, bbox-crs, crs, cursor, datetime, f, filter, filter-crs, filter-lang, lang, limit, offset, \
+properties, q, resulttype, skipGeometry, sortby and the collection's properties / 请求参数有误
+    """
+    try:
+        allowed = ALLOWED[kind]
+    except KeyError:
+        raise ValueError(f"unknown kind of resource {kind!r}; known: {sorted(ALLOWED)}") from None
+    extra = set(queryables) if kind == "items" else set()
+    unknown = sorted(name for name in params if name not in allowed and name not in extra)
+    if unknown:
+        accepted = ", ".join(sorted(allowed))
+        if kind == "items":
+            accepted += " and the collection's properties"
+        raise InvalidInputError(
+            f"unknown query parameter {unknown[0]!r} for {kind}; accepted: {accepted}{_ZH}")
+
+
+def _integer(name: str, value: str, low: int, high: int) -> int:
+    text = value.strip()
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise InvalidInputError(f"{name} must be an integer, got {value!r}{_ZH}")
+    number = int(text)
+    if not low <= number <= high:
+        raise InvalidInputError(f"{name} must be between {low} and {high}, got {value!r}{_ZH}")
+    return number
+
+
+def check_bbox(value: str, bbox_crs: str | None = None) -> list[float]:
+    """Parse a ``bbox`` parameter: 4 or 6 finite numbers, minimum ≤ maximum.
+
+    In CRS84 (no ``bbox-crs``) longitudes must lie in ±180° and latitudes in
+    ±90°. A box crossing the antimeridian (minimum longitude greater than the
+    maximum, which OGC allows) is refused: onemap serves one city.
+
+    Raises
+    ------
+    InvalidInputError
+        Saying which rule was broken.
+
+    Examples
+    --------
+    >>> check_bbox("116.4,39.9,116.5,40.0")
+    [116.4, 39.9, 116.5, 40.0]
+    >>> check_bbox("116.5,39.9,116.4,40.0")
+    Traceback (most recent call last):
+    ...
+    spatial.errors.InvalidInputError: bbox minimum exceeds maximum on axis 1: \
+116.5 > 116.4 / 请求参数有误
+    """
+    parts = value.split(",")
+    if len(parts) not in (4, 6):
+        raise InvalidInputError(
+            f"bbox needs 4 numbers (minx,miny,maxx,maxy) or 6, got {len(parts)}: {value!r}{_ZH}")
+    if not all(_NUMBER.match(p.strip()) for p in parts):
+        raise InvalidInputError(f"bbox must be finite numbers, got {value!r}{_ZH}")
+    numbers = [float(p) for p in parts]
+    if not all(math.isfinite(v) for v in numbers):
+        raise InvalidInputError(f"bbox must be finite numbers, got {value!r}{_ZH}")
+    half = len(numbers) // 2
+    for axis in range(half):
+        if numbers[axis] > numbers[axis + half]:
+            raise InvalidInputError(
+                f"bbox minimum exceeds maximum on axis {axis + 1}: "
+                f"{numbers[axis]} > {numbers[axis + half]}{_ZH}")
+    if bbox_crs is None or bbox_crs.strip() in _LONLAT_CRS:
+        lons = numbers[0], numbers[half]
+        lats = numbers[1], numbers[half + 1]
+        if not (all(-180 <= v <= 180 for v in lons) and all(-90 <= v <= 90 for v in lats)):
+            raise InvalidInputError(
+                f"bbox outside longitude ±180 / latitude ±90 (CRS84): {value!r}{_ZH}")
+    return numbers
+
+
+def check_datetime(value: str) -> None:
+    """Check a ``datetime`` parameter: an RFC 3339 instant or interval.
+
+    Raises
+    ------
+    InvalidInputError
+        For anything else, an interval open at both ends, or start after end.
+
+    Examples
+    --------
+    >>> check_datetime("2026-01-01T00:00:00Z/..")
+    >>> check_datetime("yesterday")
+    Traceback (most recent call last):
+    ...
+    spatial.errors.InvalidInputError: datetime must be RFC 3339 (2026-01-01T08:00:00Z) or \
+an interval start/end with '..' for an open end, got 'yesterday' / 请求参数有误
+    """
+    hint = ("datetime must be RFC 3339 (2026-01-01T08:00:00Z) or an interval start/end "
+            f"with '..' for an open end, got {value!r}{_ZH}")
+    parts = value.split("/")
+    if len(parts) > 2:
+        raise InvalidInputError(hint)
+    instants: list[datetime | None] = []
+    for part in parts:
+        part = part.strip()
+        if part in ("..", "") and len(parts) == 2:
+            instants.append(None)
+            continue
+        if not _RFC3339.match(part):
+            raise InvalidInputError(hint)
+        try:
+            parsed = datetime.fromisoformat(part.replace("z", "Z").replace("t", "T"))
+        except ValueError:
+            raise InvalidInputError(hint) from None
+        instants.append(parsed)
+    if len(instants) == 2:
+        start, end = instants
+        if start is None and end is None:
+            raise InvalidInputError(f"datetime interval open at both ends: {value!r}{_ZH}")
+        if start is not None and end is not None and _key(start) > _key(end):
+            raise InvalidInputError(f"datetime interval starts after it ends: {value!r}{_ZH}")
+
+
+def _key(moment: datetime) -> datetime:
+    """Aware and naive date-times made comparable (naive ones count as UTC)."""
+    if moment.tzinfo is not None:
+        return moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def check_query_values(kind: str, params: Mapping[str, str]) -> None:
+    """Check the format of the standard parameters a request carries.
+
+    Parameters
+    ----------
+    kind : str
+        The kind of resource (see :data:`ALLOWED`); only parameters it accepts
+        are looked at.
+    params : mapping
+        Parameter names and values.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the parameter and what was wrong with its value.
+
+    Examples
+    --------
+    >>> check_query_values("items", {"limit": "100000", "offset": "0"})
+    >>> check_query_values("items", {"limit": "ten"})
+    Traceback (most recent call last):
+    ...
+    spatial.errors.InvalidInputError: limit must be an integer, got 'ten' / 请求参数有误
+    """
+    if "limit" in params:
+        # A limit above the server's maximum is clamped, not refused (OGC allows either).
+        _integer("limit", params["limit"], 1, MAX_OFFSET)
+    if "offset" in params:
+        _integer("offset", params["offset"], 0, MAX_OFFSET)
+    if "bbox" in params:
+        check_bbox(params["bbox"], params.get("bbox-crs"))
+    if "datetime" in params:
+        check_datetime(params["datetime"])
+    if "skipGeometry" in params and params["skipGeometry"].strip().lower() not in _TRUE_FALSE:
+        raise InvalidInputError(
+            f"skipGeometry must be true or false, got {params['skipGeometry']!r}{_ZH}")
+    if "resulttype" in params and params["resulttype"] not in ("results", "hits"):
+        raise InvalidInputError(
+            f"resulttype must be results or hits, got {params['resulttype']!r}{_ZH}")
+    if "filter" in params and not params["filter"].strip():
+        raise InvalidInputError(f"filter is empty{_ZH}")
+    for name in ("bbox-crs", "crs", "filter-crs", "filter-lang", "sortby", "properties",
+                 "subset"):
+        if name in params and not params[name].strip():
+            raise InvalidInputError(f"{name} is empty{_ZH}")
+    if "sortby" in params:
+        for entry in params["sortby"].split(","):
+            if not _SORT_KEY.match(entry.strip()):
+                raise InvalidInputError(
+                    f"sortby needs property names, each optionally prefixed + or -, "
+                    f"got {entry.strip()!r} in {params['sortby']!r}{_ZH}")
+    if "properties" in params and not all(p.strip() for p in params["properties"].split(",")):
+        raise InvalidInputError(
+            f"properties has an empty name: {params['properties']!r}{_ZH}")
+    if kind == "items" and "filter" in params:
+        lang = params.get("filter-lang", "cql2-text")
+        if lang in ("cql2-text", "cql2-json"):  # others: pygeoapi names the language
+            from spatial.cql import parse_filter
+
+            parse_filter(params["filter"], lang)  # the parser's reason, not "Bad CQL text"
+
+
+def check_body(body: bytes, content_type: str | None) -> None:
+    """A JSON request body must be UTF-8 and well-formed JSON.
+
+    Parameters
+    ----------
+    body : bytes
+        The request body (empty is left to the endpoint).
+    content_type : str or None
+        The ``Content-Type`` header; a missing one counts as JSON (pygeoapi
+        reads every body it takes as JSON), ``text/*`` must be UTF-8, other
+        types are not looked at.
+
+    Raises
+    ------
+    InvalidInputError
+        Saying the body is not UTF-8 (and where), or where the JSON breaks.
+
+    Examples
+    --------
+    >>> check_body(b'{"op": "=", "args": [1, 1]}', "application/json")
+    >>> check_body(b'{"op": ', "application/json")
+    Traceback (most recent call last):
+    ...
+    spatial.errors.InvalidInputError: request body is not valid JSON: Expecting value at \
+line 1 column 8 / 请求体不是合法的 JSON
+    """
+    if not body:
+        return
+    media = (content_type or "").split(";")[0].strip().lower()
+    is_json = not media or bool(_JSON_TYPES.match(media))
+    if not is_json and not media.startswith("text/"):
+        return
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            f"request body is not UTF-8 (byte {exc.start}) / 请求体不是 UTF-8 编码") from None
+    if is_json:
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(
+                f"request body is not valid JSON: {exc.msg} at line {exc.lineno} "
+                f"column {exc.colno} / 请求体不是合法的 JSON") from None
+
+
+def parse_query_string(raw: bytes) -> dict[str, str]:
+    """Decode a raw query string strictly: UTF-8, each parameter once.
+
+    Raises
+    ------
+    InvalidInputError
+        When a name or value is not UTF-8 once percent-decoded, or a
+        parameter is repeated.
+
+    Examples
+    --------
+    >>> parse_query_string(b"f=json&bbox=1%2C2%2C3%2C4")
+    {'f': 'json', 'bbox': '1,2,3,4'}
+    >>> parse_query_string(b"status=%ff")
+    Traceback (most recent call last):
+    ...
+    spatial.errors.InvalidInputError: the query string is not UTF-8 once percent-decoded / \
+请求参数有误
+    """
+    try:
+        text = raw.decode("ascii")
+        pairs = urllib.parse.parse_qsl(text, keep_blank_values=True, encoding="utf-8",
+                                       errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"the query string is not UTF-8 once percent-decoded{_ZH}") \
+            from None
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        if name in out:
+            raise InvalidInputError(f"query parameter {name!r} is given more than once{_ZH}")
+        out[name] = value
+    return out
+
+
+class QueryablesCache:
+    """Property names accepted as filters on a collection's items, per database.
+
+    Parameters
+    ----------
+    loader : callable
+        ``loader(collection_id) -> names or None`` (None: not a feature
+        collection); called once per collection and database, in a worker
+        thread.
+    """
+
+    def __init__(self, loader: Callable[[str], Collection[str] | None]) -> None:
+        self._loader = loader
+        self._lock = threading.Lock()
+        self._names: dict[tuple[str, str], frozenset[str] | None] = {}
+
+    def get(self, database: str, collection: str) -> frozenset[str] | None:
+        """The names, loading them on first use (blocking)."""
+        key = (database, collection)
+        with self._lock:
+            if key in self._names:
+                return self._names[key]
+        loaded = self._loader(collection)
+        names = None if loaded is None else frozenset(loaded)
+        with self._lock:
+            self._names[key] = names
+        return names
+
+    def cached(self, database: str, collection: str) -> tuple[bool, frozenset[str] | None]:
+        """``(known, names)`` without loading."""
+        key = (database, collection)
+        with self._lock:
+            return key in self._names, self._names.get(key)
+
+    def clear(self) -> None:
+        """Forget everything (after migrations or a configuration change)."""
+        with self._lock:
+            self._names.clear()
+
+
+def provider_queryables(collection: str) -> frozenset[str] | None:
+    """The property filters pygeoapi applies on a collection's items.
+
+    pygeoapi passes a query parameter to the provider as an equality filter
+    when it is one of the provider's ``fields`` (and drops it silently
+    otherwise), so those are the names to accept.
+
+    Returns
+    -------
+    frozenset of str or None
+        The names; None when the configuration has no such feature collection.
+    """
+    from pygeoapi.plugin import load_plugin
+    from pygeoapi.provider import get_provider_by_type
+    from pygeoapi.provider.base import ProviderTypeError
+
+    from spatial.settings import get_settings
+
+    config = _config(str(get_settings().config_path))
+    resource = (config.get("resources") or {}).get(collection)
+    if not resource or resource.get("type") != "collection":
+        return None
+    try:
+        provider_def = get_provider_by_type(resource["providers"], "feature")
+    except ProviderTypeError:
+        return None
+    provider = load_plugin("provider", provider_def)
+    return frozenset(provider.get_fields())
+
+
+_config_lock = threading.Lock()
+_configs: dict[str, dict[str, Any]] = {}
+
+
+def _config(path: str) -> dict[str, Any]:
+    with _config_lock:
+        if path not in _configs:
+            from pygeoapi.util import yaml_load
+
+            with open(path, encoding="utf-8") as fh:
+                _configs[path] = yaml_load(fh)
+        return _configs[path]
+
+
+QUERYABLES = QueryablesCache(provider_queryables)
+
+
+def _problem(status: int, code: str, description: str) -> tuple[Message, Message]:
+    body = json.dumps({"code": code, "type": code, "description": description},
+                      ensure_ascii=False).encode("utf-8")
+    start: Message = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode())],
+    }
+    return start, {"type": "http.response.body", "body": body}
+
+
+class ContractMiddleware:
+    """ASGI middleware answering bad OGC API requests 400 before pygeoapi runs.
+
+    ``GET``: the query string must be UTF-8, without repeated parameters, with
+    only the parameters the resource knows (:func:`check_query_params`; on
+    items, the collection's property names from :data:`QUERYABLES`) and
+    well-formed standard values (:func:`check_query_values`). ``POST``,
+    ``PUT``, ``PATCH``: a JSON body must be UTF-8 and well-formed
+    (:func:`check_body`). Paths that are not OGC API resources, and unknown
+    collections (pygeoapi answers those 404), pass through.
+
+    Parameters
+    ----------
+    app : ASGI application
+        The application behind.
+    queryables : QueryablesCache, optional
+        Where items' property names come from (default :data:`QUERYABLES`).
+    """
+
+    def __init__(self, app: ASGIApp, queryables: QueryablesCache | None = None) -> None:
+        self.app = app
+        self.queryables = queryables or QUERYABLES
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        try:
+            if method in ("GET", "HEAD"):
+                await self._check_get(scope)
+            elif method in ("POST", "PUT", "PATCH"):
+                receive = await self._check_body(scope, receive)
+        except InvalidInputError as exc:
+            code = "InvalidParameterValue" if method in ("GET", "HEAD") else \
+                "OperationParsingFailed"
+            LOGGER.info("400 %s %s: %s", method, scope.get("path"), exc)
+            for message in _problem(400, code, str(exc)):
+                await send(message)
+            return
+        await self.app(scope, receive, send)
+
+    async def _check_get(self, scope: Scope) -> None:
+        found = classify(scope.get("path", ""))
+        if found is None:
+            return
+        kind, collection = found
+        params = parse_query_string(scope.get("query_string", b""))
+        queryables: Collection[str] = ()
+        if kind == "items" and collection is not None:
+            unknown = [n for n in params if n not in ALLOWED["items"]]
+            if unknown:  # property filters: look the collection up (cached)
+                names = await self._queryables(collection)
+                if names is None:
+                    return  # not a feature collection here: pygeoapi answers
+                queryables = names
+        check_query_params(kind, params, queryables)
+        check_query_values(kind, params)
+
+    async def _queryables(self, collection: str) -> frozenset[str] | None:
+        from anyio import to_thread
+
+        from spatial.settings import database_conninfo
+
+        database = database_conninfo()
+        known, names = self.queryables.cached(database, collection)
+        if known:
+            return names
+        try:
+            return await to_thread.run_sync(self.queryables.get, database, collection)
+        except Exception:
+            # The database may be down: let the request through, the provider answers.
+            LOGGER.exception("queryables of %s could not be loaded", collection)
+            return None
+
+    @staticmethod
+    async def _check_body(scope: Scope, receive: Receive) -> Receive:
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # client went away
+                return _replaying(message, receive)
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        content_type = None
+        for name, value in scope.get("headers", []):
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+        check_body(body, content_type)
+        return _replaying({"type": "http.request", "body": body, "more_body": False}, receive)
+
+
+def _replaying(first: Message, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``first`` once, then hands over to ``receive``."""
+    pending = [first]
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replay

@@ -1,0 +1,320 @@
+"""A self-contained OpenAPI document: pygeoapi's, with every ``$ref`` local.
+
+pygeoapi refers to OGC schemas by URL (schemas.opengis.net, GitHub), which
+offline validators and code generators cannot follow. :func:`self_contained`
+rewrites each remote ``$ref`` to the component of the same name in
+``openapi_components.yml`` (shipped with the package) and adds those
+components. It also says what onemap does where pygeoapi's generic answer is
+wrong: the conformance page and the collection list get their own responses,
+coverages a GeoTIFF/CoverageJSON response, and the ``vendorSpecificParameters``
+placeholder goes (onemap answers unknown parameters 400, see
+:mod:`spatial.ogc.contract`).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterator
+from importlib.metadata import version
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from spatial.settings import Settings
+
+LOGGER = logging.getLogger(__name__)
+
+COMPONENTS_FILE = "openapi_components.yml"
+_KINDS = ("schemas", "parameters", "responses")
+# .../<kind>/<name>.yaml, as OGC API - Processes lays out its building blocks
+_FILE_REF = re.compile(r"/(schemas|parameters|responses)/([A-Za-z0-9_.-]+)\.(?:ya?ml|json)$")
+# Responses pygeoapi gets wrong (landing page for everything): (path suffix, status) → name
+_RESPONSES = {
+    ("/conformance", "200"): "ConformanceDeclaration",
+    ("/collections", "200"): "Collections",
+    ("/coverage", "200"): "Coverage",
+}
+_VENDOR = "#/components/parameters/vendorSpecificParameters"
+
+
+@functools.cache
+def _components_text() -> str:
+    return files("spatial.ogc").joinpath(COMPONENTS_FILE).read_text(encoding="utf-8")
+
+
+def load_components() -> dict[str, Any]:
+    """The local components and the aliases of whole remote documents.
+
+    Returns
+    -------
+    dict
+        ``{"components": {...}, "aliases": {url: local ref}}`` (a fresh copy).
+    """
+    data: dict[str, Any] = yaml.safe_load(_components_text())
+    return data
+
+
+def local_ref(ref: str, aliases: dict[str, str] | None = None) -> str:
+    """The local ``$ref`` standing for a remote one.
+
+    Parameters
+    ----------
+    ref : str
+        A ``$ref`` value.
+    aliases : dict, optional
+        Whole remote documents → local refs (the ``aliases`` of the components file).
+
+    Returns
+    -------
+    str
+        ``ref`` itself when already local, else ``#/components/<kind>/<name>``.
+
+    Raises
+    ------
+    ValueError
+        When the remote ref names nothing this module knows how to map.
+
+    Examples
+    --------
+    >>> local_ref("https://schemas.opengis.net/ogcapi/features/part1/1.0/openapi/"
+    ...           "ogcapi-features-1.yaml#/components/responses/Features")
+    '#/components/responses/Features'
+    >>> local_ref("https://schemas.opengis.net/ogcapi/processes/part1/1.0/openapi/"
+    ...           "schemas/exception.yaml")
+    '#/components/schemas/exception'
+    """
+    if ref.startswith("#"):
+        return ref
+    if aliases and ref in aliases:
+        return aliases[ref]
+    _, _, fragment = ref.partition("#")
+    parts = fragment.strip("/").split("/")
+    if len(parts) == 3 and parts[0] == "components" and parts[1] in _KINDS:
+        return f"#/components/{parts[1]}/{parts[2]}"
+    match = _FILE_REF.search(ref.partition("#")[0])
+    if match and not fragment:
+        return f"#/components/{match.group(1)}/{match.group(2)}"
+    raise ValueError(f"no local component for the remote $ref {ref!r}")
+
+
+def iter_refs(node: Any) -> Iterator[str]:
+    """Every ``$ref`` value in a document, depth first.
+
+    Examples
+    --------
+    >>> list(iter_refs({"a": [{"$ref": "#/x"}, {"b": {"$ref": "#/y"}}]}))
+    ['#/x', '#/y']
+    """
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from iter_refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from iter_refs(item)
+
+
+def resolve(document: dict[str, Any], ref: str) -> Any:
+    """The object a local ``$ref`` points at.
+
+    Raises
+    ------
+    KeyError
+        When ``ref`` is not local or points at nothing.
+
+    Examples
+    --------
+    >>> resolve({"components": {"schemas": {"a/b": 1}}}, "#/components/schemas/a~1b")
+    1
+    """
+    if not ref.startswith("#/"):
+        raise KeyError(ref)
+    node: Any = document
+    for part in ref[2:].split("/"):
+        key = part.replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, dict) or key not in node:
+            raise KeyError(ref)
+        node = node[key]
+    return node
+
+
+def broken_refs(document: dict[str, Any]) -> list[str]:
+    """The ``$ref`` values of a document that are remote or resolve to nothing.
+
+    Examples
+    --------
+    >>> broken_refs({"a": {"$ref": "#/a"}, "b": {"$ref": "http://x/y.yaml"}})
+    ['http://x/y.yaml']
+    """
+    out = []
+    for ref in iter_refs(document):
+        try:
+            resolve(document, ref)
+        except KeyError:
+            out.append(ref)
+    return sorted(set(out))
+
+
+def _rewrite(node: Any, aliases: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        return {k: (local_ref(v, aliases) if k == "$ref" and isinstance(v, str)
+                    else _rewrite(v, aliases)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rewrite(item, aliases) for item in node]
+    return node
+
+
+def self_contained(document: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite pygeoapi's OpenAPI document so that every ``$ref`` is local.
+
+    Parameters
+    ----------
+    document : dict
+        pygeoapi's document (:func:`pygeoapi.openapi.get_oas`); not modified.
+
+    Returns
+    -------
+    dict
+        A new document: remote refs rewritten, the local components added
+        (pygeoapi's own components of the same name win), the wrong generic
+        responses replaced, ``vendorSpecificParameters`` removed.
+
+    Raises
+    ------
+    ValueError
+        When a remote ref has no local component or a ref resolves to nothing.
+
+    Examples
+    --------
+    >>> doc = {"openapi": "3.0.2", "paths": {"/conformance": {"get": {"responses": {
+    ...     "200": {"$ref": "https://schemas.opengis.net/ogcapi/features/part1/1.0/"
+    ...                     "openapi/ogcapi-features-1.yaml#/components/responses/LandingPage"}}}}}}
+    >>> out = self_contained(doc)
+    >>> out["paths"]["/conformance"]["get"]["responses"]["200"]
+    {'$ref': '#/components/responses/ConformanceDeclaration'}
+    >>> broken_refs(out)
+    []
+    """
+    local = load_components()
+    out = _rewrite(copy.deepcopy(document), local.get("aliases") or {})
+    components = out.setdefault("components", {})
+    for kind, entries in local["components"].items():
+        mine = components.setdefault(kind, {})
+        for name, value in entries.items():
+            mine.setdefault(name, value)
+    components.get("parameters", {}).pop("vendorSpecificParameters", None)
+    for path, item in (out.get("paths") or {}).items():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            if "parameters" in operation:
+                operation["parameters"] = [p for p in operation["parameters"]
+                                           if p.get("$ref") != _VENDOR]
+            for (suffix, status), name in _RESPONSES.items():
+                if path.endswith(suffix) and status in operation.get("responses", {}):
+                    operation["responses"][status] = {"$ref": f"#/components/responses/{name}"}
+    broken = broken_refs(out)
+    if broken:
+        raise ValueError(f"OpenAPI refs that resolve to nothing: {broken}")
+    return out
+
+
+def available_config(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The configuration without the coverages whose data cannot be opened.
+
+    pygeoapi opens every coverage to describe it in OpenAPI and fails as a
+    whole when one is missing (a fresh clone before ``onemap generate``).
+
+    Returns
+    -------
+    config : dict
+        A copy without those resources.
+    missing : list of str
+        Their names, sorted.
+    """
+    from pygeoapi.plugin import load_plugin
+    from pygeoapi.provider.base import ProviderGenericError
+
+    missing = []
+    for name, resource in (config.get("resources") or {}).items():
+        for provider in resource.get("providers") or []:
+            if provider.get("type") != "coverage":
+                continue
+            try:
+                load_plugin("provider", provider)
+            except ProviderGenericError:
+                missing.append(name)
+    if not missing:
+        return config, []
+    LOGGER.warning("coverages left out of OpenAPI until their data exists: %s",
+                   ", ".join(sorted(missing)))
+    kept = dict(config)
+    kept["resources"] = {k: v for k, v in config["resources"].items() if k not in missing}
+    return kept, sorted(missing)
+
+
+def build_document(config: dict[str, Any]) -> dict[str, Any]:
+    """pygeoapi's OpenAPI document for a configuration, self-contained.
+
+    Parameters
+    ----------
+    config : dict
+        The loaded pygeoapi configuration.
+
+    Returns
+    -------
+    dict
+        The document (see :func:`self_contained`).
+    """
+    from pygeoapi.openapi import get_oas
+
+    usable, _ = available_config(config)
+    return self_contained(get_oas(usable))
+
+
+def write_document(settings: Settings) -> Path:
+    """Write the OpenAPI document for the configuration, once per change.
+
+    Parameters
+    ----------
+    settings : Settings
+        Where the configuration is and where generated files go.
+
+    Returns
+    -------
+    Path
+        The YAML document under ``var/``, named by a hash of what it is made
+        of: the configuration, the public URL, the pygeoapi version, the local
+        components and this module, and which coverages have data.
+    """
+    from pygeoapi.util import yaml_load
+
+    with settings.config_path.open(encoding="utf-8") as fh:
+        config = yaml_load(fh)
+    usable, missing = available_config(config)
+    digest = hashlib.sha256()
+    for part in (settings.config_path.read_bytes(), settings.public_url.encode(),
+                 version("pygeoapi").encode(), _components_text().encode(),
+                 Path(__file__).read_bytes(), ",".join(missing).encode()):
+        digest.update(part)
+    path = settings.var_dir / f"openapi-{digest.hexdigest()[:16]}.yml"
+    if not path.exists():
+        from pygeoapi.openapi import get_oas
+
+        document = self_contained(get_oas(usable))
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(
+            yaml.safe_dump(document, allow_unicode=True, sort_keys=False), encoding="utf-8"
+        )
+        tmp.replace(path)  # atomic: several workers may start at once
+    return path
