@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import tuple_row
 
 from spatial.catalog import Table, get_table
 from spatial.cql import to_sql as cql_to_sql
@@ -128,6 +130,47 @@ def check_bbox(bbox: tuple[float, ...] | list[float]) -> None:
         raise InvalidInputError(f"bbox outside longitude/latitude range: {values}")
     if minx > maxx or miny > maxy:
         raise InvalidInputError(f"bbox minimum exceeds maximum: {values}")
+
+
+def parse_datetime_interval(value: str) -> tuple[datetime | None, datetime | None]:
+    """Parse an OGC API ``datetime`` value: an instant or an interval.
+
+    Parameters
+    ----------
+    value : str
+        ``2026-01-01T00:00:00Z``, ``2026-01-01/2026-02-01``, ``../2026-02-01`` …
+
+    Returns
+    -------
+    tuple
+        ``(start, end)``; an instant gives the same value twice, ``..`` or an
+        empty end gives None.
+
+    Raises
+    ------
+    InvalidInputError
+        When a part is not an RFC 3339 date or date-time.
+
+    Examples
+    --------
+    >>> parse_datetime_interval("2026-01-01/..")[1] is None
+    True
+    """
+
+    def one(part: str) -> datetime | None:
+        part = part.strip()
+        if part in ("", ".."):
+            return None
+        try:
+            return datetime.fromisoformat(part)
+        except ValueError:
+            raise InvalidInputError(f"datetime {part!r} is not RFC 3339") from None
+
+    if "/" in value:
+        start, _, end = value.partition("/")
+        return one(start), one(end)
+    instant = one(value)
+    return instant, instant
 
 
 class _Builder:
@@ -272,21 +315,9 @@ def query_features(
     )
     where = builder.clause()
 
-    count_sql = sql.SQL("SELECT count(*) AS n FROM (SELECT 1 FROM {} {} LIMIT {}) c").format(
-        relation, where, sql.Literal(COUNT_CAP + 1)
-    )
-    try:
-        matched = int(fetch_tuples(conn, count_sql, builder.params)[0][0])
-    except (
-        psycopg.errors.DataError,
-        psycopg.errors.UndefinedFunction,  # e.g. a CQL2 sum of text and number
-        psycopg.errors.DatatypeMismatch,
-    ) as exc:
-        raise InvalidInputError(
-            f"a filter value does not fit its property: {exc.diag.message_primary}"
-        ) from None
+    matched = count_matches(conn, table_name, q, time_field=time_field, schema=schema)
     out: dict[str, Any] = {"type": "FeatureCollection", "features": []}
-    if matched <= COUNT_CAP:
+    if matched is not None:
         out["numberMatched"] = matched
     if q.hits_only:
         out["numberReturned"] = 0
@@ -375,3 +406,157 @@ def get_feature(
         raise NotFoundError(f"{table.name} has no feature {identifier!s}")
     result: dict[str, Any] = json.loads(rows[0][0])
     return result
+
+
+def count_matches(
+    conn: psycopg.Connection[Any],
+    table_name: str,
+    q: FeatureQuery,
+    *,
+    time_field: str | None = None,
+    schema: str = SCHEMA,
+) -> int | None:
+    """Count the rows a query matches, up to :data:`COUNT_CAP`.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        An open connection.
+    table_name : str
+        Table or view.
+    q : FeatureQuery
+        Filters (paging is ignored).
+    time_field : str, optional
+        Column the ``datetime`` filter applies to.
+    schema : str
+        ``onemap`` or ``layers``.
+
+    Returns
+    -------
+    int or None
+        The count, or None when more than :data:`COUNT_CAP` rows match (the
+        scan stops there: a page never counts a whole large table).
+
+    Raises
+    ------
+    InvalidInputError
+        For unknown properties or a filter value that does not fit its property.
+    """
+    table = get_table(conn, table_name, schema=schema)
+    builder = _Builder(table, time_field)
+    builder.add(q)
+    relation = sql.SQL("{}.{} AS t").format(
+        sql.Identifier(table.schema), sql.Identifier(table.name)
+    )
+    count_sql = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} {} LIMIT {}) c").format(
+        relation, builder.clause(), sql.Literal(COUNT_CAP + 1)
+    )
+    try:
+        n = int(fetch_tuples(conn, count_sql, builder.params)[0][0])
+    except (
+        psycopg.errors.DataError,
+        psycopg.errors.UndefinedFunction,
+        psycopg.errors.DatatypeMismatch,
+    ) as exc:
+        raise InvalidInputError(
+            f"a filter value does not fit its property: {exc.diag.message_primary}"
+        ) from None
+    return n if n <= COUNT_CAP else None
+
+
+def stream_features(
+    conn: psycopg.Connection[Any],
+    table_name: str,
+    q: FeatureQuery,
+    *,
+    id_field: str = "id",
+    time_field: str | None = None,
+    schema: str = SCHEMA,
+    after: Any = None,
+    batch: int = 1000,
+) -> Iterator[tuple[Any, str]]:
+    """Yield features one by one from a server-side cursor.
+
+    Memory stays bounded by ``batch`` rows whatever the page size: the
+    streaming GeoJSON path of the API writes each feature out as it comes.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        A connection inside a transaction (server-side cursors need one).
+    table_name : str
+        Table or view.
+    q : FeatureQuery
+        Filters, selection, output CRS, ``limit`` and ``offset``.
+    id_field : str
+        Column holding the feature id.
+    time_field : str, optional
+        Column the ``datetime`` filter applies to.
+    schema : str
+        ``onemap`` or ``layers``.
+    after : optional
+        Keyset paging: only rows whose id is greater, in id order (``q.sortby``
+        must be empty); ``q.offset`` is then ignored.
+    batch : int
+        Rows fetched per round trip.
+
+    Yields
+    ------
+    tuple
+        ``(id, feature JSON text)``.
+
+    Raises
+    ------
+    InvalidInputError
+        For unknown properties, keyset paging with a sort order, or a filter
+        value that does not fit its property.
+    """
+    table = get_table(conn, table_name, schema=schema)
+    id_col = table.column(id_field)
+    builder = _Builder(table, time_field)
+    builder.add(q)
+    params = list(builder.params)
+    where = builder.clause()
+    offset = q.offset
+    if after is not None:
+        if q.sortby:
+            raise InvalidInputError("cursor paging follows the id order; leave out sortby")
+        key = sql.SQL("t.{} > CAST(%s AS {})").format(
+            sql.Identifier(id_col.name), sql.Identifier(id_col.udt)
+        )
+        where = (where + sql.SQL(" AND ") + key) if builder.where else (sql.SQL(" WHERE ") + key)
+        params.append(str(after))
+        offset = 0
+    order: list[sql.Composable] = [
+        sql.SQL("t.{} {}").format(
+            sql.Identifier(builder._property(name)), sql.SQL("ASC" if asc else "DESC")
+        )
+        for name, asc in q.sortby
+    ]
+    order.append(sql.SQL("t.{}").format(sql.Identifier(id_col.name)))
+    query = sql.SQL(
+        "SELECT t.{id}, {feature}::text FROM {schema}.{table} AS t {where} "
+        "ORDER BY {order} LIMIT %s OFFSET %s"
+    ).format(
+        id=sql.Identifier(id_col.name),
+        feature=_feature_sql(table, q, id_field),
+        schema=sql.Identifier(table.schema),
+        table=sql.Identifier(table.name),
+        where=where,
+        order=sql.SQL(", ").join(order),
+    )
+    params.extend([q.limit, offset])
+    try:
+        with conn.cursor(name="onemap_stream", row_factory=tuple_row) as cur:
+            cur.itersize = batch
+            cur.execute(query, params)
+            for row in cur:
+                yield row[0], row[1]
+    except (
+        psycopg.errors.DataError,
+        psycopg.errors.UndefinedFunction,
+        psycopg.errors.DatatypeMismatch,
+    ) as exc:
+        raise InvalidInputError(
+            f"a filter value does not fit its property: {exc.diag.message_primary}"
+        ) from None

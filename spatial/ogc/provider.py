@@ -22,7 +22,6 @@ import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from http import HTTPStatus
 from typing import Any, TypeVar
 
@@ -47,51 +46,15 @@ from spatial.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from spatial.features import FeatureQuery, get_feature, query_features
+from spatial.features import (
+    FeatureQuery,
+    get_feature,
+    parse_datetime_interval,
+    query_features,
+)
 
 LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def parse_datetime_interval(value: str) -> tuple[datetime | None, datetime | None]:
-    """Parse an OGC API ``datetime`` value: an instant or an interval.
-
-    Parameters
-    ----------
-    value : str
-        ``2026-01-01T00:00:00Z``, ``2026-01-01/2026-02-01``, ``../2026-02-01`` …
-
-    Returns
-    -------
-    tuple
-        ``(start, end)``; an instant gives the same value twice, ``..`` or an
-        empty end gives None.
-
-    Raises
-    ------
-    InvalidInputError
-        When a part is not an RFC 3339 date or date-time.
-
-    Examples
-    --------
-    >>> parse_datetime_interval("2026-01-01/..")[1] is None
-    True
-    """
-
-    def one(part: str) -> datetime | None:
-        part = part.strip()
-        if part in ("", ".."):
-            return None
-        try:
-            return datetime.fromisoformat(part)
-        except ValueError:
-            raise InvalidInputError(f"datetime {part!r} is not RFC 3339") from None
-
-    if "/" in value:
-        start, _, end = value.partition("/")
-        return one(start), one(end)
-    instant = one(value)
-    return instant, instant
 
 
 class ProviderNotAuthenticatedError(ProviderGenericError):

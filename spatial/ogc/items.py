@@ -1,0 +1,307 @@
+"""Streaming GeoJSON for ``GET /collections/{collectionId}/items``.
+
+pygeoapi builds a whole page as one dictionary and serialises it at the end,
+so a page of 10,000 features sits in memory several times over. This route
+answers the GeoJSON form of the items request itself: features come from a
+server-side cursor (:func:`spatial.features.stream_features`) and are written
+out as they arrive. Pages in id order link to the next one with a keyset
+``cursor`` (the last id), so deep pages cost as little as the first; a page
+sorted by other properties links with ``offset``.
+
+Every other request to the path (HTML, POSTed CQL2-JSON, collections that are
+not ours) falls through to pygeoapi. Query parameters were already checked by
+:mod:`spatial.ogc.contract`; their meaning is parsed here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import pyproj
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from spatial.access import Principal, check_can_read, current_principal, request_connection
+from spatial.catalog import LAYERS_SCHEMA, get_table
+from spatial.cql import parse_filter
+from spatial.db import get_pool
+from spatial.errors import InvalidInputError, OnemapError, http_status
+from spatial.features import (
+    MAX_LIMIT,
+    FeatureQuery,
+    count_matches,
+    parse_datetime_interval,
+    stream_features,
+)
+
+LOGGER = logging.getLogger(__name__)
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+_PROVIDER = "spatial.ogc.provider.PostGISProvider"
+_JSON_FORMATS = frozenset({"json", "geojson", "application/json", "application/geo+json"})
+#: Parameters with a meaning of their own; any other name is a property filter.
+_STANDARD = frozenset({
+    "f", "lang", "limit", "offset", "cursor", "bbox", "bbox-crs", "crs", "datetime",
+    "properties", "sortby", "filter", "filter-lang", "filter-crs", "skipGeometry",
+    "resulttype", "q",
+})
+
+
+@functools.lru_cache(maxsize=64)
+def crs_axes(uri: str) -> tuple[int | None, bool]:
+    """EPSG code and axis order of a CRS URI.
+
+    Returns
+    -------
+    tuple
+        ``(srid, northing_first)``; srid None means CRS84, the stored
+        CGCS2000 longitude/latitude (equal to the centimetre).
+
+    Raises
+    ------
+    InvalidInputError
+        For a CRS PROJ does not know or one without an EPSG code.
+
+    Examples
+    --------
+    >>> crs_axes("http://www.opengis.net/def/crs/EPSG/0/4326")
+    (4326, True)
+    >>> crs_axes(CRS84)
+    (None, False)
+    """
+    if uri.rstrip("/").endswith(("CRS84", "CRS84h")):
+        return None, False
+    try:
+        crs = pyproj.CRS.from_user_input(uri)
+    except pyproj.exceptions.CRSError:
+        raise InvalidInputError(f"unknown CRS {uri!r}") from None
+    epsg = crs.to_epsg()
+    if epsg is None:
+        raise InvalidInputError(f"no EPSG code for CRS {uri!r}")
+    axes = crs.axis_info
+    return (None if epsg == 4490 else epsg), bool(axes) and axes[0].direction.lower() in (
+        "north", "south")
+
+
+def bbox_lonlat(value: str, bbox_crs: str | None) -> tuple[float, float, float, float]:
+    """A ``bbox`` parameter as longitude/latitude, whatever its ``bbox-crs``.
+
+    Examples
+    --------
+    >>> bbox_lonlat("116.4,39.9,116.5,40.0", None)
+    (116.4, 39.9, 116.5, 40.0)
+    >>> bbox_lonlat("39.9,116.4,40.0,116.5", "http://www.opengis.net/def/crs/EPSG/0/4326")
+    (116.4, 39.9, 116.5, 40.0)
+    """
+    try:
+        v = [float(x) for x in value.split(",")]
+    except ValueError:
+        raise InvalidInputError(f"bbox must be numbers, got {value!r}") from None
+    if len(v) == 6:
+        v = [v[0], v[1], v[3], v[4]]
+    if len(v) != 4:
+        raise InvalidInputError(f"bbox needs 4 or 6 numbers, got {len(v)}")
+    if not bbox_crs:
+        return v[0], v[1], v[2], v[3]
+    srid, northing_first = crs_axes(bbox_crs)
+    if northing_first:
+        v = [v[1], v[0], v[3], v[2]]
+    if srid is None or srid in (4326, 4490):
+        return v[0], v[1], v[2], v[3]
+    t = pyproj.Transformer.from_crs(srid, 4490, always_xy=True)
+    minx, miny, maxx, maxy = t.transform_bounds(v[0], v[1], v[2], v[3], densify_pts=21)
+    return minx, miny, maxx, maxy
+
+
+def wants_geojson(request: Request) -> bool:
+    """Whether the request asks for GeoJSON (``f``, else the Accept header)."""
+    f = request.query_params.get("f")
+    if f is not None:
+        return f.lower() in _JSON_FORMATS
+    accept = request.headers.get("accept", "")
+    return "text/html" not in accept or "json" in accept.split(",")[0]
+
+
+class StreamingItems:
+    """ASGI app for the items path: streams GeoJSON, hands the rest to pygeoapi.
+
+    Parameters
+    ----------
+    resources : mapping
+        pygeoapi's ``resources`` configuration.
+    fallback : ASGI app
+        pygeoapi's application.
+    base_url : str
+        Public URL of the server, for links.
+    default_limit : int
+        Page size when the caller names none.
+    """
+
+    def __init__(self, resources: Mapping[str, Any], fallback: ASGIApp, base_url: str,
+                 default_limit: int = 100) -> None:
+        self.fallback = fallback
+        self.base_url = base_url.rstrip("/")
+        self.default_limit = default_limit
+        self.layers: dict[str, dict[str, Any]] = {}
+        for name, res in resources.items():
+            for p in res.get("providers", []):
+                if p.get("type") == "feature" and p.get("name") == _PROVIDER:
+                    data = p.get("data") or {}
+                    self.layers[name] = {
+                        "table": data["table"] if isinstance(data, dict) else str(data),
+                        "schema": (data.get("schema") if isinstance(data, dict) else None)
+                        or LAYERS_SCHEMA,
+                        "id_field": p.get("id_field") or "id",
+                        "time_field": p.get("time_field"),
+                        "crs": [str(c) for c in p.get("crs") or [CRS84]],
+                    }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        layer = self.layers.get(request.path_params.get("collection_id", ""))
+        if request.method not in ("GET", "HEAD") or layer is None or not wants_geojson(request):
+            await self.fallback(scope, receive, send)
+            return
+        principal = current_principal()
+        try:
+            plan = self._plan(request, layer, principal)
+        except OnemapError as exc:
+            status = http_status(exc)
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            await JSONResponse({"code": type(exc).__name__, "description": str(exc)},
+                               status_code=status, headers=headers)(scope, receive, send)
+            return
+        response = StreamingResponse(
+            self._body(request, layer, principal, plan),
+            media_type="application/geo+json",
+            headers={"Content-Crs": f"<{plan['crs_uri']}>"},
+        )
+        await response(scope, receive, send)
+
+    def _plan(self, request: Request, layer: dict[str, Any],
+              principal: Principal) -> dict[str, Any]:
+        """Parse the parameters, check access and count, before anything is sent."""
+        params = request.query_params
+        limit = min(int(params.get("limit", self.default_limit)), MAX_LIMIT)
+        offset = int(params.get("offset", 0))
+        cursor = params.get("cursor")
+        crs_uri = params.get("crs") or CRS84
+        if crs_uri not in layer["crs"] and crs_uri != CRS84:
+            raise InvalidInputError(
+                f"crs {crs_uri!r} is not offered; choose one of {', '.join(layer['crs'])}")
+        out_srid, out_northing_first = crs_axes(crs_uri)
+        cql = None
+        if params.get("filter"):
+            cql = parse_filter(params["filter"], params.get("filter-lang") or "cql2-text")
+        filter_crs = params.get("filter-crs")
+        cql_northing_first = False
+        if filter_crs:
+            srid, cql_northing_first = crs_axes(filter_crs)
+            if srid not in (None, 4326):
+                raise InvalidInputError(
+                    f"filter-crs {filter_crs!r}: geometry literals in CRS84, EPSG:4326 or "
+                    "EPSG:4490 only")
+        sortby = tuple(
+            (s.lstrip("+-"), not s.startswith("-"))
+            for s in (params.get("sortby") or "").split(",") if s.strip()
+        )
+        with request_connection(principal) as conn:
+            check_can_read(conn, layer["table"], principal)
+            table = get_table(conn, layer["table"], schema=layer["schema"])
+            published = {c.name for c in table.published}
+            equals = {k: v for k, v in params.items() if k not in _STANDARD}
+            unknown = sorted(set(equals) - published)
+            if unknown:
+                raise InvalidInputError(f"{layer['table']} has no property {unknown[0]!r}")
+            q = FeatureQuery(
+                limit=limit,
+                offset=offset,
+                bbox=bbox_lonlat(params["bbox"], params.get("bbox-crs"))
+                if params.get("bbox") else None,
+                datetime_range=parse_datetime_interval(params["datetime"])
+                if params.get("datetime") else None,
+                equals=equals,
+                select=tuple(p for p in (params.get("properties") or "").split(",") if p),
+                sortby=sortby,
+                skip_geometry=params.get("skipGeometry", "false").lower() == "true",
+                hits_only=params.get("resulttype") == "hits",
+                cql=cql,
+                cql_northing_first=cql_northing_first,
+                out_srid=out_srid,
+                out_northing_first=out_northing_first,
+            )
+            for name in [s for s, _ in sortby] + list(q.select):
+                if name not in published:
+                    raise InvalidInputError(f"{layer['table']} has no property {name!r}")
+            if cursor is not None and sortby:
+                raise InvalidInputError("cursor paging follows the id order; leave out sortby")
+            matched = count_matches(conn, layer["table"], q, time_field=layer["time_field"],
+                                    schema=layer["schema"])
+        return {"q": q, "cursor": cursor, "matched": matched, "crs_uri": crs_uri}
+
+    def _links(self, request: Request, plan: dict[str, Any], returned: int,
+               last_id: Any) -> list[dict[str, str]]:
+        q: FeatureQuery = plan["q"]
+        url = f"{self.base_url}{request.url.path}"
+        here = dict(request.query_params)
+
+        def link(rel: str, changes: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str, str]:
+            args = {k: v for k, v in {**here, **changes}.items() if k not in drop}
+            return {"rel": rel, "type": "application/geo+json", "title": rel,
+                    "href": f"{url}?{urlencode(args)}"}
+
+        links = [link("self", {"f": "json"})]
+        html = link("alternate", {"f": "html"})
+        html["type"] = "text/html"
+        links.append(html)
+        if not q.hits_only and returned == q.limit and q.limit > 0:
+            if not q.sortby:
+                links.append(link("next", {"cursor": str(last_id)}, drop=("offset",)))
+            else:
+                links.append(link("next", {"offset": q.offset + q.limit}))
+        if plan["cursor"] is None and q.offset > 0:
+            links.append(link("prev", {"offset": max(0, q.offset - q.limit)}))
+        collection = url.rsplit("/items", 1)[0]
+        links.append({"rel": "collection", "type": "application/json", "title": "collection",
+                      "href": f"{collection}?f=json"})
+        return links
+
+    def _body(self, request: Request, layer: dict[str, Any], principal: Principal,
+              plan: dict[str, Any]) -> Iterator[bytes]:
+        q: FeatureQuery = plan["q"]
+        yield b'{"type":"FeatureCollection","features":['
+        returned, last_id = 0, None
+        if not q.hits_only:
+            try:
+                with request_connection(principal) as conn:
+                    for fid, text in stream_features(
+                        conn, layer["table"], q, id_field=layer["id_field"],
+                        time_field=layer["time_field"], schema=layer["schema"],
+                        after=plan["cursor"],
+                    ):
+                        yield (b"," if returned else b"") + text.encode()
+                        returned += 1
+                        last_id = fid
+            except Exception:
+                # Headers are gone: the truncated body tells the client.
+                LOGGER.exception("streaming %s failed after %d features", layer["table"],
+                                 returned)
+                raise
+        tail: dict[str, Any] = {"numberReturned": returned}
+        if plan["matched"] is not None:
+            tail["numberMatched"] = plan["matched"]
+        tail["timeStamp"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        tail["links"] = self._links(request, plan, returned, last_id)
+        yield b"]," + json.dumps(tail, ensure_ascii=False)[1:].encode()
+
+
+def warm_up() -> None:
+    """Open the pool before the first request (start-up hook)."""
+    get_pool()
