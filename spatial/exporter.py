@@ -5,8 +5,9 @@ OGC API collections (:func:`spatial.catalog.geometry_tables`). Tables without
 geometry — ``resident`` above all — are refused, and columns holding personal
 data (:data:`PERSONAL_COLUMNS`: residents' identity and contact fields, a
 citizen reporter's name and phone) are withheld from every export, whoever
-asks; the summary names the columns left out. Roles and data scopes narrow
-this further once they are enforced.
+asks; the summary names the columns left out. An export made as a user
+(``onemap export --as USERNAME``) reads the layer's published view under that
+user's roles and data scope instead, exactly as the API answers them.
 
 Rows are read through a server-side cursor and written in chunks, so a large
 layer never sits in memory whole.
@@ -14,6 +15,7 @@ layer never sits in memory whole.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import warnings
@@ -29,7 +31,8 @@ import psycopg
 import shapely
 from psycopg import sql
 
-from spatial.catalog import geometry_tables, get_table
+from spatial.access import Principal, apply_principal, check_can_read
+from spatial.catalog import LAYERS_SCHEMA, geometry_tables, get_table
 from spatial.crs import (
     BD09,
     GCJ02,
@@ -39,7 +42,6 @@ from spatial.crs import (
     wgs84_to_bd09,
     wgs84_to_gcj02,
 )
-from spatial.db import SCHEMA
 from spatial.errors import InvalidInputError, PermissionDeniedError
 from spatial.privacy import PERSONAL_COLUMNS, PERSONAL_TABLES
 
@@ -206,6 +208,7 @@ def export_layer(
     bbox: tuple[float, float, float, float] | None = None,
     overwrite: bool = False,
     progress: ProgressFn | None = None,
+    principal: Principal | None = None,
 ) -> ExportSummary:
     """Write a layer's features to a file.
 
@@ -230,6 +233,11 @@ def export_layer(
         Replace an existing file.
     progress : callable, optional
         ``progress(done, total)``.
+    principal : Principal, optional
+        Export as this user: the layer's published view is read under the
+        user's roles and data scope (row-level security, personal fields as
+        their role shows them), exactly as the API would answer them. Without
+        one, the owner's export: every row, personal columns withheld.
 
     Returns
     -------
@@ -247,9 +255,34 @@ def export_layer(
     """
     import pyogrio
 
+    with contextlib.ExitStack() as stack:
+        if principal is not None:
+            # One transaction for count and cursor, acting as the user.
+            stack.enter_context(conn.transaction())
+            apply_principal(conn, principal)
+        return _export(conn, layer, path, fmt, crs=crs, bbox=bbox, overwrite=overwrite,
+                       progress=progress, principal=principal, write=pyogrio.write_dataframe)
+
+
+def _export(
+    conn: psycopg.Connection[Any],
+    layer: str,
+    path: str | Path,
+    fmt: str,
+    *,
+    crs: int | str,
+    bbox: tuple[float, float, float, float] | None,
+    overwrite: bool,
+    progress: ProgressFn | None,
+    principal: Principal | None,
+    write: Callable[..., Any],
+) -> ExportSummary:
     if fmt not in FORMATS:
         raise InvalidInputError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    check_exportable(conn, layer)
+    if principal is None:
+        check_exportable(conn, layer)
+    else:
+        check_can_read(conn, layer, principal)
     out = Path(path)
     if out.exists():
         if not overwrite:
@@ -258,13 +291,18 @@ def export_layer(
     target, crs_name = _output_crs(crs)
     if fmt == "geojson" and target not in (STORAGE_SRID, WGS84):
         raise InvalidInputError("GeoJSON is longitude/latitude (RFC 7946): export it in 4490/4326")
-    table = get_table(conn, layer)
-    columns = [
-        (c.name, c.data_type)
-        for c in table.properties
-        if c.name not in PERSONAL_COLUMNS and c.name != "geom_3857"
-    ]
-    withheld = sorted(c.name for c in table.properties if c.name in PERSONAL_COLUMNS)
+    if principal is None:
+        table = get_table(conn, layer)
+        columns = [
+            (c.name, c.data_type)
+            for c in table.properties
+            if c.name not in PERSONAL_COLUMNS and c.name != "geom_3857"
+        ]
+        withheld = sorted(c.name for c in table.properties if c.name in PERSONAL_COLUMNS)
+    else:  # the view chose the columns and masks personal ones by role
+        table = get_table(conn, layer, schema=LAYERS_SCHEMA)
+        columns = [(c.name, c.data_type) for c in table.published]
+        withheld = []
     if fmt == "geojson":
         crs_name = "EPSG:4326 (RFC 7946; CGCS2000 coordinates, equal to centimetres)"
     summary = ExportSummary(layer, out, fmt, crs=crs_name, withheld=withheld)
@@ -283,7 +321,9 @@ def export_layer(
     geom_sql: sql.Composable = sql.SQL("t.geom")
     if isinstance(target, int) and target not in (STORAGE_SRID, WGS84):
         geom_sql = sql.SQL("ST_Transform(t.geom, {})").format(sql.Literal(target))
-    relation = sql.SQL("{}.{} AS t").format(sql.Identifier(SCHEMA), sql.Identifier(table.name))
+    relation = sql.SQL("{}.{} AS t").format(
+        sql.Identifier(table.schema), sql.Identifier(table.name)
+    )
     count_row = conn.execute(
         sql.SQL("SELECT count(*) AS n FROM {}{}").format(relation, where), params
     ).fetchone()
@@ -324,7 +364,7 @@ def export_layer(
             with warnings.catch_warnings():
                 # gcj02/bd09 have no EPSG code: the file declares no CRS, on purpose.
                 warnings.filterwarnings("ignore", "'crs' was not provided", UserWarning)
-                pyogrio.write_dataframe(
+                write(
                     frame,
                     out,
                     layer=layer,
