@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,30 +49,39 @@ def write_test_rasters(directory: Path) -> dict[str, Path]:
     return out
 
 
-def tiny_city_app(server_conninfo: str, template_db: str) -> Iterator[Any]:
-    """A client of the application over a fresh clone holding the tiny city, for a whole
-    module of tests that only read (a clone per test costs about two seconds)."""
+@contextmanager
+def tiny_city_clone(server_conninfo: str, template_db: str) -> Iterator[str]:
+    """A fresh clone holding the tiny city for a whole module of tests that only read
+    (a clone per test costs about two seconds); dropped afterwards."""
     import psycopg
-    from starlette.testclient import TestClient
 
     from spatial.catalog import clear_cache
     from spatial.db import close_pools
-    from spatial.ogc.app import create_app
     from tests.conftest import TINY_CITY, create_database, drop_database
 
     name = f"onemap_t_{uuid.uuid4().hex[:10]}"
     info = create_database(server_conninfo, name, template=template_db)
-    with psycopg.connect(info, autocommit=True) as conn, conn.transaction():
-        conn.execute(TINY_CITY.read_text(encoding="utf-8").encode("utf-8"))
     try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("DATABASE_URL", info)
-            with TestClient(create_app()) as c:
-                yield c
+        with psycopg.connect(info, autocommit=True) as conn, conn.transaction():
+            conn.execute(TINY_CITY.read_text(encoding="utf-8").encode("utf-8"))
+        yield info
     finally:
         close_pools()
         clear_cache()
         drop_database(server_conninfo, name)
+
+
+def tiny_city_app(server_conninfo: str, template_db: str) -> Iterator[Any]:
+    """A client of the application over :func:`tiny_city_clone`."""
+    from starlette.testclient import TestClient
+
+    from spatial.ogc.app import create_app
+
+    with tiny_city_clone(server_conninfo, template_db) as info, \
+            pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DATABASE_URL", info)
+        with TestClient(create_app()) as c:
+            yield c
 
 
 @pytest.fixture(scope="module")

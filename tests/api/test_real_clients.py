@@ -1,0 +1,208 @@
+"""Real third-party clients against a live server: GDAL's OAPIF driver and OWSLib.
+
+A real uvicorn serves the application in a subprocess on a free port, reading a
+clone of the tiny city (``DATABASE_URL``), and the clients talk HTTP to it as
+they would to any OGC API server. GDAL tests skip when ``ogrinfo`` is missing,
+except in CI (``CI`` or ``ONEMAP_REQUIRE_DB`` set), where they fail: ``make
+install`` installs ``gdal-bin``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+
+from spatial.ogc.coverage import RASTER_DIR_ENV
+from tests.api.test_coverages import tiny_city_clone, write_test_rasters
+
+ROOT = Path(__file__).resolve().parents[2]
+#: The western grid's compound: four of the tiny city's eight buildings (test_server).
+WEST_BBOX = (116.46, 39.915, 116.469, 39.93)
+#: A point inside the first grid, western compound (test_processes).
+POINT = {"x": 116.465, "y": 39.9225}
+
+
+@dataclass
+class Server:
+    url: str
+    database: str
+    log: Path
+
+    def requests_to(self, path: str) -> list[str]:
+        """Access-log lines of the requests to ``path`` so far."""
+        return [line for line in self.log.read_text(encoding="utf-8").splitlines()
+                if f'"GET {path}' in line]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(server_conninfo: str, template_db: str,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``uvicorn spatial.ogc.app:create_app`` on a free port over the tiny city."""
+    tmp = tmp_path_factory.mktemp("server")
+    write_test_rasters(tmp)
+    with tiny_city_clone(server_conninfo, template_db) as database:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = tmp / "uvicorn.log"
+        env = {**os.environ, "DATABASE_URL": database, "ONEMAP_URL": url,
+               RASTER_DIR_ENV: str(tmp), "NO_PROXY": "127.0.0.1,localhost",
+               "no_proxy": "127.0.0.1,localhost"}
+        with log.open("w", encoding="utf-8") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "--factory", "spatial.ogc.app:create_app",
+                 "--host", "127.0.0.1", "--port", str(port)],
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120  # a bound on start-up, not a speed check
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"uvicorn exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+                try:
+                    if httpx.get(f"{url}/conformance?f=json", timeout=5).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"uvicorn did not answer:\n{log.read_text()[-3000:]}")
+                time.sleep(0.2)
+            yield Server(url, database, log)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def gdal(tool: str) -> str:
+    """Path of a GDAL command-line tool; skip without it, except in CI."""
+    path = shutil.which(tool)
+    if path is None:
+        if os.environ.get("CI") or os.environ.get("ONEMAP_REQUIRE_DB"):
+            pytest.fail(f"{tool} is missing: install gdal-bin (`make install` does)")
+        pytest.skip(f"{tool} is missing: install gdal-bin")
+    return path
+
+
+def run(*args: str) -> str:
+    env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+           "GDAL_HTTP_TIMEOUT": "60"}
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def db_ids(database: str, query: str, params: Any = None) -> set[int]:
+    with psycopg.connect(database) as conn:
+        return {int(r[0]) for r in conn.execute(query, params).fetchall()}
+
+
+def in_west_bbox(database: str, table: str) -> set[int]:
+    query = sql.SQL("SELECT id FROM onemap.{} "
+                    "WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4490)").format(
+        sql.Identifier(table))
+    return db_ids(database, query, WEST_BBOX)
+
+
+def collection_ids(server: Server) -> set[str]:
+    body = httpx.get(f"{server.url}/collections", params={"f": "json"}, timeout=60).json()
+    return {c["id"] for c in body["collections"]}
+
+
+# --- GDAL ----------------------------------------------------------------------------------
+
+def test_ogrinfo_lists_the_collections(server: Server) -> None:
+    out = run(gdal("ogrinfo"), "-ro", "-q", f"OAPIF:{server.url}")
+    layers = set(re.findall(r"^\d+: (\S+)", out, flags=re.MULTILINE))
+    assert layers == collection_ids(server)
+    assert {"building", "lamp", "road", "population_density", "terrain"} <= layers
+
+
+def test_ogrinfo_reads_a_collection_with_a_bbox(server: Server) -> None:
+    out = run(gdal("ogrinfo"), "-ro", "-al", "-q", f"OAPIF:{server.url}", "building",
+              "-spat", *map(str, WEST_BBOX))
+    fids = {int(f) for f in re.findall(r"^OGRFeature\(building\):(\d+)", out, flags=re.M)}
+    assert fids == in_west_bbox(server.database, "building")
+    assert len(fids) == 4
+    assert "MULTIPOLYGON" in out and "floors: Integer" in run(
+        gdal("ogrinfo"), "-ro", "-so", f"OAPIF:{server.url}", "building")
+    # the bbox went to the server, which filtered
+    sent = [re.search(r"bbox=([^&\s]+)", line)
+            for line in server.requests_to("/collections/building/items")]
+    boxes = [[float(v) for v in m.group(1).replace("%2C", ",").split(",")] for m in sent if m]
+    assert boxes and boxes[-1] == pytest.approx(list(WEST_BBOX))
+
+
+def test_ogr2ogr_pages_through_a_collection(server: Server, tmp_path: Path) -> None:
+    out = tmp_path / "lamps.gpkg"
+    before = len(server.requests_to("/collections/lamp/items"))
+    run(gdal("ogr2ogr"), "-f", "GPKG", str(out), f"OAPIF:{server.url}", "lamp",
+        "-oo", "PAGE_SIZE=7")
+    requests = server.requests_to("/collections/lamp/items")[before:]
+    expected = db_ids(server.database, "SELECT id FROM onemap.lamp")
+    with sqlite3.connect(out) as gpkg:
+        fids = {int(r[0]) for r in gpkg.execute("SELECT fid FROM lamp")}
+        statuses = dict(gpkg.execute("SELECT status, count(*) FROM lamp GROUP BY status"))
+    assert len(expected) > 20
+    assert fids == expected
+    # pages of seven: GDAL followed the next links to the end
+    pages = [r for r in requests if "limit=7" in r]
+    assert len(pages) >= -(-len(expected) // 7)
+    assert statuses["fault"] == 3  # the tiny city's three faulty lamps
+
+
+# --- OWSLib --------------------------------------------------------------------------------
+
+def test_owslib_features(server: Server) -> None:
+    from owslib.ogcapi.features import Features
+
+    api = Features(server.url)
+    assert {c["id"] for c in api.collections()["collections"]} == collection_ids(server)
+    assert "conformsTo" in api.conformance()
+    items = api.collection_items("building", bbox=list(WEST_BBOX), limit=100)
+    ids = {int(f["id"]) for f in items["features"]}
+    assert ids == in_west_bbox(server.database, "building")
+    assert items["numberReturned"] == 4
+    queryables = api.collection_queryables("building")
+    assert "floors" in queryables["properties"]
+    one = api.collection_item("building", str(min(ids)))
+    assert int(one["id"]) == min(ids)
+
+
+def test_owslib_processes(server: Server) -> None:
+    from owslib.ogcapi.processes import Processes
+
+    api = Processes(server.url)
+    listed = {p["id"] for p in api.processes()}
+    assert "locate" in listed
+    assert set(api.process("locate")["inputs"]) >= {"x", "y"}
+    result = api.execute("locate", POINT)
+    # OWSLib asks for response=document: the outputs come wrapped in a document
+    outputs = result.get("outputs", result)
+    got = outputs[0] if isinstance(outputs, list) else outputs
+    assert got["grid"]["name"] == "第一网格"
+    assert got["community"]["name"] == "示范社区"
+    assert got["point"]["coordinates"] == [POINT["x"], POINT["y"]]
