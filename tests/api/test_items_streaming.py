@@ -45,7 +45,7 @@ def test_ten_thousand_features_stream_out(client: Any, many: str) -> None:
     page = json.loads(body)
     assert page["numberReturned"] == 10000 == len(page["features"])
     assert "numberMatched" not in page  # more than the count cap: not counted
-    assert chunks > 100  # written feature by feature, not as one blob
+    assert chunks > 10  # written in ~64 kB chunks as rows arrive, not as one blob
     ids = [f["id"] for f in page["features"]]
     assert ids == sorted(ids)
     nxt = next(link for link in page["links"] if link["rel"] == "next")
