@@ -276,6 +276,25 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     )
 
 
+@main.command("worker")
+@click.option("--threads", type=int, default=1, show_default=True, help="Jobs run at once.")
+@click.option("--once", is_flag=True, help="Run the jobs waiting now, then exit.")
+def worker(threads: int, once: bool) -> None:
+    """Run asynchronous process jobs (OGC API Processes) outside the web server."""
+    from spatial.ogc.manager import run_worker
+
+    if threads < 1:
+        raise click.BadParameter(f"must be ≥ 1, got {threads}", param_hint="--threads")
+    if not once:
+        console.print(f"onemap worker: {threads} thread(s), Ctrl-C to stop")
+    try:
+        ran = run_worker(threads, once=once)
+    except OnemapError as exc:
+        _fail(exc)
+    if once:
+        console.print(f"ran {ran} job(s)")
+
+
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in values:

@@ -133,6 +133,7 @@ def create_app() -> Starlette:
 
     from spatial.ogc import auth
     from spatial.ogc.contract import ContractMiddleware
+    from spatial.ogc.manager import worker_hook
     from spatial.ogc.metrics import MetricsMiddleware, metrics
 
     # Our routes come before pygeoapi's mount; outermost middleware first.
@@ -146,6 +147,7 @@ def create_app() -> Starlette:
     middleware.append(Middleware(ContractMiddleware))  # 400 for unknown/malformed input
     # Called at start-up; one that returns a callable gets it called at shutdown.
     startup_hooks: list[Callable[[], object]] = []
+    startup_hooks.append(worker_hook(starlette_app.api_.manager))  # runs async process jobs
 
     routes.append(Mount("/", app=starlette_app.APP))
     app = Starlette(

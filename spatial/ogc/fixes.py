@@ -10,6 +10,9 @@ worth reporting upstream:
   1-second budget for an information query. Transformers are cached here.
 * pygeoapi passes no CRS transform spec when ``crs=`` names the storage CRS, so
   a provider cannot tell that the caller wants that CRS's axis order.
+* pygeoapi's ``DELETE /jobs/{id}`` answers with no ``Content-Type``, on which its
+  own Starlette adapter fails (a 500 for every dismissal). The header is added
+  (tests/api/test_processes.py).
 """
 
 from __future__ import annotations
@@ -112,12 +115,28 @@ def transform_filter_geometries(node: Any, filter_crs: Any, storage_crs: Any) ->
 
 
 
+def delete_job_with_content_type(api: Any, request: Any, job_id: str) -> Any:
+    """pygeoapi's ``delete_job``, its response given a JSON ``Content-Type``."""
+    headers, status, content = _ORIGINAL_DELETE_JOB(api, request, job_id)
+    headers = dict(headers or {})
+    headers.setdefault("Content-Type", "application/json")
+    return headers, status, content
+
+
+_ORIGINAL_DELETE_JOB: Any = None
+
+
 def install() -> None:
     """Put the fixes in place (idempotent); pay one-time start-up costs now, not
     on a user's first request."""
-    global _ORIGINAL_SPEC
+    global _ORIGINAL_SPEC, _ORIGINAL_DELETE_JOB
     import pygeoapi.api.itemtypes as itemtypes
+    import pygeoapi.api.processes as processes
     import pygeoapi.crs as pygeoapi_crs
+
+    if _ORIGINAL_DELETE_JOB is None:
+        _ORIGINAL_DELETE_JOB = processes.delete_job
+        processes.delete_job = delete_job_with_content_type
 
     itemtypes.transform_bbox = cached_transform_bbox
     pygeoapi_crs._inplace_transform_filter_geometries = transform_filter_geometries
