@@ -14,11 +14,30 @@ CONFIG = Path(__file__).resolve().parents[2] / "pygeoapi-config.yml"
 
 
 @pytest.fixture
-def document(client: Any) -> dict[str, Any]:
+def document(tiny_city_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The document for the configuration, built as the app builds it, with coverage data.
+
+    Built here rather than fetched: pygeoapi loads its document once per process, so the
+    one served in a test session is whichever app came first."""
+    from pygeoapi.util import yaml_load
+
+    from spatial.ogc.coverage import RASTER_DIR_ENV
+    from spatial.ogc.openapi import build_document
+    from tests.api.test_coverages import write_test_rasters
+
+    monkeypatch.setenv(RASTER_DIR_ENV, str(tmp_path))
+    write_test_rasters(tmp_path)
+    with CONFIG.open(encoding="utf-8") as fh:
+        config = yaml_load(fh)
+    return build_document(config)
+
+
+def test_the_served_document_is_self_contained(client: Any) -> None:
     r = client.get("/openapi", params={"f": "json"})
     assert r.status_code == 200
-    doc: dict[str, Any] = r.json()
-    return doc
+    served = r.json()
+    assert broken_refs(served) == []
+    assert "/collections/lamp/items" in served["paths"]
 
 
 def test_no_remote_ref_and_every_ref_resolves(document: dict[str, Any]) -> None:
