@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from spatial import auth
+from spatial import auth, users
 from spatial.access import acting_as
 from spatial.db import connect
 
@@ -77,7 +77,7 @@ def main() -> None:
 
     name = f"bench_{uuid.uuid4().hex[:8]}"
     with connect(autocommit=True) as conn, conn.transaction():
-        info = auth.create_user(conn, name, None, roles=["analyst"])
+        info = users.create_user(conn, name, None, roles=["analyst"])
         key = auth.create_api_key(conn, name, label="bench").key
         principal = auth.principal_for_user(conn, info.id)
     try:

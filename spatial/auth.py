@@ -1,13 +1,12 @@
-"""Users, passwords, login, bearer tokens and API keys.
+"""Login, bearer tokens, API keys, the login log and principals.
 
 Who a caller is, decided against the tables of ``005_security.sql`` and
 ``131_auth.sql`` through the owner's connection (:mod:`spatial.db`): the
 serving role ``onemap_api`` can read none of the secrets. What a caller may
-see is decided by PostgreSQL afterwards (:mod:`spatial.access`).
+see is decided by PostgreSQL afterwards (:mod:`spatial.access`). The accounts
+themselves are managed in :mod:`spatial.users`, passwords hashed in
+:mod:`spatial.passwords`.
 
-- Passwords are hashed with argon2id (argon2-cffi's RFC 9106 low-memory
-  profile); the policy asks for at least :data:`MIN_PASSWORD_LENGTH`
-  characters and a password other than the user name.
 - :func:`login` writes one row to ``onemap.login_log`` for every attempt and
   locks a login name after :data:`MAX_FAILURES` failures within
   :data:`LOCKOUT_WINDOW` (等保三级). Unknown names cost the same argon2
@@ -24,7 +23,6 @@ the log row must not be rolled back with the caller's transaction.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import ipaddress
@@ -32,33 +30,27 @@ import logging
 import os
 import re
 import secrets
-import threading
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from psycopg import sql
 from psycopg.rows import dict_row
 
 from spatial.access import Principal
-from spatial.errors import (
-    AuthenticationError,
-    ConflictError,
-    InvalidInputError,
-    NotFoundError,
+from spatial.errors import AuthenticationError, InvalidInputError, NotFoundError
+from spatial.passwords import (
+    MAX_PASSWORD_LENGTH,
+    dummy_hash,
+    hash_password,
+    needs_rehash,
+    verify_password,
 )
+from spatial.users import user_id_of
 
 LOGGER = logging.getLogger(__name__)
 
-#: Admin levels a data scope can name; each is a table ``onemap.<level>``.
-LEVELS = ("district", "street_office", "community", "grid")
-MIN_PASSWORD_LENGTH = 10
-#: Longer passwords are refused: argon2 hashes every byte it is given.
-MAX_PASSWORD_LENGTH = 1024
 #: Failed logins within :data:`LOCKOUT_WINDOW` that lock a login name.
 MAX_FAILURES = 5
 LOCKOUT_WINDOW = timedelta(minutes=15)
@@ -74,7 +66,6 @@ _COUNTED = ["unknown_user", "bad_password"]
 _TOUCH_EVERY = timedelta(minutes=1)
 _MAX_LOGGED_NAME = 150
 _MAX_USER_AGENT = 512
-_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
 
 INVALID_CREDENTIALS = "invalid credentials / 用户名或密码错误"
 ACCOUNT_LOCKED = (
@@ -84,54 +75,8 @@ ACCOUNT_LOCKED = (
 ACCOUNT_DISABLED = "account disabled / 账户已停用"
 EXPIRED_CREDENTIAL = "invalid or expired credentials / 凭证无效或已过期，请重新登录"
 
-# argon2 with RFC 9106's low-memory profile takes 64 MiB per hash; a burst of
-# logins must not take the worker's memory with it.
-_HASH_SLOTS = threading.BoundedSemaphore(4)
-
 
 # ---------------------------------------------------------------- records
-
-
-@dataclass(frozen=True)
-class UserInfo:
-    """A user as administrators see it (never a hash).
-
-    Attributes
-    ----------
-    id : int
-    username : str
-    display_name : str or None
-    active : bool
-    roles : tuple of str
-        Role codes, sorted.
-    scopes : tuple of (str, int)
-        ``(level, unit_id)`` of the data scope.
-    has_password : bool
-        False for accounts that authenticate by API key only.
-    created_at : datetime
-    last_login_at : datetime or None
-        Time of the last successful login.
-    """
-
-    id: int
-    username: str
-    display_name: str | None
-    active: bool
-    roles: tuple[str, ...]
-    scopes: tuple[tuple[str, int], ...]
-    has_password: bool
-    created_at: datetime
-    last_login_at: datetime | None
-
-
-@dataclass(frozen=True)
-class ScopeUnit:
-    """One admin unit of a user's data scope, with its code and name."""
-
-    level: str
-    unit_id: int
-    code: str | None
-    name: str | None
 
 
 @dataclass(frozen=True)
@@ -260,545 +205,8 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.astimezone()
 
 
-def normalize_username(username: str) -> str:
-    """Check a new user name and return it as stored (lower case).
-
-    Parameters
-    ----------
-    username : str
-        2–64 characters: letters, digits, ``.``, ``_``, ``@``, ``-``; starts
-        with a letter or digit.
-
-    Returns
-    -------
-    str
-        The name in lower case.
-
-    Raises
-    ------
-    InvalidInputError
-        If the name does not fit.
-
-    Examples
-    --------
-    >>> normalize_username(" Wang.Fang ")
-    'wang.fang'
-    """
-    if not isinstance(username, str):
-        raise TypeError(f"username must be a string, got {type(username).__name__}")
-    name = username.strip().lower()
-    if not _USERNAME.match(name):
-        raise InvalidInputError(
-            f"invalid user name {username!r}: 2–64 letters, digits, '.', '_', '@', '-' "
-            "/ 用户名须为2–64位字母、数字或 . _ @ -"
-        )
-    return name
-
-
 def _login_name(username: str) -> str:
     return username.strip().lower()[:_MAX_LOGGED_NAME]
-
-
-# ---------------------------------------------------------------- passwords
-
-
-@functools.cache
-def _hasher() -> PasswordHasher:
-    return PasswordHasher()  # argon2id, RFC 9106 low-memory parameters
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    """A hash of a random password with the current parameters: unknown users
-    are verified against it, so they cost what known users cost."""
-    return hash_password(secrets.token_urlsafe(16))
-
-
-def hash_password(password: str) -> str:
-    """Hash a password with argon2id.
-
-    Parameters
-    ----------
-    password : str
-
-    Returns
-    -------
-    str
-        A PHC string ``$argon2id$v=19$m=…``, salted.
-
-    Examples
-    --------
-    >>> hash_password("correct horse battery").startswith("$argon2id$")
-    True
-    """
-    with _HASH_SLOTS:
-        return _hasher().hash(password)
-
-
-def verify_password(password_hash: str, password: str) -> bool:
-    """Whether ``password`` matches ``password_hash``.
-
-    Parameters
-    ----------
-    password_hash : str
-        A PHC string from :func:`hash_password`.
-    password : str
-
-    Returns
-    -------
-    bool
-        False for a wrong password or a malformed hash (never raises for those).
-
-    Examples
-    --------
-    >>> h = hash_password("correct horse battery")
-    >>> verify_password(h, "correct horse battery"), verify_password(h, "wrong")
-    (True, False)
-    """
-    try:
-        with _HASH_SLOTS:
-            return _hasher().verify(password_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
-
-
-def check_password_policy(password: str, username: str) -> None:
-    """Refuse a password that breaks the policy.
-
-    Parameters
-    ----------
-    password : str
-        The new password.
-    username : str
-        Whose password it is.
-
-    Raises
-    ------
-    InvalidInputError
-        Naming every rule broken (never echoing the password).
-
-    Examples
-    --------
-    >>> check_password_policy("a long enough one", "wang")
-    >>> check_password_policy("short", "wang")
-    Traceback (most recent call last):
-    ...
-    spatial.errors.InvalidInputError: password must have at least 10 characters / 密码至少10位
-    """
-    if not isinstance(password, str):
-        raise TypeError(f"password must be a string, got {type(password).__name__}")
-    problems = []
-    if len(password) < MIN_PASSWORD_LENGTH:
-        problems.append(
-            f"password must have at least {MIN_PASSWORD_LENGTH} characters"
-            f" / 密码至少{MIN_PASSWORD_LENGTH}位"
-        )
-    if len(password) > MAX_PASSWORD_LENGTH:
-        problems.append(
-            f"password must have at most {MAX_PASSWORD_LENGTH} characters"
-            f" / 密码最多{MAX_PASSWORD_LENGTH}位"
-        )
-    if password.strip().lower() == username.strip().lower():
-        problems.append("password must not be the user name / 密码不能与用户名相同")
-    if password.strip() == "":
-        problems.append("password must not be blank / 密码不能为空白")
-    if problems:
-        raise InvalidInputError("; ".join(problems))
-
-
-# ---------------------------------------------------------------- users
-
-
-_USER_SELECT = sql.SQL("""
-SELECT u.id, u.username, u.display_name, u.active, u.created_at,
-       u.password_hash IS NOT NULL AS has_password,
-       ARRAY(SELECT r.code FROM onemap.user_role ur
-             JOIN onemap.app_role r ON r.id = ur.role_id
-             WHERE ur.user_id = u.id ORDER BY r.code) AS roles,
-       ARRAY(SELECT s.level || ':' || s.unit_id FROM onemap.data_scope s
-             WHERE s.user_id = u.id
-             ORDER BY array_position(ARRAY['district', 'street_office', 'community', 'grid'],
-                                     s.level), s.unit_id) AS scopes,
-       (SELECT max(l.at) FROM onemap.login_log l
-        WHERE l.user_id = u.id AND l.success) AS last_login_at
-FROM onemap.app_user u
-""")
-
-
-def _user_info(row: dict[str, Any]) -> UserInfo:
-    scopes = []
-    for item in row["scopes"]:
-        level, _, unit = item.partition(":")
-        scopes.append((level, int(unit)))
-    return UserInfo(
-        id=row["id"],
-        username=row["username"],
-        display_name=row["display_name"],
-        active=row["active"],
-        roles=tuple(row["roles"]),
-        scopes=tuple(scopes),
-        has_password=row["has_password"],
-        created_at=row["created_at"],
-        last_login_at=row["last_login_at"],
-    )
-
-
-def _user_id(conn: psycopg.Connection[Any], user: int | str) -> int:
-    """The id of a user named by id or user name.
-
-    Raises
-    ------
-    NotFoundError
-        If there is no such user.
-    """
-    if isinstance(user, bool) or not isinstance(user, int | str):
-        raise TypeError(f"user must be an id or a user name, got {user!r}")
-    if isinstance(user, int):
-        row = _one(conn, "SELECT id FROM onemap.app_user WHERE id = %s", (user,))
-    else:
-        row = _one(conn, "SELECT id FROM onemap.app_user WHERE username = %s",
-                   (user.strip().lower(),))
-    if row is None:
-        raise NotFoundError(f"no user {user!r} / 用户不存在")
-    return int(row["id"])
-
-
-def get_user(conn: psycopg.Connection[Any], user: int | str) -> UserInfo:
-    """A user by id or name.
-
-    Raises
-    ------
-    NotFoundError
-        If there is no such user.
-    """
-    uid = _user_id(conn, user)
-    row = _one(conn, _USER_SELECT + sql.SQL("WHERE u.id = %s"), (uid,))
-    assert row is not None
-    return _user_info(row)
-
-
-def list_users(conn: psycopg.Connection[Any]) -> list[UserInfo]:
-    """Every user, by name, with roles, scopes and last login (never hashes).
-
-    Parameters
-    ----------
-    conn : psycopg.Connection
-        Owner connection.
-
-    Returns
-    -------
-    list of UserInfo
-    """
-    return [_user_info(r) for r in _rows(conn, _USER_SELECT + sql.SQL("ORDER BY u.username"))]
-
-
-def create_user(
-    conn: psycopg.Connection[Any],
-    username: str,
-    password: str | None,
-    *,
-    display_name: str | None = None,
-    roles: Iterable[str] = (),
-    scopes: Iterable[tuple[str, int]] = (),
-    created_by: int | None = None,
-) -> UserInfo:
-    """Create a user with roles and a data scope, all or nothing.
-
-    Parameters
-    ----------
-    conn : psycopg.Connection
-        Owner connection.
-    username : str
-        Login name (see :func:`normalize_username`); stored lower-case.
-    password : str or None
-        Checked against the policy and hashed; None for an account that
-        authenticates by API key only (an external system).
-    display_name : str, optional
-    roles : iterable of str
-        Role codes (``onemap.app_role.code``).
-    scopes : iterable of (str, int)
-        ``(level, unit_id)`` pairs; every unit must exist.
-    created_by : int, optional
-        The administrator's user id, recorded as ``granted_by``.
-
-    Returns
-    -------
-    UserInfo
-
-    Raises
-    ------
-    InvalidInputError
-        A bad name, a password breaking the policy, an unknown role or level.
-    NotFoundError
-        A scope unit that does not exist.
-    ConflictError
-        If the name is taken.
-    """
-    name = normalize_username(username)
-    password_hash = None
-    if password is not None:
-        check_password_policy(password, name)
-        password_hash = hash_password(password)
-    with conn.transaction():
-        row = _one(
-            conn,
-            """
-            INSERT INTO onemap.app_user (username, display_name, password_hash)
-            VALUES (%s, %s, %s)
-            ON CONFLICT (username) DO NOTHING
-            RETURNING id
-            """,
-            (name, display_name, password_hash),
-        )
-        if row is None:
-            raise ConflictError(f"user {name!r} already exists / 用户已存在")
-        uid = int(row["id"])
-        for role in roles:
-            grant_role(conn, uid, role, granted_by=created_by)
-        for level, unit_id in scopes:
-            add_scope(conn, uid, level, unit_id)
-    LOGGER.info("user %s created (id %d)", name, uid)
-    return get_user(conn, uid)
-
-
-def set_password(conn: psycopg.Connection[Any], user: int | str, password: str) -> None:
-    """Set a user's password; unlocks the account and ends its sessions.
-
-    Parameters
-    ----------
-    conn : psycopg.Connection
-    user : int or str
-        Id or user name.
-    password : str
-        The new password (policy-checked).
-
-    Raises
-    ------
-    NotFoundError
-        No such user.
-    InvalidInputError
-        The password breaks the policy.
-    """
-    info = get_user(conn, user)
-    check_password_policy(password, info.username)
-    password_hash = hash_password(password)
-    with conn.transaction():
-        conn.execute(
-            "UPDATE onemap.app_user SET password_hash = %s, unlocked_at = now() WHERE id = %s",
-            (password_hash, info.id),
-        )
-        revoke_user_tokens(conn, info.id)
-    LOGGER.info("password of user %s changed", info.username)
-
-
-def set_active(conn: psycopg.Connection[Any], user: int | str, active: bool) -> None:
-    """Enable or disable a user; disabling ends their sessions.
-
-    API keys of a disabled user stop working too (they are checked against
-    ``app_user.active``) and work again when the user is enabled.
-
-    Raises
-    ------
-    NotFoundError
-        No such user.
-    """
-    uid = _user_id(conn, user)
-    with conn.transaction():
-        conn.execute("UPDATE onemap.app_user SET active = %s WHERE id = %s", (active, uid))
-        if not active:
-            revoke_user_tokens(conn, uid)
-    LOGGER.info("user %d %s", uid, "enabled" if active else "disabled")
-
-
-def unlock_user(conn: psycopg.Connection[Any], user: int | str) -> None:
-    """Forget the failed logins of a locked user.
-
-    Raises
-    ------
-    NotFoundError
-        No such user.
-    """
-    uid = _user_id(conn, user)
-    conn.execute("UPDATE onemap.app_user SET unlocked_at = now() WHERE id = %s", (uid,))
-
-
-def _role_id(conn: psycopg.Connection[Any], role: str) -> int:
-    row = _one(conn, "SELECT id FROM onemap.app_role WHERE code = %s", (role,))
-    if row is None:
-        known = [r["code"] for r in _rows(conn, "SELECT code FROM onemap.app_role ORDER BY id")]
-        raise InvalidInputError(f"unknown role {role!r}; known: {', '.join(known)} / 角色不存在")
-    return int(row["id"])
-
-
-def grant_role(
-    conn: psycopg.Connection[Any], user: int | str, role: str, *, granted_by: int | None = None
-) -> bool:
-    """Grant a role.
-
-    Returns
-    -------
-    bool
-        False if the user already had it.
-
-    Raises
-    ------
-    NotFoundError
-        No such user.
-    InvalidInputError
-        No such role.
-    """
-    uid = _user_id(conn, user)
-    rid = _role_id(conn, role)
-    row = _one(
-        conn,
-        """
-        INSERT INTO onemap.user_role (user_id, role_id, granted_by) VALUES (%s, %s, %s)
-        ON CONFLICT (user_id, role_id) DO NOTHING RETURNING id
-        """,
-        (uid, rid, granted_by),
-    )
-    return row is not None
-
-
-def revoke_role(conn: psycopg.Connection[Any], user: int | str, role: str) -> bool:
-    """Take a role away.
-
-    Returns
-    -------
-    bool
-        False if the user did not have it.
-    """
-    uid = _user_id(conn, user)
-    rid = _role_id(conn, role)
-    row = _one(
-        conn,
-        "DELETE FROM onemap.user_role WHERE user_id = %s AND role_id = %s RETURNING id",
-        (uid, rid),
-    )
-    return row is not None
-
-
-def parse_scope(text: str) -> tuple[str, int]:
-    """Parse ``LEVEL:UNIT_ID``.
-
-    Examples
-    --------
-    >>> parse_scope("community:12")
-    ('community', 12)
-    """
-    level, sep, unit = text.partition(":")
-    level = level.strip()
-    if not sep or level not in LEVELS or not unit.strip().isdigit():
-        raise InvalidInputError(
-            f"invalid scope {text!r}: expected LEVEL:UNIT_ID with LEVEL one of "
-            f"{', '.join(LEVELS)} / 数据范围格式应为 层级:编号"
-        )
-    return level, int(unit)
-
-
-def _check_level(level: str) -> None:
-    if level not in LEVELS:
-        raise InvalidInputError(
-            f"unknown level {level!r}; known: {', '.join(LEVELS)} / 层级不存在"
-        )
-
-
-def add_scope(conn: psycopg.Connection[Any], user: int | str, level: str, unit_id: int) -> bool:
-    """Add an admin unit to a user's data scope.
-
-    Parameters
-    ----------
-    conn : psycopg.Connection
-    user : int or str
-    level : str
-        One of :data:`LEVELS`.
-    unit_id : int
-        Id in ``onemap.<level>``.
-
-    Returns
-    -------
-    bool
-        False if the unit was already in scope.
-
-    Raises
-    ------
-    InvalidInputError
-        Unknown level.
-    NotFoundError
-        No such user or unit.
-    """
-    _check_level(level)
-    uid = _user_id(conn, user)
-    exists = _one(
-        conn,
-        sql.SQL("SELECT 1 AS ok FROM {} WHERE id = %s").format(sql.Identifier("onemap", level)),
-        (unit_id,),
-    )
-    if exists is None:
-        raise NotFoundError(f"no {level} with id {unit_id} / 行政单元不存在")
-    row = _one(
-        conn,
-        """
-        INSERT INTO onemap.data_scope (user_id, level, unit_id) VALUES (%s, %s, %s)
-        ON CONFLICT (user_id, level, unit_id) DO NOTHING RETURNING id
-        """,
-        (uid, level, unit_id),
-    )
-    return row is not None
-
-
-def remove_scope(
-    conn: psycopg.Connection[Any], user: int | str, level: str, unit_id: int
-) -> bool:
-    """Remove an admin unit from a user's data scope.
-
-    Returns
-    -------
-    bool
-        False if it was not in scope.
-    """
-    _check_level(level)
-    uid = _user_id(conn, user)
-    row = _one(
-        conn,
-        "DELETE FROM onemap.data_scope WHERE user_id = %s AND level = %s AND unit_id = %s "
-        "RETURNING id",
-        (uid, level, unit_id),
-    )
-    return row is not None
-
-
-def data_scope(conn: psycopg.Connection[Any], user_id: int) -> list[ScopeUnit]:
-    """The admin units a user may see, with codes and names.
-
-    Parameters
-    ----------
-    conn : psycopg.Connection
-    user_id : int
-
-    Returns
-    -------
-    list of ScopeUnit
-        Coarsest level first; a unit deleted since keeps ``code``/``name`` None.
-    """
-    rows = _rows(
-        conn,
-        """
-        SELECT s.level, s.unit_id,
-               coalesce(d.code, so.code, c.code, g.code) AS code,
-               coalesce(d.name, so.name, c.name, g.name) AS name
-        FROM onemap.data_scope s
-        LEFT JOIN onemap.district d ON s.level = 'district' AND d.id = s.unit_id
-        LEFT JOIN onemap.street_office so ON s.level = 'street_office' AND so.id = s.unit_id
-        LEFT JOIN onemap.community c ON s.level = 'community' AND c.id = s.unit_id
-        LEFT JOIN onemap.grid g ON s.level = 'grid' AND g.id = s.unit_id
-        WHERE s.user_id = %s
-        ORDER BY array_position(ARRAY['district', 'street_office', 'community', 'grid'],
-                                s.level), s.unit_id
-        """,
-        (user_id,),
-    )
-    return [ScopeUnit(r["level"], r["unit_id"], r["code"], r["name"]) for r in rows]
 
 
 # ---------------------------------------------------------------- principals
@@ -964,21 +372,21 @@ def login(
         return AuthenticationError(message)
 
     if failed_logins(conn, name, user["unlocked_at"] if user else None) >= MAX_FAILURES:
-        verify_password(_dummy_hash(), candidate)
+        verify_password(dummy_hash(), candidate)
         raise refuse("locked", ACCOUNT_LOCKED)
     if user is None:
-        verify_password(_dummy_hash(), candidate)
+        verify_password(dummy_hash(), candidate)
         raise refuse("unknown_user", INVALID_CREDENTIALS)
     stored = user["password_hash"]
     if stored is None:  # an API-key-only account
-        verify_password(_dummy_hash(), candidate)
+        verify_password(dummy_hash(), candidate)
         raise refuse("bad_password", INVALID_CREDENTIALS)
     # Verified whatever the length, so that too costs one argon2 run.
     if not verify_password(stored, candidate) or len(password) > MAX_PASSWORD_LENGTH:
         raise refuse("bad_password", INVALID_CREDENTIALS)
     if not user["active"]:
         raise refuse("disabled", ACCOUNT_DISABLED)
-    if _hasher().check_needs_rehash(stored):
+    if needs_rehash(stored):
         conn.execute(
             "UPDATE onemap.app_user SET password_hash = %s WHERE id = %s",
             (hash_password(password), uid),
@@ -1099,24 +507,6 @@ def revoke_token(conn: psycopg.Connection[Any], token: str) -> bool:
     return row is not None
 
 
-def revoke_user_tokens(conn: psycopg.Connection[Any], user: int | str) -> int:
-    """Revoke every live token of a user.
-
-    Returns
-    -------
-    int
-        How many were revoked.
-    """
-    uid = _user_id(conn, user)
-    rows = _rows(
-        conn,
-        "UPDATE onemap.auth_token SET revoked_at = now() "
-        "WHERE user_id = %s AND revoked_at IS NULL AND expires_at > now() RETURNING id",
-        (uid,),
-    )
-    return len(rows)
-
-
 # ---------------------------------------------------------------- API keys
 
 
@@ -1175,7 +565,7 @@ def create_api_key(
     InvalidInputError
         An expiry in the past.
     """
-    uid = _user_id(conn, user)
+    uid = user_id_of(conn, user)
     if expires_at is not None:
         expires_at = _aware(expires_at)
         if expires_at <= datetime.now(UTC):
@@ -1304,7 +694,7 @@ def list_api_keys(conn: psycopg.Connection[Any], user: int | str | None = None) 
         rows = _rows(conn, _KEY_SELECT + "ORDER BY k.created_at DESC, k.id DESC")
     else:
         rows = _rows(conn, _KEY_SELECT + "WHERE k.user_id = %s ORDER BY k.created_at DESC, "
-                     "k.id DESC", (_user_id(conn, user),))
+                     "k.id DESC", (user_id_of(conn, user),))
     return [_key_info(r) for r in rows]
 
 
@@ -1404,41 +794,23 @@ def search_login_log(
 
 
 __all__ = [
-    "LEVELS",
     "MAX_FAILURES",
     "ApiKeyInfo",
     "IssuedApiKey",
     "IssuedToken",
     "LoginRecord",
-    "ScopeUnit",
-    "UserInfo",
-    "add_scope",
     "authenticate",
-    "check_password_policy",
     "create_api_key",
-    "create_user",
-    "data_scope",
     "failed_logins",
-    "get_user",
-    "grant_role",
-    "hash_password",
+    "issue_token",
     "list_api_keys",
-    "list_users",
     "login",
-    "normalize_username",
-    "parse_scope",
     "principal_for_user",
-    "remove_scope",
     "revoke_api_key",
-    "revoke_role",
     "revoke_token",
-    "revoke_user_tokens",
     "search_login_log",
-    "set_active",
-    "set_password",
+    "sha256_hex",
     "token_ttl",
-    "unlock_user",
     "verify_api_key",
-    "verify_password",
     "verify_token",
 ]

@@ -138,17 +138,17 @@ def user_add(
     no_password: bool,
 ) -> None:
     """Create USERNAME with roles, data scope and a password (prompted unless given)."""
-    from spatial import auth
+    from spatial import passwords, users
 
     if password_stdin and no_password:
         raise InvalidInputError("--password-stdin and --no-password exclude each other")
-    name = auth.normalize_username(username)
-    units = [auth.parse_scope(s) for s in scopes]
+    name = users.normalize_username(username)
+    units = [users.parse_scope(s) for s in scopes]
     password = None if no_password else _read_password(password_stdin)
     if password is not None:
-        auth.check_password_policy(password, name)
+        passwords.check_password_policy(password, name)
     with _conn() as conn:
-        info = auth.create_user(
+        info = users.create_user(
             conn, name, password, display_name=display_name, roles=roles, scopes=units
         )
     _say(
@@ -161,10 +161,10 @@ def user_add(
 @_handles_errors
 def user_list() -> None:
     """List users with roles, scopes and last login."""
-    from spatial import auth
+    from spatial.users import list_users
 
     with _conn() as conn:
-        users = auth.list_users(conn)
+        users = list_users(conn)
     table = Table(title=f"{len(users)} users / 用户")
     for column in ("id", "username", "display name", "active", "roles", "scope", "password",
                    "last login"):
@@ -185,11 +185,11 @@ def user_list() -> None:
 @_handles_errors
 def user_passwd(username: str, password_stdin: bool) -> None:
     """Set USERNAME's password (unlocks it and ends its sessions)."""
-    from spatial import auth
+    from spatial import users
 
     with _conn() as conn:
-        info = auth.get_user(conn, username)
-        auth.set_password(conn, info.id, _read_password(password_stdin))
+        info = users.get_user(conn, username)
+        users.set_password(conn, info.id, _read_password(password_stdin))
     _say(f"password of {info.username} set; its sessions were ended")
 
 
@@ -198,10 +198,10 @@ def user_passwd(username: str, password_stdin: bool) -> None:
 @_handles_errors
 def user_disable(username: str) -> None:
     """Disable USERNAME: no login, sessions ended, API keys stop working."""
-    from spatial import auth
+    from spatial import users
 
     with _conn() as conn:
-        auth.set_active(conn, username, False)
+        users.set_active(conn, username, False)
     _say(f"{username} disabled")
 
 
@@ -210,10 +210,10 @@ def user_disable(username: str) -> None:
 @_handles_errors
 def user_enable(username: str) -> None:
     """Enable USERNAME again."""
-    from spatial import auth
+    from spatial import users
 
     with _conn() as conn:
-        auth.set_active(conn, username, True)
+        users.set_active(conn, username, True)
     _say(f"{username} enabled")
 
 
@@ -222,10 +222,10 @@ def user_enable(username: str) -> None:
 @_handles_errors
 def user_unlock(username: str) -> None:
     """Forget USERNAME's failed logins (lift a lockout)."""
-    from spatial import auth
+    from spatial import users
 
     with _conn() as conn:
-        auth.unlock_user(conn, username)
+        users.unlock_user(conn, username)
     _say(f"{username} unlocked")
 
 
@@ -235,10 +235,10 @@ def user_unlock(username: str) -> None:
 @_handles_errors
 def user_grant(username: str, role: str) -> None:
     """Grant ROLE to USERNAME."""
-    from spatial import auth
+    from spatial import users
 
     with _conn() as conn:
-        new = auth.grant_role(conn, username, role)
+        new = users.grant_role(conn, username, role)
     _say(f"{username}: {role} {'granted' if new else 'already granted'}")
 
 
@@ -248,10 +248,10 @@ def user_grant(username: str, role: str) -> None:
 @_handles_errors
 def user_revoke(username: str, role: str) -> None:
     """Take ROLE away from USERNAME."""
-    from spatial import auth
+    from spatial import users
 
     with _conn() as conn:
-        gone = auth.revoke_role(conn, username, role)
+        gone = users.revoke_role(conn, username, role)
     _say(f"{username}: {role} {'revoked' if gone else 'was not granted'}")
 
 
@@ -266,11 +266,11 @@ def user_scope() -> None:
 @_handles_errors
 def scope_add(username: str, unit: str) -> None:
     """Add an admin unit (district, street_office, community, grid) to USERNAME's scope."""
-    from spatial import auth
+    from spatial import users
 
-    level, unit_id = auth.parse_scope(unit)
+    level, unit_id = users.parse_scope(unit)
     with _conn() as conn:
-        new = auth.add_scope(conn, username, level, unit_id)
+        new = users.add_scope(conn, username, level, unit_id)
     _say(f"{username}: {level}:{unit_id} {'added' if new else 'already in scope'}")
 
 
@@ -280,11 +280,11 @@ def scope_add(username: str, unit: str) -> None:
 @_handles_errors
 def scope_remove(username: str, unit: str) -> None:
     """Remove an admin unit from USERNAME's scope."""
-    from spatial import auth
+    from spatial import users
 
-    level, unit_id = auth.parse_scope(unit)
+    level, unit_id = users.parse_scope(unit)
     with _conn() as conn:
-        gone = auth.remove_scope(conn, username, level, unit_id)
+        gone = users.remove_scope(conn, username, level, unit_id)
     _say(f"{username}: {level}:{unit_id} {'removed' if gone else 'was not in scope'}")
 
 

@@ -162,7 +162,7 @@ def make_client(tiny_city_db: str) -> Iterator[Any]:
     """
     from starlette.testclient import TestClient
 
-    from spatial import auth
+    from spatial import auth, users
     from spatial.db import connect
     from spatial.ogc.app import create_app
 
@@ -174,7 +174,7 @@ def make_client(tiny_city_db: str) -> Iterator[Any]:
         if roles:
             with connect(tiny_city_db) as conn, conn.transaction():
                 name = f"u{uuid.uuid4().hex[:8]}"
-                auth.create_user(conn, name, None, roles=roles, scopes=scopes)
+                users.create_user(conn, name, None, roles=roles, scopes=scopes)
                 key = auth.create_api_key(conn, name, label="test")
             headers["X-API-Key"] = key.key
         c = TestClient(app, headers=headers)

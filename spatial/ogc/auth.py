@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from spatial import auth
+from spatial import auth, users
 from spatial.access import ANONYMOUS, Principal, acting_as, current_principal
 from spatial.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
 
@@ -283,7 +283,7 @@ def _do_login(
     with get_pool().connection() as conn:
         token, principal = auth.login(conn, username, password, ip, user_agent)
         assert principal.user_id is not None
-        display_name = auth.get_user(conn, principal.user_id).display_name
+        display_name = users.get_user(conn, principal.user_id).display_name
     return token, principal, display_name
 
 
@@ -347,8 +347,8 @@ def _me(principal: Principal) -> dict[str, Any]:
 
     assert principal.user_id is not None
     with get_pool().connection() as conn:
-        user = auth.get_user(conn, principal.user_id)
-        scope = auth.data_scope(conn, principal.user_id)
+        user = users.get_user(conn, principal.user_id)
+        scope = users.data_scope(conn, principal.user_id)
     return {
         "user_id": user.id,
         "username": user.username,

@@ -10,6 +10,7 @@ import pytest
 
 from spatial import auth
 from spatial.ogc.auth import CACHE, PrincipalCache, credential_from_headers
+from spatial.users import create_user, set_active
 
 PASSWORD = "Street-office-42"
 
@@ -27,11 +28,11 @@ def users(owner: psycopg.Connection[Any]) -> dict[str, int]:
     street = owner.execute("SELECT min(id) AS id FROM onemap.street_office").fetchone()
     assert street is not None
     return {
-        "admin": auth.create_user(owner, "admin", PASSWORD, roles=["district_admin"]).id,
-        "staff": auth.create_user(owner, "staff", PASSWORD, display_name="街道干部",
-                                  roles=["street_staff"],
-                                  scopes=[("street_office", street["id"])]).id,
-        "analyst": auth.create_user(owner, "analyst", PASSWORD, roles=["analyst"]).id,
+        "admin": create_user(owner, "admin", PASSWORD, roles=["district_admin"]).id,
+        "staff": create_user(owner, "staff", PASSWORD, display_name="街道干部",
+                             roles=["street_staff"],
+                             scopes=[("street_office", street["id"])]).id,
+        "analyst": create_user(owner, "analyst", PASSWORD, roles=["analyst"]).id,
     }
 
 
@@ -151,7 +152,7 @@ def test_api_key_works_in_both_headers(client: Any, users: dict[str, int],
                                        owner: psycopg.Connection[Any],
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ONEMAP_AUTH_CACHE_SECONDS", "0")
-    auth.create_user(owner, "hotline", None, roles=["external_system"])
+    create_user(owner, "hotline", None, roles=["external_system"])
     issued = auth.create_api_key(owner, "hotline", "12345 hotline")
     for headers in ({"X-API-Key": issued.key}, _bearer(issued.key)):
         me = client.get("/auth/me", headers=headers)
@@ -177,7 +178,7 @@ def test_logout_revokes_the_token(client: Any, users: dict[str, int]) -> None:
 def test_disabled_user_loses_access(client: Any, users: dict[str, int],
                                     owner: psycopg.Connection[Any]) -> None:
     token = _login(client, "staff")
-    auth.set_active(owner, "staff", False)
+    set_active(owner, "staff", False)
     CACHE.clear()  # another process changed the user: the cache may lag a few seconds
     _assert_401(client.get("/auth/me", headers=_bearer(token)))
     refused = client.post("/auth/login", json={"username": "staff", "password": PASSWORD})

@@ -1,5 +1,6 @@
-"""Users, passwords, login with lockout, tokens, API keys and the login log
-(spatial.auth), and the user-management CLI, against a real PostGIS."""
+"""Passwords (spatial.passwords), users (spatial.users), login with lockout,
+tokens, API keys and the login log (spatial.auth), and the user-management
+CLI, against a real PostGIS."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from argon2 import PasswordHasher
 from click.testing import CliRunner
 
-from spatial import auth
+from spatial import auth, passwords, users
 from spatial.errors import (
     AuthenticationError,
     ConflictError,
@@ -51,21 +52,21 @@ def _log(conn: psycopg.Connection[Any], username: str) -> list[dict[str, Any]]:
 
 
 def test_password_hash_is_salted_argon2id_and_verifies() -> None:
-    first, second = auth.hash_password(PASSWORD), auth.hash_password(PASSWORD)
+    first, second = passwords.hash_password(PASSWORD), passwords.hash_password(PASSWORD)
     assert first.startswith("$argon2id$") and second.startswith("$argon2id$")
     assert first != second  # salted
     assert PASSWORD not in first
-    assert auth.verify_password(first, PASSWORD)
-    assert not auth.verify_password(first, PASSWORD + "x")
-    assert not auth.verify_password("not a hash", PASSWORD)
+    assert passwords.verify_password(first, PASSWORD)
+    assert not passwords.verify_password(first, PASSWORD + "x")
+    assert not passwords.verify_password("not a hash", PASSWORD)
 
 
 def test_dummy_hash_costs_what_a_real_hash_costs() -> None:
     # Unknown users are verified against it: same algorithm and parameters.
-    dummy = auth._dummy_hash()
+    dummy = passwords.dummy_hash()
     assert dummy.startswith("$argon2id$")
     assert not PasswordHasher().check_needs_rehash(dummy)
-    assert dummy.split("$")[3] == auth.hash_password("x" * 12).split("$")[3]
+    assert dummy.split("$")[3] == passwords.hash_password("x" * 12).split("$")[3]
 
 
 @pytest.mark.parametrize(("password", "username", "message"), [
@@ -77,26 +78,26 @@ def test_dummy_hash_costs_what_a_real_hash_costs() -> None:
 ])
 def test_password_policy_refuses(password: str, username: str, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message) as info:
-        auth.check_password_policy(password, username)
+        passwords.check_password_policy(password, username)
     assert password.strip() == "" or password not in str(info.value)
 
 
 def test_password_policy_accepts_ten_characters() -> None:
-    auth.check_password_policy("abcdefghij", "wang")
+    passwords.check_password_policy("abcdefghij", "wang")
 
 
 @pytest.mark.parametrize("name", ["", "a", "wang fang", "王芳", "-lead", "x" * 65, "a/b"])
 def test_bad_user_names_are_refused(name: str) -> None:
     with pytest.raises(InvalidInputError, match="invalid user name"):
-        auth.normalize_username(name)
+        users.normalize_username(name)
 
 
 # ---------------------------------------------------------------- users
 
 
 def test_create_user_stores_only_the_hash(conn: psycopg.Connection[Any]) -> None:
-    info = auth.create_user(conn, "Wang.Fang", PASSWORD, display_name="王芳",
-                            roles=["grid_worker", "analyst"])
+    info = users.create_user(conn, "Wang.Fang", PASSWORD, display_name="王芳",
+                             roles=["grid_worker", "analyst"])
     assert info.username == "wang.fang"
     assert info.roles == ("analyst", "grid_worker")
     assert info.has_password and info.active and info.last_login_at is None
@@ -107,67 +108,67 @@ def test_create_user_stores_only_the_hash(conn: psycopg.Connection[Any]) -> None
     assert PASSWORD not in row["password_hash"]
     assert not hasattr(info, "password_hash")
     with pytest.raises(ConflictError, match="already exists"):
-        auth.create_user(conn, "WANG.FANG", PASSWORD)
+        users.create_user(conn, "WANG.FANG", PASSWORD)
 
 
 def test_create_user_is_all_or_nothing(conn: psycopg.Connection[Any]) -> None:
     with pytest.raises(InvalidInputError, match="unknown role 'mayor'"):
-        auth.create_user(conn, "li.lei", PASSWORD, roles=["analyst", "mayor"])
+        users.create_user(conn, "li.lei", PASSWORD, roles=["analyst", "mayor"])
     with pytest.raises(NotFoundError, match="no community with id 999"):
-        auth.create_user(conn, "li.lei", PASSWORD, scopes=[("community", 999)])
-    assert [u.username for u in auth.list_users(conn)] == []
+        users.create_user(conn, "li.lei", PASSWORD, scopes=[("community", 999)])
+    assert [u.username for u in users.list_users(conn)] == []
 
 
 def test_roles_make_the_principal(conn: psycopg.Connection[Any]) -> None:
-    uid = auth.create_user(conn, "zhao", PASSWORD).id
+    uid = users.create_user(conn, "zhao", PASSWORD).id
     assert auth.principal_for_user(conn, uid).roles == frozenset({"public"})
-    assert auth.grant_role(conn, "zhao", "street_staff")
-    assert not auth.grant_role(conn, "zhao", "street_staff")
-    assert auth.grant_role(conn, uid, "analyst")
+    assert users.grant_role(conn, "zhao", "street_staff")
+    assert not users.grant_role(conn, "zhao", "street_staff")
+    assert users.grant_role(conn, uid, "analyst")
     principal = auth.principal_for_user(conn, uid)
     assert principal.user_id == uid and principal.username == "zhao"
     assert principal.roles == frozenset({"street_staff", "analyst"})
     assert principal.sees_personal_data and principal.api_key_id is None
-    assert auth.revoke_role(conn, "zhao", "street_staff")
-    assert not auth.revoke_role(conn, "zhao", "street_staff")
+    assert users.revoke_role(conn, "zhao", "street_staff")
+    assert not users.revoke_role(conn, "zhao", "street_staff")
     assert auth.principal_for_user(conn, uid).roles == frozenset({"analyst"})
-    auth.set_active(conn, "zhao", False)
+    users.set_active(conn, "zhao", False)
     with pytest.raises(AuthenticationError, match="disabled"):
         auth.principal_for_user(conn, uid)
     with pytest.raises(NotFoundError):
-        auth.grant_role(conn, "nobody", "analyst")
+        users.grant_role(conn, "nobody", "analyst")
 
 
 def test_scope_units_must_exist(city: psycopg.Connection[Any]) -> None:
-    auth.create_user(city, "sun", PASSWORD, roles=["community_staff"])
+    users.create_user(city, "sun", PASSWORD, roles=["community_staff"])
     community, grid = _unit_id(city, "community"), _unit_id(city, "grid")
-    assert auth.add_scope(city, "sun", "community", community)
-    assert not auth.add_scope(city, "sun", "community", community)
-    assert auth.add_scope(city, "sun", "grid", grid)
+    assert users.add_scope(city, "sun", "community", community)
+    assert not users.add_scope(city, "sun", "community", community)
+    assert users.add_scope(city, "sun", "grid", grid)
     with pytest.raises(NotFoundError, match="no street_office with id 99999"):
-        auth.add_scope(city, "sun", "street_office", 99999)
+        users.add_scope(city, "sun", "street_office", 99999)
     with pytest.raises(InvalidInputError, match="unknown level 'city'"):
-        auth.add_scope(city, "sun", "city", community)
-    info = auth.get_user(city, "sun")
+        users.add_scope(city, "sun", "city", community)
+    info = users.get_user(city, "sun")
     assert info.scopes == (("community", community), ("grid", grid))
-    units = auth.data_scope(city, info.id)
+    units = users.data_scope(city, info.id)
     assert [(u.level, u.name) for u in units] == [("community", "示范社区"), ("grid", "第一网格")]
-    assert auth.remove_scope(city, "sun", "grid", grid)
-    assert not auth.remove_scope(city, "sun", "grid", grid)
-    assert auth.get_user(city, "sun").scopes == (("community", community),)
+    assert users.remove_scope(city, "sun", "grid", grid)
+    assert not users.remove_scope(city, "sun", "grid", grid)
+    assert users.get_user(city, "sun").scopes == (("community", community),)
 
 
 @pytest.mark.parametrize("text", ["community", "town:3", "grid:x", "grid:-1"])
 def test_parse_scope_refuses(text: str) -> None:
     with pytest.raises(InvalidInputError, match="invalid scope"):
-        auth.parse_scope(text)
+        users.parse_scope(text)
 
 
 # ---------------------------------------------------------------- login
 
 
 def test_login_issues_a_token_and_logs_it(conn: psycopg.Connection[Any]) -> None:
-    uid = auth.create_user(conn, "qian", PASSWORD, roles=["analyst"]).id
+    uid = users.create_user(conn, "qian", PASSWORD, roles=["analyst"]).id
     token, principal = auth.login(conn, " Qian ", PASSWORD, "10.1.2.3", "pytest/1")
     assert re.fullmatch(r"om_[A-Za-z0-9_-]{43}", token.value)
     assert token.value not in repr(token)
@@ -183,13 +184,13 @@ def test_login_issues_a_token_and_logs_it(conn: psycopg.Connection[Any]) -> None
          "user_agent": "pytest/1"}
     ]
     assert auth.verify_token(conn, token.value) == principal
-    assert auth.get_user(conn, uid).last_login_at is not None
+    assert users.get_user(conn, uid).last_login_at is not None
 
 
 def test_failed_logins_are_logged_with_their_reason(conn: psycopg.Connection[Any]) -> None:
-    auth.create_user(conn, "zhou", PASSWORD, roles=["analyst"])
-    auth.create_user(conn, "wu", PASSWORD, roles=["analyst"])
-    auth.set_active(conn, "wu", False)
+    users.create_user(conn, "zhou", PASSWORD, roles=["analyst"])
+    users.create_user(conn, "wu", PASSWORD, roles=["analyst"])
+    users.set_active(conn, "wu", False)
     with pytest.raises(AuthenticationError) as unknown:
         auth.login(conn, "nobody", PASSWORD, "not-an-ip")
     with pytest.raises(AuthenticationError) as bad:
@@ -209,14 +210,14 @@ def test_failed_logins_are_logged_with_their_reason(conn: psycopg.Connection[Any
 
 
 def test_key_only_account_cannot_log_in(conn: psycopg.Connection[Any]) -> None:
-    auth.create_user(conn, "hotline", None, roles=["external_system"])
+    users.create_user(conn, "hotline", None, roles=["external_system"])
     with pytest.raises(AuthenticationError, match="用户名或密码错误"):
         auth.login(conn, "hotline", "")
     assert [r["reason"] for r in _log(conn, "hotline")] == ["bad_password"]
 
 
 def test_lockout_after_five_failures(conn: psycopg.Connection[Any]) -> None:
-    auth.create_user(conn, "zheng", PASSWORD, roles=["analyst"])
+    users.create_user(conn, "zheng", PASSWORD, roles=["analyst"])
     for _ in range(auth.MAX_FAILURES):
         with pytest.raises(AuthenticationError, match="用户名或密码错误"):
             auth.login(conn, "zheng", "wrong password")
@@ -227,12 +228,12 @@ def test_lockout_after_five_failures(conn: psycopg.Connection[Any]) -> None:
     assert _log(conn, "zheng")[-1]["reason"] == "locked"
     assert auth.failed_logins(conn, "zheng") == 5  # refusals while locked do not extend it
     # A password reset by an administrator unlocks.
-    auth.set_password(conn, "zheng", "another-password-1")
+    users.set_password(conn, "zheng", "another-password-1")
     auth.login(conn, "zheng", "another-password-1")
 
 
 def test_lockout_counts_only_the_window_and_since_success(conn: psycopg.Connection[Any]) -> None:
-    auth.create_user(conn, "feng", PASSWORD, roles=["analyst"])
+    users.create_user(conn, "feng", PASSWORD, roles=["analyst"])
     # Five failures 20 minutes ago are outside the 15-minute window.
     conn.execute(
         "INSERT INTO onemap.login_log (at, username, success, reason) "
@@ -252,7 +253,7 @@ def test_lockout_counts_only_the_window_and_since_success(conn: psycopg.Connecti
     for _ in range(5):
         with pytest.raises(AuthenticationError):
             auth.login(conn, "feng", "wrong password")
-    auth.unlock_user(conn, "feng")
+    users.unlock_user(conn, "feng")
     auth.login(conn, "feng", PASSWORD)
 
 
@@ -268,7 +269,7 @@ def test_unknown_names_lock_like_real_ones(conn: psycopg.Connection[Any]) -> Non
 
 
 def test_tokens_expire_and_are_revoked(conn: psycopg.Connection[Any]) -> None:
-    uid = auth.create_user(conn, "chen", PASSWORD, roles=["street_staff"]).id
+    uid = users.create_user(conn, "chen", PASSWORD, roles=["street_staff"]).id
     first, _ = auth.login(conn, "chen", PASSWORD)
     second = auth.issue_token(conn, uid, ttl=timedelta(minutes=5))
     assert auth.verify_token(conn, second.value).username == "chen"
@@ -287,15 +288,15 @@ def test_tokens_expire_and_are_revoked(conn: psycopg.Connection[Any]) -> None:
 
 
 def test_password_change_and_disabling_end_sessions(conn: psycopg.Connection[Any]) -> None:
-    auth.create_user(conn, "yang", PASSWORD, roles=["analyst"])
+    users.create_user(conn, "yang", PASSWORD, roles=["analyst"])
     before, _ = auth.login(conn, "yang", PASSWORD)
-    auth.set_password(conn, "yang", "a-new-password-9")
+    users.set_password(conn, "yang", "a-new-password-9")
     with pytest.raises(AuthenticationError):
         auth.verify_token(conn, before.value)
     with pytest.raises(AuthenticationError):
         auth.login(conn, "yang", PASSWORD)
     after, _ = auth.login(conn, "yang", "a-new-password-9")
-    auth.set_active(conn, "yang", False)
+    users.set_active(conn, "yang", False)
     with pytest.raises(AuthenticationError):
         auth.verify_token(conn, after.value)
 
@@ -314,7 +315,7 @@ def test_token_ttl_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_api_keys(conn: psycopg.Connection[Any]) -> None:
-    uid = auth.create_user(conn, "platform", None, roles=["external_system"]).id
+    uid = users.create_user(conn, "platform", None, roles=["external_system"]).id
     issued = auth.create_api_key(conn, "platform", "city platform")
     key, info = issued.key, issued.info
     assert re.fullmatch(r"omk_[0-9a-f]{8}_[A-Za-z0-9_-]{43}", key)
@@ -341,7 +342,7 @@ def test_api_keys(conn: psycopg.Connection[Any]) -> None:
 
 
 def test_api_key_expiry_and_owner(conn: psycopg.Connection[Any]) -> None:
-    auth.create_user(conn, "hotline", None, roles=["external_system"])
+    users.create_user(conn, "hotline", None, roles=["external_system"])
     with pytest.raises(InvalidInputError, match="in the past"):
         auth.create_api_key(conn, "hotline", "old", datetime.now(UTC) - timedelta(days=1))
     soon = auth.create_api_key(conn, "hotline", "12345", datetime.now(UTC) + timedelta(days=1))
@@ -354,10 +355,10 @@ def test_api_key_expiry_and_owner(conn: psycopg.Connection[Any]) -> None:
     keys = auth.list_api_keys(conn, "hotline")
     assert [(k.label, k.status) for k in keys] == [("backup", "active"), ("12345", "expired")]
     assert auth.list_api_keys(conn) == keys
-    auth.set_active(conn, "hotline", False)
+    users.set_active(conn, "hotline", False)
     with pytest.raises(AuthenticationError, match="disabled"):
         auth.verify_api_key(conn, never.key)
-    auth.set_active(conn, "hotline", True)
+    users.set_active(conn, "hotline", True)
     assert auth.verify_api_key(conn, never.key).username == "hotline"
 
 
@@ -365,7 +366,7 @@ def test_api_key_expiry_and_owner(conn: psycopg.Connection[Any]) -> None:
 
 
 def test_search_login_log(conn: psycopg.Connection[Any]) -> None:
-    auth.create_user(conn, "lin", PASSWORD, roles=["analyst"])
+    users.create_user(conn, "lin", PASSWORD, roles=["analyst"])
     conn.execute(
         "INSERT INTO onemap.login_log (at, username, success, ip, reason) VALUES "
         "(now() - interval '3 days', 'lin', true, '192.168.1.5', NULL), "
@@ -447,7 +448,7 @@ def test_cli_manages_users_and_keys(cli: Any, city: psycopg.Connection[Any]) -> 
     grid = _unit_id(city, "grid")
     assert cli("user", "scope", "add", "wang.fang", f"grid:{grid}").exit_code == 0
     assert cli("user", "scope", "remove", "wang.fang", f"community:{community}").exit_code == 0
-    info = auth.get_user(city, "wang.fang")
+    info = users.get_user(city, "wang.fang")
     assert info.roles == ("community_staff", "grid_worker")
     assert info.scopes == (("grid", grid),)
 
@@ -474,7 +475,7 @@ def test_cli_manages_users_and_keys(cli: Any, city: psycopg.Connection[Any]) -> 
 
 
 def test_cli_login_log_and_errors(cli: Any, city: psycopg.Connection[Any]) -> None:
-    auth.create_user(city, "he", PASSWORD, roles=["analyst"])
+    users.create_user(city, "he", PASSWORD, roles=["analyst"])
     with pytest.raises(AuthenticationError):
         auth.login(city, "he", "wrong password", "10.3.3.3")
     auth.login(city, "he", PASSWORD, "10.4.4.4")
@@ -492,6 +493,6 @@ def test_cli_login_log_and_errors(cli: Any, city: psycopg.Connection[Any]) -> No
     bad_scope = cli("user", "add", "ma", "--role", "analyst", "--scope", "grid:99999",
                     "--no-password")
     assert bad_scope.exit_code == 1 and "no grid with id 99999" in bad_scope.stderr
-    assert [u.username for u in auth.list_users(city)] == ["he"]
+    assert [u.username for u in users.list_users(city)] == ["he"]
     assert cli("key", "revoke", "ffffffff").exit_code == 1
     assert cli("login-log", "--since", "yesterday").exit_code == 1

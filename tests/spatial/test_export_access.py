@@ -9,7 +9,7 @@ import psycopg
 import pyogrio
 import pytest
 
-from spatial import auth
+from spatial import auth, users
 from spatial.access import Principal
 from spatial.errors import AuthenticationError, PermissionDeniedError
 from spatial.exporter import export_layer
@@ -18,7 +18,7 @@ from spatial.exporter import export_layer
 def _user(conn: psycopg.Connection[Any], roles: list[str], scopes: list[tuple[str, int]]) -> Any:
     name = f"x{len(roles)}{abs(hash((tuple(roles), tuple(scopes)))) % 10**8}"
     with conn.transaction():
-        info = auth.create_user(conn, name, None, roles=roles, scopes=scopes)
+        info = users.create_user(conn, name, None, roles=roles, scopes=scopes)
     return auth.principal_for_user(conn, info.id)
 
 
