@@ -37,8 +37,9 @@ _ROUTES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^/collections/[^/]+/items/[^/]+$", "/collections/{collectionId}/items/{featureId}"),
         (r"^/collections/[^/]+/items$", "/collections/{collectionId}/items"),
         (r"^/collections/[^/]+/tiles(/.*)?$", "/collections/{collectionId}/tiles"),
+        (r"^/collections/[^/]+/coverage(/.*)?$", "/collections/{collectionId}/coverage"),
         (
-            r"^/collections/[^/]+/(schema|queryables|coverage|map)$",
+            r"^/collections/[^/]+/(schema|queryables|map)$",
             "/collections/{collectionId}/\\1",
         ),
         (r"^/collections/[^/]+$", "/collections/{collectionId}"),
@@ -59,6 +60,11 @@ _KNOWN = {
     "/health",
     "/metrics",
     "/TileMatrixSets",
+    # spatial.ogc.auth.routes()
+    "/auth/login",
+    "/auth/logout",
+    "/auth/me",
+    "/auth/login-log",
 }
 
 
@@ -82,6 +88,8 @@ def route_template(path: str) -> str:
     '/collections/{collectionId}/items/{featureId}'
     >>> route_template("/collections/building/queryables")
     '/collections/{collectionId}/queryables'
+    >>> route_template("/auth/login")
+    '/auth/login'
     >>> route_template("/wp-admin.php")
     'other'
     """

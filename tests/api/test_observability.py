@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
+from spatial.ogc.metrics import route_template
+
 
 def test_server_timing_header_on_every_response(client: Any) -> None:
     for path in ("/", "/collections/building/items", "/collections/nope/items", "/health"):
@@ -46,3 +50,47 @@ def test_metrics_count_requests_per_route_template(client: Any) -> None:
     assert count(after.text, route, "404") - count(before, route, "404") == 1
     assert "onemap_http_request_duration_seconds_bucket" in after.text
     assert str(ids[0]) not in re.findall(r'route="([^"]*)"', after.text)
+
+
+@pytest.mark.parametrize(
+    ("path", "template"),
+    [
+        ("/collections/building/items/42", "/collections/{collectionId}/items/{featureId}"),
+        ("/collections/building/items", "/collections/{collectionId}/items"),
+        ("/collections/building/tiles/WebMercatorQuad/14/1/2",
+         "/collections/{collectionId}/tiles"),
+        ("/collections/building/queryables", "/collections/{collectionId}/queryables"),
+        ("/collections/dem/coverage", "/collections/{collectionId}/coverage"),
+        ("/collections/dem/coverage/domainset", "/collections/{collectionId}/coverage"),
+        ("/collections/building", "/collections/{collectionId}"),
+        ("/auth/login", "/auth/login"),
+        ("/auth/logout", "/auth/logout"),
+        ("/auth/me", "/auth/me"),
+        ("/auth/login-log", "/auth/login-log"),
+        ("/processes", "/processes"),
+        ("/processes/grid-statistics", "/processes/{processId}"),
+        ("/processes/grid-statistics/execution", "/processes/{processId}/execution"),
+        ("/jobs", "/jobs"),
+        ("/jobs/0b4f5d3e", "/jobs/{jobId}"),
+        ("/jobs/0b4f5d3e/results", "/jobs/{jobId}/results"),
+        # unknown paths share one label, so scanners cannot add series
+        ("/auth/nope", "other"),
+        ("/wp-admin.php", "other"),
+    ],
+)
+def test_route_templates(path: str, template: str) -> None:
+    assert route_template(path) == template
+
+
+def test_auth_requests_are_counted_under_their_route(client: Any) -> None:
+    series = re.compile(
+        r'onemap_http_requests_total\{method="GET",route="/auth/me",status="401"\} ([0-9.e+]+)'
+    )
+
+    def count() -> float:
+        m = series.search(client.get("/metrics").text)
+        return float(m.group(1)) if m else 0.0
+
+    before = count()
+    assert client.get("/auth/me").status_code == 401
+    assert count() - before == 1
