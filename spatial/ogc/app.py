@@ -133,6 +133,7 @@ def create_app() -> Starlette:
 
     from spatial.ogc import auth
     from spatial.ogc.contract import ContractMiddleware
+    from spatial.ogc.etag import ItemHeadersMiddleware
     from spatial.ogc.manager import worker_hook
     from spatial.ogc.metrics import MetricsMiddleware, metrics
 
@@ -145,6 +146,7 @@ def create_app() -> Starlette:
     routes += auth.routes()  # /auth/login, /auth/logout, /auth/me, /auth/login-log
     middleware.append(Middleware(auth.AuthMiddleware))  # the request's principal
     middleware.append(Middleware(ContractMiddleware))  # 400 for unknown/malformed input
+    middleware.append(Middleware(ItemHeadersMiddleware))  # If-Match/Content-Crs in, ETag out
     # Called at start-up; one that returns a callable gets it called at shutdown.
     startup_hooks: list[Callable[[], object]] = []
     startup_hooks.append(worker_hook(starlette_app.api_.manager))  # runs async process jobs

@@ -39,8 +39,10 @@ from spatial.access import check_can_read, current_principal, request_connection
 from spatial.catalog import LAYERS_SCHEMA, get_table
 from spatial.cql import parse_filter
 from spatial.db import get_pool
+from spatial.editing import create_feature, delete_feature, feature_etag, update_feature
 from spatial.errors import (
     AuthenticationError,
+    ConflictError,
     DatabaseUnavailableError,
     InvalidInputError,
     NotFoundError,
@@ -52,6 +54,7 @@ from spatial.features import (
     parse_datetime_interval,
     query_features,
 )
+from spatial.ogc import etag
 
 LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,6 +76,14 @@ class ProviderForbiddenError(ProviderGenericError):
     default_msg = "not allowed / 无权访问"
 
 
+class ProviderPreconditionFailedError(ProviderGenericError):
+    """A write's ``If-Match`` does not match the feature's current ETag (412)."""
+
+    ogc_exception_code = "PreconditionFailed"
+    http_status_code = HTTPStatus.PRECONDITION_FAILED
+    default_msg = "the feature changed since it was read / 要素已被他人修改"
+
+
 @contextmanager
 def _translated() -> Iterator[None]:
     """Map onemap errors to pygeoapi's provider errors."""
@@ -84,6 +95,8 @@ def _translated() -> Iterator[None]:
         raise ProviderForbiddenError(user_msg=str(exc)) from exc
     except NotFoundError as exc:
         raise ProviderItemNotFoundError(user_msg=str(exc)) from exc
+    except ConflictError as exc:
+        raise ProviderPreconditionFailedError(user_msg=str(exc)) from exc
     except InvalidInputError as exc:
         raise ProviderInvalidQueryError(user_msg=str(exc)) from exc
     except (DatabaseUnavailableError, psycopg.OperationalError) as exc:
@@ -262,11 +275,48 @@ class PostGISProvider(BaseProvider):
         """Return one feature by id (pygeoapi contract)."""
         with _translated():
             out = self._output(kwargs.get("crs_transform_spec"))
-        return self._run(
+        feature = self._run(
             lambda conn: get_feature(
                 conn, self.table, identifier, id_field=self.id_field, schema=self.schema, **out
             )
         )
+        etag.current().etag = feature_etag(feature)  # the ETag header (spatial.ogc.etag)
+        return feature
+
+    # Features Part 4: thin adapters over spatial.editing, writing the base table
+    # onemap.<table> as the request's principal (row-level security, audit).
+
+    def _write(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+        with _translated(), request_connection(current_principal()) as conn:
+            return fn(conn)
+
+    def create(self, item: Any) -> Any:
+        """Insert a feature (POST …/items); returns its id (pygeoapi contract)."""
+        state = etag.current()
+        result = self._write(
+            lambda conn: create_feature(conn, self.table, item, content_crs=state.content_crs)
+        )
+        state.etag, state.replayed = result.etag, result.replayed
+        return result.id
+
+    def update(self, identifier: Any, item: Any) -> bool:
+        """Replace the properties a feature names (PUT …/items/{id})."""
+        state = etag.current()
+        result = self._write(
+            lambda conn: update_feature(conn, self.table, identifier, item,
+                                        if_match=state.if_match, content_crs=state.content_crs)
+        )
+        state.etag = result.etag
+        return True
+
+    def delete(self, identifier: Any) -> bool:
+        """Delete a feature (DELETE …/items/{id})."""
+        state = etag.current()
+        state.etag = None  # pygeoapi read the feature first; a deleted one has none
+        self._write(
+            lambda conn: delete_feature(conn, self.table, identifier, if_match=state.if_match)
+        )
+        return True
 
     def __repr__(self) -> str:
         return f"<PostGISProvider> {self.table}"
