@@ -254,7 +254,10 @@ def setup(demo: bool) -> None:
 @main.command("serve")
 @click.option("--host", default=None, help="Bind address (default HOST or 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default PORT or 8000).")
-@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option(
+    "--workers", type=int, envvar="ONEMAP_WORKERS", default=1, show_default=True,
+    help="Worker processes (env ONEMAP_WORKERS); each has its own pool and job threads.",
+)
 def serve(host: str | None, port: int | None, workers: int) -> None:
     """Serve the OGC API."""
     import uvicorn
@@ -461,14 +464,20 @@ def import_(
 )
 @click.option("--bbox", help="Only features within minx,miny,maxx,maxy (lon/lat).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option(
+    "--as", "as_user", metavar="USERNAME",
+    help="Export as this user: their roles and data scope decide rows and personal fields.",
+)
 def export(
-    layer: str, fmt: str, output: str | None, crs: str, bbox: str | None, overwrite: bool
+    layer: str, fmt: str, output: str | None, crs: str, bbox: str | None, overwrite: bool,
+    as_user: str | None,
 ) -> None:
     """Export a layer's features to a file.
 
     Only published map layers are exported, and never residents' personal
     data: tables without geometry (resident …) are refused and personal
-    columns (phone, id number …) are left out.
+    columns (phone, id number …) are left out. With --as, the export is what
+    that user may see through the API (rows in their scope, fields by role).
     """
     from pathlib import Path
 
@@ -497,13 +506,19 @@ def export(
             ) as progress,
         ):
             task = progress.add_task("export", total=None)
+            principal = None
+            if as_user:
+                from spatial.auth import principal_for_user
+                from spatial.users import get_user
+
+                principal = principal_for_user(conn, get_user(conn, as_user).id)
 
             def on_progress(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
             summary = export_layer(
                 conn, layer, out, fmt, crs=crs, bbox=box, overwrite=overwrite,
-                progress=on_progress,
+                progress=on_progress, principal=principal,
             )
     except OnemapError as exc:
         _fail(exc)

@@ -100,7 +100,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     """Start-up and shut-down of one worker process."""
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ContextExecutor(thread_name_prefix="onemap"))
-    hooks: list[Callable[[], object]] = app.state.shutdown_hooks
+    hooks: list[Callable[[], object]] = []  # this run's, the app may be started again
     for start in app.state.startup_hooks:
         stop = start()
         if callable(stop):
@@ -134,6 +134,7 @@ def create_app() -> Starlette:
     from spatial.ogc import auth
     from spatial.ogc.contract import ContractMiddleware
     from spatial.ogc.etag import ItemHeadersMiddleware
+    from spatial.ogc.items import StreamingItems, warm_up
     from spatial.ogc.manager import worker_hook
     from spatial.ogc.metrics import MetricsMiddleware, metrics
 
@@ -151,6 +152,16 @@ def create_app() -> Starlette:
     startup_hooks: list[Callable[[], object]] = []
     startup_hooks.append(worker_hook(starlette_app.api_.manager))  # runs async process jobs
 
+    # GeoJSON pages stream from a server-side cursor; other forms go to pygeoapi.
+    items = StreamingItems(
+        starlette_app.CONFIG["resources"], starlette_app.APP, settings.public_url,
+        default_limit=int(starlette_app.CONFIG["server"].get("limits", {})
+                          .get("default_items", 100)),
+    )
+    routes.append(Route("/collections/{collection_id}/items", items,
+                        methods=["GET", "HEAD", "POST", "OPTIONS"]))
+    startup_hooks.append(warm_up)  # the pool is open before the first request
+
     routes.append(Mount("/", app=starlette_app.APP))
     app = Starlette(
         routes=routes,
@@ -159,5 +170,4 @@ def create_app() -> Starlette:
         lifespan=lifespan,
     )
     app.state.startup_hooks = startup_hooks
-    app.state.shutdown_hooks = []
     return app

@@ -281,6 +281,20 @@ def build_document(config: dict[str, Any]) -> dict[str, Any]:
     return self_contained(get_oas(usable))
 
 
+def _plugin_sources(config: dict[str, Any]) -> list[bytes]:
+    """Source of every process module the configuration names (dotted paths)."""
+    import importlib.util
+
+    out = []
+    for res in config.get("resources", {}).values():
+        name = (res.get("processor") or {}).get("name", "") if res.get("type") == "process" else ""
+        module = name.rpartition(".")[0]
+        spec = importlib.util.find_spec(module) if module else None
+        if spec is not None and spec.origin:
+            out.append(Path(spec.origin).read_bytes())
+    return out
+
+
 def write_document(settings: Settings) -> Path:
     """Write the OpenAPI document for the configuration, once per change.
 
@@ -294,7 +308,8 @@ def write_document(settings: Settings) -> Path:
     Path
         The YAML document under ``var/``, named by a hash of what it is made
         of: the configuration, the public URL, the pygeoapi version, the local
-        components and this module, and which coverages have data.
+        components and this module, the process modules (their metadata is
+        the processes' part of the document), and which coverages have data.
     """
     from pygeoapi.util import yaml_load
 
@@ -304,7 +319,8 @@ def write_document(settings: Settings) -> Path:
     digest = hashlib.sha256()
     for part in (settings.config_path.read_bytes(), settings.public_url.encode(),
                  version("pygeoapi").encode(), _components_text().encode(),
-                 Path(__file__).read_bytes(), ",".join(missing).encode()):
+                 Path(__file__).read_bytes(), ",".join(missing).encode(),
+                 *_plugin_sources(config)):
         digest.update(part)
     path = settings.var_dir / f"openapi-{digest.hexdigest()[:16]}.yml"
     if not path.exists():

@@ -333,3 +333,11 @@ def test_classify_and_parse() -> None:
     assert classify("/processes/locate/execution") is None  # POST only
     assert classify("/auth/login") is None
     assert parse_query_string(b"a=1&b=") == {"a": "1", "b": ""}
+
+
+@pytest.mark.parametrize("lang", ["zh", "zh-CN", "zh-TW", "en", "en-US", "fr", "xx-YY"])
+def test_any_language_gets_an_answer(client: Any, lang: str) -> None:
+    """An unsupported or regional language falls back; it never breaks a page."""
+    assert client.get("/collections", params={"f": "json", "lang": lang}).status_code == 200
+    r = client.get("/", params={"f": "json"}, headers={"Accept-Language": lang})
+    assert r.status_code == 200

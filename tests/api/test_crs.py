@@ -56,7 +56,8 @@ def test_geographic_epsg_output_is_latitude_first(client: Any, epsg: int) -> Non
 
 
 def test_single_item_in_another_crs(client: Any) -> None:
-    fid = client.get("/collections/key_unit/items", params={"f": "json"}).json()["features"][0]["id"]
+    page = client.get("/collections/key_unit/items", params={"f": "json"}).json()
+    fid = page["features"][0]["id"]
     one = client.get(f"/collections/key_unit/items/{fid}",
                      params={"f": "json", "crs": f"{EPSG}3857"}).json()
     x, _y = one["geometry"]["coordinates"]

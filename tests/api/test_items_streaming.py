@@ -16,7 +16,8 @@ def many(tiny_city_db: str) -> str:
     with psycopg.connect(tiny_city_db, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO onemap.city_furniture (code, kind, status, geom) "
-            "SELECT 'CF-' || i, CASE WHEN i %% 3 = 0 THEN 'bench' ELSE 'litter_bin' END, 'in_service', "
+            "SELECT 'CF-' || i, CASE WHEN i %% 3 = 0 THEN 'bench' ELSE 'litter_bin' END, "
+            "'in_service', "
             "ST_Point(116.41 + (i %% 100) * 0.001, 39.89 + (i / 100) * 0.0007, 4490) "
             "FROM generate_series(1, %s) AS i",
             (N,),

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import psycopg
+import pytest
 import yaml
 
 from spatial.catalog import geometry_tables
