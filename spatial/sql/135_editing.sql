@@ -150,3 +150,27 @@ END
 $$;
 COMMENT ON FUNCTION onemap.missing_references(regclass, jsonb) IS
     'foreign keys of tbl that doc fills with a value no row has (checked as the owner)';
+
+-- Every status change made through the API lands in event_status_history
+-- (事件流转记录), whoever made it and however. Requests set onemap.user_id;
+-- bulk loads by the owner (the generator writes its own history) do not, and
+-- are left alone. SECURITY DEFINER: the serving role has no grant on the
+-- history table itself.
+CREATE OR REPLACE FUNCTION onemap.record_event_status() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, onemap AS $$
+DECLARE
+    uid bigint := onemap.request_user_id();
+BEGIN
+    IF uid IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status THEN
+        INSERT INTO onemap.event_status_history (event_id, from_status, to_status, by_user_id)
+        VALUES (NEW.id, CASE WHEN TG_OP = 'UPDATE' THEN OLD.status END, NEW.status, uid);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER event_status_history
+    AFTER INSERT OR UPDATE OF status ON onemap.event
+    FOR EACH ROW EXECUTE FUNCTION onemap.record_event_status();

@@ -251,6 +251,14 @@ def test_update_with_if_match(clients: dict[str, Any], city: dict[str, Any]) -> 
                       "ORDER BY id", fid)
     assert audit == [("reported", "assigned", "2"), ("assigned", "handled", "3"),
                      ("handled", "closed", "4")]
+    # 事件流转记录: each change of status by the API, with who made it
+    history = sql(city, "SELECT h.from_status, h.to_status, u.username "
+                        "FROM onemap.event_status_history h "
+                        "JOIN onemap.app_user u ON u.id = h.by_user_id "
+                        "WHERE h.event_id = %s ORDER BY h.id", fid)
+    assert [(a, b) for a, b, _ in history] == [
+        ("reported", "assigned"), ("assigned", "handled"), ("handled", "closed")]
+    assert len({who for _, _, who in history}) == 1
 
 
 def test_delete_with_and_without_rights(clients: dict[str, Any], city: dict[str, Any]) -> None:
