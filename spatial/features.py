@@ -12,6 +12,7 @@ import json
 import logging
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -408,6 +409,21 @@ def get_feature(
     return result
 
 
+@contextmanager
+def _value_errors() -> Iterator[None]:
+    """A filter value PostgreSQL cannot compare with its property is the caller's 400."""
+    try:
+        yield
+    except (
+        psycopg.errors.DataError,
+        psycopg.errors.UndefinedFunction,  # e.g. a CQL2 sum of text and number
+        psycopg.errors.DatatypeMismatch,
+    ) as exc:
+        raise InvalidInputError(
+            f"a filter value does not fit its property: {exc.diag.message_primary}"
+        ) from None
+
+
 def count_matches(
     conn: psycopg.Connection[Any],
     table_name: str,
@@ -451,16 +467,8 @@ def count_matches(
     count_sql = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} {} LIMIT {}) c").format(
         relation, builder.clause(), sql.Literal(COUNT_CAP + 1)
     )
-    try:
+    with _value_errors():
         n = int(fetch_tuples(conn, count_sql, builder.params)[0][0])
-    except (
-        psycopg.errors.DataError,
-        psycopg.errors.UndefinedFunction,
-        psycopg.errors.DatatypeMismatch,
-    ) as exc:
-        raise InvalidInputError(
-            f"a filter value does not fit its property: {exc.diag.message_primary}"
-        ) from None
     return n if n <= COUNT_CAP else None
 
 
@@ -546,17 +554,8 @@ def stream_features(
         order=sql.SQL(", ").join(order),
     )
     params.extend([q.limit, offset])
-    try:
-        with conn.cursor(name="onemap_stream", row_factory=tuple_row) as cur:
-            cur.itersize = batch
-            cur.execute(query, params)
-            for row in cur:
-                yield row[0], row[1]
-    except (
-        psycopg.errors.DataError,
-        psycopg.errors.UndefinedFunction,
-        psycopg.errors.DatatypeMismatch,
-    ) as exc:
-        raise InvalidInputError(
-            f"a filter value does not fit its property: {exc.diag.message_primary}"
-        ) from None
+    with _value_errors(), conn.cursor(name="onemap_stream", row_factory=tuple_row) as cur:
+        cur.itersize = batch
+        cur.execute(query, params)
+        for row in cur:
+            yield row[0], row[1]

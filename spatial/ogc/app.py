@@ -14,7 +14,6 @@ import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
 from starlette.applications import Starlette
@@ -25,29 +24,11 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from spatial.errors import OnemapError, http_status
 from spatial.ogc import fixes
-from spatial.settings import Settings, get_settings
+from spatial.ogc.openapi import write_document
+from spatial.settings import get_settings
 
 LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def openapi_document(settings: Settings) -> Path:
-    """Write the self-contained OpenAPI document (:mod:`spatial.ogc.openapi`).
-
-    Parameters
-    ----------
-    settings : Settings
-        Where the configuration is and where generated files go.
-
-    Returns
-    -------
-    Path
-        The YAML document under ``var/``, rewritten only when what it is made
-        of changes.
-    """
-    from spatial.ogc.openapi import write_document
-
-    return write_document(settings)
 
 
 async def health(request: Request) -> JSONResponse:
@@ -127,7 +108,7 @@ def create_app() -> Starlette:
     settings = get_settings()
     os.environ.setdefault("ONEMAP_URL", settings.public_url)
     os.environ["PYGEOAPI_CONFIG"] = str(settings.config_path)
-    os.environ["PYGEOAPI_OPENAPI"] = str(openapi_document(settings))
+    os.environ["PYGEOAPI_OPENAPI"] = str(write_document(settings))
     fixes.install()
     from pygeoapi import starlette_app  # reads the configuration on import
 
