@@ -1,0 +1,368 @@
+"""What is in the tiles: ``layers/tiles.yml`` and ``layers/themes.yml``, checked.
+
+:func:`load_spec` reads the two files and the collections of
+``pygeoapi-config.yml`` and refuses anything inconsistent (a collection
+without tiles, a layer that is no collection, overlapping zoom levels,
+unknown kinds) with a message naming the file and the entry.
+:func:`bind_catalog` then checks every declared property, key and order
+column against the columns of the views ``layers.<id>`` in the database and
+records them, so the SQL built from the spec only ever names known columns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import yaml
+
+from spatial.db import fetch_tuples
+from spatial.errors import NotFoundError
+
+LOGGER = logging.getLogger(__name__)
+
+#: Kinds of zoom level: real features or one of the aggregates.
+KINDS = frozenset({"features", "count_by", "grid", "lines"})
+
+
+class SpecError(ValueError):
+    """``layers/tiles.yml`` or ``layers/themes.yml`` disagrees with itself or the catalog."""
+
+
+@dataclass(frozen=True)
+class Level:
+    """What a layer's tiles carry over a range of (WebMercator) zooms.
+
+    Attributes
+    ----------
+    zoom : tuple of int
+        First and last zoom, inclusive.
+    kind : str
+        ``features``, ``count_by`` (one point per ``key`` with ``count``),
+        ``grid`` (cells of ``cell_px`` pixels with ``count``) or ``lines``
+        (points joined per ``key`` in ``order``).
+    properties : tuple of str
+        Attributes of real features.
+    simplify_px : float
+        Simplification tolerance in pixels (0: none).
+    key : str or None
+        Grouping column of ``count_by`` and ``lines``.
+    cell_px : int
+        Cell size of ``grid``.
+    order : str or None
+        Vertex order of ``lines``.
+    """
+
+    zoom: tuple[int, int]
+    kind: str
+    properties: tuple[str, ...] = ()
+    simplify_px: float = 0.0
+    key: str | None = None
+    cell_px: int = 32
+    order: str | None = None
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """The tiles of one collection (view ``layers.<id>``)."""
+
+    id: str
+    title: str
+    minzoom: int
+    maxzoom: int
+    cache_seconds: int
+    max_features: int
+    order: tuple[tuple[str, bool], ...]  # (column, descending)
+    levels: tuple[Level, ...]
+    time_field: str | None = None
+    #: Filled by :func:`bind_catalog`: the view's columns and geometry type.
+    columns: frozenset[str] = frozenset()
+    geometry_type: str | None = None
+
+    def level(self, zoom: int) -> Level | None:
+        """The level serving a WebMercator zoom, None outside the layer's range.
+
+        Examples
+        --------
+        >>> lyr = LayerSpec("x", "x", 10, 12, 60, 10, (("id", False),),
+        ...                 (Level((10, 11), "grid"), Level((12, 12), "features")))
+        >>> lyr.level(11).kind, lyr.level(12).kind, lyr.level(13)
+        ('grid', 'features', None)
+        """
+        for lvl in self.levels:
+            if lvl.zoom[0] <= zoom <= lvl.zoom[1]:
+                return lvl
+        return None
+
+    @property
+    def cap_rule(self) -> str:
+        """The stated rule applied when a tile holds more than ``max_features`` rows."""
+        order = ", ".join(f"{c} {'desc' if d else 'asc'}" for c, d in self.order)
+        return f"at most {self.max_features} features per tile: the first by {order}"
+
+
+@dataclass(frozen=True)
+class LayerSet:
+    """Layers served together as one tileset: one collection, or a theme."""
+
+    id: str
+    kind: str  # "collection" or "theme"
+    title: Mapping[str, str]
+    layers: tuple[LayerSpec, ...]
+
+    @property
+    def minzoom(self) -> int:
+        """Smallest zoom any layer of the set is in."""
+        return min(lyr.minzoom for lyr in self.layers)
+
+    @property
+    def maxzoom(self) -> int:
+        """Largest zoom any layer of the set is in."""
+        return max(lyr.maxzoom for lyr in self.layers)
+
+    @property
+    def cache_seconds(self) -> int:
+        """Cache lifetime of the set's tiles: its freshest layer's."""
+        return min(lyr.cache_seconds for lyr in self.layers)
+
+
+@dataclass(frozen=True)
+class TileSpec:
+    """Every layer and theme that has tiles."""
+
+    layers: Mapping[str, LayerSpec]
+    themes: Mapping[str, LayerSet]
+    _single: dict[str, LayerSet] = field(default_factory=dict, compare=False, repr=False)
+
+    def collection(self, collection_id: str) -> LayerSet:
+        """The tileset of one collection.
+
+        Raises
+        ------
+        NotFoundError
+            For a collection without tiles.
+        """
+        try:
+            layer = self.layers[collection_id]
+        except KeyError:
+            raise NotFoundError(
+                f"collection {collection_id!r} has no tiles / 图层不存在或无瓦片") from None
+        found = self._single.get(collection_id)
+        if found is None:
+            found = LayerSet(layer.id, "collection", {"en": layer.title}, (layer,))
+            self._single[collection_id] = found
+        return found
+
+    def theme(self, theme_id: str) -> LayerSet:
+        """A themed tileset.
+
+        Raises
+        ------
+        NotFoundError
+            For an unknown theme.
+        """
+        try:
+            return self.themes[theme_id]
+        except KeyError:
+            raise NotFoundError(
+                f"unknown theme {theme_id!r}; themes: {', '.join(self.themes)} / 专题不存在"
+            ) from None
+
+
+def _zoom_pair(value: Any, where: str) -> tuple[int, int]:
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, int) for v in value) or value[0] > value[1]):
+        raise SpecError(f"{where}: zoom must be [first, last] integers, got {value!r}")
+    return value[0], value[1]
+
+
+def _parse_order(value: Any, where: str) -> tuple[tuple[str, bool], ...]:
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(f"{where}: order must be a list of columns, got {value!r}")
+    parts = [p.strip() for p in value.split(",")]
+    return tuple((p.lstrip("-"), p.startswith("-")) for p in parts if p)
+
+
+def _parse_level(raw: Any, where: str) -> Level:
+    if not isinstance(raw, dict) or len(raw) != 1 or not {"features", "aggregate"} & set(raw):
+        raise SpecError(f"{where}: a level is {{features: ...}} or {{aggregate: ...}}, got {raw!r}")
+    (what, body), = raw.items()
+    if not isinstance(body, dict):
+        raise SpecError(f"{where}: {what} must be a mapping, got {body!r}")
+    known = {"zoom", "properties", "simplify_px", "kind", "key", "cell_px", "order"}
+    unknown = set(body) - known
+    if unknown:
+        raise SpecError(f"{where}: unknown keys {sorted(unknown)}")
+    kind = "features" if what == "features" else body.get("kind")
+    if kind not in KINDS or (what == "aggregate" and kind == "features"):
+        raise SpecError(f"{where}: unknown aggregate kind {kind!r}; known: count_by, grid, lines")
+    if kind in ("count_by", "lines") and not body.get("key"):
+        raise SpecError(f"{where}: {kind} needs a key column")
+    props = body.get("properties", [])
+    if not isinstance(props, list) or not all(isinstance(p, str) for p in props):
+        raise SpecError(f"{where}: properties must be a list of column names, got {props!r}")
+    return Level(
+        zoom=_zoom_pair(body.get("zoom"), where),
+        kind=kind,
+        properties=tuple(props),
+        simplify_px=float(body.get("simplify_px", 0.0)),
+        key=body.get("key"),
+        cell_px=int(body.get("cell_px", 32)),
+        order=body.get("order"),
+    )
+
+
+def _parse_layer(lid: str, raw: Any, defaults: Mapping[str, Any], title: str,
+                 time_field: str | None) -> LayerSpec:
+    where = f"layers/tiles.yml: {lid}"
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: must be a mapping")
+    unknown = set(raw) - {"minzoom", "maxzoom", "cache_seconds", "max_features", "order",
+                          "levels"}
+    if unknown:
+        raise SpecError(f"{where}: unknown keys {sorted(unknown)}")
+    minzoom, maxzoom = _zoom_pair([raw.get("minzoom"), raw.get("maxzoom")], where)
+    levels = tuple(_parse_level(lvl, f"{where} level {i}")
+                   for i, lvl in enumerate(raw.get("levels") or []))
+    covered = sorted(z for lvl in levels for z in range(lvl.zoom[0], lvl.zoom[1] + 1))
+    if covered != list(range(minzoom, maxzoom + 1)):
+        raise SpecError(f"{where}: levels must cover zooms {minzoom}-{maxzoom} exactly once")
+    max_features = int(raw.get("max_features", defaults.get("max_features", 20000)))
+    if max_features < 1:
+        raise SpecError(f"{where}: max_features must be positive, got {max_features}")
+    return LayerSpec(
+        id=lid, title=title, minzoom=minzoom, maxzoom=maxzoom,
+        cache_seconds=int(raw.get("cache_seconds", defaults.get("cache_seconds", 300))),
+        max_features=max_features,
+        order=_parse_order(raw.get("order", defaults.get("order", "id")), where),
+        levels=levels, time_field=time_field,
+    )
+
+
+def _collections(config: Mapping[str, Any]) -> dict[str, tuple[str, str | None]]:
+    """Feature collections of a pygeoapi configuration: id → (English title, time field)."""
+    found = {}
+    for cid, res in (config.get("resources") or {}).items():
+        if res.get("type") != "collection":
+            continue
+        for prov in res.get("providers", []):
+            if prov.get("type") == "feature":
+                title = res.get("title", cid)
+                if isinstance(title, dict):
+                    title = title.get("en") or next(iter(title.values()))
+                found[cid] = (str(title), prov.get("time_field"))
+    return found
+
+
+def load_spec(tiles_path: Path, themes_path: Path, config_path: Path) -> TileSpec:
+    """Read and check the tile declarations.
+
+    Parameters
+    ----------
+    tiles_path, themes_path : Path
+        ``layers/tiles.yml`` and ``layers/themes.yml``.
+    config_path : Path
+        ``pygeoapi-config.yml``: every feature collection must have tiles and
+        every tiled layer must be a collection; time fields come from it.
+
+    Returns
+    -------
+    TileSpec
+
+    Raises
+    ------
+    SpecError
+        Naming the file, the entry and what is wrong.
+    """
+    raw = yaml.safe_load(tiles_path.read_text(encoding="utf-8")) or {}
+    themes_raw = yaml.safe_load(themes_path.read_text(encoding="utf-8")) or {}
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    collections = _collections(config)
+    declared = raw.get("layers") or {}
+    missing = sorted(set(collections) - set(declared))
+    extra = sorted(set(declared) - set(collections))
+    if missing or extra:
+        raise SpecError(
+            f"layers/tiles.yml and {config_path.name} disagree: collections without tiles "
+            f"{missing}, tiled layers that are no collection {extra}")
+    defaults = raw.get("defaults") or {}
+    layers = {lid: _parse_layer(lid, body, defaults, *collections[lid])
+              for lid, body in declared.items()}
+    themes = {}
+    for tid, body in themes_raw.items():
+        ids = (body or {}).get("layers") or []
+        unknown = [lid for lid in ids if lid not in layers]
+        if unknown or not ids:
+            raise SpecError(f"layers/themes.yml: {tid}: unknown or no layers {unknown}")
+        themes[tid] = LayerSet(tid, "theme", dict(body.get("title") or {"en": tid}),
+                               tuple(layers[lid] for lid in ids))
+    return TileSpec(layers, themes)
+
+
+def bind_catalog(spec: TileSpec, conn: psycopg.Connection[Any]) -> TileSpec:
+    """Check the spec against the views ``layers.<id>`` and record their columns.
+
+    Parameters
+    ----------
+    spec : TileSpec
+        From :func:`load_spec`.
+    conn : psycopg.Connection
+        Any connection to the application database.
+
+    Returns
+    -------
+    TileSpec
+        The same layers with ``columns`` and ``geometry_type`` filled.
+
+    Raises
+    ------
+    SpecError
+        A view is missing, or a declared property, key or order column is not
+        one of its columns.
+    """
+    rows = fetch_tuples(conn, """
+        SELECT c.table_name, array_agg(c.column_name::text)
+        FROM information_schema.columns c
+        WHERE c.table_schema = 'layers'
+        GROUP BY c.table_name""")
+    columns = {name: frozenset(cols) for name, cols in rows}
+    gtypes = dict(fetch_tuples(conn, """
+        SELECT f_table_name::text, type::text FROM geometry_columns
+        WHERE f_table_schema = 'onemap' AND f_geometry_column = 'geom'"""))
+    bound: dict[str, LayerSpec] = {}
+    problems = []
+    for lid, layer in spec.layers.items():
+        cols = columns.get(lid)
+        if cols is None:
+            problems.append(f"{lid}: no view layers.{lid}")
+            continue
+        wanted = {c for c, _ in layer.order} | ({layer.time_field} - {None})
+        for lvl in layer.levels:
+            wanted |= set(lvl.properties) | ({lvl.key, lvl.order} - {None})
+        wanted |= {"id", "geom"}
+        unknown = sorted(str(c) for c in wanted - cols)
+        if unknown:
+            problems.append(f"{lid}: columns {unknown} are not in layers.{lid}")
+        gtype = gtypes.get(lid)
+        if gtype is None and lid == "resident":  # at its household's point
+            gtype = gtypes.get("household")
+        bound[lid] = dataclasses.replace(layer, columns=cols, geometry_type=gtype)
+    if problems:
+        raise SpecError("layers/tiles.yml disagrees with the database: " + "; ".join(problems))
+    themes = {tid: dataclasses.replace(t, layers=tuple(bound[lyr.id] for lyr in t.layers))
+              for tid, t in spec.themes.items()}
+    return TileSpec(bound, themes)
+
+
+def default_paths(layers_dir: Path, config_path: Path) -> tuple[Path, Path, Path]:
+    """``layers/tiles.yml``, ``layers/themes.yml`` and the pygeoapi configuration."""
+    return layers_dir / "tiles.yml", layers_dir / "themes.yml", config_path
+
+
+__all__ = ["LayerSet", "LayerSpec", "Level", "SpecError", "TileSpec", "bind_catalog",
+           "load_spec"]
