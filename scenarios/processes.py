@@ -118,11 +118,38 @@ _UNIT_SCHEMA = {
 }
 _CRS_SCHEMA = [{"type": "string"}, {"type": "integer"}]
 
-LOCATE_METADATA: dict[str, Any] = {
-    "version": "1.0.0",
-    "id": "locate",
-    "title": {"en": "Locate a point (jurisdiction)", "zh": "属地定位"},
-    "description": {
+
+def _process(*, id: str, title: dict[str, str], description: dict[str, str],
+             keywords: list[str], inputs: dict[str, Any], outputs: dict[str, Any],
+             example: dict[str, Any]) -> dict[str, Any]:
+    """An OGC process description; every process here runs sync or async and
+    returns its output by value."""
+    return {
+        "version": "1.0.0", "id": id, "title": title, "description": description,
+        "jobControlOptions": ["sync-execute", "async-execute"],
+        "outputTransmission": ["value"], "keywords": keywords, "links": [],
+        "inputs": inputs, "outputs": outputs, "example": {"inputs": example},
+    }
+
+
+def _input(*, title: dict[str, str], description: dict[str, str], schema: dict[str, Any],
+           required: bool = False) -> dict[str, Any]:
+    """A process input taking one value (optional unless ``required``)."""
+    return {"title": title, "description": description, "schema": schema,
+            "minOccurs": 1 if required else 0, "maxOccurs": 1}
+
+
+def _json_output(*, title: dict[str, str], description: dict[str, str],
+                 properties: dict[str, Any]) -> dict[str, Any]:
+    """A process output: one JSON object with these properties."""
+    return {"title": title, "description": description,
+            "schema": {"type": "object", "contentMediaType": "application/json",
+                       "properties": properties}}
+
+LOCATE_METADATA = _process(
+    id="locate",
+    title={"en": "Locate a point (jurisdiction)", "zh": "属地定位"},
+    description={
         "en": "Assigns a point to its district, street office, community and grid "
               "(属地原则) and finds the nearest building and household address. The point "
               "may be in any supported CRS: EPSG codes and OGC URIs, CRS84, GCJ-02 (AMap, "
@@ -134,70 +161,61 @@ LOCATE_METADATA: dict[str, Any] = {
               "BD-09（百度：bd09）。点位于边界附近时返回容差内的全部候选并排序，"
               "ambiguous 为真时由用户选择。",
     },
-    "jobControlOptions": ["sync-execute", "async-execute"],
-    "outputTransmission": ["value"],
-    "keywords": ["属地原则", "jurisdiction", "grid", "网格"],
-    "links": [],
-    "inputs": {
-        "x": {
-            "title": {"en": "x: longitude or easting", "zh": "X：经度或东坐标"},
-            "description": {"en": "First coordinate of the point, in `crs`.",
-                            "zh": "点的第一个坐标（crs 坐标系）。"},
-            "schema": {"type": "number"},
-            "minOccurs": 1, "maxOccurs": 1,
-        },
-        "y": {
-            "title": {"en": "y: latitude or northing", "zh": "Y：纬度或北坐标"},
-            "description": {"en": "Second coordinate of the point, in `crs`.",
-                            "zh": "点的第二个坐标（crs 坐标系）。"},
-            "schema": {"type": "number"},
-            "minOccurs": 1, "maxOccurs": 1,
-        },
-        "crs": {
-            "title": {"en": "Coordinate reference system", "zh": "坐标系"},
-            "description": {
+    keywords=["属地原则", "jurisdiction", "grid", "网格"],
+    inputs={
+        "x": _input(
+            title={"en": "x: longitude or easting", "zh": "X：经度或东坐标"},
+            description={"en": "First coordinate of the point, in `crs`.",
+                         "zh": "点的第一个坐标（crs 坐标系）。"},
+            schema={"type": "number"},
+            required=True,
+        ),
+        "y": _input(
+            title={"en": "y: latitude or northing", "zh": "Y：纬度或北坐标"},
+            description={"en": "Second coordinate of the point, in `crs`.",
+                         "zh": "点的第二个坐标（crs 坐标系）。"},
+            schema={"type": "number"},
+            required=True,
+        ),
+        "crs": _input(
+            title={"en": "Coordinate reference system", "zh": "坐标系"},
+            description={
                 "en": "EPSG code or URI, CRS84, gcj02 or bd09; x/y are always "
                       "longitude/latitude (easting/northing) order. Phone GPS is EPSG:4326.",
                 "zh": "EPSG 编码或 URI、CRS84、gcj02 或 bd09；x/y 始终为经度/纬度顺序。"
                       "手机 GPS 为 EPSG:4326。"},
-            "schema": {"oneOf": _CRS_SCHEMA, "default": "EPSG:4326"},
-            "minOccurs": 0, "maxOccurs": 1,
-        },
-        "tolerance_m": {
-            "title": {"en": "Boundary tolerance (m)", "zh": "边界容差（米）"},
-            "description": {
+            schema={"oneOf": _CRS_SCHEMA, "default": "EPSG:4326"},
+        ),
+        "tolerance_m": _input(
+            title={"en": "Boundary tolerance (m)", "zh": "边界容差（米）"},
+            description={
                 "en": "Units within this distance count as candidates too (GPS error, "
                       "points on a boundary).",
                 "zh": "此距离内的单元也作为候选（GPS 误差、边界上的点）。"},
-            "schema": {"type": "number", "minimum": 0, "maximum": 1000, "default": 15},
-            "minOccurs": 0, "maxOccurs": 1,
-        },
+            schema={"type": "number", "minimum": 0, "maximum": 1000, "default": 15},
+        ),
     },
-    "outputs": {
-        "location": {
-            "title": {"en": "Jurisdiction of the point", "zh": "属地结果"},
-            "description": {
+    outputs={
+        "location": _json_output(
+            title={"en": "Jurisdiction of the point", "zh": "属地结果"},
+            description={
                 "en": "district, street_office, community, grid (the best of each level), "
                       "ambiguous, candidates per level (ranked), building and household "
                       "(nearest, with address); point in EPSG:4490.",
                 "zh": "区、街道、社区、网格（各级最优）、ambiguous、各级候选（排序）、"
                       "最近楼栋与户室（含地址）；point 为 EPSG:4490 坐标。"},
-            "schema": {
-                "type": "object",
-                "contentMediaType": "application/json",
-                "properties": {
-                    "district": _UNIT_SCHEMA, "street_office": _UNIT_SCHEMA,
-                    "community": _UNIT_SCHEMA, "grid": _UNIT_SCHEMA,
-                    "ambiguous": {"type": "boolean"},
-                    "candidates": {"type": "object"},
-                    "building": {"type": "object", "nullable": True},
-                    "household": {"type": "object", "nullable": True},
-                },
+            properties={
+                "district": _UNIT_SCHEMA, "street_office": _UNIT_SCHEMA,
+                "community": _UNIT_SCHEMA, "grid": _UNIT_SCHEMA,
+                "ambiguous": {"type": "boolean"},
+                "candidates": {"type": "object"},
+                "building": {"type": "object", "nullable": True},
+                "household": {"type": "object", "nullable": True},
             },
-        }
+        ),
     },
-    "example": {"inputs": {"x": 116.4711, "y": 39.9238, "crs": "gcj02", "tolerance_m": 15}},
-}
+    example={"x": 116.4711, "y": 39.9238, "crs": "gcj02", "tolerance_m": 15},
+)
 
 
 def _unit(unit: Unit | None) -> dict[str, Any] | None:
@@ -262,11 +280,10 @@ class LocateProcessor(ScenarioProcessor):
 
 # --- grid statistics ----------------------------------------------------------------
 
-GRID_STATISTICS_METADATA: dict[str, Any] = {
-    "version": "1.0.0",
-    "id": "grid-statistics",
-    "title": {"en": "Grid drill-down statistics", "zh": "网格统计"},
-    "description": {
+GRID_STATISTICS_METADATA = _process(
+    id="grid-statistics",
+    title={"en": "Grid drill-down statistics", "zh": "网格统计"},
+    description={
         "en": "Households, occupied households, residents, elderly residents, residents "
               "per tag and events per status for an admin unit (level and unit_id) or any "
               "polygon, as a drill-down tree street office → community → grid (sub-grids "
@@ -275,87 +292,74 @@ GRID_STATISTICS_METADATA: dict[str, Any] = {
               "各标签居民数和各状态事件数，逐级下钻：街道 → 社区 → 网格（子网格在父网格下）→ "
               "楼栋。仅统计数量，不含居民个人信息。",
     },
-    "jobControlOptions": ["sync-execute", "async-execute"],
-    "outputTransmission": ["value"],
-    "keywords": ["网格化管理", "statistics", "drill-down", "统计"],
-    "links": [],
-    "inputs": {
-        "level": {
-            "title": {"en": "Level of the unit", "zh": "单元级别"},
-            "description": {"en": "With unit_id; instead of polygon.",
-                            "zh": "与 unit_id 一起给出；或改用 polygon。"},
-            "schema": {"type": "string", "enum": ["street_office", "community", "grid"]},
-            "minOccurs": 0, "maxOccurs": 1,
-        },
-        "unit_id": {
-            "title": {"en": "Id of the unit", "zh": "单元编号"},
-            "description": {"en": "The id of the street office, community or grid.",
-                            "zh": "街道、社区或网格的 id。"},
-            "schema": {"type": "integer", "minimum": 1},
-            "minOccurs": 0, "maxOccurs": 1,
-        },
-        "polygon": {
-            "title": {"en": "Area (GeoJSON polygon)", "zh": "区域（GeoJSON 多边形）"},
-            "description": {
+    keywords=["网格化管理", "statistics", "drill-down", "统计"],
+    inputs={
+        "level": _input(
+            title={"en": "Level of the unit", "zh": "单元级别"},
+            description={"en": "With unit_id; instead of polygon.",
+                         "zh": "与 unit_id 一起给出；或改用 polygon。"},
+            schema={"type": "string", "enum": ["street_office", "community", "grid"]},
+        ),
+        "unit_id": _input(
+            title={"en": "Id of the unit", "zh": "单元编号"},
+            description={"en": "The id of the street office, community or grid.",
+                         "zh": "街道、社区或网格的 id。"},
+            schema={"type": "integer", "minimum": 1},
+        ),
+        "polygon": _input(
+            title={"en": "Area (GeoJSON polygon)", "zh": "区域（GeoJSON 多边形）"},
+            description={
                 "en": "A GeoJSON Polygon or MultiPolygon in `crs`; buildings whose "
                       "representative point lies in it count. Instead of level/unit_id.",
                 "zh": "crs 坐标系下的 GeoJSON Polygon 或 MultiPolygon；代表点落在其中的楼栋计入。"
                       "与 level/unit_id 二选一。"},
-            "schema": {
+            schema={
                 "type": "object", "format": "geojson-geometry",
                 "required": ["type", "coordinates"],
                 "properties": {"type": {"enum": ["Polygon", "MultiPolygon"]},
                                "coordinates": {"type": "array", "minItems": 1}},
             },
-            "minOccurs": 0, "maxOccurs": 1,
-        },
-        "crs": {
-            "title": {"en": "CRS of the polygon", "zh": "多边形坐标系"},
-            "description": {"en": "EPSG code or URI, CRS84, gcj02 or bd09 (x/y order).",
-                            "zh": "EPSG 编码或 URI、CRS84、gcj02 或 bd09（经度/纬度顺序）。"},
-            "schema": {"oneOf": _CRS_SCHEMA, "default": "CRS84"},
-            "minOccurs": 0, "maxOccurs": 1,
-        },
-        "depth": {
-            "title": {"en": "Deepest level", "zh": "下钻深度"},
-            "description": {"en": "community, grid or building.",
-                            "zh": "community、grid 或 building。"},
-            "schema": {"type": "string", "enum": ["community", "grid", "building"],
-                       "default": "building"},
-            "minOccurs": 0, "maxOccurs": 1,
-        },
-        "as_of": {
-            "title": {"en": "Reference date", "zh": "统计日期"},
-            "description": {"en": "Date ages are counted at (default: today).",
-                            "zh": "计算年龄的日期（默认今天）。"},
-            "schema": {"type": "string", "format": "date"},
-            "minOccurs": 0, "maxOccurs": 1,
-        },
+        ),
+        "crs": _input(
+            title={"en": "CRS of the polygon", "zh": "多边形坐标系"},
+            description={"en": "EPSG code or URI, CRS84, gcj02 or bd09 (x/y order).",
+                         "zh": "EPSG 编码或 URI、CRS84、gcj02 或 bd09（经度/纬度顺序）。"},
+            schema={"oneOf": _CRS_SCHEMA, "default": "CRS84"},
+        ),
+        "depth": _input(
+            title={"en": "Deepest level", "zh": "下钻深度"},
+            description={"en": "community, grid or building.",
+                         "zh": "community、grid 或 building。"},
+            schema={"type": "string", "enum": ["community", "grid", "building"],
+                    "default": "building"},
+        ),
+        "as_of": _input(
+            title={"en": "Reference date", "zh": "统计日期"},
+            description={"en": "Date ages are counted at (default: today).",
+                         "zh": "计算年龄的日期（默认今天）。"},
+            schema={"type": "string", "format": "date"},
+        ),
     },
-    "outputs": {
-        "statistics": {
-            "title": {"en": "Drill-down tree", "zh": "下钻统计树"},
-            "description": {
+    outputs={
+        "statistics": _json_output(
+            title={"en": "Drill-down tree", "zh": "下钻统计树"},
+            description={
                 "en": "The root (the unit, or level `area` for a polygon) with households, "
                       "occupied, residents, elderly, tags, events and children; as_of.",
                 "zh": "根节点（单元，或多边形时为 area），含 households、occupied、residents、"
                       "elderly、tags、events 与 children；as_of 为统计日期。"},
-            "schema": {
-                "type": "object",
-                "contentMediaType": "application/json",
-                "properties": {
-                    "level": {"type": "string"}, "id": {"type": "integer", "nullable": True},
-                    "name": {"type": "string"}, "households": {"type": "integer"},
-                    "occupied": {"type": "integer"}, "residents": {"type": "integer"},
-                    "elderly": {"type": "integer"}, "tags": {"type": "object"},
-                    "events": {"type": "object"}, "children": {"type": "array"},
-                    "as_of": {"type": "string", "format": "date"},
-                },
+            properties={
+                "level": {"type": "string"}, "id": {"type": "integer", "nullable": True},
+                "name": {"type": "string"}, "households": {"type": "integer"},
+                "occupied": {"type": "integer"}, "residents": {"type": "integer"},
+                "elderly": {"type": "integer"}, "tags": {"type": "object"},
+                "events": {"type": "object"}, "children": {"type": "array"},
+                "as_of": {"type": "string", "format": "date"},
             },
-        }
+        ),
     },
-    "example": {"inputs": {"level": "community", "unit_id": 1, "depth": "grid"}},
-}
+    example={"level": "community", "unit_id": 1, "depth": "grid"},
+)
 
 
 def polygon_wkt(geometry: dict[str, Any], crs: Any) -> str:

@@ -36,9 +36,9 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
 
 from spatial.access import Principal
+from spatial.db import fetch_dict, fetch_dicts
 from spatial.errors import AuthenticationError, InvalidInputError, NotFoundError
 from spatial.passwords import (
     MAX_PASSWORD_LENGTH,
@@ -145,17 +145,6 @@ class LoginRecord:
 # ---------------------------------------------------------------- helpers
 
 
-def _rows(conn: psycopg.Connection[Any], query: Any, params: Any = None) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, params)
-        return cur.fetchall() if cur.description else []
-
-
-def _one(conn: psycopg.Connection[Any], query: Any, params: Any = None) -> dict[str, Any] | None:
-    rows = _rows(conn, query, params)
-    return rows[0] if rows else None
-
-
 def sha256_hex(secret: str) -> str:
     """The sha256 of a token or key, as stored.
 
@@ -244,7 +233,7 @@ def principal_for_user(
     AuthenticationError
         If the user does not exist or is disabled.
     """
-    row = _one(
+    row = fetch_dict(
         conn,
         sql.SQL(
             "SELECT u.id AS user_id, u.username, u.active, {roles} AS roles "
@@ -300,7 +289,7 @@ def failed_logins(
     int
     """
     name = _login_name(username)
-    row = _one(
+    row = fetch_dict(
         conn,
         """
         SELECT count(*) AS n FROM onemap.login_log
@@ -359,7 +348,7 @@ def login(
     address = _inet(ip)
     agent = user_agent[:_MAX_USER_AGENT] if user_agent else None
     candidate = password[:MAX_PASSWORD_LENGTH + 1]
-    user = _one(
+    user = fetch_dict(
         conn,
         "SELECT id, password_hash, active, unlocked_at FROM onemap.app_user WHERE username = %s",
         (name,),
@@ -430,7 +419,7 @@ def issue_token(
     if lifetime <= timedelta(0):
         raise ValueError(f"ttl must be positive, got {lifetime}")
     value = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = _one(
+    row = fetch_dict(
         conn,
         """
         INSERT INTO onemap.auth_token (token_hash, user_id, expires_at, ip, user_agent)
@@ -469,7 +458,7 @@ def verify_token(conn: psycopg.Connection[Any], token: str) -> Principal:
     """
     if not token.startswith(TOKEN_PREFIX):
         raise AuthenticationError(EXPIRED_CREDENTIAL)
-    row = _one(
+    row = fetch_dict(
         conn,
         sql.SQL("""
         SELECT t.id, t.user_id, u.username, u.active, {roles} AS roles,
@@ -498,7 +487,7 @@ def revoke_token(conn: psycopg.Connection[Any], token: str) -> bool:
     bool
         False if the token was unknown or already revoked.
     """
-    row = _one(
+    row = fetch_dict(
         conn,
         "UPDATE onemap.auth_token SET revoked_at = now() "
         "WHERE token_hash = %s AND revoked_at IS NULL RETURNING id",
@@ -575,7 +564,7 @@ def create_api_key(
     for _ in range(5):
         prefix = secrets.token_hex(4)
         key = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-        row = _one(
+        row = fetch_dict(
             conn,
             """
             INSERT INTO onemap.api_key (prefix, key_hash, user_id, label, expires_at)
@@ -585,7 +574,7 @@ def create_api_key(
             (prefix, sha256_hex(key), uid, label, expires_at),
         )
         if row is not None:
-            info = _one(conn, _KEY_SELECT + "WHERE k.id = %s", (row["id"],))
+            info = fetch_dict(conn, _KEY_SELECT + "WHERE k.id = %s", (row["id"],))
             assert info is not None
             LOGGER.info("API key %s created for user %d", prefix, uid)
             return IssuedApiKey(_key_info(info), key)
@@ -624,7 +613,7 @@ def verify_api_key(conn: psycopg.Connection[Any], key: str) -> Principal:
     prefix = _split_key(key)
     if prefix is None:
         raise AuthenticationError(EXPIRED_CREDENTIAL)
-    row = _one(
+    row = fetch_dict(
         conn,
         sql.SQL("""
         SELECT k.id, k.key_hash, k.user_id, u.username, u.active, {roles} AS roles,
@@ -670,7 +659,7 @@ def revoke_api_key(conn: psycopg.Connection[Any], prefix: str) -> ApiKeyInfo:
         "UPDATE onemap.api_key SET revoked_at = now() WHERE prefix = %s AND revoked_at IS NULL",
         (wanted,),
     )
-    row = _one(conn, _KEY_SELECT + "WHERE k.prefix = %s", (wanted,))
+    row = fetch_dict(conn, _KEY_SELECT + "WHERE k.prefix = %s", (wanted,))
     if row is None:
         raise NotFoundError(f"no API key with prefix {wanted!r} / 密钥不存在")
     LOGGER.info("API key %s revoked", wanted)
@@ -691,9 +680,9 @@ def list_api_keys(conn: psycopg.Connection[Any], user: int | str | None = None) 
     list of ApiKeyInfo
     """
     if user is None:
-        rows = _rows(conn, _KEY_SELECT + "ORDER BY k.created_at DESC, k.id DESC")
+        rows = fetch_dicts(conn, _KEY_SELECT + "ORDER BY k.created_at DESC, k.id DESC")
     else:
-        rows = _rows(conn, _KEY_SELECT + "WHERE k.user_id = %s ORDER BY k.created_at DESC, "
+        rows = fetch_dicts(conn, _KEY_SELECT + "WHERE k.user_id = %s ORDER BY k.created_at DESC, "
                      "k.id DESC", (user_id_of(conn, user),))
     return [_key_info(r) for r in rows]
 
@@ -789,7 +778,7 @@ def search_login_log(
     return [
         LoginRecord(r["id"], r["at"], r["username"], r["user_id"], r["success"], r["ip"],
                     r["user_agent"], r["reason"])
-        for r in _rows(conn, query, params)
+        for r in fetch_dicts(conn, query, params)
     ]
 
 

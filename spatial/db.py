@@ -82,6 +82,38 @@ def fetch_tuples(
         return cur.fetchall()
 
 
+def fetch_dicts(
+    conn: psycopg.Connection[Any], query: Any, params: Any = None
+) -> list[dict[str, Any]]:
+    """Run a statement and return its rows as dicts keyed by column name.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        An open connection.
+    query : str or psycopg.sql.Composable
+        The statement.
+    params : sequence or mapping, optional
+        Bound values.
+
+    Returns
+    -------
+    list of dict
+        The rows; empty for a statement that returns none (no ``RETURNING``).
+    """
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, params)
+        return cur.fetchall() if cur.description else []
+
+
+def fetch_dict(
+    conn: psycopg.Connection[Any], query: Any, params: Any = None
+) -> dict[str, Any] | None:
+    """The first row of :func:`fetch_dicts`, or None when there is none."""
+    rows = fetch_dicts(conn, query, params)
+    return rows[0] if rows else None
+
+
 def get_pool(conninfo: str | None = None, *, max_size: int = 10) -> ConnectionPool:
     """Return the process-wide connection pool for a connection string.
 

@@ -440,7 +440,7 @@ class _Target:
         if self.id_udt in ("int2", "int4", "int8"):
             text = str(identifier).strip()
             if not re.fullmatch(r"[+-]?\d{1,19}", text):
-                raise NotFoundError(f"{self.name} has no feature {identifier!s} / 要素不存在")
+                raise _not_found(self, identifier)
             return int(text)
         return str(identifier)
 
@@ -761,6 +761,25 @@ def _precondition(target: _Target, if_match: IfMatch | None, version: int | None
             "/ 要素已被他人修改，请重新读取后再提交")
 
 
+def _not_found(target: _Target, row_id: int | str) -> NotFoundError:
+    return NotFoundError(f"{target.name} has no feature {row_id} / 要素不存在")
+
+
+def _if_match(if_match: str | IfMatch | None) -> IfMatch | None:
+    """An ``If-Match`` argument as parsed, whether given as the header or already parsed."""
+    return parse_if_match(if_match) if isinstance(if_match, str | None) else if_match
+
+
+def _check_existing(
+    conn: psycopg.Connection[Any], target: _Target, row_id: int | str, if_match: IfMatch | None
+) -> None:
+    """Before a write: a 404 unless the caller sees the row, a 412 if ``If-Match`` fails."""
+    seen, version = _current_version(conn, target, row_id)
+    if not seen:
+        raise _not_found(target, row_id)
+    _precondition(target, if_match, version)
+
+
 def _version_clause(target: _Target, if_match: IfMatch | None) -> tuple[sql.Composable, list[int]]:
     if if_match is None or if_match.any or not target.has_version:
         return sql.SQL(""), []
@@ -774,7 +793,7 @@ def _missed(
     """Why a conditional UPDATE or DELETE matched no row."""
     seen, version = _current_version(conn, target, row_id)
     if not seen:
-        return NotFoundError(f"{target.name} has no feature {row_id} / 要素不存在")
+        return _not_found(target, row_id)
     try:
         _precondition(target, if_match, version)
     except ConflictError as exc:
@@ -922,17 +941,14 @@ def update_feature(
     """
     target = _target(conn, table)
     caller = _check_can_write(conn, target.name, "update")
-    condition = parse_if_match(if_match) if isinstance(if_match, str | None) else if_match
+    condition = _if_match(if_match)
     row_id = target.row_id(identifier)
     feature = parse_feature(body)
     if feature.get("id") is not None and str(feature["id"]) != str(row_id):
         raise InvalidInputError(
             f"the feature's id {feature['id']!r} differs from the URL's {row_id} "
             "/ 要素编号与地址不一致")
-    seen, version = _current_version(conn, target, row_id)
-    if not seen:
-        raise NotFoundError(f"{target.name} has no feature {row_id} / 要素不存在")
-    _precondition(target, condition, version)
+    _check_existing(conn, target, row_id, condition)
 
     values = _properties(target, feature["properties"], creating=False, caller=caller)
     _check_values(conn, target, values)
@@ -999,12 +1015,9 @@ def delete_feature(
     """
     target = _target(conn, table)
     _check_can_write(conn, target.name, "delete")
-    condition = parse_if_match(if_match) if isinstance(if_match, str | None) else if_match
+    condition = _if_match(if_match)
     row_id = target.row_id(identifier)
-    seen, version = _current_version(conn, target, row_id)
-    if not seen:
-        raise NotFoundError(f"{target.name} has no feature {row_id} / 要素不存在")
-    _precondition(target, condition, version)
+    _check_existing(conn, target, row_id, condition)
     cond, versions = _version_clause(target, condition)
     query = sql.SQL("DELETE FROM {t} AS t WHERE t.id = %(id)s{cond} RETURNING t.id").format(
         t=target.ident(), cond=cond)

@@ -46,10 +46,10 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from spatial.access import ANONYMOUS, Principal, acting_as
+from spatial.db import fetch_dicts
 from spatial.errors import AuthenticationError, NotFoundError, OnemapError
 
 LOGGER = logging.getLogger(__name__)
@@ -152,11 +152,8 @@ def _job(row: dict[str, Any]) -> Job:
     return Job(**{f.name: row[f.name] for f in fields(Job)})
 
 
-def _rows(conn: psycopg.Connection[Any], query: str | sql.Composed,
-          params: Any = None) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, params)
-        return cur.fetchall() if cur.description is not None else []
+def _no_job(job_id: str | uuid.UUID) -> NotFoundError:
+    return NotFoundError(f"no job {str(job_id)[:64]!r}")
 
 
 def job_uuid(job_id: str | uuid.UUID) -> uuid.UUID:
@@ -189,7 +186,7 @@ def job_uuid(job_id: str | uuid.UUID) -> uuid.UUID:
     try:
         return uuid.UUID(str(job_id))
     except ValueError:
-        raise NotFoundError(f"no job {str(job_id)[:64]!r}") from None
+        raise _no_job(job_id) from None
 
 
 def is_json_media_type(media_type: str | None) -> bool:
@@ -265,7 +262,7 @@ def submit(
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be ≥ 1, got {max_attempts!r}")
     claimed = worker is not None
-    [row] = _rows(
+    [row] = fetch_dicts(
         conn,
         sql.SQL(
             "INSERT INTO onemap.job (process_id, status, mode, inputs, response, message, user_id, "
@@ -315,7 +312,7 @@ def claim_next(
     Job or None
         The claimed job, now running; None when nothing waits.
     """
-    rows = _rows(
+    rows = fetch_dicts(
         conn,
         sql.SQL(
             "UPDATE onemap.job j SET status = 'running', worker = %(worker)s, "
@@ -331,6 +328,27 @@ def claim_next(
          "any": process_ids is None, "processes": list(process_ids or ())},
     )
     return _job(rows[0]) if rows else None
+
+
+#: Assignments ending a job's run: its retention starts now, its lease ends.
+_FINISHED_NOW = "finished_at = now(), expires_at = now() + retention, lease_until = NULL"
+
+
+def _update_own(
+    conn: psycopg.Connection[Any], job_id: uuid.UUID, worker: str, assignments: str,
+    params: tuple[Any, ...],
+) -> bool:
+    """Apply ``assignments`` to a job only while it runs under ``worker``.
+
+    ``assignments`` is constant SQL from this module (never a caller's
+    value); its placeholders take ``params``. False when the job is no
+    longer the worker's.
+    """
+    query = sql.SQL(
+        "UPDATE onemap.job SET {} WHERE id = %s AND status = 'running' AND worker = %s "
+        "RETURNING id"
+    ).format(sql.SQL(assignments))
+    return bool(fetch_dicts(conn, query, (*params, job_id, worker)))
 
 
 def heartbeat(
@@ -372,14 +390,12 @@ def heartbeat(
     """
     if progress is not None and not 0 <= progress <= 100:
         raise ValueError(f"progress must be within 0–100, got {progress!r}")
-    rows = _rows(
-        conn,
-        "UPDATE onemap.job SET lease_until = now() + %s, progress = coalesce(%s, progress), "
-        " message = coalesce(%s, message) "
-        "WHERE id = %s AND status = 'running' AND worker = %s RETURNING id",
-        (lease, progress, message, job_id, worker),
+    return _update_own(
+        conn, job_id, worker,
+        "lease_until = now() + %s, progress = coalesce(%s, progress), "
+        "message = coalesce(%s, message)",
+        (lease, progress, message),
     )
-    return bool(rows)
 
 
 def complete(
@@ -426,15 +442,12 @@ def complete(
         raw = result.encode("utf-8")
     else:
         raise TypeError(f"a {media_type} result must be bytes or str, got {type(result).__name__}")
-    rows = _rows(
-        conn,
-        "UPDATE onemap.job SET status = 'successful', result = %s, result_bytes = %s, "
-        " result_media_type = %s, progress = 100, message = %s, finished_at = now(), "
-        " expires_at = now() + retention, lease_until = NULL "
-        "WHERE id = %s AND status = 'running' AND worker = %s RETURNING id",
-        (value, raw, media_type, MSG_SUCCESSFUL, job_id, worker),
+    return _update_own(
+        conn, job_id, worker,
+        "status = 'successful', result = %s, result_bytes = %s, result_media_type = %s, "
+        "progress = 100, message = %s, " + _FINISHED_NOW,
+        (value, raw, media_type, MSG_SUCCESSFUL),
     )
-    return bool(rows)
 
 
 def fail(conn: psycopg.Connection[Any], job_id: uuid.UUID, worker: str, message: str) -> bool:
@@ -457,14 +470,8 @@ def fail(conn: psycopg.Connection[Any], job_id: uuid.UUID, worker: str, message:
     bool
         False when the job was no longer this worker's.
     """
-    rows = _rows(
-        conn,
-        "UPDATE onemap.job SET status = 'failed', message = %s, finished_at = now(), "
-        " expires_at = now() + retention, lease_until = NULL "
-        "WHERE id = %s AND status = 'running' AND worker = %s RETURNING id",
-        (message, job_id, worker),
-    )
-    return bool(rows)
+    return _update_own(conn, job_id, worker, "status = 'failed', message = %s, " + _FINISHED_NOW,
+                       (message,))
 
 
 # --- what clients see --------------------------------------------------------------
@@ -477,6 +484,20 @@ _VISIBLE = sql.SQL(
 
 def _who(principal: Principal) -> dict[str, Any]:
     return {"admin": ADMIN_ROLE in principal.roles, "user": principal.user_id}
+
+
+def _visible_row(
+    conn: psycopg.Connection[Any], query: sql.Composed, job_id: str | uuid.UUID,
+    principal: Principal, **params: Any,
+) -> dict[str, Any]:
+    """The row ``query`` returns for a job the principal may see, or a 404.
+
+    ``query`` binds ``%(id)s`` and :data:`_VISIBLE`'s parameters.
+    """
+    rows = fetch_dicts(conn, query, {"id": job_uuid(job_id), **_who(principal), **params})
+    if not rows:
+        raise _no_job(job_id)
+    return rows[0]
 
 
 def get(conn: psycopg.Connection[Any], job_id: str | uuid.UUID, principal: Principal) -> Job:
@@ -503,10 +524,7 @@ def get(conn: psycopg.Connection[Any], job_id: str | uuid.UUID, principal: Princ
     """
     query = sql.SQL("SELECT {} FROM onemap.job WHERE id = %(id)s AND {}").format(
         _COLUMNS, _VISIBLE)
-    rows = _rows(conn, query, {"id": job_uuid(job_id), **_who(principal)})
-    if not rows:
-        raise NotFoundError(f"no job {str(job_id)[:64]!r}")
-    return _job(rows[0])
+    return _job(_visible_row(conn, query, job_id, principal))
 
 
 def list_jobs(
@@ -549,10 +567,11 @@ def list_jobs(
                     "AND (%(process)s::text IS NULL OR process_id = %(process)s)").format(_VISIBLE)
     params = {**_who(principal), "status": status, "process": process_id,
               "limit": limit, "offset": offset}
-    rows = _rows(conn, sql.SQL("SELECT {} FROM onemap.job WHERE {} ORDER BY created_at DESC, id "
-                               "LIMIT %(limit)s OFFSET %(offset)s").format(_COLUMNS, where), params)
-    [count] = _rows(conn, sql.SQL("SELECT count(*) AS n FROM onemap.job WHERE {}").format(where),
-                    params)
+    page = sql.SQL("SELECT {} FROM onemap.job WHERE {} ORDER BY created_at DESC, id "
+                   "LIMIT %(limit)s OFFSET %(offset)s").format(_COLUMNS, where)
+    rows = fetch_dicts(conn, page, params)
+    [count] = fetch_dicts(
+        conn, sql.SQL("SELECT count(*) AS n FROM onemap.job WHERE {}").format(where), params)
     return [_job(r) for r in rows], int(count["n"])
 
 
@@ -582,10 +601,7 @@ def get_result(
     """
     query = sql.SQL("SELECT status, result, result_bytes, result_media_type "
                     "FROM onemap.job WHERE id = %(id)s AND {}").format(_VISIBLE)
-    rows = _rows(conn, query, {"id": job_uuid(job_id), **_who(principal)})
-    if not rows:
-        raise NotFoundError(f"no job {str(job_id)[:64]!r}")
-    row = rows[0]
+    row = _visible_row(conn, query, job_id, principal)
     if row["status"] != "successful":
         raise NotFoundError(f"job {str(job_id)[:64]!r} has no result ({row['status']})")
     value = row["result"] if row["result"] is not None else row["result_bytes"]
@@ -617,18 +633,12 @@ def dismiss(conn: psycopg.Connection[Any], job_id: str | uuid.UUID, principal: P
     NotFoundError
         If the job is not visible (already dismissed included).
     """
-    rows = _rows(
-        conn,
-        sql.SQL(
-            "UPDATE onemap.job SET status = 'dismissed', message = %(message)s, result = NULL, "
-            " result_bytes = NULL, finished_at = coalesce(finished_at, now()), "
-            " expires_at = now(), lease_until = NULL WHERE id = %(id)s AND {} RETURNING {}"
-        ).format(_VISIBLE, _COLUMNS),
-        {"id": job_uuid(job_id), "message": MSG_DISMISSED, **_who(principal)},
-    )
-    if not rows:
-        raise NotFoundError(f"no job {str(job_id)[:64]!r}")
-    return _job(rows[0])
+    query = sql.SQL(
+        "UPDATE onemap.job SET status = 'dismissed', message = %(message)s, result = NULL, "
+        " result_bytes = NULL, finished_at = coalesce(finished_at, now()), "
+        " expires_at = now(), lease_until = NULL WHERE id = %(id)s AND {} RETURNING {}"
+    ).format(_VISIBLE, _COLUMNS)
+    return _job(_visible_row(conn, query, job_id, principal, message=MSG_DISMISSED))
 
 
 # --- housekeeping --------------------------------------------------------------------
@@ -647,7 +657,7 @@ def purge_expired(conn: psycopg.Connection[Any]) -> int:
     int
         Jobs deleted.
     """
-    return len(_rows(conn, "DELETE FROM onemap.job WHERE expires_at <= now() RETURNING id"))
+    return len(fetch_dicts(conn, "DELETE FROM onemap.job WHERE expires_at <= now() RETURNING id"))
 
 
 def requeue_stale(conn: psycopg.Connection[Any]) -> tuple[int, int]:
@@ -666,7 +676,7 @@ def requeue_stale(conn: psycopg.Connection[Any]) -> tuple[int, int]:
     tuple of (int, int)
         Jobs requeued, jobs failed.
     """
-    rows = _rows(
+    rows = fetch_dicts(
         conn,
         "WITH stale AS (SELECT id FROM onemap.job WHERE status = 'running' "
         " AND lease_until < now() FOR UPDATE SKIP LOCKED), "
@@ -722,7 +732,7 @@ def principal_for_user(conn: psycopg.Connection[Any], user_id: int | None) -> Pr
         pass
     else:
         return from_auth(conn, user_id)
-    rows = _rows(
+    rows = fetch_dicts(
         conn,
         "SELECT u.username, u.active, coalesce(array_agg(r.code ORDER BY r.code) "
         " FILTER (WHERE r.code IS NOT NULL), '{}') AS roles "

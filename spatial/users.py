@@ -19,8 +19,8 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
 
+from spatial.db import fetch_dict, fetch_dicts
 from spatial.errors import ConflictError, InvalidInputError, NotFoundError
 from spatial.passwords import check_password_policy, hash_password
 
@@ -77,17 +77,6 @@ class ScopeUnit:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _rows(conn: psycopg.Connection[Any], query: Any, params: Any = None) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, params)
-        return cur.fetchall() if cur.description else []
-
-
-def _one(conn: psycopg.Connection[Any], query: Any, params: Any = None) -> dict[str, Any] | None:
-    rows = _rows(conn, query, params)
-    return rows[0] if rows else None
 
 
 def normalize_username(username: str) -> str:
@@ -183,9 +172,9 @@ def user_id_of(conn: psycopg.Connection[Any], user: int | str) -> int:
     if isinstance(user, bool) or not isinstance(user, int | str):
         raise TypeError(f"user must be an id or a user name, got {user!r}")
     if isinstance(user, int):
-        row = _one(conn, "SELECT id FROM onemap.app_user WHERE id = %s", (user,))
+        row = fetch_dict(conn, "SELECT id FROM onemap.app_user WHERE id = %s", (user,))
     else:
-        row = _one(conn, "SELECT id FROM onemap.app_user WHERE username = %s",
+        row = fetch_dict(conn, "SELECT id FROM onemap.app_user WHERE username = %s",
                    (user.strip().lower(),))
     if row is None:
         raise NotFoundError(f"no user {user!r} / 用户不存在")
@@ -201,7 +190,7 @@ def get_user(conn: psycopg.Connection[Any], user: int | str) -> UserInfo:
         If there is no such user.
     """
     uid = user_id_of(conn, user)
-    row = _one(conn, _USER_SELECT + sql.SQL("WHERE u.id = %s"), (uid,))
+    row = fetch_dict(conn, _USER_SELECT + sql.SQL("WHERE u.id = %s"), (uid,))
     assert row is not None
     return _user_info(row)
 
@@ -218,7 +207,7 @@ def list_users(conn: psycopg.Connection[Any]) -> list[UserInfo]:
     -------
     list of UserInfo
     """
-    return [_user_info(r) for r in _rows(conn, _USER_SELECT + sql.SQL("ORDER BY u.username"))]
+    return [_user_info(r) for r in fetch_dicts(conn, _USER_SELECT + sql.SQL("ORDER BY u.username"))]
 
 
 def create_user(
@@ -269,7 +258,7 @@ def create_user(
         check_password_policy(password, name)
         password_hash = hash_password(password)
     with conn.transaction():
-        row = _one(
+        row = fetch_dict(
             conn,
             """
             INSERT INTO onemap.app_user (username, display_name, password_hash)
@@ -375,7 +364,7 @@ def revoke_user_tokens(conn: psycopg.Connection[Any], user: int | str) -> int:
         No such user.
     """
     uid = user_id_of(conn, user)
-    rows = _rows(
+    rows = fetch_dicts(
         conn,
         "UPDATE onemap.auth_token SET revoked_at = now() "
         "WHERE user_id = %s AND revoked_at IS NULL AND expires_at > now() RETURNING id",
@@ -385,9 +374,10 @@ def revoke_user_tokens(conn: psycopg.Connection[Any], user: int | str) -> int:
 
 
 def _role_id(conn: psycopg.Connection[Any], role: str) -> int:
-    row = _one(conn, "SELECT id FROM onemap.app_role WHERE code = %s", (role,))
+    row = fetch_dict(conn, "SELECT id FROM onemap.app_role WHERE code = %s", (role,))
     if row is None:
-        known = [r["code"] for r in _rows(conn, "SELECT code FROM onemap.app_role ORDER BY id")]
+        roles = fetch_dicts(conn, "SELECT code FROM onemap.app_role ORDER BY id")
+        known = [r["code"] for r in roles]
         raise InvalidInputError(f"unknown role {role!r}; known: {', '.join(known)} / 角色不存在")
     return int(row["id"])
 
@@ -411,7 +401,7 @@ def grant_role(
     """
     uid = user_id_of(conn, user)
     rid = _role_id(conn, role)
-    row = _one(
+    row = fetch_dict(
         conn,
         """
         INSERT INTO onemap.user_role (user_id, role_id, granted_by) VALUES (%s, %s, %s)
@@ -432,7 +422,7 @@ def revoke_role(conn: psycopg.Connection[Any], user: int | str, role: str) -> bo
     """
     uid = user_id_of(conn, user)
     rid = _role_id(conn, role)
-    row = _one(
+    row = fetch_dict(
         conn,
         "DELETE FROM onemap.user_role WHERE user_id = %s AND role_id = %s RETURNING id",
         (uid, rid),
@@ -491,14 +481,14 @@ def add_scope(conn: psycopg.Connection[Any], user: int | str, level: str, unit_i
     """
     _check_level(level)
     uid = user_id_of(conn, user)
-    exists = _one(
+    exists = fetch_dict(
         conn,
         sql.SQL("SELECT 1 AS ok FROM {} WHERE id = %s").format(sql.Identifier("onemap", level)),
         (unit_id,),
     )
     if exists is None:
         raise NotFoundError(f"no {level} with id {unit_id} / 行政单元不存在")
-    row = _one(
+    row = fetch_dict(
         conn,
         """
         INSERT INTO onemap.data_scope (user_id, level, unit_id) VALUES (%s, %s, %s)
@@ -521,7 +511,7 @@ def remove_scope(
     """
     _check_level(level)
     uid = user_id_of(conn, user)
-    row = _one(
+    row = fetch_dict(
         conn,
         "DELETE FROM onemap.data_scope WHERE user_id = %s AND level = %s AND unit_id = %s "
         "RETURNING id",
@@ -543,7 +533,7 @@ def data_scope(conn: psycopg.Connection[Any], user_id: int) -> list[ScopeUnit]:
     list of ScopeUnit
         Coarsest level first; a unit deleted since keeps ``code``/``name`` None.
     """
-    rows = _rows(
+    rows = fetch_dicts(
         conn,
         """
         SELECT s.level, s.unit_id,

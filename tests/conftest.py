@@ -142,6 +142,22 @@ def tiny_city_db(db: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture
+def tiny_city_ids(tiny_city_db: str) -> dict[str, int]:
+    """Ids of the tiny city's units: district, street_office, community, grid1
+    (west of 116.47) and grid2 (east)."""
+    with psycopg.connect(tiny_city_db) as conn:
+        return dict(conn.execute(
+            """
+            SELECT 'district', min(id) FROM onemap.district
+            UNION ALL SELECT 'street_office', min(id) FROM onemap.street_office
+            UNION ALL SELECT 'community', min(id) FROM onemap.community
+            UNION ALL SELECT 'grid1', id FROM onemap.grid WHERE code = '110105001001-01'
+            UNION ALL SELECT 'grid2', id FROM onemap.grid WHERE code = '110105001001-02'
+            """
+        ).fetchall())
+
+
+@pytest.fixture
 def client(tiny_city_db: str) -> Iterator[Any]:
     """A client of the real ASGI application, reading the tiny city."""
     from starlette.testclient import TestClient

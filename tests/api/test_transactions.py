@@ -25,18 +25,8 @@ OUTSIDE_DISTRICT = [116.60, 39.90]
 
 
 @pytest.fixture
-def city(tiny_city_db: str) -> dict[str, Any]:
-    with psycopg.connect(tiny_city_db) as conn:
-        ids = dict(conn.execute(
-            """
-            SELECT 'district', min(id) FROM onemap.district
-            UNION ALL SELECT 'street_office', min(id) FROM onemap.street_office
-            UNION ALL SELECT 'community', min(id) FROM onemap.community
-            UNION ALL SELECT 'grid1', id FROM onemap.grid WHERE code = '110105001001-01'
-            UNION ALL SELECT 'grid2', id FROM onemap.grid WHERE code = '110105001001-02'
-            """
-        ).fetchall())
-    return {"db": tiny_city_db, "ids": ids}
+def city(tiny_city_db: str, tiny_city_ids: dict[str, int]) -> dict[str, Any]:
+    return {"db": tiny_city_db, "ids": tiny_city_ids}
 
 
 @pytest.fixture

@@ -49,16 +49,8 @@ def owner(tiny_city_db: str) -> Iterator[psycopg.Connection[Any]]:
 
 
 @pytest.fixture
-def ids(owner: psycopg.Connection[Any]) -> dict[str, int]:
-    return dict(owner.execute(
-        """
-        SELECT 'district', min(id) FROM onemap.district
-        UNION ALL SELECT 'street_office', min(id) FROM onemap.street_office
-        UNION ALL SELECT 'community', min(id) FROM onemap.community
-        UNION ALL SELECT 'grid1', id FROM onemap.grid WHERE code = '110105001001-01'
-        UNION ALL SELECT 'grid2', id FROM onemap.grid WHERE code = '110105001001-02'
-        """
-    ).fetchall())
+def ids(tiny_city_ids: dict[str, int]) -> dict[str, int]:
+    return tiny_city_ids
 
 
 Acting = Callable[..., Any]
