@@ -291,6 +291,12 @@ class TileCache:
         with self._lock:
             self.layersets = {k: frozenset(v) for k, v in layersets.items()}
 
+    def disk_root(self) -> Path | None:
+        """The disk cache's directory (found on first use), or None without disk layer sets."""
+        if not self.disk_layersets:
+            return None
+        return self._disk_root()
+
     @property
     def data_version(self) -> int:
         """Bumped by every invalidation (renders started before one are not stored)."""

@@ -1,0 +1,308 @@
+"""Fresh tiles after every edit: listen to ``onemap_tiles`` and drop what changed.
+
+Migration ``150_tiles.sql`` makes every write to a tiled table — through the
+API, ``onemap import`` or ``psql`` — bump ``onemap.tile_version`` and send,
+at commit, ``NOTIFY onemap_tiles`` with the table and the EPSG:4490 box of
+its old and new geometries. Every server process runs one :class:`Listener`
+(a daemon thread with its own connection) that turns each message into
+:meth:`tiles.cache.TileCache.invalidate` for the layer sets drawing that
+table: a collection's layer set, and every theme containing it. A table
+counts for a collection when the view ``layers.<id>`` reads it (residents'
+view reads households and buildings, so moving a household refreshes the
+resident tiles too).
+
+Messages sent while nobody listened are not lost: on start and after a
+reconnect the listener compares ``onemap.tile_version`` with the versions it
+(or, for the disk cache, the previous server) last saw, and drops every tile
+of the sets whose tables changed meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from tiles.cache import TileCache
+
+LOGGER = logging.getLogger(__name__)
+
+#: The notification channel of ``150_tiles.sql``.
+CHANNEL = "onemap_tiles"
+
+#: Seconds between reconnection attempts, growing to the second value.
+RETRY_SECONDS = (0.5, 10.0)
+
+_MANIFEST = "versions.json"
+
+
+def layersets_from_spec(spec: Any) -> dict[str, tuple[str, ...]]:
+    """Layer set id → collection ids, from a :class:`tiles.spec.TileSpec`.
+
+    Every collection with tiles is a layer set of its own; every theme is one
+    of its layers.
+    """
+    out: dict[str, tuple[str, ...]] = {lid: (lid,) for lid in spec.layers}
+    for tid, theme in spec.themes.items():
+        out[tid] = tuple(layer.id for layer in theme.layers)
+    return out
+
+
+def table_layersets(conn: psycopg.Connection[Any],
+                    layersets: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
+    """Which layer sets draw each table.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        Any connection to the application database.
+    layersets : mapping
+        Layer set id → collection ids.
+
+    Returns
+    -------
+    dict
+        Table name (schema ``onemap``) → layer set ids.
+    """
+    with conn.cursor() as cur:
+        cur.execute("""
+            SELECT view_name::text, table_name::text
+            FROM information_schema.view_table_usage
+            WHERE view_schema = 'layers' AND table_schema = 'onemap'""")
+        rows = [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in cur.fetchall()]
+    reads: dict[str, set[str]] = {}
+    for view, table in rows:
+        reads.setdefault(view, set()).add(table)
+    out: dict[str, set[str]] = {}
+    for set_id, collections in layersets.items():
+        for cid in collections:
+            for table in reads.get(cid, {cid}):
+                out.setdefault(table, set()).add(set_id)
+    return {t: frozenset(s) for t, s in out.items()}
+
+
+class Listener:
+    """Invalidate a :class:`TileCache` from ``onemap_tiles`` notifications.
+
+    Call the instance to stop it (a start-up hook's shutdown callable).
+
+    Parameters
+    ----------
+    cache : TileCache
+        The process's cache; its ``layersets`` say which sets draw what.
+    conninfo : str, optional
+        Database; defaults to the application database.
+    """
+
+    def __init__(self, cache: TileCache, conninfo: str | None = None) -> None:
+        self.cache = cache
+        self.conninfo = conninfo
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._cond = threading.Condition()
+        self._synced: set[str] = set()
+        self._tables: dict[str, frozenset[str]] = {}
+        self._versions: dict[str, int] = {}
+        self._thread = threading.Thread(target=self._run, name="onemap-tiles-listen",
+                                        daemon=True)
+        self.handled = 0
+
+    # -- life cycle ----------------------------------------------------------
+
+    def start(self, wait: float = 10.0) -> Listener:
+        """Start the thread; wait up to ``wait`` s until it listens."""
+        self._thread.start()
+        if not self._ready.wait(wait):
+            LOGGER.warning("tile listener not connected after %.0f s; retrying in the "
+                           "background", wait)
+        return self
+
+    def __call__(self) -> None:
+        """Stop listening (idempotent)."""
+        self._stop.set()  # the thread sees it within a second (notifies timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    stop = __call__
+
+    def sync(self, timeout: float = 10.0) -> bool:
+        """Wait until every notification committed before this call is handled.
+
+        PostgreSQL delivers notifications in commit order, so once a marker
+        sent now comes back, every earlier change has been applied to the
+        cache. Tests use it instead of sleeping.
+
+        Returns
+        -------
+        bool
+            False when the marker did not come back within ``timeout`` s.
+        """
+        token = uuid.uuid4().hex
+        with psycopg.connect(self._conninfo(), autocommit=True) as conn:
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps({"sync": token})))
+        with self._cond:
+            return self._cond.wait_for(lambda: token in self._synced, timeout)
+
+    # -- the thread ------------------------------------------------------------
+
+    def _conninfo(self) -> str:
+        if self.conninfo is not None:
+            return self.conninfo
+        from spatial.settings import database_conninfo
+
+        return database_conninfo()
+
+    def _run(self) -> None:
+        delay = RETRY_SECONDS[0]
+        first = True
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._conninfo(), autocommit=True,
+                                     application_name="onemap-tiles") as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._catch_up(conn, first=first)
+                    first = False
+                    delay = RETRY_SECONDS[0]
+                    self._ready.set()
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            self._handle(note.payload)
+                            if self._stop.is_set():
+                                break
+            except Exception as exc:  # any failure: reconnect
+                if self._stop.is_set():
+                    break
+                LOGGER.warning("tile listener lost its connection (%s); reconnecting in "
+                               "%.1f s", type(exc).__name__, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, RETRY_SECONDS[1])
+
+    def _catch_up(self, conn: psycopg.Connection[Any], *, first: bool) -> None:
+        """Map tables to sets, then drop what changed while nobody listened."""
+        self._tables = table_layersets(conn, self.cache.layersets)
+        with conn.cursor() as cur:
+            cur.execute("SELECT table_name, version FROM onemap.tile_version")
+            current = {str(t): int(v) for t, v in cur.fetchall()}
+        if first:
+            # memory is empty; the disk cache remembers what it last saw
+            seen = self._read_manifest()
+            if seen is None:
+                seen = {} if self._disk_is_empty() else {"": -1}
+        else:
+            seen = self._versions
+        changed = {t for t, v in current.items() if seen.get(t) != v}
+        if "" in seen:  # a disk cache without a manifest: trust nothing
+            changed = set(self._tables)
+        sets: set[str] = set()
+        for table in changed:
+            sets |= self._tables.get(table, frozenset())
+        if sets and (not first or self.cache.disk_root() is not None):
+            LOGGER.info("tiles of %s changed while not listening; dropping them", sorted(sets))
+            self.cache.invalidate(sets, None)
+        self._versions = dict(current)
+        self._write_manifest()
+
+    def _handle(self, payload: str) -> None:
+        try:
+            msg = json.loads(payload)
+        except ValueError:
+            LOGGER.warning("ignoring a malformed onemap_tiles message")
+            return
+        if "sync" in msg:
+            with self._cond:
+                self._synced.add(str(msg["sync"]))
+                self._cond.notify_all()
+            return
+        table = str(msg.get("table"))
+        bbox = msg.get("bbox")
+        sets = self._tables.get(table, frozenset())
+        if sets and bbox is not None:
+            try:
+                box = (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3]))
+            except (TypeError, ValueError, IndexError):
+                LOGGER.warning("onemap_tiles: bad bbox for %s; dropping the sets", table)
+                self.cache.invalidate(sets, None)
+            else:
+                self.cache.invalidate(sets, box)
+        version = msg.get("version")
+        if isinstance(version, int):
+            self._versions[table] = max(version, self._versions.get(table, 0))
+            self._write_manifest()
+        self.handled += 1
+
+    # -- the disk cache's record of versions -------------------------------------
+
+    def _manifest_path(self) -> Path | None:
+        root = self.cache.disk_root()
+        return None if root is None else root / _MANIFEST
+
+    def _disk_is_empty(self) -> bool:
+        root = self.cache.disk_root()
+        return root is None or not root.exists() or not any(
+            p.is_dir() for p in root.iterdir() if not p.name.startswith("."))
+
+    def _read_manifest(self) -> dict[str, int] | None:
+        path = self._manifest_path()
+        if path is None:
+            return {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return {str(k): int(v) for k, v in data.items()}
+        except FileNotFoundError:
+            return None
+        except (ValueError, AttributeError, TypeError):
+            LOGGER.warning("damaged %s; the disk tile cache is dropped", path)
+            return None
+
+    def _write_manifest(self) -> None:
+        path = self._manifest_path()
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self._versions, f, sort_keys=True)
+            os.replace(tmp, path)
+        except OSError as exc:
+            LOGGER.warning("could not record tile versions: %s", exc)
+
+
+def start_listener(cache: TileCache, *, conninfo: str | None = None,
+                   wait: float = 10.0) -> Listener:
+    """Start invalidating ``cache`` from database notifications.
+
+    Parameters
+    ----------
+    cache : TileCache
+        With its layer sets set (:meth:`TileCache.set_layersets`).
+    conninfo : str, optional
+        Database; defaults to the application database.
+    wait : float
+        Seconds to wait for the first connection before returning.
+
+    Returns
+    -------
+    Listener
+        Call it to stop; ``.sync()`` waits until earlier edits are applied.
+
+    Examples
+    --------
+    In :func:`spatial.ogc.app.create_app`::
+
+        startup_hooks.append(lambda: start_listener(cache))
+    """
+    return Listener(cache, conninfo).start(wait)
+
+
+def listener_hook(cache: TileCache) -> Callable[[], Listener]:
+    """A start-up hook for the app: starts a listener, returns its stop callable."""
+    return lambda: start_listener(cache)
