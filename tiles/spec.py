@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ LOGGER = logging.getLogger(__name__)
 
 #: Kinds of zoom level: real features or one of the aggregates.
 KINDS = frozenset({"features", "count_by", "grid", "lines"})
+_WINDOW = re.compile(r"^\d{1,4} (minutes|hours|days)$")
 
 
 class SpecError(ValueError):
@@ -80,6 +82,11 @@ class LayerSpec:
     order: tuple[tuple[str, bool], ...]  # (column, descending)
     levels: tuple[Level, ...]
     time_field: str | None = None
+    #: Without ``datetime=``, only rows this recent (a PostgreSQL interval, e.g.
+    #: ``2 hours`` before now) — live layers such as GPS fixes.
+    default_window: str | None = None
+    #: Extent (lon/lat) from the collection's configuration.
+    bbox: tuple[float, float, float, float] = (-180.0, -90.0, 180.0, 90.0)
     #: Filled by :func:`bind_catalog`: the view's columns and geometry type.
     columns: frozenset[str] = frozenset()
     geometry_type: str | None = None
@@ -106,7 +113,7 @@ class LayerSpec:
         return f"at most {self.max_features} features per tile: the first by {order}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: plans are cached per set
 class LayerSet:
     """Layers served together as one tileset: one collection, or a theme."""
 
@@ -218,12 +225,12 @@ def _parse_level(raw: Any, where: str) -> Level:
 
 
 def _parse_layer(lid: str, raw: Any, defaults: Mapping[str, Any], title: str,
-                 time_field: str | None) -> LayerSpec:
+                 time_field: str | None, bbox: Any = None) -> LayerSpec:
     where = f"layers/tiles.yml: {lid}"
     if not isinstance(raw, dict):
         raise SpecError(f"{where}: must be a mapping")
     unknown = set(raw) - {"minzoom", "maxzoom", "cache_seconds", "max_features", "order",
-                          "levels"}
+                          "levels", "default_window"}
     if unknown:
         raise SpecError(f"{where}: unknown keys {sorted(unknown)}")
     minzoom, maxzoom = _zoom_pair([raw.get("minzoom"), raw.get("maxzoom")], where)
@@ -232,6 +239,11 @@ def _parse_layer(lid: str, raw: Any, defaults: Mapping[str, Any], title: str,
     covered = sorted(z for lvl in levels for z in range(lvl.zoom[0], lvl.zoom[1] + 1))
     if covered != list(range(minzoom, maxzoom + 1)):
         raise SpecError(f"{where}: levels must cover zooms {minzoom}-{maxzoom} exactly once")
+    window = raw.get("default_window")
+    if window is not None and (time_field is None or not isinstance(window, str)
+                               or not _WINDOW.match(window)):
+        raise SpecError(f"{where}: default_window needs a time field and a value like "
+                        f"'2 hours', got {window!r}")
     max_features = int(raw.get("max_features", defaults.get("max_features", 20000)))
     if max_features < 1:
         raise SpecError(f"{where}: max_features must be positive, got {max_features}")
@@ -240,12 +252,14 @@ def _parse_layer(lid: str, raw: Any, defaults: Mapping[str, Any], title: str,
         cache_seconds=int(raw.get("cache_seconds", defaults.get("cache_seconds", 300))),
         max_features=max_features,
         order=_parse_order(raw.get("order", defaults.get("order", "id")), where),
-        levels=levels, time_field=time_field,
+        levels=levels, time_field=time_field, default_window=window,
+        bbox=tuple(bbox) if bbox and len(bbox) == 4 else (-180.0, -90.0, 180.0, 90.0),
     )
 
 
-def _collections(config: Mapping[str, Any]) -> dict[str, tuple[str, str | None]]:
-    """Feature collections of a pygeoapi configuration: id → (English title, time field)."""
+def _collections(config: Mapping[str, Any]) -> dict[str, tuple[str, str | None, Any]]:
+    """Feature collections of a pygeoapi configuration: id → (English title, time field,
+    bbox)."""
     found = {}
     for cid, res in (config.get("resources") or {}).items():
         if res.get("type") != "collection":
@@ -255,7 +269,8 @@ def _collections(config: Mapping[str, Any]) -> dict[str, tuple[str, str | None]]
                 title = res.get("title", cid)
                 if isinstance(title, dict):
                     title = title.get("en") or next(iter(title.values()))
-                found[cid] = (str(title), prov.get("time_field"))
+                bbox = ((res.get("extents") or {}).get("spatial") or {}).get("bbox")
+                found[cid] = (str(title), prov.get("time_field"), bbox)
     return found
 
 
