@@ -782,22 +782,10 @@ SELECT onemap.request_roles() AS roles,
        onemap.request_user_id() AS user_id
 """
 
-# Per table set: is every table public with an unmasked view, and does a
-# read policy look at the caller's own id (events they reported)?
+# Per table set (150_tiles.sql): is every table public with an unmasked
+# view, and does a read policy look at the caller's own id?
 _TABLES_SQL = """
-SELECT COALESCE(bool_and(a.audience = 'public'
-                         AND NOT EXISTS (
-                             SELECT FROM pg_views v
-                             WHERE v.schemaname = 'layers' AND v.viewname = a.table_name
-                               AND (v.definition LIKE '%%personal_access%%'
-                                    OR v.definition LIKE '%%mask_%%'))), false)
-       AND count(*) = cardinality(%(tables)s::text[]) AS public,
-       EXISTS (SELECT FROM pg_policies p
-               WHERE p.schemaname = 'onemap' AND p.tablename = ANY (%(tables)s::text[])
-                 AND p.cmd IN ('SELECT', 'ALL')
-                 AND p.qual LIKE '%%request_user_id%%') AS per_user
-FROM onemap.layer_access a
-WHERE a.table_name = ANY (%(tables)s::text[])
+SELECT shared AS public, per_user FROM onemap.tile_tables_class(%(tables)s::text[])
 """
 
 

@@ -238,3 +238,26 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Scope classes of the tile cache (tiles/cache.py): may one tile of these
+-- tables be served to everybody (every table public, its view unmasked), and
+-- does a read policy look at the caller's own id (events a worker reported)?
+-- Asked on the caller's connection, hence SECURITY DEFINER.
+CREATE OR REPLACE FUNCTION onemap.tile_tables_class(tables text[],
+                                                    OUT shared boolean, OUT per_user boolean)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, onemap AS $$
+    SELECT COALESCE(bool_and(a.audience = 'public'
+                             AND NOT EXISTS (
+                                 SELECT FROM pg_views v
+                                 WHERE v.schemaname = 'layers' AND v.viewname = a.table_name
+                                   AND (v.definition LIKE '%personal_access%'
+                                        OR v.definition LIKE '%mask\_%'))), false)
+               AND count(*) = cardinality(tables),
+           EXISTS (SELECT FROM pg_policies p
+                   WHERE p.schemaname = 'onemap' AND p.tablename = ANY (tables)
+                     AND p.cmd IN ('SELECT', 'ALL')
+                     AND p.qual LIKE '%request_user_id%')
+    FROM onemap.layer_access a
+    WHERE a.table_name = ANY (tables)
+$$;
+GRANT EXECUTE ON FUNCTION onemap.tile_tables_class(text[]) TO onemap_api;
