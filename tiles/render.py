@@ -97,7 +97,7 @@ def parse_datetime(value: str | None) -> tuple[datetime, datetime] | None:
     >>> parse_datetime("yesterday")
     Traceback (most recent call last):
     ...
-    spatial.errors.InvalidInputError: datetime must be an RFC 3339 instant or interval, got 'yesterday' / 时间参数有误
+    spatial.errors.InvalidInputError: datetime must be an RFC 3339 instant or interval, ...
     """
     if value is None:
         return None
@@ -124,7 +124,8 @@ def parse_datetime(value: str | None) -> tuple[datetime, datetime] | None:
             f"datetime must be an RFC 3339 instant or interval, got {value!r} / 时间参数有误"
         ) from None
     if start > end:
-        raise InvalidInputError(f"datetime interval ends before it starts: {value!r} / 时间参数有误")
+        raise InvalidInputError(
+            f"datetime interval ends before it starts: {value!r} / 时间参数有误")
     return start, end
 
 
@@ -296,12 +297,7 @@ async def render(conn: AsyncConnection[Any], layerset: LayerSet, tms_id: str, z:
             raise
     assert row is not None
     if p.check_read and not row[-1]:
-        who = principal
-        if who is None or who.is_anonymous:
-            raise AuthenticationError(
-                f"layer {layerset.id!r} is not public: sign in / 图层 {layerset.id} 不公开，请先登录")
-        raise PermissionDeniedError(
-            f"your role may not read layer {layerset.id!r} / 当前角色无权查看图层 {layerset.id}")
+        refuse(layerset.id, principal)
     parts: list[bytes] = []
     truncated: list[str] = []
     for i, layer in enumerate(p.layers):
@@ -313,6 +309,20 @@ async def render(conn: AsyncConnection[Any], layerset: LayerSet, tms_id: str, z:
             LOGGER.info("tile %s/%s/%s/%s/%s: layer %s capped at %d features",
                         layerset.id, tms_id, z, y, x, layer.id, layer.max_features)
     return RenderedTile(b"".join(parts), tuple(truncated), tuple(lyr.id for lyr in p.layers))
+
+
+def refuse(layer_id: str, principal: Principal | None) -> None:
+    """Raise the 401 (anonymous) or 403 for a layer the caller may not read.
+
+    Raises
+    ------
+    AuthenticationError, PermissionDeniedError
+    """
+    if principal is None or principal.is_anonymous:
+        raise AuthenticationError(
+            f"layer {layer_id!r} is not public: sign in / 图层 {layer_id} 不公开，请先登录")
+    raise PermissionDeniedError(
+        f"your role may not read layer {layer_id!r} / 当前角色无权查看图层 {layer_id}")
 
 
 async def _configure(conn: AsyncConnection[Any]) -> None:

@@ -191,8 +191,8 @@ def web_zoom(tms_id: str, z: int) -> int:
 
     Examples
     --------
-    >>> web_zoom("WebMercatorQuad", 14), web_zoom("WorldCRS84Quad", 13), web_zoom("CGCS2000Quad", 14)
-    (14, 14, 14)
+    >>> web_zoom("WorldCRS84Quad", 13), web_zoom("CGCS2000Quad", 14)
+    (14, 14)
     """
     if tms_id == "WebMercatorQuad":
         return z
@@ -240,3 +240,14 @@ def tile_matrix_limits(tms_id: str, minzoom: int, maxzoom: int,
         limits.append({"tileMatrix": str(z), "minTileRow": ul.y, "maxTileRow": lr.y,
                        "minTileCol": ul.x, "maxTileCol": lr.x})
     return limits
+
+
+def crs_uri(tms_id: str) -> str:
+    """The CRS URI of a set.
+
+    Examples
+    --------
+    >>> crs_uri("CGCS2000Quad")
+    'http://www.opengis.net/def/crs/EPSG/0/4490'
+    """
+    return str(get_tms(tms_id).crs.root)

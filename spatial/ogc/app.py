@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -84,6 +85,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     hooks: list[Callable[[], object]] = []  # this run's, the app may be started again
     for start in app.state.startup_hooks:
         stop = start()
+        if inspect.isawaitable(stop):  # an async hook (the tile pool opens in this loop)
+            stop = await stop
         if callable(stop):
             hooks.append(stop)
     try:
@@ -91,7 +94,9 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     finally:
         for stop in reversed(hooks):
             try:
-                stop()
+                done = stop()
+                if inspect.isawaitable(done):
+                    await done
             except Exception:
                 LOGGER.exception("shutdown hook failed")
 
@@ -118,6 +123,7 @@ def create_app() -> Starlette:
     from spatial.ogc.items import StreamingItems, warm_up
     from spatial.ogc.manager import worker_hook
     from spatial.ogc.metrics import MetricsMiddleware, metrics
+    from tiles.web import create_service as create_tile_service
 
     # Our routes come before pygeoapi's mount; outermost middleware first.
     routes: list[BaseRoute] = [
@@ -142,6 +148,9 @@ def create_app() -> Starlette:
     routes.append(Route("/collections/{collection_id}/items", items,
                         methods=["GET", "HEAD", "POST", "OPTIONS"]))
     startup_hooks.append(warm_up)  # the pool is open before the first request
+    tile_service = create_tile_service(settings)  # OGC API Tiles (tiles/web.py)
+    routes += tile_service.routes()
+    startup_hooks.append(tile_service.start)
 
     routes.append(Mount("/", app=starlette_app.APP))
     app = Starlette(

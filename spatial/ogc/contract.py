@@ -65,7 +65,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "jobs": COMMON | {"limit", "offset"},
     "job": COMMON,
     "results": COMMON,
-    "tiles": COMMON,
+    "tiles": COMMON | {"datetime"},  # tilesets, TileJSON and tiles (tiles/web.py)
+    "tilematrixsets": COMMON,
 }
 
 _SEG = r"([^/]+)"
@@ -83,6 +84,8 @@ ROUTES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (f"/collections/{_SEG}/schema", "schema"),
         (f"/collections/{_SEG}/coverage", "coverage"),
         (f"/collections/{_SEG}/tiles(?:/.*)?", "tiles"),
+        ("/tiles(?:/.*)?", "tiles"),
+        ("/tileMatrixSets(?:/.*)?", "tilematrixsets"),
         ("/processes", "processes"),
         (f"/processes/{_SEG}", "process"),
         ("/jobs", "jobs"),

@@ -37,6 +37,9 @@ _ROUTES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^/collections/[^/]+/items/[^/]+$", "/collections/{collectionId}/items/{featureId}"),
         (r"^/collections/[^/]+/items$", "/collections/{collectionId}/items"),
         (r"^/collections/[^/]+/tiles(/.*)?$", "/collections/{collectionId}/tiles"),
+        (r"^/tiles/[^/]+/[^/]+/[^/]+/[^/]+/[^/]+$", "/tiles/{theme}/{tileMatrixSetId}/{z}/{y}/{x}"),
+        (r"^/tiles(/.*)?$", "/tiles"),
+        (r"^/tileMatrixSets(/.*)?$", "/tileMatrixSets"),
         (r"^/collections/[^/]+/coverage(/.*)?$", "/collections/{collectionId}/coverage"),
         (
             r"^/collections/[^/]+/(schema|queryables|map)$",

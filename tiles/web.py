@@ -1,0 +1,398 @@
+"""OGC API Tiles over HTTP (Starlette, no pygeoapi).
+
+Routes (``{z}/{y}/{x}``: level, row, column):
+
+- ``/tileMatrixSets``, ``/tileMatrixSets/{tms}``
+- ``/collections/{id}/tiles``, ``/collections/{id}/tiles/{tms}``,
+  ``/collections/{id}/tiles/{tms}/tilejson.json``, ``/collections/{id}/tiles/{tms}/{z}/{y}/{x}``
+- ``/tiles``, ``/tiles/{theme}``, ``/tiles/{theme}/{tms}``,
+  ``/tiles/{theme}/{tms}/tilejson.json``, ``/tiles/{theme}/{tms}/{z}/{y}/{x}``
+
+Built by :class:`TileService` (collaborators passed in, nothing read at
+import); :mod:`spatial.ogc.app` appends :meth:`TileService.routes` before
+pygeoapi's mount and :meth:`TileService.start` to its start-up hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from spatial.access import Principal, current_principal
+from spatial.errors import NotFoundError
+from tiles import render as rendering
+from tiles import tms as tmslib
+from tiles.spec import LayerSet, LayerSpec, TileSpec, bind_catalog, load_spec
+
+LOGGER = logging.getLogger(__name__)
+
+MVT = "application/vnd.mapbox-vector-tile"
+_REL_SCHEME = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
+_PG_TYPES = {"int2": "integer", "int4": "integer", "int8": "integer", "float4": "number",
+             "float8": "number", "numeric": "number", "bool": "boolean"}
+
+
+@dataclass(frozen=True)
+class TileResponse:
+    """A tile ready to send: the cache's answer or a fresh render."""
+
+    gzipped: bytes
+    etag: str
+    truncated: tuple[str, ...]
+    empty: bool
+
+
+def _etag(data: bytes) -> str:
+    return '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"'
+
+
+class TileService:
+    """The tile endpoints and the resources they share (spec, connection pool).
+
+    Parameters
+    ----------
+    layers_dir : Path
+        Directory holding ``tiles.yml`` and ``themes.yml``.
+    config_path : Path
+        ``pygeoapi-config.yml`` (the collections).
+    conninfo : callable
+        Returns the database connection string (read at start-up).
+    pool_size : int
+        Most tile queries at once per worker process.
+    """
+
+    def __init__(self, layers_dir: Path, config_path: Path,
+                 conninfo: Callable[[], str], pool_size: int = 16) -> None:
+        self._paths = (layers_dir / "tiles.yml", layers_dir / "themes.yml", config_path)
+        self._conninfo = conninfo
+        self._pool_size = pool_size
+        self._spec: TileSpec | None = None
+        self._pool: AsyncConnectionPool | None = None
+        #: Serves a tile; the cache (tiles.cache.TileCache) replaces it in one line.
+        self.get_tile: Callable[..., Awaitable[TileResponse]] = self._render_tile
+
+    # -- life cycle -------------------------------------------------------------
+
+    async def start(self) -> Callable[[], Awaitable[None]]:
+        """Start-up hook: check the declarations against the views, open the pool."""
+        from spatial.db import connect
+
+        spec = load_spec(*self._paths)
+        conninfo = self._conninfo()
+
+        def bind() -> TileSpec:
+            with connect(conninfo) as conn:
+                return bind_catalog(spec, conn)
+
+        self._spec = await asyncio.to_thread(bind)
+        pool = rendering.make_pool(conninfo, self._pool_size)
+        await pool.open()
+        self._pool = pool
+
+        async def stop() -> None:
+            self._pool = None
+            await pool.close()
+
+        return stop
+
+    @property
+    def spec(self) -> TileSpec:
+        """The checked declarations (after start-up)."""
+        if self._spec is None:
+            raise RuntimeError("TileService.start() has not run")
+        return self._spec
+
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        """The tile connection pool (after start-up)."""
+        if self._pool is None:
+            raise RuntimeError("TileService.start() has not run")
+        return self._pool
+
+    # -- tiles ------------------------------------------------------------------------
+
+    async def render(self, layerset: LayerSet, tms_id: str, z: int, x: int, y: int,
+                     datetime_range: tuple[datetime, datetime] | None,
+                     principal: Principal) -> rendering.RenderedTile:
+        """Render a tile as ``principal`` from the pool."""
+        async with rendering.tile_connection(self.pool, principal) as conn:
+            return await rendering.render(conn, layerset, tms_id, z, x, y, datetime_range,
+                                          principal)
+
+    async def _render_tile(self, layerset: LayerSet, tms_id: str, z: int, x: int, y: int,
+                           datetime_range: tuple[datetime, datetime] | None,
+                           principal: Principal) -> TileResponse:
+        tile = await self.render(layerset, tms_id, z, x, y, datetime_range, principal)
+        return TileResponse(gzip.compress(tile.data, 5, mtime=0), _etag(tile.data),
+                            tile.truncated, not tile.data)
+
+    async def _tile(self, request: Request, layerset: LayerSet) -> Response:
+        p = request.path_params
+        tms_id = p["tms"]
+        z, y, x = tmslib.parse_tile(tms_id, p["z"], p["y"], p["x"])
+        zoom = tmslib.web_zoom(tms_id, z)
+        if not layerset.minzoom <= zoom <= layerset.maxzoom:
+            raise NotFoundError(
+                f"{layerset.id} has no tiles at level {z} of {tms_id} / 该级别无瓦片")
+        window = rendering.parse_datetime(request.query_params.get("datetime"))
+        principal = current_principal()
+        answer = await _unless_disconnected(
+            request, self.get_tile(layerset, tms_id, z, x, y, window, principal))
+        if answer is None:  # the client went away; nobody reads this
+            return Response(status_code=499)
+        private = not principal.is_anonymous
+        headers = {
+            "ETag": answer.etag,
+            "Cache-Control": f"{'private' if private else 'public'}, "
+                             f"max-age={layerset.cache_seconds}",
+            "Vary": "Accept-Encoding, Authorization, X-API-Key",
+        }
+        if answer.truncated:
+            headers["X-Tile-Truncated"] = ", ".join(answer.truncated)
+        if _matches(request.headers.get("if-none-match"), answer.etag):
+            return Response(status_code=304, headers=headers)
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            body = answer.gzipped
+        else:
+            body = gzip.decompress(answer.gzipped)
+        return Response(body, media_type=MVT, headers=headers)
+
+    async def collection_tile(self, request: Request) -> Response:
+        """``/collections/{id}/tiles/{tms}/{z}/{y}/{x}``"""
+        return await self._tile(request, self.spec.collection(request.path_params["cid"]))
+
+    async def theme_tile(self, request: Request) -> Response:
+        """``/tiles/{theme}/{tms}/{z}/{y}/{x}``"""
+        return await self._tile(request, self.spec.theme(request.path_params["theme"]))
+
+    # -- metadata ---------------------------------------------------------------------
+
+    async def readable(self, layerset: LayerSet, principal: Principal) -> list[LayerSpec]:
+        """The layers of a set the caller may read (a collection: 401/403 otherwise)."""
+        ids = [lyr.id for lyr in layerset.layers]
+        async with rendering.tile_connection(self.pool, principal) as conn:
+            cur = await conn.execute(
+                "SELECT t, onemap.can_read(t) FROM unnest(%s::text[]) AS t", (ids,))
+            allowed = {t for t, ok in await cur.fetchall() if ok}
+        if layerset.kind == "collection" and not allowed:
+            rendering.refuse(layerset.id, principal)
+        return [lyr for lyr in layerset.layers if lyr.id in allowed]
+
+    def _base(self, request: Request, layerset: LayerSet) -> str:
+        root = str(request.base_url).rstrip("/")
+        if layerset.kind == "collection":
+            return f"{root}/collections/{layerset.id}/tiles"
+        return f"{root}/tiles/{layerset.id}"
+
+    def _levels(self, tms_id: str, minzoom: int, maxzoom: int) -> tuple[int, int]:
+        low, high = tmslib.level_range(tms_id)
+        zs = [z for z in range(low, high + 1) if minzoom <= tmslib.web_zoom(tms_id, z) <= maxzoom]
+        return (zs[0], zs[-1]) if zs else (low, low)
+
+    def _layer_doc(self, layer: LayerSpec, tms_id: str) -> dict[str, Any]:
+        low, high = self._levels(tms_id, layer.minzoom, layer.maxzoom)
+        props: dict[str, Any] = {}
+        levels = []
+        for lvl in layer.levels:
+            names = (list(lvl.properties) if lvl.kind == "features"
+                     else [n for n in (lvl.key, "count") if n])
+            for name in names:
+                props.setdefault(name, {"type": "string"} if name != "count"
+                                 else {"type": "integer"})
+            levels.append({"zoom": list(lvl.zoom), "kind": lvl.kind,
+                           "properties": names})
+        return {
+            "id": layer.id, "title": layer.title, "dataType": "vector",
+            "geometryType": layer.geometry_type,
+            "minTileMatrix": str(low), "maxTileMatrix": str(high),
+            "propertiesSchema": {"type": "object", "properties": props},
+            "onemap:levels": levels,  # WebMercator zooms: aggregates at low zoom
+            "onemap:featureLimit": layer.cap_rule,
+            **({"onemap:timeField": layer.time_field} if layer.time_field else {}),
+            **({"onemap:defaultWindow": layer.default_window} if layer.default_window else {}),
+        }
+
+    async def _tileset(self, request: Request, layerset: LayerSet) -> JSONResponse:
+        tms_id = request.path_params["tms"]
+        tms = tmslib.get_tms(tms_id)
+        layers = await self.readable(layerset, current_principal())
+        base = self._base(request, layerset)
+        bbox = _union_bbox(layers or list(layerset.layers))
+        doc = {
+            "title": _title(layerset), "dataType": "vector",
+            "crs": tmslib.crs_uri(tms_id), "tileMatrixSetURI": tms.uri or
+            f"{str(request.base_url).rstrip('/')}/tileMatrixSets/{tms_id}",
+            "tileMatrixSetLimits": tmslib.tile_matrix_limits(
+                tms_id, layerset.minzoom, layerset.maxzoom, bbox),
+            "layers": [self._layer_doc(lyr, tms_id) for lyr in layers],
+            "links": [
+                {"rel": "self", "type": "application/json", "href": f"{base}/{tms_id}"},
+                {"rel": _REL_SCHEME, "type": "application/json",
+                 "href": f"{str(request.base_url).rstrip('/')}/tileMatrixSets/{tms_id}"},
+                {"rel": "item", "type": MVT, "templated": True,
+                 "href": f"{base}/{tms_id}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}"},
+                {"rel": "describedby", "type": "application/json",
+                 "href": f"{base}/{tms_id}/tilejson.json"},
+            ],
+        }
+        return JSONResponse(doc)
+
+    async def _tilejson(self, request: Request, layerset: LayerSet) -> JSONResponse:
+        tms_id = request.path_params["tms"]
+        tmslib.get_tms(tms_id)
+        layers = await self.readable(layerset, current_principal())
+        base = self._base(request, layerset)
+        low, high = self._levels(tms_id, layerset.minzoom, layerset.maxzoom)
+        query = f"?{request.url.query}" if request.url.query else ""
+        return JSONResponse({
+            "tilejson": "3.0.0", "name": layerset.id, "description": _title(layerset),
+            "scheme": "xyz", "crs": tmslib.crs_uri(tms_id),
+            "tiles": [f"{base}/{tms_id}/{{z}}/{{y}}/{{x}}{query}"],
+            "minzoom": low, "maxzoom": high,
+            "bounds": list(_union_bbox(layers or list(layerset.layers))),
+            "vector_layers": [
+                {"id": lyr.id, "description": lyr.title,
+                 "minzoom": self._levels(tms_id, lyr.minzoom, lyr.maxzoom)[0],
+                 "maxzoom": self._levels(tms_id, lyr.minzoom, lyr.maxzoom)[1],
+                 "fields": {k: v["type"] for k, v in
+                            self._layer_doc(lyr, tms_id)["propertiesSchema"]["properties"]
+                            .items()}}
+                for lyr in layers],
+        })
+
+    def _tilesets(self, request: Request, layerset: LayerSet) -> JSONResponse:
+        base = self._base(request, layerset)
+        return JSONResponse({"tilesets": [
+            {"title": f"{_title(layerset)} ({tms_id})", "dataType": "vector",
+             "crs": tmslib.crs_uri(tms_id),
+             "links": [{"rel": "self", "type": "application/json", "href": f"{base}/{tms_id}"},
+                       {"rel": _REL_SCHEME, "href": f"{str(request.base_url).rstrip('/')}"
+                                                    f"/tileMatrixSets/{tms_id}"}]}
+            for tms_id in tmslib.TMS_IDS]})
+
+    async def collection_tilesets(self, request: Request) -> JSONResponse:
+        """``/collections/{id}/tiles``"""
+        layerset = self.spec.collection(request.path_params["cid"])
+        await self.readable(layerset, current_principal())
+        return self._tilesets(request, layerset)
+
+    async def collection_tileset(self, request: Request) -> JSONResponse:
+        """``/collections/{id}/tiles/{tms}``"""
+        return await self._tileset(request, self.spec.collection(request.path_params["cid"]))
+
+    async def collection_tilejson(self, request: Request) -> JSONResponse:
+        """``/collections/{id}/tiles/{tms}/tilejson.json``"""
+        return await self._tilejson(request, self.spec.collection(request.path_params["cid"]))
+
+    async def themes(self, request: Request) -> JSONResponse:
+        """``/tiles``: the themed tilesets."""
+        root = str(request.base_url).rstrip("/")
+        return JSONResponse({"themes": [
+            {"id": t.id, "title": dict(t.title), "layers": [lyr.id for lyr in t.layers],
+             "links": [{"rel": "self", "href": f"{root}/tiles/{t.id}"}]}
+            for t in self.spec.themes.values()]})
+
+    async def theme_tilesets(self, request: Request) -> JSONResponse:
+        """``/tiles/{theme}``"""
+        return self._tilesets(request, self.spec.theme(request.path_params["theme"]))
+
+    async def theme_tileset(self, request: Request) -> JSONResponse:
+        """``/tiles/{theme}/{tms}``"""
+        return await self._tileset(request, self.spec.theme(request.path_params["theme"]))
+
+    async def theme_tilejson(self, request: Request) -> JSONResponse:
+        """``/tiles/{theme}/{tms}/tilejson.json``"""
+        return await self._tilejson(request, self.spec.theme(request.path_params["theme"]))
+
+    async def matrix_sets(self, request: Request) -> JSONResponse:
+        """``/tileMatrixSets``"""
+        root = str(request.base_url).rstrip("/")
+        return JSONResponse({"tileMatrixSets": [
+            {"id": t, "title": tmslib.get_tms(t).title, "uri": tmslib.get_tms(t).uri,
+             "links": [{"rel": "self", "type": "application/json",
+                        "href": f"{root}/tileMatrixSets/{t}"}]}
+            for t in tmslib.TMS_IDS]})
+
+    async def matrix_set(self, request: Request) -> JSONResponse:
+        """``/tileMatrixSets/{tms}``"""
+        return JSONResponse(tmslib.tms_document(request.path_params["tms"]))
+
+    def routes(self) -> list[Route]:
+        """The tile routes, to be placed before pygeoapi's mount."""
+        tile = "/{tms}/{z}/{y}/{x}"
+        return [
+            Route("/tileMatrixSets", self.matrix_sets),
+            Route("/tileMatrixSets/{tms}", self.matrix_set),
+            Route("/collections/{cid}/tiles", self.collection_tilesets),
+            Route("/collections/{cid}/tiles/{tms}", self.collection_tileset),
+            Route("/collections/{cid}/tiles/{tms}/tilejson.json", self.collection_tilejson),
+            Route("/collections/{cid}/tiles" + tile, self.collection_tile),
+            Route("/tiles", self.themes),
+            Route("/tiles/{theme}", self.theme_tilesets),
+            Route("/tiles/{theme}/{tms}", self.theme_tileset),
+            Route("/tiles/{theme}/{tms}/tilejson.json", self.theme_tilejson),
+            Route("/tiles/{theme}" + tile, self.theme_tile),
+        ]
+
+
+def _title(layerset: LayerSet) -> str:
+    t = layerset.title
+    return t.get("en") or next(iter(t.values()), layerset.id)
+
+
+def _union_bbox(layers: list[LayerSpec]) -> tuple[float, float, float, float]:
+    return (min(lyr.bbox[0] for lyr in layers), min(lyr.bbox[1] for lyr in layers),
+            max(lyr.bbox[2] for lyr in layers), max(lyr.bbox[3] for lyr in layers))
+
+
+def _matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return "*" in tags or etag in tags
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[TileResponse]
+                               ) -> TileResponse | None:
+    """Await ``work`` unless the client disconnects first (then cancel it)."""
+    task = asyncio.ensure_future(work)
+
+    async def gone() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    watcher = asyncio.ensure_future(gone())
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    LOGGER.info("tile request %s cancelled: the client went away", request.url.path)
+    return None
+
+
+def create_service(settings: Any) -> TileService:
+    """The tile service of an application (:func:`spatial.ogc.app.create_app`)."""
+    from spatial.settings import database_conninfo
+
+    return TileService(settings.layers_dir, settings.config_path, database_conninfo)
+
+
+__all__ = ["TileResponse", "TileService", "create_service"]
