@@ -24,6 +24,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -146,10 +147,19 @@ class Listener:
             False when the marker did not come back within ``timeout`` s.
         """
         token = uuid.uuid4().hex
+        deadline = time.monotonic() + timeout
         with psycopg.connect(self._conninfo(), autocommit=True) as conn:
-            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps({"sync": token})))
-        with self._cond:
-            return self._cond.wait_for(lambda: token in self._synced, timeout)
+            while True:
+                # resent each second: a listener reconnecting may miss one
+                conn.execute("SELECT pg_notify(%s, %s)",
+                             (CHANNEL, json.dumps({"sync": token})))
+                left = deadline - time.monotonic()
+                with self._cond:
+                    if self._cond.wait_for(lambda: token in self._synced, min(1.0, left)):
+                        self._synced.discard(token)
+                        return True
+                if left <= 1.0:
+                    return False
 
     # -- the thread ------------------------------------------------------------
 
