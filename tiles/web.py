@@ -19,6 +19,7 @@ import asyncio
 import gzip
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,14 +35,16 @@ from spatial.access import Principal, current_principal
 from spatial.errors import NotFoundError
 from tiles import render as rendering
 from tiles import tms as tmslib
+from tiles.cache import TileCache, TileKey, scope_class_async
+from tiles.freshness import layersets_from_spec, start_listener
 from tiles.spec import LayerSet, LayerSpec, TileSpec, bind_catalog, load_spec
 
 LOGGER = logging.getLogger(__name__)
 
 MVT = "application/vnd.mapbox-vector-tile"
 _REL_SCHEME = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
-_PG_TYPES = {"int2": "integer", "int4": "integer", "int8": "integer", "float4": "number",
-             "float8": "number", "numeric": "number", "bool": "boolean"}
+#: Seconds a caller's scope class is reused (roles and scopes rarely change).
+SCOPE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,11 @@ class TileService:
         self._pool_size = pool_size
         self._spec: TileSpec | None = None
         self._pool: AsyncConnectionPool | None = None
-        #: Serves a tile; the cache (tiles.cache.TileCache) replaces it in one line.
-        self.get_tile: Callable[..., Awaitable[TileResponse]] = self._render_tile
+        self.cache = TileCache()
+        self._version = ""
+        self._scopes: dict[tuple[Any, ...], tuple[float, str]] = {}
+        #: Serves a tile: through the cache (``_render_tile`` bypasses it).
+        self.get_tile: Callable[..., Awaitable[TileResponse]] = self._cached_tile
 
     # -- life cycle -------------------------------------------------------------
 
@@ -97,12 +103,17 @@ class TileService:
                 return bind_catalog(spec, conn)
 
         self._spec = await asyncio.to_thread(bind)
+        self._version = hashlib.blake2b(
+            b"".join(p.read_bytes() for p in self._paths[:2]), digest_size=6).hexdigest()
         pool = rendering.make_pool(conninfo, self._pool_size)
         await pool.open()
         self._pool = pool
+        self.cache.set_layersets(layersets_from_spec(self._spec))
+        listener = await asyncio.to_thread(start_listener, self.cache, conninfo=conninfo)
 
         async def stop() -> None:
             self._pool = None
+            await asyncio.to_thread(listener)
             await pool.close()
 
         return stop
@@ -138,6 +149,34 @@ class TileService:
         return TileResponse(gzip.compress(tile.data, 5, mtime=0), _etag(tile.data),
                             tile.truncated, not tile.data)
 
+    async def _scope_class(self, layerset: LayerSet, principal: Principal) -> str:
+        # Reused for a few seconds so a cached tile needs no database round trip.
+        key = (layerset.id, principal)
+        now = time.monotonic()
+        hit = self._scopes.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        async with rendering.tile_connection(self.pool, principal) as conn:
+            scope = await scope_class_async(conn, principal, [lyr.id for lyr in layerset.layers])
+        if len(self._scopes) > 10000:
+            self._scopes.clear()
+        self._scopes[key] = (now + SCOPE_SECONDS, scope)
+        return scope
+
+    async def _cached_tile(self, layerset: LayerSet, tms_id: str, z: int, x: int, y: int,
+                           datetime_range: tuple[datetime, datetime] | None,
+                           principal: Principal) -> TileResponse:
+        scope = await self._scope_class(layerset, principal)
+        window = None if datetime_range is None else "/".join(
+            d.isoformat() for d in datetime_range)
+        key = TileKey(layerset.id, tms_id, z, x, y, scope, window, self._version)
+
+        async def render() -> rendering.RenderedTile:
+            return await self.render(layerset, tms_id, z, x, y, datetime_range, principal)
+
+        tile = await self.cache.get_or_render(key, render)
+        return TileResponse(tile.gzip, tile.etag, tile.truncated, not tile.gzip)
+
     async def _tile(self, request: Request, layerset: LayerSet) -> Response:
         p = request.path_params
         tms_id = p["tms"]
@@ -163,11 +202,11 @@ class TileService:
             headers["X-Tile-Truncated"] = ", ".join(answer.truncated)
         if _matches(request.headers.get("if-none-match"), answer.etag):
             return Response(status_code=304, headers=headers)
-        if "gzip" in request.headers.get("accept-encoding", ""):
+        if "gzip" in request.headers.get("accept-encoding", "") and answer.gzipped:
             headers["Content-Encoding"] = "gzip"
             body = answer.gzipped
         else:
-            body = gzip.decompress(answer.gzipped)
+            body = gzip.decompress(answer.gzipped) if answer.gzipped else b""
         return Response(body, media_type=MVT, headers=headers)
 
     async def collection_tile(self, request: Request) -> Response:
