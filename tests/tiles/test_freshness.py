@@ -242,3 +242,99 @@ def test_a_listener_reconnects(cache: TileCache, listener: Listener, tiny_city_d
         conn.execute("UPDATE onemap.lamp SET status = 'working'")
     assert listener.sync()
     assert key not in cache
+
+
+# -- through the real application ------------------------------------------------------
+
+
+def _service(app: Any) -> Any:
+    from tiles.web import TileService
+
+    for route in app.routes:
+        owner = getattr(getattr(route, "endpoint", None), "__self__", None)
+        if isinstance(owner, TileService):
+            return owner
+    raise AssertionError("no tile routes in the app")
+
+
+def _decode(r: Any) -> dict[str, Any]:
+    import mapbox_vector_tile
+
+    assert r.status_code == 200, r.text
+    return mapbox_vector_tile.decode(r.content)
+
+
+def test_edit_then_the_next_tile_shows_it(make_client: Any, tiny_city_db: str,
+                                          tiny_city_ids: dict[str, int]) -> None:
+    """Part 4 PUT moving a lamp and an owner UPDATE of a building (as `onemap import`
+    does): the next tile shows each change; unrelated cached tiles stay cached."""
+    staff = make_client(["community_staff"], [("community", tiny_city_ids["community"])])
+    service = _service(staff.app)
+    helper = start_listener(service.cache, conninfo=tiny_city_db)  # for sync()
+    try:
+        lamps = {code: (x, y) for code, x, y in psycopg.connect(tiny_city_db).execute(
+            "SELECT code, ST_X(geom), ST_Y(geom) FROM onemap.lamp ORDER BY id").fetchall()}
+        moved_code, other_code = "L-001", "L-029"
+        z = 18
+        ty, tx = lonlat_to_tile(WEB, *lamps[moved_code], z)
+        oy, ox = lonlat_to_tile(WEB, *lamps[other_code], z)
+        assert (ty, tx) != (oy, ox)
+        url = f"/collections/lamp/tiles/{WEB}/{z}/{ty}/{tx}"
+        other_url = f"/collections/lamp/tiles/{WEB}/{z}/{oy}/{ox}"
+        first = staff.get(url)
+        codes = {f["properties"]["code"] for f in _decode(first)["lamp"]["features"]}
+        assert moved_code in codes
+        other = staff.get(other_url)
+        assert other.status_code == 200
+        renders = service.cache.stats.renders
+
+        lamp = psycopg.connect(tiny_city_db).execute(
+            "SELECT id FROM onemap.lamp WHERE code = %s", (moved_code,)).fetchone()[0]
+        far = (lamps[moved_code][0] + 0.01, lamps[moved_code][1])  # into another tile
+        body = {"type": "Feature", "geometry": {"type": "Point", "coordinates": list(far)},
+                "properties": {"status": "fault"}}
+        r = staff.put(f"/collections/lamp/items/{lamp}", content=json.dumps(body).encode(),
+                      headers={"Content-Type": "application/geo+json"})
+        assert r.status_code == 204, r.text
+        assert helper.sync()
+
+        after = staff.get(url, headers={"If-None-Match": first.headers["ETag"]})
+        assert after.status_code == 200  # not 304: the tile changed
+        assert after.headers["ETag"] != first.headers["ETag"]
+        codes = {f["properties"]["code"]
+                 for f in _decode(after).get("lamp", {"features": []})["features"]}
+        assert moved_code not in codes
+        fy, fx = lonlat_to_tile(WEB, *far, z)
+        there = _decode(staff.get(f"/collections/lamp/tiles/{WEB}/{z}/{fy}/{fx}"))
+        moved = [f for f in there["lamp"]["features"] if f["properties"]["code"] == moved_code]
+        assert moved and moved[0]["properties"]["status"] == "fault"
+        # the unrelated tile was not rendered again, and still answers 304
+        before_other = service.cache.stats.renders
+        again = staff.get(other_url, headers={"If-None-Match": other.headers["ETag"]})
+        assert again.status_code == 304
+        assert service.cache.stats.renders == before_other
+        assert before_other == renders + 2  # only the old and the new place
+
+        # an owner UPDATE (what `onemap import` runs): a building gets two more floors
+        code, bx, by = psycopg.connect(tiny_city_db).execute(
+            "SELECT code, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
+            "FROM onemap.building ORDER BY id LIMIT 1").fetchone()
+        zb = 17
+        by_, bx_ = lonlat_to_tile(WEB, bx, by, zb)
+        burl = f"/collections/building/tiles/{WEB}/{zb}/{by_}/{bx_}"
+
+        def floors() -> int:
+            feats = _decode(staff.get(burl))["building"]["features"]
+            return next(f["properties"]["floors"] for f in feats
+                        if f["properties"]["code"] == code)
+
+        was = floors()
+        with psycopg.connect(tiny_city_db, autocommit=True) as conn:
+            conn.execute("UPDATE onemap.building SET floors = floors + 2 WHERE code = %s",
+                         (code,))
+        assert helper.sync()
+        assert floors() == was + 2
+        assert staff.get(other_url, headers={"If-None-Match": other.headers["ETag"]}
+                         ).status_code == 304
+    finally:
+        helper()
