@@ -1,0 +1,86 @@
+"""layers/tiles.yml and layers/themes.yml agree with the collections and the views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tiles.spec import SpecError, bind_catalog, load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+TILES, THEMES, CONFIG = ROOT / "layers/tiles.yml", ROOT / "layers/themes.yml", \
+    ROOT / "pygeoapi-config.yml"
+
+
+def feature_collections() -> set[str]:
+    config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    return {cid for cid, res in config["resources"].items()
+            if any(p.get("type") == "feature" for p in res.get("providers", []))}
+
+
+def test_every_feature_collection_has_tiles() -> None:
+    spec = load_spec(TILES, THEMES, CONFIG)
+    assert set(spec.layers) == feature_collections()
+    assert len(spec.layers) == 35
+    assert {"base", "grid_management", "pipelines", "lighting", "alleys", "refuse",
+            "trucks"} <= set(spec.themes)
+    assert spec.layers["event"].time_field == "reported_at"
+    assert spec.layers["truck_gps"].time_field == "ts"
+
+
+def test_declarations_agree_with_the_views(conn) -> None:  # type: ignore[no-untyped-def]
+    spec = bind_catalog(load_spec(TILES, THEMES, CONFIG), conn)
+    assert spec.layers["building"].geometry_type == "MULTIPOLYGON"
+    assert spec.layers["resident"].geometry_type == "POINT"
+    assert "geom_3857" in spec.layers["building"].columns
+
+
+def test_low_zoom_aggregates_are_declared() -> None:
+    spec = load_spec(TILES, THEMES, CONFIG)
+    assert spec.layers["household"].level(13).kind == "count_by"  # type: ignore[union-attr]
+    assert spec.layers["household"].level(18).kind == "features"  # type: ignore[union-attr]
+    assert spec.layers["building"].level(13).key == "compound_id"  # type: ignore[union-attr]
+    assert spec.layers["truck_gps"].level(15).kind == "lines"  # type: ignore[union-attr]
+    assert spec.layers["lamp"].level(12).kind == "grid"  # type: ignore[union-attr]
+    assert spec.layers["lamp"].level(9) is None
+
+
+def write(tmp_path: Path, tiles_text: str, themes_text: str = "") -> tuple[Path, Path]:
+    base = yaml.safe_load(TILES.read_text(encoding="utf-8"))
+    base["layers"].update(yaml.safe_load(tiles_text) or {})
+    t, th = tmp_path / "tiles.yml", tmp_path / "themes.yml"
+    t.write_text(yaml.safe_dump(base, allow_unicode=True), encoding="utf-8")
+    th.write_text(themes_text or THEMES.read_text(encoding="utf-8"), encoding="utf-8")
+    return t, th
+
+
+def test_unknown_property_is_refused_at_start_up(conn, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    t, th = write(tmp_path, """
+lamp: {minzoom: 10, maxzoom: 22, levels: [{features: {zoom: [10, 22], properties: [colour]}}]}
+""")
+    with pytest.raises(SpecError, match="colour"):
+        bind_catalog(load_spec(t, th, CONFIG), conn)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("lamp: {minzoom: 10, maxzoom: 22, levels: [{features: {zoom: [10, 15]}},"
+     " {features: {zoom: [15, 22]}}]}", "exactly once"),
+    ("lamp: {minzoom: 10, maxzoom: 22, levels: [{aggregate: {zoom: [10, 22], kind: heat}}]}",
+     "unknown aggregate kind"),
+    ("lamp: {minzoom: 10, maxzoom: 22, levels: [{aggregate: {zoom: [10, 22], kind: count_by}}]}",
+     "needs a key"),
+    ("not_a_collection: {minzoom: 1, maxzoom: 2, levels: [{features: {zoom: [1, 2]}}]}",
+     "no collection"),
+])
+def test_inconsistent_declarations(tmp_path: Path, text: str, message: str) -> None:
+    t, th = write(tmp_path, text)
+    with pytest.raises(SpecError, match=message):
+        load_spec(t, th, CONFIG)
+
+
+def test_theme_with_unknown_layer(tmp_path: Path) -> None:
+    t, th = write(tmp_path, "", "x: {title: {en: X}, layers: [lamp, moon]}\n")
+    with pytest.raises(SpecError, match="moon"):
+        load_spec(t, th, CONFIG)
