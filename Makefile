@@ -23,6 +23,7 @@ help:
 	@echo "make test   the same set-up, then the whole test suite"
 	@echo "make down   stop the embedded PostgreSQL cluster"
 	@echo "make lint   ruff and mypy"
+	@echo "make bench  the tile benchmark (onemap vs pygeoapi vs tipg vs raw SQL)"
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -63,6 +64,12 @@ test: install
 	$(ONEMAP) setup
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+
+# The tile benchmark, full run (~20 min): onemap, pygeoapi, tipg and raw SQL side by side.
+# `$(ONEMAP) bench tiles --quick` is the two-minute version. Figures: var/bench/tiles-*.json.
+bench: install
+	$(ONEMAP) setup
+	$(ONEMAP) bench tiles $(BENCH_ARGS)
 
 down:
 	@test -x $(ONEMAP) && $(ONEMAP) db stop || true

@@ -527,6 +527,30 @@ def export(
         console.print(f"personal columns left out: {', '.join(summary.withheld)}")
 
 
+@main.group()
+def bench() -> None:
+    """Benchmarks from bench/ (speed measured side by side, reported as ratios)."""
+
+
+@bench.command("tiles", context_settings={"ignore_unknown_options": True,
+                                          "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench_tiles(args: tuple[str, ...]) -> None:
+    """Vector tiles: onemap vs pygeoapi vs tipg vs raw SQL (bench/bench_tiles.py; --help)."""
+    import importlib.util
+
+    from spatial.settings import get_settings
+
+    path = get_settings().root / "bench" / "bench_tiles.py"  # bench/ is not a package
+    spec = importlib.util.spec_from_file_location("bench_tiles", path)
+    if spec is None or spec.loader is None:
+        raise click.ClickException(f"{path} not found: run from a clone of onemap")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_tiles"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    module.main(list(args))
+
+
 register_user_commands(main)  # onemap user …, onemap key …, onemap login-log
 
 if __name__ == "__main__":  # pragma: no cover
