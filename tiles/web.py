@@ -82,7 +82,8 @@ class TileService:
         self._conninfo = conninfo
         self._pool_size = pool_size
         self._spec: TileSpec | None = None
-        self._pool: AsyncConnectionPool | None = None
+        # One pool per event loop: an app may be started in several loops (test clients).
+        self._pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool] = {}
         self.cache = TileCache()
         self._version = ""
         self._scopes: dict[tuple[Any, ...], tuple[float, str]] = {}
@@ -107,12 +108,13 @@ class TileService:
             b"".join(p.read_bytes() for p in self._paths[:2]), digest_size=6).hexdigest()
         pool = rendering.make_pool(conninfo, self._pool_size)
         await pool.open()
-        self._pool = pool
+        loop = asyncio.get_running_loop()
+        self._pools[loop] = pool
         self.cache.set_layersets(layersets_from_spec(self._spec))
         listener = await asyncio.to_thread(start_listener, self.cache, conninfo=conninfo)
 
         async def stop() -> None:
-            self._pool = None
+            self._pools.pop(loop, None)
             await asyncio.to_thread(listener)
             await pool.close()
 
@@ -127,10 +129,11 @@ class TileService:
 
     @property
     def pool(self) -> AsyncConnectionPool:
-        """The tile connection pool (after start-up)."""
-        if self._pool is None:
-            raise RuntimeError("TileService.start() has not run")
-        return self._pool
+        """The tile connection pool of the running event loop (after start-up)."""
+        pool = self._pools.get(asyncio.get_running_loop())
+        if pool is None:
+            raise RuntimeError("TileService.start() has not run in this event loop")
+        return pool
 
     # -- tiles ------------------------------------------------------------------------
 
