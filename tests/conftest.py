@@ -10,6 +10,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.db)
 
 
+#: Drops test clones in the background (one at a time); drained at session end.
+_DROPPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drop-clone")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _DROPPER.shutdown(wait=True)
     if not os.environ.get("ONEMAP_REQUIRE_DB"):
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -116,7 +122,8 @@ def db(server_conninfo: str, template_db: str) -> Iterator[str]:
 
     close_pools()
     clear_cache()
-    drop_database(server_conninfo, name)
+    # Dropping waits for the server to remove files: do it beside the next test.
+    _DROPPER.submit(drop_database, server_conninfo, name)
 
 
 @pytest.fixture
