@@ -10,7 +10,8 @@ SELECT t.id,
        t.name,
        t.geom,
        t.created_at,
-       t.updated_at
+       t.updated_at,
+       t.geom_3857
 FROM onemap.land_use AS t;
 COMMENT ON VIEW layers.land_use IS $$土地利用(水系/绿地) — land use of the base map: water 水系 (rivers, canals), green 绿地, park 公园, plaza 广场.$$;
 GRANT SELECT ON layers.land_use TO onemap_api;
