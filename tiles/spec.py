@@ -12,6 +12,7 @@ records them, so the SQL built from the spec only ever names known columns.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 from collections.abc import Mapping
@@ -122,17 +123,17 @@ class LayerSet:
     title: Mapping[str, str]
     layers: tuple[LayerSpec, ...]
 
-    @property
+    @functools.cached_property
     def minzoom(self) -> int:
         """Smallest zoom any layer of the set is in."""
         return min(lyr.minzoom for lyr in self.layers)
 
-    @property
+    @functools.cached_property
     def maxzoom(self) -> int:
         """Largest zoom any layer of the set is in."""
         return max(lyr.maxzoom for lyr in self.layers)
 
-    @property
+    @functools.cached_property
     def cache_seconds(self) -> int:
         """Cache lifetime of the set's tiles: its freshest layer's."""
         return min(lyr.cache_seconds for lyr in self.layers)

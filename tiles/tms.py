@@ -147,7 +147,7 @@ def parse_tile(tms_id: str, z: str, y: str, x: str) -> tuple[int, int, int]:
     ...
     spatial.errors.InvalidInputError: tile row 1 is outside level 0 of WorldCRS84Quad (rows 0-0) ...
     """
-    tms = get_tms(tms_id)
+    get_tms(tms_id)  # NotFoundError for a set not served
     try:
         zi, yi, xi = int(z), int(y), int(x)
     except ValueError:
@@ -158,16 +158,23 @@ def parse_tile(tms_id: str, z: str, y: str, x: str) -> tuple[int, int, int]:
     if not low <= zi <= high:
         raise InvalidInputError(
             f"level {zi} is outside {tms_id} (levels {low}-{high}) / 瓦片级别超出范围")
-    matrix = tms.matrix(zi)
-    if not 0 <= yi < matrix.matrixHeight:
+    height, width = _matrix_size(tms_id, zi)
+    if not 0 <= yi < height:
         raise InvalidInputError(
-            f"tile row {yi} is outside level {zi} of {tms_id} (rows 0-{matrix.matrixHeight - 1})"
+            f"tile row {yi} is outside level {zi} of {tms_id} (rows 0-{height - 1})"
             " / 瓦片行号超出范围")
-    if not 0 <= xi < matrix.matrixWidth:
+    if not 0 <= xi < width:
         raise InvalidInputError(
             f"tile column {xi} is outside level {zi} of {tms_id} "
-            f"(columns 0-{matrix.matrixWidth - 1}) / 瓦片列号超出范围")
+            f"(columns 0-{width - 1}) / 瓦片列号超出范围")
     return zi, yi, xi
+
+
+@functools.lru_cache(maxsize=256)
+def _matrix_size(tms_id: str, z: int) -> tuple[int, int]:
+    # morecantile builds the matrix (pydantic) on every call: once per level here.
+    matrix = get_tms(tms_id).matrix(z)
+    return matrix.matrixHeight, matrix.matrixWidth
 
 
 def tile_bounds(tms_id: str, z: int, y: int, x: int) -> TileBounds:
@@ -196,6 +203,11 @@ def web_zoom(tms_id: str, z: int) -> int:
     """
     if tms_id == "WebMercatorQuad":
         return z
+    return _web_zoom(tms_id, z)
+
+
+@functools.lru_cache(maxsize=256)
+def _web_zoom(tms_id: str, z: int) -> int:
     web0 = get_tms("WebMercatorQuad").matrix(0).scaleDenominator
     return round(math.log2(web0 / get_tms(tms_id).matrix(z).scaleDenominator))
 

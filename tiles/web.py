@@ -26,13 +26,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from spatial.access import Principal, current_principal
-from spatial.errors import NotFoundError
+from spatial.errors import DatabaseUnavailableError, NotFoundError
 from tiles import render as rendering
 from tiles import tms as tmslib
 from tiles.cache import TileCache, TileKey, scope_class_async
@@ -87,6 +87,9 @@ class TileService:
         self.cache = TileCache()
         self._version = ""
         self._scopes: dict[tuple[Any, ...], tuple[float, str]] = {}
+        #: Scope-class lookups under way, per event loop: later callers await the first.
+        self._scope_pending: dict[asyncio.AbstractEventLoop,
+                                  dict[tuple[Any, ...], asyncio.Task[str]]] = {}
         #: Serves a tile: through the cache (``_render_tile`` bypasses it).
         self.get_tile: Callable[..., Awaitable[TileResponse]] = self._cached_tile
 
@@ -152,27 +155,63 @@ class TileService:
         return TileResponse(gzip.compress(tile.data, 5, mtime=0), _etag(tile.data),
                             tile.truncated, not tile.data)
 
+    def _known_scope(self, layerset: LayerSet, principal: Principal) -> str | None:
+        hit = self._scopes.get((layerset.id, principal))
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
     async def _scope_class(self, layerset: LayerSet, principal: Principal) -> str:
-        # Reused for a few seconds so a cached tile needs no database round trip.
+        # Reused for a few seconds so a cached tile needs no database round trip;
+        # when it runs out, the burst of requests then in flight shares one lookup
+        # (every one of them taking a tile connection starved the renders at 150
+        # clients).
+        scope = self._known_scope(layerset, principal)
+        if scope is not None:
+            return scope
+        loop = asyncio.get_running_loop()
         key = (layerset.id, principal)
-        now = time.monotonic()
-        hit = self._scopes.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        pending = self._scope_pending.setdefault(loop, {})
+        lookup = pending.get(key)
+        if lookup is None:
+            lookup = loop.create_task(self._look_up_scope(layerset, principal))
+            pending[key] = lookup
+            lookup.add_done_callback(lambda t: _forget(pending, key, t))
+        # shield: a caller going away must not cancel the lookup the others await
+        return await asyncio.shield(lookup)
+
+    async def _look_up_scope(self, layerset: LayerSet, principal: Principal) -> str:
         async with rendering.tile_connection(self.pool, principal) as conn:
             scope = await scope_class_async(conn, principal, [lyr.id for lyr in layerset.layers])
         if len(self._scopes) > 10000:
             self._scopes.clear()
-        self._scopes[key] = (now + SCOPE_SECONDS, scope)
+        self._scopes[(layerset.id, principal)] = (time.monotonic() + SCOPE_SECONDS, scope)
         return scope
+
+    def _key(self, layerset: LayerSet, tms_id: str, z: int, x: int, y: int,
+             datetime_range: tuple[datetime, datetime] | None, scope: str) -> TileKey:
+        window = None if datetime_range is None else "/".join(
+            d.isoformat() for d in datetime_range)
+        return TileKey(layerset.id, tms_id, z, x, y, scope, window, self._version)
+
+    def _memory_hit(self, layerset: LayerSet, tms_id: str, z: int, x: int, y: int,
+                    datetime_range: tuple[datetime, datetime] | None,
+                    principal: Principal) -> TileResponse | None:
+        """A tile already in memory, found without awaiting anything (the hot path)."""
+        if self.get_tile != self._cached_tile:
+            return None
+        scope = self._known_scope(layerset, principal)
+        if scope is None:
+            return None
+        tile = self.cache.get(self._key(layerset, tms_id, z, x, y, datetime_range, scope))
+        if tile is None:
+            return None
+        self.cache.stats.hits += 1
+        return TileResponse(tile.gzip, tile.etag, tile.truncated, not tile.gzip)
 
     async def _cached_tile(self, layerset: LayerSet, tms_id: str, z: int, x: int, y: int,
                            datetime_range: tuple[datetime, datetime] | None,
                            principal: Principal) -> TileResponse:
         scope = await self._scope_class(layerset, principal)
-        window = None if datetime_range is None else "/".join(
-            d.isoformat() for d in datetime_range)
-        key = TileKey(layerset.id, tms_id, z, x, y, scope, window, self._version)
+        key = self._key(layerset, tms_id, z, x, y, datetime_range, scope)
 
         async def render() -> rendering.RenderedTile:
             return await self.render(layerset, tms_id, z, x, y, datetime_range, principal)
@@ -190,10 +229,21 @@ class TileService:
                 f"{layerset.id} has no tiles at level {z} of {tms_id} / 该级别无瓦片")
         window = rendering.parse_datetime(request.query_params.get("datetime"))
         principal = current_principal()
-        answer = await _unless_disconnected(
-            request, self.get_tile(layerset, tms_id, z, x, y, window, principal))
-        if answer is None:  # the client went away; nobody reads this
-            return Response(status_code=499)
+        answer = self._memory_hit(layerset, tms_id, z, x, y, window, principal)
+        if answer is None:
+            try:
+                answer = await _unless_disconnected(
+                    request, self.get_tile(layerset, tms_id, z, x, y, window, principal))
+            except PoolTimeout:
+                # Every tile connection stayed busy for the pool's whole timeout:
+                # overloaded, not broken — a 503 the client may retry, never a 500.
+                LOGGER.warning("no tile connection free within %.0f s for %s",
+                               self.pool.timeout, request.url.path)
+                raise DatabaseUnavailableError(
+                    "the tile server is busy, retry shortly / 瓦片服务繁忙，请稍后重试"
+                ) from None
+            if answer is None:  # the client went away; nobody reads this
+                return Response(status_code=499)
         private = not principal.is_anonymous
         headers = {
             "ETag": answer.etag,
@@ -398,6 +448,14 @@ def _title(layerset: LayerSet) -> str:
 def _union_bbox(layers: list[LayerSpec]) -> tuple[float, float, float, float]:
     return (min(lyr.bbox[0] for lyr in layers), min(lyr.bbox[1] for lyr in layers),
             max(lyr.bbox[2] for lyr in layers), max(lyr.bbox[3] for lyr in layers))
+
+
+def _forget(pending: dict[Any, asyncio.Task[Any]], key: Any, task: asyncio.Task[Any]) -> None:
+    """Done callback of a shared lookup: drop it from ``pending``, mark its error seen."""
+    if pending.get(key) is task:
+        del pending[key]
+    if not task.cancelled():
+        task.exception()
 
 
 def _matches(header: str | None, etag: str) -> bool:
