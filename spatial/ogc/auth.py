@@ -15,11 +15,13 @@ elsewhere (another worker, the CLI) within those seconds.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import threading
 import time
+import weakref
 from datetime import datetime
 from typing import Any
 
@@ -203,9 +205,38 @@ async def principal_for(credential: str) -> Principal:
     cached = CACHE.get(key)
     if cached is not None:
         return cached
+    # One lookup per credential at a time in this event loop: when an entry runs
+    # out under load (a map view sends dozens of tile requests at once), the
+    # requests then in flight share it instead of each taking an owner-pool
+    # connection and a thread.
+    loop = asyncio.get_running_loop()
+    pending = _PENDING.setdefault(loop, {})
+    lookup = pending.get(key)
+    if lookup is None:
+        lookup = loop.create_task(_lookup(credential, key))
+        pending[key] = lookup
+        lookup.add_done_callback(lambda t: _forget(pending, key, t))
+    # shield: a caller going away must not cancel the lookup the others await
+    return await asyncio.shield(lookup)
+
+
+async def _lookup(credential: str, key: str) -> Principal:
     principal = await run_in_threadpool(_resolve, credential)
     CACHE.put(key, principal)
     return principal
+
+
+def _forget(pending: dict[str, asyncio.Task[Principal]], key: str,
+            task: asyncio.Task[Principal]) -> None:
+    if pending.get(key) is task:
+        del pending[key]
+    if not task.cancelled():
+        task.exception()  # retrieved: the callers that awaited it re-raise it
+
+
+#: Credential lookups under way, per event loop (keys are digests, as in :data:`CACHE`).
+_PENDING: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, asyncio.Task[Principal]]] = weakref.WeakKeyDictionary()
 
 
 # ---------------------------------------------------------------- middleware
