@@ -175,13 +175,60 @@ def client(tiny_city_db: str) -> Iterator[Any]:
         yield c
 
 
+class ClientAs:
+    """A TestClient's requests sent with a user's credentials.
+
+    Every role of a test shares one client (one application start-up: job
+    worker, tile listener, pools) instead of starting the app once per role.
+    """
+
+    def __init__(self, client: Any, headers: dict[str, str]) -> None:
+        self.client = client
+        self.headers = headers
+
+    def _send(self, method: str, *args: Any, headers: dict[str, str] | None = None,
+              **kwargs: Any) -> Any:
+        return getattr(self.client, method)(*args, headers={**self.headers, **(headers or {})},
+                                            **kwargs)
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        return self._send("get", *args, **kwargs)
+
+    def post(self, *args: Any, **kwargs: Any) -> Any:
+        return self._send("post", *args, **kwargs)
+
+    def put(self, *args: Any, **kwargs: Any) -> Any:
+        return self._send("put", *args, **kwargs)
+
+    def patch(self, *args: Any, **kwargs: Any) -> Any:
+        return self._send("patch", *args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        return self._send("delete", *args, **kwargs)
+
+    def head(self, *args: Any, **kwargs: Any) -> Any:
+        return self._send("head", *args, **kwargs)
+
+    def options(self, *args: Any, **kwargs: Any) -> Any:
+        return self._send("options", *args, **kwargs)
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        return self._send("request", *args, **kwargs)
+
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        return self._send("stream", *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
 @pytest.fixture
 def make_client(tiny_city_db: str) -> Iterator[Any]:
     """Factory of clients of the real application acting as a new user.
 
     ``make_client(["grid_worker"], [("grid", 3)])`` creates a user with those
-    roles and data scope in the tiny city and returns a TestClient that sends
-    the user's API key with every request; ``make_client([])`` is anonymous.
+    roles and data scope in the tiny city and returns a client that sends the
+    user's API key with every request; ``make_client([])`` is anonymous.
     """
     from starlette.testclient import TestClient
 
@@ -189,25 +236,19 @@ def make_client(tiny_city_db: str) -> Iterator[Any]:
     from spatial.db import connect
     from spatial.ogc.app import create_app
 
-    app = create_app()
-    opened: list[TestClient] = []
+    with TestClient(create_app()) as client:
 
-    def make(roles: list[str], scopes: list[tuple[str, int]] = ()) -> TestClient:  # type: ignore[assignment]
-        headers = {}
-        if roles:
-            with connect(tiny_city_db) as conn, conn.transaction():
-                name = f"u{uuid.uuid4().hex[:8]}"
-                users.create_user(conn, name, None, roles=roles, scopes=scopes)
-                key = auth.create_api_key(conn, name, label="test")
-            headers["X-API-Key"] = key.key
-        c = TestClient(app, headers=headers)
-        c.__enter__()
-        opened.append(c)
-        return c
+        def make(roles: list[str], scopes: list[tuple[str, int]] = ()) -> ClientAs:  # type: ignore[assignment]
+            headers = {}
+            if roles:
+                with connect(tiny_city_db) as conn, conn.transaction():
+                    name = f"u{uuid.uuid4().hex[:8]}"
+                    users.create_user(conn, name, None, roles=roles, scopes=scopes)
+                    key = auth.create_api_key(conn, name, label="test")
+                headers["X-API-Key"] = key.key
+            return ClientAs(client, headers)
 
-    yield make
-    for c in opened:
-        c.__exit__(None, None, None)
+        yield make
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from tests.conftest import create_database, drop_database
 CONFIG = Path(__file__).resolve().parents[2] / "pygeoapi-config.yml"
 
 #: Columns that record when a row was written, not what it says.
-VOLATILE = {"created_at", "updated_at", "generated_at", "computed_at"}
+VOLATILE = {"created_at", "updated_at", "generated_at", "computed_at", "changed_at"}
 
 
 def _fingerprints(conn: psycopg.Connection[Any]) -> dict[str, str]:
