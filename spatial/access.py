@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 
+from spatial.db import fetch_tuples
 from spatial.errors import AuthenticationError, PermissionDeniedError
 
 LOGGER = logging.getLogger(__name__)
@@ -175,11 +176,7 @@ def check_can_read(conn: psycopg.Connection[Any], table: str, principal: Princip
     PermissionDeniedError
         A signed-in caller's roles do not include the layer.
     """
-    with conn.cursor() as cur:
-        cur.execute("SELECT onemap.can_read(%s)", (table,))
-        row = cur.fetchone()
-    allowed = bool(row and (row[0] if isinstance(row, tuple) else next(iter(row.values()))))
-    if allowed:
+    if fetch_tuples(conn, "SELECT onemap.can_read(%s)", (table,))[0][0]:
         return
     if principal.is_anonymous:
         raise AuthenticationError(

@@ -40,6 +40,8 @@ import shapely
 import shapely.geometry
 from shapely.geometry.base import BaseGeometry
 
+from spatial.errors import InvalidInputError
+
 __all__ = [
     "BD09",
     "CGCS2000",
@@ -1249,3 +1251,44 @@ class PlanarTransform:
             ie,
             -(id_ * self.c + ie * self.f),
         )
+
+
+@functools.lru_cache(maxsize=64)
+def crs_axes(uri: str) -> tuple[int | None, bool]:
+    """EPSG code and axis order of a CRS URI (``crs``, ``bbox-crs``, ``filter-crs``).
+
+    Parameters
+    ----------
+    uri : str
+        An OGC CRS URI, ``EPSG:n`` or anything PROJ reads.
+
+    Returns
+    -------
+    tuple
+        ``(srid, northing_first)``; srid None means CRS84, the stored
+        CGCS2000 longitude/latitude (equal to the centimetre).
+
+    Raises
+    ------
+    InvalidInputError
+        For a CRS PROJ does not know or one without an EPSG code.
+
+    Examples
+    --------
+    >>> crs_axes("http://www.opengis.net/def/crs/EPSG/0/4326")
+    (4326, True)
+    >>> crs_axes("http://www.opengis.net/def/crs/OGC/1.3/CRS84")
+    (None, False)
+    """
+    if uri.rstrip("/").endswith(("CRS84", "CRS84h")):
+        return None, False
+    try:
+        crs = pyproj.CRS.from_user_input(uri)
+    except pyproj.exceptions.CRSError:
+        raise InvalidInputError(f"unknown CRS {uri!r}") from None
+    epsg = crs.to_epsg()
+    if epsg is None:
+        raise InvalidInputError(f"no EPSG code for CRS {uri!r}")
+    axes = crs.axis_info
+    return (None if epsg == 4490 else epsg), bool(axes) and axes[0].direction.lower() in (
+        "north", "south")

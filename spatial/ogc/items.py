@@ -15,7 +15,6 @@ not ours) falls through to pygeoapi. Query parameters were already checked by
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Iterator, Mapping
@@ -31,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from spatial.access import Principal, check_can_read, current_principal, request_connection
 from spatial.catalog import LAYERS_SCHEMA, get_table
 from spatial.cql import parse_filter
+from spatial.crs import crs_axes
 from spatial.db import get_pool
 from spatial.errors import InvalidInputError, OnemapError, http_status
 from spatial.features import (
@@ -54,42 +54,6 @@ _STANDARD = frozenset({
     "properties", "sortby", "filter", "filter-lang", "filter-crs", "skipGeometry",
     "resulttype", "q",
 })
-
-
-@functools.lru_cache(maxsize=64)
-def crs_axes(uri: str) -> tuple[int | None, bool]:
-    """EPSG code and axis order of a CRS URI.
-
-    Returns
-    -------
-    tuple
-        ``(srid, northing_first)``; srid None means CRS84, the stored
-        CGCS2000 longitude/latitude (equal to the centimetre).
-
-    Raises
-    ------
-    InvalidInputError
-        For a CRS PROJ does not know or one without an EPSG code.
-
-    Examples
-    --------
-    >>> crs_axes("http://www.opengis.net/def/crs/EPSG/0/4326")
-    (4326, True)
-    >>> crs_axes(CRS84)
-    (None, False)
-    """
-    if uri.rstrip("/").endswith(("CRS84", "CRS84h")):
-        return None, False
-    try:
-        crs = pyproj.CRS.from_user_input(uri)
-    except pyproj.exceptions.CRSError:
-        raise InvalidInputError(f"unknown CRS {uri!r}") from None
-    epsg = crs.to_epsg()
-    if epsg is None:
-        raise InvalidInputError(f"no EPSG code for CRS {uri!r}")
-    axes = crs.axis_info
-    return (None if epsg == 4490 else epsg), bool(axes) and axes[0].direction.lower() in (
-        "north", "south")
 
 
 def bbox_lonlat(value: str, bbox_crs: str | None) -> tuple[float, float, float, float]:

@@ -18,7 +18,6 @@ overrides), and maps onemap errors to pygeoapi's provider errors.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,6 +37,7 @@ from pygeofilter import ast
 from spatial.access import check_can_read, current_principal, request_connection
 from spatial.catalog import LAYERS_SCHEMA, get_table
 from spatial.cql import parse_filter
+from spatial.crs import crs_axes
 from spatial.db import get_pool
 from spatial.editing import create_feature, delete_feature, feature_etag, update_feature
 from spatial.errors import (
@@ -111,45 +111,6 @@ def _northing_first(crs: Any) -> bool:
     """Whether a CRS's first axis is northing (EPSG:4490 and 4326 are lat, lon)."""
     axes = getattr(crs, "axis_info", None) or []
     return bool(axes) and axes[0].direction.lower() in ("north", "south")
-
-
-@functools.lru_cache(maxsize=64)
-def output_crs(uri: str) -> tuple[int | None, bool]:
-    """EPSG code and axis order of a requested output CRS (``crs=`` parameter).
-
-    Parameters
-    ----------
-    uri : str
-        A CRS URI pygeoapi accepted for the collection.
-
-    Returns
-    -------
-    tuple
-        ``(srid, northing_first)``: srid None keeps the stored CGCS2000
-        longitude/latitude (CRS84 to the centimetre; EPSG:4490 itself only
-        flips the axes).
-
-    Raises
-    ------
-    InvalidInputError
-        For a CRS without an EPSG code.
-
-    Examples
-    --------
-    >>> output_crs("http://www.opengis.net/def/crs/EPSG/0/3857")
-    (3857, False)
-    >>> output_crs("http://www.opengis.net/def/crs/EPSG/0/4326")
-    (4326, True)
-    """
-    from pygeoapi.crs import get_crs
-
-    crs = get_crs(uri)
-    if uri.rstrip("/").endswith(("CRS84", "CRS84h")):
-        return None, False
-    epsg = crs.to_epsg()
-    if epsg is None:
-        raise InvalidInputError(f"no EPSG code for CRS {uri!r}")
-    return (None if epsg == 4490 else epsg), _northing_first(crs)
 
 
 def bbox_to_lonlat(bbox: list[float], storage_crs: Any) -> tuple[float, float, float, float]:
@@ -268,7 +229,7 @@ class PostGISProvider(BaseProvider):
         """
         if spec is None:
             return {}
-        srid, northing_first = output_crs(spec.target_crs_uri)
+        srid, northing_first = crs_axes(spec.target_crs_uri)
         return {"out_srid": srid, "out_northing_first": northing_first}
 
     def get(self, identifier: str, **kwargs: Any) -> dict[str, Any]:
