@@ -33,7 +33,7 @@ class Unit:
     Attributes
     ----------
     level : str
-        ``street_office``, ``community`` or ``grid``.
+        ``district``, ``street_office``, ``community`` or ``grid``.
     id, parent_id : int
         Its id and its parent's.
     code, name : str
@@ -81,11 +81,14 @@ class LocateResult:
         Level → every unit within tolerance, best first.
     building, household : Address or None
         The nearest building and household.
+    district : Unit or None
+        The district: the best street office's, else the one the point lies in.
     """
 
     lon: float
     lat: float
     candidates: dict[str, list[Unit]] = field(default_factory=dict)
+    district: Unit | None = None
     building: Address | None = None
     household: Address | None = None
 
@@ -182,6 +185,16 @@ def locate(
             Unit(level, r["id"], r["code"], r["name"], r["parent_id"], float(r["distance_m"]))
             for r in units
         ]
+    office = result.street_office
+    row = conn.execute(
+        "SELECT id, code, name FROM onemap.district WHERE CASE WHEN %(office)s::bigint "
+        "IS NULL THEN ST_Intersects(geom, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4490)) "
+        "ELSE id = %(office)s END ORDER BY id LIMIT 1",
+        {"office": office.parent_id if office else None, "lon": lon, "lat": lat},
+    ).fetchone()
+    if row is not None:
+        result.district = Unit("district", row["id"], row["code"], row["name"], None,
+                               0.0 if office is None or office.inside else office.distance_m)
     for r in conn.execute(
         "SELECT * FROM onemap.nearest_addresses(ST_MakePoint(%s, %s), %s)",
         (lon, lat, address_within_m),

@@ -18,14 +18,13 @@ from typing import Any, ClassVar
 import numpy as np
 import psycopg
 import shapely
-from psycopg.rows import dict_row
 from pygeoapi.process.base import BaseProcessor
 from shapely.errors import ShapelyError
 from shapely.geometry import shape
 from shapely.validation import explain_validity
 
 from scenarios.grid_statistics import grid_statistics
-from scenarios.locate import Address, LocateResult, Unit, locate
+from scenarios.locate import Address, Unit, locate
 from spatial.access import request_connection
 from spatial.crs import parse_crs, to_storage
 from spatial.errors import InvalidInputError
@@ -236,20 +235,6 @@ def _address(found: Address | None) -> dict[str, Any] | None:
             "address": full or None, "distance_m": round(found.distance_m, 2)}
 
 
-def _district(conn: psycopg.Connection[Any], result: LocateResult) -> dict[str, Any] | None:
-    """The district: the street office's, else the one the point lies in."""
-    office = result.street_office
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "SELECT id, code, name FROM onemap.district WHERE CASE WHEN %(office)s::bigint "
-            "IS NULL THEN ST_Intersects(geom, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4490)) "
-            "ELSE id = %(office)s END ORDER BY id LIMIT 1",
-            {"office": office.parent_id if office else None, "lon": result.lon, "lat": result.lat},
-        )
-        row = cur.fetchone()
-    return None if row is None else {"id": row["id"], "code": row["code"], "name": row["name"]}
-
-
 class LocateProcessor(ScenarioProcessor):
     """属地定位: :func:`scenarios.locate.locate` as a process."""
 
@@ -266,7 +251,9 @@ class LocateProcessor(ScenarioProcessor):
         return {
             "point": {"type": "Point", "coordinates": [round(result.lon, 9), round(result.lat, 9)]},
             "crs": STORAGE_CRS,
-            "district": _district(conn, result),
+            "district": None if result.district is None else {
+                "id": result.district.id, "code": result.district.code,
+                "name": result.district.name},
             "street_office": _unit(result.street_office),
             "community": _unit(result.community),
             "grid": _unit(result.grid),

@@ -25,6 +25,7 @@ def test_point_inside_one_grid(tiny: psycopg.Connection) -> None:
     assert r.grid is not None and r.grid.name == "第一网格" and r.grid.inside
     assert r.community is not None and r.community.name == "示范社区"
     assert r.street_office is not None and r.street_office.name == "示范街道"
+    assert r.district is not None and r.district.code == "110105" and r.district.inside
     assert not r.ambiguous
     assert r.building is not None and r.building.address and r.building.distance_m < 300
     assert r.household is not None and r.household.label and "-" in r.household.label
@@ -70,6 +71,7 @@ def test_sub_grid_is_the_answer_not_its_parent(tiny: psycopg.Connection) -> None
 def test_outside_every_unit_and_bad_input(tiny: psycopg.Connection) -> None:
     r = locate(tiny, 116.30, 39.80)
     assert r.grid is None and r.community is None and r.building is None
+    assert r.district is None  # the tiny district ends at 116.40, 39.88
     with pytest.raises(InvalidInputError):
         locate(tiny, 116.4, 39.9, crs="EPSG:999999")
     with pytest.raises(InvalidInputError):
