@@ -172,6 +172,9 @@ def _layer_query(layer: LayerSpec, level: Level, tms_id: str, timed: bool) -> sq
         parts["key"] = sql.Identifier(str(level.key))
     elif level.kind == "grid":
         parts["cell"] = sql.Literal(level.cell_px)
+        if level.rollup:
+            parts.update(_rollup_window(layer, timed))
+            parts["rollup"] = sql.Identifier("onemap", level.rollup)
     elif level.kind == "lines":
         parts["key"] = sql.Identifier(str(level.key))
         ordered = sql.SQL("ST_MakeLine({} ORDER BY v.{})").format(
@@ -180,7 +183,33 @@ def _layer_query(layer: LayerSpec, level: Level, tms_id: str, timed: bool) -> sq
             sql.SQL("ST_Simplify({}, %(px)s * {}, true)").format(
                 ordered, sql.Literal(level.simplify_px))
             if level.simplify_px > 0 else ordered)
-    return sql.SQL(_template(level.kind)).format(**parts)
+    template = "grid_rollup" if level.kind == "grid" and level.rollup else level.kind
+    return sql.SQL(_template(template)).format(**parts)
+
+
+def _rollup_window(layer: LayerSpec, timed: bool) -> dict[str, sql.Composable]:
+    """The time window of a rollup level, its whole hours and its partial ends.
+
+    With ``datetime=`` these are bound values (:func:`tile_params`); for the
+    default window of a live layer, SQL expressions of ``now()``.
+    """
+    if timed:  # values, whole hours included: the planner sees the ranges
+        return {"t": sql.Identifier(str(layer.time_field)),
+                **{k: sql.SQL(f"%({k})s::timestamptz")
+                   for k in ("t0", "t1", "h0", "h1", "a1", "b0")}}
+    t0: sql.Composable
+    t1: sql.Composable
+    if layer.default_window:
+        t0 = sql.SQL("(now() - {}::interval)").format(sql.Literal(layer.default_window))
+        t1 = sql.SQL("now()")
+    else:
+        t0, t1 = sql.SQL("'-infinity'::timestamptz"), sql.SQL("'infinity'::timestamptz")
+    h0 = sql.SQL("(date_trunc('hour', {} - interval '1 microsecond', 'UTC') "
+                 "+ interval '1 hour')").format(t0)
+    h1 = sql.SQL("date_trunc('hour', {}, 'UTC')").format(t1)
+    a1 = sql.SQL("least({}, {} + interval '1 microsecond')").format(h0, t1)
+    return {"t": sql.Identifier(str(layer.time_field)), "t0": t0, "t1": t1, "h0": h0, "h1": h1,
+            "a1": a1, "b0": sql.SQL("greatest({}, {})").format(h1, a1)}
 
 
 def _mvt_columns(level: Level) -> list[str]:
@@ -252,7 +281,15 @@ def tile_params(tms_id: str, z: int, y: int, x: int,
         "px": b.width / 256, "extent": EXTENT, "buffer": BUFFER,
     }
     if datetime_range is not None:
-        params["t0"], params["t1"] = datetime_range
+        t0, t1 = params["t0"], params["t1"] = datetime_range
+        # The whole UTC hours inside the window (rollup levels): [h0, h1).
+        h0 = t0.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        params["h0"] = h0 if h0 == t0 else h0 + timedelta(hours=1)
+        params["h1"] = t1.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        # Rows counted one by one: [t0, a1) and [b0, t1]; b0 > t1 (nothing)
+        # when the window lies within one hour.
+        params["a1"] = min(params["h0"], t1 + timedelta(microseconds=1))
+        params["b0"] = max(params["h1"], params["a1"])
     return params
 
 

@@ -31,6 +31,13 @@ LOGGER = logging.getLogger(__name__)
 #: Kinds of zoom level: real features or one of the aggregates.
 KINDS = frozenset({"features", "count_by", "grid", "lines"})
 _WINDOW = re.compile(r"^\d{1,4} (minutes|hours|days)$")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+#: Side of a rollup cell in EPSG:3857 metres: 1/2^17 of the world, 16 pixels at
+#: zoom 13 (``onemap.gps_cell_m()`` in spatial/sql/152_truck_gps_rollup.sql).
+WORLD_M = 40075016.68557849
+#: The columns a rollup table has (see :attr:`Level.rollup`).
+ROLLUP_COLUMNS = frozenset({"hour", "count", "geom", "geom_3857"})
+ROLLUP_CELL_M = WORLD_M / 2**17
 
 
 class SpecError(ValueError):
@@ -59,6 +66,10 @@ class Level:
         Cell size of ``grid``.
     order : str or None
         Vertex order of ``lines``.
+    rollup : str or None
+        A ``grid`` level's table in schema ``onemap`` of counts per UTC hour and
+        :data:`ROLLUP_CELL_M` Web Mercator cell (``hour``, ``count``, cell
+        centres ``geom_3857`` and ``geom``), read instead of counting every row.
     """
 
     zoom: tuple[int, int]
@@ -68,6 +79,7 @@ class Level:
     key: str | None = None
     cell_px: int = 32
     order: str | None = None
+    rollup: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,7 +214,7 @@ def _parse_level(raw: Any, where: str) -> Level:
     (what, body), = raw.items()
     if not isinstance(body, dict):
         raise SpecError(f"{where}: {what} must be a mapping, got {body!r}")
-    known = {"zoom", "properties", "simplify_px", "kind", "key", "cell_px", "order"}
+    known = {"zoom", "properties", "simplify_px", "kind", "key", "cell_px", "order", "rollup"}
     unknown = set(body) - known
     if unknown:
         raise SpecError(f"{where}: unknown keys {sorted(unknown)}")
@@ -211,6 +223,10 @@ def _parse_level(raw: Any, where: str) -> Level:
         raise SpecError(f"{where}: unknown aggregate kind {kind!r}; known: count_by, grid, lines")
     if kind in ("count_by", "lines") and not body.get("key"):
         raise SpecError(f"{where}: {kind} needs a key column")
+    rollup = body.get("rollup")
+    if rollup is not None and (kind != "grid" or not isinstance(rollup, str)
+                               or not _IDENTIFIER.match(rollup)):
+        raise SpecError(f"{where}: rollup names a table of a grid level, got {rollup!r}")
     props = body.get("properties", [])
     if not isinstance(props, list) or not all(isinstance(p, str) for p in props):
         raise SpecError(f"{where}: properties must be a list of column names, got {props!r}")
@@ -222,7 +238,20 @@ def _parse_level(raw: Any, where: str) -> Level:
         key=body.get("key"),
         cell_px=int(body.get("cell_px", 32)),
         order=body.get("order"),
+        rollup=rollup,
     )
+
+
+def _check_rollup(level: Level, time_field: str | None, where: str) -> None:
+    """A rollup level needs a time field, and its cells must nest rollup cells."""
+    if time_field is None:
+        raise SpecError(f"{where}: rollup {level.rollup!r} needs the layer's time field")
+    for z in range(level.zoom[0], level.zoom[1] + 1):
+        ratio = level.cell_px * WORLD_M / 256 / 2**z / ROLLUP_CELL_M
+        if ratio < 1 or not float(ratio).is_integer() or int(ratio) & (int(ratio) - 1):
+            raise SpecError(
+                f"{where}: at zoom {z} cells of {level.cell_px} px are not whole multiples of "
+                f"the rollup's {ROLLUP_CELL_M:.3f} m cells (16 px at zoom 13)")
 
 
 def _parse_layer(lid: str, raw: Any, defaults: Mapping[str, Any], title: str,
@@ -240,6 +269,9 @@ def _parse_layer(lid: str, raw: Any, defaults: Mapping[str, Any], title: str,
     covered = sorted(z for lvl in levels for z in range(lvl.zoom[0], lvl.zoom[1] + 1))
     if covered != list(range(minzoom, maxzoom + 1)):
         raise SpecError(f"{where}: levels must cover zooms {minzoom}-{maxzoom} exactly once")
+    for lvl in levels:
+        if lvl.rollup:
+            _check_rollup(lvl, time_field, where)
     window = raw.get("default_window")
     if window is not None and (time_field is None or not isinstance(window, str)
                                or not _WINDOW.match(window)):
@@ -350,6 +382,11 @@ def bind_catalog(spec: TileSpec, conn: psycopg.Connection[Any]) -> TileSpec:
     gtypes = dict(fetch_tuples(conn, """
         SELECT f_table_name::text, type::text FROM geometry_columns
         WHERE f_table_schema = 'onemap' AND f_geometry_column = 'geom'"""))
+    rollups = {name: frozenset(cols) for name, cols in fetch_tuples(conn, """
+        SELECT c.table_name, array_agg(c.column_name::text)
+        FROM information_schema.columns c
+        WHERE c.table_schema = 'onemap'
+        GROUP BY c.table_name""")}
     bound: dict[str, LayerSpec] = {}
     problems = []
     for lid, layer in spec.layers.items():
@@ -368,6 +405,11 @@ def bind_catalog(spec: TileSpec, conn: psycopg.Connection[Any]) -> TileSpec:
         if gtype is None and lid == "resident":  # at its household's point
             gtype = gtypes.get("household")
         bound[lid] = dataclasses.replace(layer, columns=cols, geometry_type=gtype)
+        for lvl in layer.levels:
+            if lvl.rollup:
+                missing = sorted(ROLLUP_COLUMNS - rollups.get(lvl.rollup, frozenset()))
+                if missing:
+                    problems.append(f"{lid}: rollup table onemap.{lvl.rollup} lacks {missing}")
     if problems:
         raise SpecError("layers/tiles.yml disagrees with the database: " + "; ".join(problems))
     themes = {tid: dataclasses.replace(t, layers=tuple(bound[lyr.id] for lyr in t.layers))

@@ -25,7 +25,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from spatial.crs import STORAGE_SRID, transform
-from spatial.db import SCHEMA
+from spatial.db import SCHEMA, fetch_tuples
 from spatial.synth.context import METRIC_EPSG, REFERENCE_TIME, CityContext
 from spatial.synth.hauls import Plan, TruckPlan
 from spatial.synth.tracks import FloatArray, Piece, Stay
@@ -287,4 +287,10 @@ def write_gps(ctx: CityContext, period: Period, plan: Plan) -> int:
             task.advance()
     LOGGER.info("trucks: GPS partitions indexed and attached in %.1f s",
                 time.perf_counter() - t0)
+    # Rows copied into detached partitions passed no trigger of truck_gps:
+    # count the low-zoom tile rollup (152_truck_gps_rollup.sql) once, here.
+    t0 = time.perf_counter()
+    cells = fetch_tuples(conn, "SELECT onemap.rebuild_truck_gps_hourly()")[0][0]
+    LOGGER.info("trucks: GPS hourly rollup of %d cells in %.1f s",
+                cells, time.perf_counter() - t0)
     return total

@@ -311,6 +311,14 @@ def test_night_work_partitions_and_device_off(city: psycopg.Connection[Any]) -> 
     assert city.execute("SELECT count(*) AS n FROM truth.device_off").fetchone()["n"] >= 1
 
 
+def test_tile_rollup_counts_every_fix(city: psycopg.Connection[Any]) -> None:
+    # fixes are copied into detached partitions, past truck_gps's triggers
+    rolled = city.execute("SELECT sum(count) AS n, count(*) AS cells "
+                          "FROM onemap.truck_gps_hourly").fetchone()
+    assert rolled["cells"] > 0
+    assert rolled["n"] == city.execute("SELECT count(*) AS n FROM onemap.truck_gps").fetchone()["n"]
+
+
 def test_same_seed_same_rows(city: psycopg.Connection[Any], server_conninfo: str,
                              template_db: str) -> None:
     from spatial.db import connect
