@@ -31,6 +31,15 @@ LOGGER = logging.getLogger(__name__)
 #: Kinds of zoom level: real features or one of the aggregates.
 KINDS = frozenset({"features", "count_by", "grid", "lines"})
 _WINDOW = re.compile(r"^\d{1,4} (minutes|hours|days)$")
+#: JSON Schema of the PostgreSQL types ST_AsMVT encodes natively (others: text).
+_MVT_TYPES: dict[str, dict[str, str]] = {
+    **{key: {"type": "integer"} for key in ("smallint", "integer", "bigint")},
+    **{key: {"type": "number"} for key in ("real", "double precision")},
+    "boolean": {"type": "boolean"},
+    "timestamp with time zone": {"type": "string", "format": "date-time"},
+    "timestamp without time zone": {"type": "string", "format": "date-time"},
+    "date": {"type": "string", "format": "date"},
+}
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 #: Side of a rollup cell in EPSG:3857 metres: 1/2^17 of the world, 16 pixels at
 #: zoom 13 (``onemap.gps_cell_m()`` in spatial/sql/152_truck_gps_rollup.sql).
@@ -100,9 +109,29 @@ class LayerSpec:
     default_window: str | None = None
     #: Extent (lon/lat) from the collection's configuration.
     bbox: tuple[float, float, float, float] = (-180.0, -90.0, 180.0, 90.0)
-    #: Filled by :func:`bind_catalog`: the view's columns and geometry type.
+    #: Filled by :func:`bind_catalog`: the view's columns, their PostgreSQL
+    #: types (``information_schema`` ``data_type``) and the geometry type.
     columns: frozenset[str] = frozenset()
     geometry_type: str | None = None
+    column_types: tuple[tuple[str, str], ...] = ()
+
+    def property_schema(self, name: str) -> dict[str, str]:
+        """JSON Schema of a property as its tiles carry it.
+
+        ``ST_AsMVT`` writes integers, floating-point numbers and booleans as
+        such and every other type as its text (timestamps in ISO 8601, numeric
+        as decimal text); ``count`` of an aggregate is an integer.
+
+        Examples
+        --------
+        >>> lyr = LayerSpec("x", "x", 0, 1, 60, 10, (), (), column_types=(
+        ...     ("ts", "timestamp with time zone"), ("n", "bigint")))
+        >>> lyr.property_schema("ts"), lyr.property_schema("n"), lyr.property_schema("count")
+        ({'type': 'string', 'format': 'date-time'}, {'type': 'integer'}, {'type': 'integer'})
+        """
+        if name == "count" and name not in self.columns:
+            return {"type": "integer"}
+        return dict(_MVT_TYPES.get(dict(self.column_types).get(name, ""), {"type": "string"}))
 
     def level(self, zoom: int) -> Level | None:
         """The level serving a WebMercator zoom, None outside the layer's range.
@@ -374,11 +403,12 @@ def bind_catalog(spec: TileSpec, conn: psycopg.Connection[Any]) -> TileSpec:
         one of its columns.
     """
     rows = fetch_tuples(conn, """
-        SELECT c.table_name, array_agg(c.column_name::text)
+        SELECT c.table_name, array_agg(c.column_name::text), array_agg(c.data_type::text)
         FROM information_schema.columns c
         WHERE c.table_schema = 'layers'
         GROUP BY c.table_name""")
-    columns = {name: frozenset(cols) for name, cols in rows}
+    columns = {name: frozenset(cols) for name, cols, _ in rows}
+    types = {name: tuple(zip(cols, dtypes, strict=True)) for name, cols, dtypes in rows}
     gtypes = dict(fetch_tuples(conn, """
         SELECT f_table_name::text, type::text FROM geometry_columns
         WHERE f_table_schema = 'onemap' AND f_geometry_column = 'geom'"""))
@@ -404,7 +434,8 @@ def bind_catalog(spec: TileSpec, conn: psycopg.Connection[Any]) -> TileSpec:
         gtype = gtypes.get(lid)
         if gtype is None and lid == "resident":  # at its household's point
             gtype = gtypes.get("household")
-        bound[lid] = dataclasses.replace(layer, columns=cols, geometry_type=gtype)
+        bound[lid] = dataclasses.replace(layer, columns=cols, geometry_type=gtype,
+                                         column_types=types[lid])
         for lvl in layer.levels:
             if lvl.rollup:
                 missing = sorted(ROLLUP_COLUMNS - rollups.get(lvl.rollup, frozenset()))

@@ -302,8 +302,7 @@ class TileService:
             names = (list(lvl.properties) if lvl.kind == "features"
                      else [n for n in (lvl.key, "count") if n])
             for name in names:
-                props.setdefault(name, {"type": "string"} if name != "count"
-                                 else {"type": "integer"})
+                props.setdefault(name, layer.property_schema(name))
             levels.append({"zoom": list(lvl.zoom), "kind": lvl.kind,
                            "properties": names})
         return {

@@ -47,6 +47,17 @@ def test_metadata_routes(client: Any) -> None:
     assert {v["id"] for v in tj["vector_layers"]} == {"road", "road_lighting_segment", "lamp"}
 
 
+def test_metadata_types_properties_as_tiles_carry_them(staff_client: Any) -> None:
+    gps = staff_client.get("/collections/truck_gps/tiles/WebMercatorQuad").json()["layers"][0]
+    assert gps["propertiesSchema"]["properties"] == {
+        "count": {"type": "integer"}, "truck_id": {"type": "integer"},
+        "ts": {"type": "string", "format": "date-time"}, "speed_kmh": {"type": "number"},
+        "heading": {"type": "number"}, "ignition": {"type": "boolean"}}
+    tj = staff_client.get("/collections/event/tiles/WebMercatorQuad/tilejson.json").json()
+    fields = tj["vector_layers"][0]["fields"]
+    assert fields["status"] == "string" and fields["count"] == "integer"
+
+
 def test_tile_gzip_etag_and_304(client: Any) -> None:
     r = client.get(f"/tiles/base/WebMercatorQuad/{Z13}", headers={"Accept-Encoding": "gzip"})
     assert r.status_code == 200
