@@ -52,8 +52,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
+from psycopg.rows import dict_row
 
 from spatial.access import Principal
+from tiles.render import fetch_row
 
 LOGGER = logging.getLogger(__name__)
 
@@ -874,10 +876,8 @@ async def scope_class_async(conn: psycopg.AsyncConnection[Any], principal: Princ
     tkey = (_db_ident(conn), tuple(names))
     flags = _tables_cache.get(tkey)
     if flags is None:
-        async with conn.cursor() as cur:
-            await cur.execute(_TABLES_SQL, {"tables": names})
-            row = _row_dict_sync(await cur.fetchone(), cur)
-        flags = (bool(row.get("public")), bool(row.get("per_user")))
+        shared, per_user = await fetch_row(conn, _TABLES_SQL, {"tables": names}) or (0, 0)
+        flags = (bool(shared), bool(per_user))
         _tables_cache[tkey] = flags
     if flags[0]:
         return "all"
@@ -886,9 +886,7 @@ async def scope_class_async(conn: psycopg.AsyncConnection[Any], principal: Princ
     with _scope_lock:
         hit = _scope_cache.get(key)
     if hit is None or hit[0] < now:
-        async with conn.cursor() as cur:
-            await cur.execute(_CALLER_SQL)
-            caller = _row_dict_sync(await cur.fetchone(), cur)
+        caller = await fetch_row(conn, _CALLER_SQL, row_factory=dict_row) or {}
         ttl = _env_number("ONEMAP_TILE_SCOPE_TTL", DEFAULT_SCOPE_TTL)
         with _scope_lock:
             _scope_cache[key] = (now + ttl, caller)

@@ -14,7 +14,6 @@ for features.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator
@@ -324,14 +323,7 @@ async def render(conn: AsyncConnection[Any], layerset: LayerSet, tms_id: str, z:
         leaves out the layers the caller may not read.
     """
     p = plan(layerset, tms_id, z, datetime_range is not None)
-    params = tile_params(tms_id, z, y, x, datetime_range)
-    async with conn.cursor(row_factory=tuple_row) as cur:
-        try:
-            await cur.execute(p.query, params)
-            row = await cur.fetchone()
-        except asyncio.CancelledError:
-            await conn.cancel_safe(timeout=2.0)  # the client went away: stop the query
-            raise
+    row = await fetch_row(conn, p.query, tile_params(tms_id, z, y, x, datetime_range))
     assert row is not None
     if p.check_read and not row[-1]:
         refuse(layerset.id, principal)
@@ -346,6 +338,19 @@ async def render(conn: AsyncConnection[Any], layerset: LayerSet, tms_id: str, z:
             LOGGER.info("tile %s/%s/%s/%s/%s: layer %s capped at %d features",
                         layerset.id, tms_id, z, y, x, layer.id, layer.max_features)
     return RenderedTile(b"".join(parts), tuple(truncated), tuple(lyr.id for lyr in p.layers))
+
+
+async def fetch_row(conn: AsyncConnection[Any], query: Any, params: Any = None, *,
+                    row_factory: Any = tuple_row) -> Any:
+    """The first row of a query (a tuple by default).
+
+    A task cancelled while PostgreSQL works (its client went away) makes
+    psycopg send the server a cancel request, so the query does not run on for
+    nobody (tests/api/test_real_clients.py holds a lock to show it).
+    """
+    async with conn.cursor(row_factory=row_factory) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchone()
 
 
 def refuse(layer_id: str, principal: Principal | None) -> None:
@@ -410,4 +415,5 @@ async def tile_connection(pool: AsyncConnectionPool,
         yield conn
 
 
-__all__ = ["RenderedTile", "make_pool", "parse_datetime", "plan", "render", "tile_connection"]
+__all__ = ["RenderedTile", "fetch_row", "make_pool", "parse_datetime", "plan", "render",
+           "tile_connection"]

@@ -90,6 +90,8 @@ class TileService:
         #: Scope-class lookups under way, per event loop: later callers await the first.
         self._scope_pending: dict[asyncio.AbstractEventLoop,
                                   dict[tuple[Any, ...], asyncio.Task[str]]] = {}
+        #: How many callers await each lookup: the last one leaving cancels it.
+        self._scope_waiters: dict[asyncio.Task[str], int] = {}
         #: Serves a tile: through the cache (``_render_tile`` bypasses it).
         self.get_tile: Callable[..., Awaitable[TileResponse]] = self._cached_tile
 
@@ -175,8 +177,17 @@ class TileService:
             lookup = loop.create_task(self._look_up_scope(layerset, principal))
             pending[key] = lookup
             lookup.add_done_callback(lambda t: _forget(pending, key, t))
-        # shield: a caller going away must not cancel the lookup the others await
-        return await asyncio.shield(lookup)
+        # shield: a caller going away must not cancel the lookup the others
+        # await; the last one going away cancels it (and its query).
+        self._scope_waiters[lookup] = self._scope_waiters.get(lookup, 0) + 1
+        try:
+            return await asyncio.shield(lookup)
+        finally:
+            left = self._scope_waiters.pop(lookup) - 1
+            if left:
+                self._scope_waiters[lookup] = left
+            elif not lookup.done():
+                lookup.cancel()
 
     async def _look_up_scope(self, layerset: LayerSet, principal: Principal) -> str:
         async with rendering.tile_connection(self.pool, principal) as conn:

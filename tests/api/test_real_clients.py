@@ -206,3 +206,62 @@ def test_owslib_processes(server: Server) -> None:
     assert got["grid"]["name"] == "第一网格"
     assert got["community"]["name"] == "示范社区"
     assert got["point"]["coordinates"] == [POINT["x"], POINT["y"]]
+
+
+def _tile_queries_waiting(database: str) -> int:
+    with psycopg.connect(database, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'onemap-tiles' AND wait_event_type = 'Lock'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _abandon_while_locked(server: Server, path: str, table: str,
+                          headers: dict[str, str] | None = None) -> None:
+    """Request ``path`` while ``table`` is locked, hang up, and see the query stop."""
+    host, port = server.url.removeprefix("http://").split(":")
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    with psycopg.connect(server.database) as holder:
+        # Hold the table: the tile's queries wait for the lock until cancelled.
+        holder.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+            sql.Identifier("onemap", table)))
+        client = socket.create_connection((host, int(port)))
+        try:
+            client.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode())
+            deadline = time.monotonic() + 30
+            while _tile_queries_waiting(server.database) == 0:
+                assert time.monotonic() < deadline, "the tile query never reached the lock"
+                time.sleep(0.05)
+        finally:
+            client.close()  # the client goes away
+        deadline = time.monotonic() + 15  # bounds the wait; not a speed check
+        while _tile_queries_waiting(server.database):
+            assert time.monotonic() < deadline, "the tile query still runs for nobody"
+            time.sleep(0.05)
+        # the lock is still held: only a cancellation can have ended the wait
+        assert holder.execute(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass",
+            (f"onemap.{table}",)).fetchone() == (0,)
+    r = httpx.get(server.url + path, headers=headers, timeout=30)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+
+
+def test_a_tile_query_stops_when_its_client_goes_away(server: Server) -> None:
+    from tiles import tms
+
+    # cold: the caller's scope class is looked up first (it reads the layer's view)
+    y, x = tms.lonlat_to_tile("WebMercatorQuad", 116.47, 39.9175, 17)
+    _abandon_while_locked(server, f"/collections/lamp/tiles/WebMercatorQuad/17/{y}/{x}", "lamp")
+    # warm: only the render reads the GPS rollup
+    from spatial import auth, users
+
+    with psycopg.connect(server.database) as conn, conn.transaction():
+        users.create_user(conn, "cancel_analyst", None, roles=["analyst"])
+        key = auth.create_api_key(conn, "cancel_analyst", label="test").key
+    headers = {"X-API-Key": key}
+    y, x = tms.lonlat_to_tile("WebMercatorQuad", 116.47, 39.9175, 11)
+    base = "/collections/truck_gps/tiles/WebMercatorQuad"
+    assert httpx.get(f"{server.url}{base}/10/0/0", headers=headers, timeout=30).status_code == 200
+    _abandon_while_locked(server, f"{base}/11/{y}/{x}?datetime=2026-10-28T00:00:00Z/..",
+                          "truck_gps_hourly", headers)
