@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -134,7 +134,10 @@ def check_bbox(bbox: tuple[float, ...] | list[float]) -> None:
 
 
 def parse_datetime_interval(value: str) -> tuple[datetime | None, datetime | None]:
-    """Parse an OGC API ``datetime`` value: an instant or an interval.
+    """Parse an OGC API ``datetime`` value: an instant or a closed interval.
+
+    Features and tiles read it the same way: a time without an offset is UTC,
+    and a date alone means that whole UTC day.
 
     Parameters
     ----------
@@ -144,34 +147,48 @@ def parse_datetime_interval(value: str) -> tuple[datetime | None, datetime | Non
     Returns
     -------
     tuple
-        ``(start, end)``; an instant gives the same value twice, ``..`` or an
-        empty end gives None.
+        ``(start, end)``, both inclusive and timezone-aware; ``..`` or an empty
+        part gives None (open).
 
     Raises
     ------
     InvalidInputError
-        When a part is not an RFC 3339 date or date-time.
+        When a part is not an RFC 3339 date or date-time, or the interval ends
+        before it starts.
 
     Examples
     --------
-    >>> parse_datetime_interval("2026-01-01/..")[1] is None
-    True
+    >>> parse_datetime_interval("2026-01-01/..")
+    (datetime.datetime(2026, 1, 1, 0, 0, tzinfo=datetime.timezone.utc), None)
+    >>> parse_datetime_interval("2026-01-01")[1].isoformat()
+    '2026-01-01T23:59:59.999999+00:00'
     """
 
-    def one(part: str) -> datetime | None:
+    def one(part: str, end: bool) -> datetime | None:
         part = part.strip()
         if part in ("", ".."):
             return None
         try:
-            return datetime.fromisoformat(part)
+            moment = datetime.fromisoformat(part)
         except ValueError:
-            raise InvalidInputError(f"datetime {part!r} is not RFC 3339") from None
+            raise InvalidInputError(
+                f"datetime must be an RFC 3339 instant or interval, got {value!r} "
+                "/ 时间参数有误") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        if end and len(part) == 10:  # a date: up to the end of that day
+            moment += timedelta(days=1) - timedelta(microseconds=1)
+        return moment
 
     if "/" in value:
-        start, _, end = value.partition("/")
-        return one(start), one(end)
-    instant = one(value)
-    return instant, instant
+        start_text, _, end_text = value.partition("/")
+        start, end = one(start_text, False), one(end_text, True)
+    else:
+        start, end = one(value, False), one(value, True)
+    if start is not None and end is not None and start > end:
+        raise InvalidInputError(
+            f"datetime interval ends before it starts: {value!r} / 时间参数有误")
+    return start, end
 
 
 class _Builder:

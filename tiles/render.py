@@ -28,7 +28,8 @@ from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from spatial.access import SERVING_ROLE, Principal
-from spatial.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
+from spatial.errors import AuthenticationError, PermissionDeniedError
+from spatial.features import parse_datetime_interval
 from tiles import tms as tmslib
 from tiles.spec import LayerSet, LayerSpec, Level
 
@@ -71,13 +72,11 @@ def _template(name: str) -> str:
 
 
 def parse_datetime(value: str | None) -> tuple[datetime, datetime] | None:
-    """An OGC ``datetime`` parameter as a closed interval.
+    """An OGC ``datetime`` parameter as a closed interval with both ends set.
 
-    Parameters
-    ----------
-    value : str or None
-        An instant (``2026-10-28T08:00:00Z``, or a date meaning that whole day
-        in UTC) or an interval ``start/end`` with ``..`` or nothing for an open end.
+    Read as features read it (:func:`spatial.features.parse_datetime_interval`:
+    times without an offset are UTC, a date alone is that whole day); an open
+    end becomes the earliest or latest representable instant.
 
     Returns
     -------
@@ -100,32 +99,8 @@ def parse_datetime(value: str | None) -> tuple[datetime, datetime] | None:
     """
     if value is None:
         return None
-
-    def one(text: str, end: bool) -> datetime:
-        text = text.strip()
-        if text in ("", ".."):
-            return _OPEN_END if end else _OPEN_START
-        moment = datetime.fromisoformat(text)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        if end and len(text) == 10:  # a date: up to the end of that day
-            moment += timedelta(days=1) - timedelta(microseconds=1)
-        return moment
-
-    try:
-        if "/" in value:
-            start_text, end_text = value.split("/", 1)
-            start, end = one(start_text, False), one(end_text, True)
-        else:
-            start, end = one(value, False), one(value, True)
-    except ValueError:
-        raise InvalidInputError(
-            f"datetime must be an RFC 3339 instant or interval, got {value!r} / 时间参数有误"
-        ) from None
-    if start > end:
-        raise InvalidInputError(
-            f"datetime interval ends before it starts: {value!r} / 时间参数有误")
-    return start, end
+    start, end = parse_datetime_interval(value)
+    return start or _OPEN_START, end or _OPEN_END
 
 
 def _order(layer: LayerSpec) -> sql.Composable:
@@ -173,7 +148,7 @@ def _layer_query(layer: LayerSpec, level: Level, tms_id: str, timed: bool) -> sq
         parts["cell"] = sql.Literal(level.cell_px)
         if level.rollup:
             parts.update(_rollup_window(layer, timed))
-            parts["rollup"] = sql.Identifier("onemap", level.rollup)
+            parts["rollup"] = sql.Identifier("rollup", level.rollup)
     elif level.kind == "lines":
         parts["key"] = sql.Identifier(str(level.key))
         ordered = sql.SQL("ST_MakeLine({} ORDER BY v.{})").format(

@@ -76,7 +76,7 @@ class Level:
     order : str or None
         Vertex order of ``lines``.
     rollup : str or None
-        A ``grid`` level's table in schema ``onemap`` of counts per UTC hour and
+        A ``grid`` level's table in schema ``rollup`` of counts per UTC hour and
         :data:`ROLLUP_CELL_M` Web Mercator cell (``hour``, ``count``, cell
         centres ``geom_3857`` and ``geom``), read instead of counting every row.
     """
@@ -415,7 +415,7 @@ def bind_catalog(spec: TileSpec, conn: psycopg.Connection[Any]) -> TileSpec:
     rollups = {name: frozenset(cols) for name, cols in fetch_tuples(conn, """
         SELECT c.table_name, array_agg(c.column_name::text)
         FROM information_schema.columns c
-        WHERE c.table_schema = 'onemap'
+        WHERE c.table_schema = 'rollup'
         GROUP BY c.table_name""")}
     bound: dict[str, LayerSpec] = {}
     problems = []
@@ -440,7 +440,7 @@ def bind_catalog(spec: TileSpec, conn: psycopg.Connection[Any]) -> TileSpec:
             if lvl.rollup:
                 missing = sorted(ROLLUP_COLUMNS - rollups.get(lvl.rollup, frozenset()))
                 if missing:
-                    problems.append(f"{lid}: rollup table onemap.{lvl.rollup} lacks {missing}")
+                    problems.append(f"{lid}: rollup table rollup.{lvl.rollup} lacks {missing}")
     if problems:
         raise SpecError("layers/tiles.yml disagrees with the database: " + "; ".join(problems))
     themes = {tid: dataclasses.replace(t, layers=tuple(bound[lyr.id] for lyr in t.layers))

@@ -25,7 +25,16 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 40075016.68557849 / 131072 $$;
 COMMENT ON FUNCTION onemap.gps_cell_m() IS
     'side of a truck_gps_hourly cell in metres of EPSG:3857 (world / 2^17)';
 
-CREATE TABLE IF NOT EXISTS onemap.truck_gps_hourly (
+-- Schema rollup: tables derived from the model and kept by triggers, read by
+-- tiles; not layers of their own (nothing to publish, export or edit).
+CREATE SCHEMA IF NOT EXISTS rollup;
+COMMENT ON SCHEMA rollup IS
+    '汇总表 — derived tables kept by triggers for low-zoom tiles (layers/tiles.yml rollup:)';
+GRANT USAGE ON SCHEMA rollup TO onemap_api;
+-- The first version of this migration kept the rollup in schema onemap.
+DROP TABLE IF EXISTS onemap.truck_gps_hourly;
+
+CREATE TABLE IF NOT EXISTS rollup.truck_gps_hourly (
     hour        timestamptz NOT NULL,
     cx          integer NOT NULL,
     cy          integer NOT NULL,
@@ -34,30 +43,30 @@ CREATE TABLE IF NOT EXISTS onemap.truck_gps_hourly (
     geom        geometry(Point, 4490) NOT NULL,
     PRIMARY KEY (hour, cx, cy)
 );
-COMMENT ON TABLE onemap.truck_gps_hourly IS
+COMMENT ON TABLE rollup.truck_gps_hourly IS
     '渣土车轨迹小时网格 — truck_gps fixes per UTC hour and 305.748 m Web Mercator cell '
     '(cx, cy from the world origin); geom_3857/geom: the cell centre. Kept by triggers.';
 CREATE INDEX IF NOT EXISTS truck_gps_hourly_geom_3857_idx
-    ON onemap.truck_gps_hourly USING gist (geom_3857);
+    ON rollup.truck_gps_hourly USING gist (geom_3857);
 CREATE INDEX IF NOT EXISTS truck_gps_hourly_geom_idx
-    ON onemap.truck_gps_hourly USING gist (geom);
+    ON rollup.truck_gps_hourly USING gist (geom);
 
 -- Readable exactly by those who may read truck_gps.
-REVOKE ALL ON onemap.truck_gps_hourly FROM onemap_api;
-GRANT SELECT ON onemap.truck_gps_hourly TO onemap_api;
-ALTER TABLE onemap.truck_gps_hourly ENABLE ROW LEVEL SECURITY;
-DROP POLICY IF EXISTS audience_read ON onemap.truck_gps_hourly;
-CREATE POLICY audience_read ON onemap.truck_gps_hourly FOR SELECT TO onemap_api
+REVOKE ALL ON rollup.truck_gps_hourly FROM onemap_api;
+GRANT SELECT ON rollup.truck_gps_hourly TO onemap_api;
+ALTER TABLE rollup.truck_gps_hourly ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS audience_read ON rollup.truck_gps_hourly;
+CREATE POLICY audience_read ON rollup.truck_gps_hourly FOR SELECT TO onemap_api
     USING ((SELECT onemap.can_read('truck_gps')));
 
 -- Add (sign 1) or take away (sign -1) the fixes of a transition table, given as
 -- the counts per hour and cell.
-CREATE OR REPLACE FUNCTION onemap.truck_gps_hourly_add(hours timestamptz[], cxs integer[],
+CREATE OR REPLACE FUNCTION rollup.truck_gps_hourly_add(hours timestamptz[], cxs integer[],
                                                        cys integer[], counts integer[])
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, onemap AS $$
 BEGIN
-    INSERT INTO onemap.truck_gps_hourly AS c (hour, cx, cy, count, geom_3857, geom)
+    INSERT INTO rollup.truck_gps_hourly AS c (hour, cx, cy, count, geom_3857, geom)
     SELECT d.hour, d.cx, d.cy, d.n, p.g, ST_Transform(p.g, 4490)
     FROM unnest(hours, cxs, cys, counts) AS d(hour, cx, cy, n)
     CROSS JOIN LATERAL (
@@ -68,19 +77,19 @@ BEGIN
     WHERE d.n > 0
     ON CONFLICT (hour, cx, cy) DO UPDATE SET count = c.count + EXCLUDED.count;
 
-    UPDATE onemap.truck_gps_hourly AS c SET count = greatest(c.count + d.n, 0)
+    UPDATE rollup.truck_gps_hourly AS c SET count = greatest(c.count + d.n, 0)
     FROM unnest(hours, cxs, cys, counts) AS d(hour, cx, cy, n)
     WHERE d.n < 0 AND (c.hour, c.cx, c.cy) = (d.hour, d.cx, d.cy);
 
-    DELETE FROM onemap.truck_gps_hourly AS c
+    DELETE FROM rollup.truck_gps_hourly AS c
     USING unnest(hours, cxs, cys, counts) AS d(hour, cx, cy, n)
     WHERE d.n < 0 AND c.count = 0 AND (c.hour, c.cx, c.cy) = (d.hour, d.cx, d.cy);
 END
 $$;
-COMMENT ON FUNCTION onemap.truck_gps_hourly_add(timestamptz[], integer[], integer[], integer[]) IS
+COMMENT ON FUNCTION rollup.truck_gps_hourly_add(timestamptz[], integer[], integer[], integer[]) IS
     'add signed counts per (hour, cx, cy) to truck_gps_hourly; cells reaching 0 are removed';
 
-CREATE OR REPLACE FUNCTION onemap.truck_gps_hourly_trigger() RETURNS trigger
+CREATE OR REPLACE FUNCTION rollup.truck_gps_hourly_trigger() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, onemap AS $$
 DECLARE
     size CONSTANT double precision := onemap.gps_cell_m();
@@ -97,7 +106,7 @@ BEGIN
               FROM old_rows AS o WHERE o.geom_3857 IS NOT NULL
               GROUP BY 1, 2, 3) AS g;
         IF h IS NOT NULL THEN
-            PERFORM onemap.truck_gps_hourly_add(h, x, y, n);
+            PERFORM rollup.truck_gps_hourly_add(h, x, y, n);
         END IF;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
@@ -110,7 +119,7 @@ BEGIN
               FROM new_rows AS r WHERE r.geom_3857 IS NOT NULL
               GROUP BY 1, 2, 3) AS g;
         IF h IS NOT NULL THEN
-            PERFORM onemap.truck_gps_hourly_add(h, x, y, n);
+            PERFORM rollup.truck_gps_hourly_add(h, x, y, n);
         END IF;
     END IF;
     RETURN NULL;
@@ -120,15 +129,15 @@ $$;
 DROP TRIGGER IF EXISTS gps_hourly_insert ON onemap.truck_gps;
 CREATE TRIGGER gps_hourly_insert AFTER INSERT ON onemap.truck_gps
     REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION onemap.truck_gps_hourly_trigger();
+    FOR EACH STATEMENT EXECUTE FUNCTION rollup.truck_gps_hourly_trigger();
 DROP TRIGGER IF EXISTS gps_hourly_update ON onemap.truck_gps;
 CREATE TRIGGER gps_hourly_update AFTER UPDATE ON onemap.truck_gps
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION onemap.truck_gps_hourly_trigger();
+    FOR EACH STATEMENT EXECUTE FUNCTION rollup.truck_gps_hourly_trigger();
 DROP TRIGGER IF EXISTS gps_hourly_delete ON onemap.truck_gps;
 CREATE TRIGGER gps_hourly_delete AFTER DELETE ON onemap.truck_gps
     REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION onemap.truck_gps_hourly_trigger();
+    FOR EACH STATEMENT EXECUTE FUNCTION rollup.truck_gps_hourly_trigger();
 
 -- Recount everything (after rows were written straight into a partition, or
 -- to check the triggers); returns the number of cells.
@@ -138,8 +147,8 @@ DECLARE
     cells bigint;
 BEGIN
     LOCK TABLE onemap.truck_gps IN SHARE MODE;  -- no fix is written meanwhile
-    DELETE FROM onemap.truck_gps_hourly;
-    INSERT INTO onemap.truck_gps_hourly (hour, cx, cy, count, geom_3857, geom)
+    DELETE FROM rollup.truck_gps_hourly;
+    INSERT INTO rollup.truck_gps_hourly (hour, cx, cy, count, geom_3857, geom)
     SELECT g.hour, g.cx, g.cy, g.n, p.g, ST_Transform(p.g, 4490)
     FROM (SELECT date_trunc('hour', t.ts, 'UTC') AS hour,
                  floor((ST_X(t.geom_3857) + 20037508.342789244) / onemap.gps_cell_m())::int AS cx,
@@ -161,5 +170,5 @@ COMMENT ON FUNCTION onemap.rebuild_truck_gps_hourly() IS
 
 -- Fill it once on a database that already has fixes.
 SELECT onemap.rebuild_truck_gps_hourly()
-WHERE NOT EXISTS (SELECT FROM onemap.truck_gps_hourly)
+WHERE NOT EXISTS (SELECT FROM rollup.truck_gps_hourly)
   AND EXISTS (SELECT FROM onemap.truck_gps);

@@ -224,7 +224,7 @@ def _abandon_while_locked(server: Server, path: str, table: str,
     with psycopg.connect(server.database) as holder:
         # Hold the table: the tile's queries wait for the lock until cancelled.
         holder.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
-            sql.Identifier("onemap", table)))
+            sql.Identifier(*table.split("."))))
         client = socket.create_connection((host, int(port)))
         try:
             client.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode())
@@ -241,7 +241,7 @@ def _abandon_while_locked(server: Server, path: str, table: str,
         # the lock is still held: only a cancellation can have ended the wait
         assert holder.execute(
             "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass",
-            (f"onemap.{table}",)).fetchone() == (0,)
+            (table,)).fetchone() == (0,)
     r = httpx.get(server.url + path, headers=headers, timeout=30)
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
@@ -252,7 +252,8 @@ def test_a_tile_query_stops_when_its_client_goes_away(server: Server) -> None:
 
     # cold: the caller's scope class is looked up first (it reads the layer's view)
     y, x = tms.lonlat_to_tile("WebMercatorQuad", 116.47, 39.9175, 17)
-    _abandon_while_locked(server, f"/collections/lamp/tiles/WebMercatorQuad/17/{y}/{x}", "lamp")
+    _abandon_while_locked(server, f"/collections/lamp/tiles/WebMercatorQuad/17/{y}/{x}",
+                          "onemap.lamp")
     # warm: only the render reads the GPS rollup
     from spatial import auth, users
 
@@ -264,4 +265,4 @@ def test_a_tile_query_stops_when_its_client_goes_away(server: Server) -> None:
     base = "/collections/truck_gps/tiles/WebMercatorQuad"
     assert httpx.get(f"{server.url}{base}/10/0/0", headers=headers, timeout=30).status_code == 200
     _abandon_while_locked(server, f"{base}/11/{y}/{x}?datetime=2026-10-28T00:00:00Z/..",
-                          "truck_gps_hourly", headers)
+                          "rollup.truck_gps_hourly", headers)

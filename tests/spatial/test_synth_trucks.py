@@ -314,7 +314,7 @@ def test_night_work_partitions_and_device_off(city: psycopg.Connection[Any]) -> 
 def test_tile_rollup_counts_every_fix(city: psycopg.Connection[Any]) -> None:
     # fixes are copied into detached partitions, past truck_gps's triggers
     rolled = city.execute("SELECT sum(count) AS n, count(*) AS cells "
-                          "FROM onemap.truck_gps_hourly").fetchone()
+                          "FROM rollup.truck_gps_hourly").fetchone()
     assert rolled["cells"] > 0
     assert rolled["n"] == city.execute("SELECT count(*) AS n FROM onemap.truck_gps").fetchone()["n"]
 

@@ -25,7 +25,7 @@ RECOUNT = """
            floor((ST_Y(geom_3857) + 20037508.342789244) / onemap.gps_cell_m())::int AS cy,
            count(*)::int
     FROM onemap.truck_gps GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
-ROLLUP = "SELECT hour, cx, cy, count FROM onemap.truck_gps_hourly ORDER BY 1, 2, 3"
+ROLLUP = "SELECT hour, cx, cy, count FROM rollup.truck_gps_hourly ORDER BY 1, 2, 3"
 
 
 def _fixes(conn: psycopg.Connection, n: int, seed: int) -> None:
@@ -58,7 +58,7 @@ def gps_db(tiny_city_db: str) -> str:
 def test_triggers_keep_the_rollup_equal_to_a_recount(gps_db: str) -> None:
     with psycopg.connect(gps_db) as conn:
         assert conn.execute(ROLLUP).fetchall() == conn.execute(RECOUNT).fetchall()
-        assert conn.execute("SELECT sum(count) FROM onemap.truck_gps_hourly").fetchone() == (600,)
+        assert conn.execute("SELECT sum(count) FROM rollup.truck_gps_hourly").fetchone() == (600,)
         # moves in time and space, deletes, a bulk insert in one statement
         conn.execute("UPDATE onemap.truck_gps SET ts = ts + interval '70 minutes', "
                      "geom = ST_Translate(geom, 0.003, 0.001) WHERE id % 3 = 0")
