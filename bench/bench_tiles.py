@@ -646,6 +646,65 @@ class SqlPeer(Peer):
         return res
 
 
+class StatementPeer(Peer):
+    """onemap's own tile statement (``tiles.render``) run directly, as the bench analyst.
+
+    The same SQL, row-level security and pool as the server, without HTTP,
+    the cache or the scope lookup: onemap : statement is the server's own
+    overhead, where onemap : sql also counts the work onemap's statement does
+    that the bare query skips (aggregates, simplification, caps, policies).
+    """
+
+    name = "statement"
+
+    def __init__(self, bench_dir: Path, layersets: dict[str, tuple[str, ...]],
+                 pool_size: int, username: str) -> None:
+        super().__init__(bench_dir, layersets)
+        self.pool_size = pool_size
+        self.username = username
+        self.pool: AsyncConnectionPool | None = None
+
+    async def start(self) -> None:
+        from spatial.access import Principal
+        from spatial.auth import principal_for_user
+        from spatial.db import connect
+        from tiles import render as rendering
+        from tiles.spec import bind_catalog, default_paths, load_spec
+
+        settings = get_settings()
+        with connect() as conn:
+            self.spec = bind_catalog(
+                load_spec(*default_paths(settings.layers_dir, settings.config_path)), conn)
+            row = conn.execute("SELECT id FROM onemap.app_user WHERE username = %s",
+                               (self.username,)).fetchone()
+            assert row is not None, self.username
+            self.principal: Principal = principal_for_user(conn, row["id"])
+        self.render = rendering
+        self.pool = rendering.make_pool(database_conninfo(), self.pool_size)
+        await self.pool.open(wait=True)
+
+    async def stop(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+
+    def session(self) -> Any:
+        return asyncio.Semaphore(BROWSER_CONNECTIONS)
+
+    async def tile(self, session: Any, layerset: str, z: int, x: int, y: int) -> TileResult:
+        assert self.pool is not None
+        res = TileResult(requests=1)
+        try:
+            sets = self.spec.theme(layerset) if layerset in THEMES else \
+                self.spec.collection(layerset)
+            async with session, self.render.tile_connection(self.pool, self.principal) as conn:
+                tile = await self.render.render(conn, sets, TMS, z, x, y, None, self.principal)
+            res.size = len(tile.data)
+        except Exception as exc:
+            res.error = type(exc).__name__
+        return res
+
+
 # --------------------------------------------------------------------------- runs
 
 @dataclass
@@ -872,8 +931,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             peer = TipgPeer(bench_dir, layersets)
         elif name == "sql":
             peer = SqlPeer(bench_dir, layersets, args.sql_pool)
+        elif name == "statement":
+            if user is None:
+                user, key = make_analyst_key()
+            peer = StatementPeer(bench_dir, layersets, args.sql_pool, user)
         else:
-            raise SystemExit(f"unknown peer {name!r}; known: onemap, pygeoapi, tipg, sql")
+            raise SystemExit(f"unknown peer {name!r}; known: onemap, pygeoapi, tipg, sql, "
+                             "statement")
         why = peer.available()
         if why:
             print(f"skipping {name}: {why}", flush=True)
@@ -934,8 +998,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                                  description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help="few views, 10 clients, short deadlines: under 2 minutes")
-    ap.add_argument("--peers", default="onemap,pygeoapi,tipg,sql",
-                    help="comma-separated subset of onemap,pygeoapi,tipg,sql")
+    ap.add_argument("--peers", default="onemap,statement,pygeoapi,tipg,sql",
+                    help="comma-separated subset of onemap,statement,pygeoapi,tipg,sql")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--views", type=int, default=None, help="views of the 1-client walk (40)")
     ap.add_argument("--clients", type=int, default=None, help="concurrent clients (150)")
@@ -944,7 +1008,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--deadline", type=float, default=None,
                     help="seconds a phase may start views (60; 5 with --quick)")
     ap.add_argument("--workers", type=int, default=1, help="onemap worker processes")
-    ap.add_argument("--sql-pool", type=int, default=10, help="connections of the raw SQL peer")
+    ap.add_argument("--sql-pool", type=int, default=10,
+                    help="connections of the raw SQL and statement peers")
     args = ap.parse_args(argv)
     quick = {"views": 6, "clients": 10, "views_per_client": 2, "think": 0.5, "deadline": 5.0}
     full = {"views": 40, "clients": 150, "views_per_client": 4, "think": 2.0, "deadline": 60.0}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection, AsyncRawCursor, sql
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -39,6 +40,8 @@ LOGGER = logging.getLogger(__name__)
 EXTENT = 4096
 BUFFER = 64
 
+#: A named placeholder, or ``%%`` (a literal percent sign) of a composed statement.
+_PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
 #: ``datetime`` bounds when one side is open.
 _OPEN_START = datetime(1, 1, 1, tzinfo=UTC)
 _OPEN_END = datetime(9999, 12, 31, tzinfo=UTC)
@@ -196,11 +199,60 @@ def _mvt_columns(level: Level) -> list[str]:
 
 @dataclass(frozen=True)
 class TilePlan:
-    """The statement of a layer set at one level of one matrix set."""
+    """The statement of a layer set at one level of one matrix set.
+
+    Attributes
+    ----------
+    query : psycopg.sql.Composed
+        The statement with named placeholders (``%(minx)s`` …).
+    layers : tuple of LayerSpec
+        The layers it renders, in column order.
+    check_read : bool
+        Whether its last column says if the caller may read the collection.
+    text : str
+        The same statement with PostgreSQL's positional placeholders
+        (``$1`` …), composed once: sent as it is, without psycopg composing
+        and parsing a long statement for every tile.
+    names : tuple of str
+        The parameter of each position of ``text``.
+    """
 
     query: sql.Composed
     layers: tuple[LayerSpec, ...]
     check_read: bool
+    text: str = ""
+    names: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, query: sql.Composed, layers: tuple[LayerSpec, ...],
+           check_read: bool) -> TilePlan:
+        """A plan with its positional form.
+
+        Examples
+        --------
+        >>> p = TilePlan.of(sql.SQL("SELECT %(a)s, {}, %(b)s || %(a)s, 5 %% 2").format(
+        ...     sql.Literal("x")), (), False)
+        >>> p.text, p.names
+        ("SELECT $1, 'x', $2 || $1, 5 % 2", ('a', 'b'))
+        """
+        names: list[str] = []
+
+        def position(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name is None:
+                return "%"
+            if name not in names:
+                names.append(name)
+            return f"${names.index(name) + 1}"
+
+        # Literals are quoted without a connection: every one here is ASCII or
+        # UTF-8 text, the database's encoding.
+        text = _PLACEHOLDER.sub(position, query.as_string(None))
+        return cls(query, layers, check_read, text, tuple(names))
+
+    def params(self, values: dict[str, Any]) -> list[Any]:
+        """The values of :func:`tile_params` in the order of ``text``."""
+        return [values[n] for n in self.names]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -240,7 +292,7 @@ def plan(layerset: LayerSet, tms_id: str, z: int, timed: bool) -> TilePlan:
     else:
         query = sql.SQL(_template("tile")).format(
             ctes=sql.SQL(",\n").join(ctes), columns=sql.SQL(",\n").join(columns))
-    return TilePlan(query, tuple(included), check_read)
+    return TilePlan.of(query, tuple(included), check_read)
 
 
 def tile_params(tms_id: str, z: int, y: int, x: int,
@@ -298,7 +350,8 @@ async def render(conn: AsyncConnection[Any], layerset: LayerSet, tms_id: str, z:
         leaves out the layers the caller may not read.
     """
     p = plan(layerset, tms_id, z, datetime_range is not None)
-    row = await fetch_row(conn, p.query, tile_params(tms_id, z, y, x, datetime_range))
+    row = await fetch_row(conn, p.text, p.params(tile_params(tms_id, z, y, x, datetime_range)),
+                          positional=True)
     assert row is not None
     if p.check_read and not row[-1]:
         refuse(layerset.id, principal)
@@ -316,14 +369,18 @@ async def render(conn: AsyncConnection[Any], layerset: LayerSet, tms_id: str, z:
 
 
 async def fetch_row(conn: AsyncConnection[Any], query: Any, params: Any = None, *,
-                    row_factory: Any = tuple_row) -> Any:
+                    row_factory: Any = tuple_row, positional: bool = False) -> Any:
     """The first row of a query (a tuple by default).
 
-    A task cancelled while PostgreSQL works (its client went away) makes
-    psycopg send the server a cancel request, so the query does not run on for
-    nobody (tests/api/test_real_clients.py holds a lock to show it).
+    ``positional``: the query has PostgreSQL's ``$1`` placeholders and is sent
+    as it is (:class:`psycopg.AsyncRawCursor`). A task cancelled while
+    PostgreSQL works (its client went away) makes psycopg send the server a
+    cancel request, so the query does not run on for nobody
+    (tests/api/test_real_clients.py holds a lock to show it).
     """
-    async with conn.cursor(row_factory=row_factory) as cur:
+    cursor = (AsyncRawCursor(conn, row_factory=row_factory) if positional
+              else conn.cursor(row_factory=row_factory))
+    async with cursor as cur:
         await cur.execute(query, params)
         return await cur.fetchone()
 
