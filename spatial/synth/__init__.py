@@ -50,8 +50,12 @@ STEPS: tuple[tuple[str, str], ...] = (
 )
 
 #: Tables a regeneration leaves alone: configuration and people who log in.
-KEEP_TABLES = frozenset({"schema_migrations", "app_role", "app_user", "user_role",
-                         "data_scope", "api_key", "login_log", "audit_log"})
+#: Tables of schema onemap that are not the city: the migrations' record, who may
+#: read what (layer_access), users and their sessions, logs, process jobs, and the
+#: tile versions (caches must never see a version number twice).
+KEEP_TABLES = frozenset({"schema_migrations", "layer_access", "app_role", "app_user",
+                         "user_role", "data_scope", "api_key", "auth_token", "login_log",
+                         "audit_log", "job", "tile_version"})
 
 
 @dataclass
@@ -86,7 +90,8 @@ def data_tables(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
         """
         SELECT n.nspname, c.relname FROM pg_class c
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname IN (%s, 'truth') AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+        WHERE n.nspname IN (%s, 'truth', 'rollup') AND c.relkind IN ('r', 'p')
+          AND NOT c.relispartition
           AND NOT (n.nspname = 'truth' AND c.relname = 'generation')
         ORDER BY 1, 2
         """,

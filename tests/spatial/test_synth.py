@@ -70,6 +70,8 @@ def test_every_step_writes_its_layers(two_cities: list[str]) -> None:
                   "construction_site", "disposal_site", "disposal_entry", "checkpoint",
                   "checkpoint_hit", "spill_report"):
         assert counts[table] > 0, f"{table} is empty"
+    # what is not the city survives its generation: who may read what, above all
+    assert counts["layer_access"] >= 35 and counts["tile_version"] > 0
     assert generation["scale"] == "S" and generation["seed"] == 5
     assert generation["row_counts"]["household"] == counts["household"]
     assert next(s for s, _ in STEPS) == "city"
