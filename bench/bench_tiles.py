@@ -646,7 +646,7 @@ class SqlPeer(Peer):
         return res
 
 
-class StatementPeer(Peer):
+class StatementPeer(SqlPeer):
     """onemap's own tile statement (``tiles.render``) run directly, as the bench analyst.
 
     The same SQL, row-level security and pool as the server, without HTTP,
@@ -659,12 +659,10 @@ class StatementPeer(Peer):
 
     def __init__(self, bench_dir: Path, layersets: dict[str, tuple[str, ...]],
                  pool_size: int, username: str) -> None:
-        super().__init__(bench_dir, layersets)
-        self.pool_size = pool_size
+        super().__init__(bench_dir, layersets, pool_size)
         self.username = username
-        self.pool: AsyncConnectionPool | None = None
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # stop() and session() are the raw SQL peer's
         from spatial.access import Principal
         from spatial.auth import principal_for_user
         from spatial.db import connect
@@ -682,14 +680,6 @@ class StatementPeer(Peer):
         self.render = rendering
         self.pool = rendering.make_pool(database_conninfo(), self.pool_size)
         await self.pool.open(wait=True)
-
-    async def stop(self) -> None:
-        if self.pool is not None:
-            await self.pool.close()
-            self.pool = None
-
-    def session(self) -> Any:
-        return asyncio.Semaphore(BROWSER_CONNECTIONS)
 
     async def tile(self, session: Any, layerset: str, z: int, x: int, y: int) -> TileResult:
         assert self.pool is not None
