@@ -151,6 +151,8 @@ def create_app() -> Starlette:
     tile_service = create_tile_service(settings)  # OGC API Tiles (tiles/web.py)
     routes += tile_service.routes()
     startup_hooks.append(tile_service.start)
+    from spatial.ogc import photos
+    routes += photos.routes()  # /collections/event/items/{id}/photos (event photos)
 
     routes.append(Mount("/", app=starlette_app.APP))
     app = Starlette(

@@ -1,0 +1,150 @@
+"""Event photo routes: ``/collections/event/items/{event_id}/photos[/{photo_id}]``.
+
+``POST`` takes the image bytes as the body (``Content-Type: image/jpeg``,
+``image/png`` or ``image/webp``, at most 8 MB): 201 and the photo's JSON with
+``Location``; 200 and the existing photo when this event already has these
+bytes (an upload sent again); 400 when the bytes are not the declared type,
+413 when too big, 415 for another type. ``GET .../photos`` lists an event's
+photos, ``GET .../photos/{photo_id}`` answers the bytes. Everything runs on
+the caller's connection (:func:`spatial.access.request_connection`), so the
+database decides who may see or attach (row-level security, migration 165);
+the checks themselves are :mod:`spatial.photos`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from spatial import photos
+from spatial.access import Principal, check_can_read, current_principal, request_connection
+from spatial.errors import InvalidInputError, OnemapError, http_status
+
+LOGGER = logging.getLogger(__name__)
+
+_BASE = "/collections/event/items/{event_id}/photos"
+
+
+def _error(exc: OnemapError) -> JSONResponse:
+    if isinstance(exc, photos.PhotoTooLargeError):
+        status = 413
+    elif isinstance(exc, photos.UnsupportedPhotoTypeError):
+        status = 415
+    else:
+        status = http_status(exc)
+    return JSONResponse({"code": type(exc).__name__, "description": str(exc)},
+                        status_code=status)
+
+
+def _int(request: Request, name: str) -> int:
+    raw = request.path_params[name]
+    if not raw.isdigit() or len(raw) > 18:
+        raise InvalidInputError(f"{name} must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+def _base_url(request: Request) -> str:
+    from spatial.settings import get_settings
+
+    return get_settings().public_url
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refusing more than :data:`spatial.photos.MAX_BYTES` early."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > photos.MAX_BYTES:
+        raise photos.PhotoTooLargeError(
+            f"the photo has {declared} bytes, at most {photos.MAX_BYTES} are accepted"
+            f" / 照片不能超过 {photos.MAX_BYTES // (1024 * 1024)} MB"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > photos.MAX_BYTES:
+            raise photos.PhotoTooLargeError(
+                f"the photo has more than {photos.MAX_BYTES} bytes"
+                f" / 照片不能超过 {photos.MAX_BYTES // (1024 * 1024)} MB"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _attach(principal: Principal, event_id: int, data: bytes,
+            content_type: str | None) -> tuple[photos.Photo, bool]:
+    # Type and size first: a wrong upload costs no database round trip.
+    photos.check_photo(data, content_type)
+    with request_connection(principal) as conn:
+        check_can_read(conn, "event_photo", principal)
+        return photos.attach_photo(conn, event_id, data, content_type)
+
+
+async def upload(request: Request) -> Response:
+    """``POST .../photos``: attach the body's image to the event."""
+    principal = current_principal()
+    try:
+        event_id = _int(request, "event_id")
+        data = await _read_body(request)
+        photo, created = await run_in_threadpool(
+            _attach, principal, event_id, data, request.headers.get("content-type"))
+    except OnemapError as exc:
+        return _error(exc)
+    body = photo.as_json(_base_url(request))
+    return JSONResponse(body, status_code=201 if created else 200,
+                        headers={"Location": body["href"]})
+
+
+def _list(principal: Principal, event_id: int) -> list[photos.Photo]:
+    with request_connection(principal) as conn:
+        check_can_read(conn, "event_photo", principal)
+        return photos.list_photos(conn, event_id)
+
+
+async def listing(request: Request) -> Response:
+    """``GET .../photos``: the event's photos (JSON)."""
+    principal = current_principal()
+    try:
+        event_id = _int(request, "event_id")
+        found = await run_in_threadpool(_list, principal, event_id)
+    except OnemapError as exc:
+        return _error(exc)
+    base = _base_url(request)
+    body: dict[str, Any] = {"event_id": event_id, "photos": [p.as_json(base) for p in found]}
+    return JSONResponse(body)
+
+
+def _get(principal: Principal, event_id: int, photo_id: int) -> tuple[photos.Photo, Any]:
+    with request_connection(principal) as conn:
+        check_can_read(conn, "event_photo", principal)
+        return photos.get_photo(conn, event_id, photo_id)
+
+
+async def one(request: Request) -> Response:
+    """``GET .../photos/{photo_id}``: the image bytes."""
+    principal = current_principal()
+    try:
+        event_id = _int(request, "event_id")
+        photo_id = _int(request, "photo_id")
+        photo, path = await run_in_threadpool(_get, principal, event_id, photo_id)
+    except OnemapError as exc:
+        return _error(exc)
+    # Scoped data: the browser may keep it, shared caches may not.
+    return FileResponse(path, media_type=photo.content_type, headers={
+        "Cache-Control": "private, max-age=86400", "ETag": f'"{photo.sha256}"'})
+
+
+def routes() -> list[BaseRoute]:
+    """The photo routes, to be placed before pygeoapi's mount."""
+    return [
+        Route(_BASE, upload, methods=["POST"]),
+        Route(_BASE, listing, methods=["GET", "HEAD"]),
+        Route(_BASE + "/{photo_id}", one, methods=["GET", "HEAD"]),
+    ]
+
+
+__all__ = ["routes"]
