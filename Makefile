@@ -13,8 +13,9 @@ PYTHON ?= $(or $(lastword $(wildcard $(PYENV_ROOT_DIR)/versions/3.12.*/bin/pytho
                 $(shell command -v python3.13 2>/dev/null))
 
 # Debian packages the project needs: PostgreSQL 15 with PostGIS 3 and pgRouting;
-# GDAL's command-line tools, the real OGC API client the tests drive (ogrinfo, ogr2ogr).
-APT_PACKAGES := postgresql-15-postgis-3 postgresql-15-pgrouting gdal-bin
+# GDAL's command-line tools, the real OGC API client the tests drive (ogrinfo, ogr2ogr);
+# DejaVu, from which the map's Latin glyphs are made (spatial/glyphs.py).
+APT_PACKAGES := postgresql-15-postgis-3 postgresql-15-pgrouting gdal-bin fonts-dejavu-core
 
 .PHONY: help up test down install system-deps lint typecheck bench clean
 

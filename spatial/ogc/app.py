@@ -154,6 +154,8 @@ def create_app() -> Starlette:
     from spatial.ogc import photos
     routes += photos.routes()  # /collections/event/items/{id}/photos (event photos)
 
+    from spatial.ogc.styles import styles_routes
+    routes += styles_routes(settings)  # /styles, /styles/{id}[/legend], /fonts, /basemaps/amap
     routes.append(Mount("/", app=starlette_app.APP))
     app = Starlette(
         routes=routes,
