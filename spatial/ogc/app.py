@@ -132,6 +132,10 @@ def create_app() -> Starlette:
     ]
     middleware: list[Middleware] = [Middleware(MetricsMiddleware)]
     routes += auth.routes()  # /auth/login, /auth/logout, /auth/me, /auth/login-log
+    from spatial.ogc import search, web
+    routes += search.routes()  # /search (the map's search box)
+    routes += web.routes()  # /static/maplibre-gl, /widget, /m (static files)
+    middleware.insert(0, web.cors_middleware())  # outermost: CORS for every route (widget)
     middleware.append(Middleware(auth.AuthMiddleware))  # the request's principal
     middleware.append(Middleware(ContractMiddleware))  # 400 for unknown/malformed input
     middleware.append(Middleware(ItemHeadersMiddleware))  # If-Match/Content-Crs in, ETag out

@@ -1,0 +1,113 @@
+"""``GET /search``: what each kind of caller finds, and bad input.
+
+The tiny city has the same room numbers (``1-1-101`` …) in both grids'
+compounds; row-level security decides which households a caller finds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+
+@pytest.fixture
+def city(tiny_city_db: str, tiny_city_ids: dict[str, int]) -> dict[str, Any]:
+    with psycopg.connect(tiny_city_db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO onemap.alley (name, alley_type, street_office_id, geom) "
+            "VALUES ('和平胡同', 'hutong', %s, "
+            "ST_MakeLine(ST_Point(116.462, 39.916, 4490), ST_Point(116.466, 39.916, 4490)))",
+            (tiny_city_ids["street_office"],),
+        )
+        grid_of = dict(conn.execute(
+            "SELECT h.id, b.grid_id FROM onemap.household h "
+            "JOIN onemap.building b ON b.id = h.building_id"
+        ).fetchall())
+    return {"ids": tiny_city_ids, "grid_of": grid_of}
+
+
+@pytest.fixture
+def clients(make_client: Any, city: dict[str, Any]) -> dict[str, Any]:
+    ids = city["ids"]
+    return {
+        "grid_worker": make_client(["grid_worker"], [("grid", ids["grid1"])]),
+        "analyst": make_client(["analyst"]),
+        "external_system": make_client(["external_system"]),
+        "public": make_client([]),
+    }
+
+
+def hits(client: Any, **params: Any) -> list[dict[str, Any]]:
+    response = client.get("/search", params=params)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    return response.json()
+
+
+def households(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [h for h in found if h["type"] == "household"]
+
+
+def test_grid_worker_finds_only_households_of_their_grid(clients: dict[str, Any],
+                                                         city: dict[str, Any]) -> None:
+    found = households(hits(clients["grid_worker"], q="1-1-101"))
+    assert len(found) == 1
+    (hit,) = found
+    assert city["grid_of"][hit["id"]] == city["ids"]["grid1"]
+    assert hit["collection"] == "household"
+    assert hit["label"] == "示范路 1 号 1号楼 1-1-101"
+    assert 116.46 < hit["lon"] < 116.47 and 39.915 < hit["lat"] < 39.93
+    assert "bbox" not in hit  # a point
+
+
+def test_analyst_finds_households_of_every_grid(clients: dict[str, Any],
+                                                city: dict[str, Any]) -> None:
+    found = households(hits(clients["analyst"], q="1-1-101"))
+    assert {city["grid_of"][h["id"]] for h in found} == {city["ids"]["grid1"],
+                                                        city["ids"]["grid2"]}
+    # more words narrow a room number down to a building
+    (one,) = households(hits(clients["analyst"], q="示范路 9 号 1号楼 1-1-101"))
+    assert city["grid_of"][one["id"]] == city["ids"]["grid2"]
+
+
+@pytest.mark.parametrize("role", ["external_system", "public"])
+def test_external_and_public_find_no_household(clients: dict[str, Any], role: str) -> None:
+    assert households(hits(clients[role], q="1-1-101")) == []
+    found = hits(clients[role], q="和平")
+    kinds = {(h["type"], h["label"]) for h in found}
+    assert ("compound", "和平里小区") in kinds
+    assert ("alley", "和平胡同") in kinds
+
+
+def test_finds_buildings_addresses_compounds_and_alleys(clients: dict[str, Any]) -> None:
+    found = hits(clients["analyst"], q="示范路 9 号")
+    assert found[0] == {**found[0], "type": "address", "collection": "compound",
+                        "label": "示范路 9 号"}  # exact match first
+    assert {h["label"] for h in found if h["collection"] == "building"} >= {
+        "示范路 9 号 1号楼", "示范路 9 号 4号楼"}
+    (alley,) = [h for h in hits(clients["analyst"], q="胡同") if h["type"] == "alley"]
+    minx, miny, maxx, maxy = alley["bbox"]
+    assert minx == pytest.approx(116.462) and maxx == pytest.approx(116.466)
+    assert miny == pytest.approx(39.916) and maxy == pytest.approx(39.916)
+    building = next(h for h in hits(clients["public"], q="4号楼"))
+    assert building["type"] == "building" and len(building["bbox"]) == 4
+
+
+def test_limit_is_clamped_and_wildcards_are_literal(clients: dict[str, Any]) -> None:
+    assert len(hits(clients["analyst"], q="-", limit=1000)) == 50
+    assert len(hits(clients["analyst"], q="-", limit=0)) == 1
+    assert len(hits(clients["analyst"], q="-")) == 10
+    assert hits(clients["analyst"], q="%") == []
+    assert hits(clients["analyst"], q="_") == []
+
+
+@pytest.mark.parametrize("params", [
+    {}, {"q": ""}, {"q": "   "}, {"q": "x" * 101}, {"q": "和平", "limit": "ten"},
+    {"q": "和平", "lmit": "5"}, {"q": "和平", "f": "html"},
+])
+def test_bad_input_is_400(clients: dict[str, Any], params: dict[str, str]) -> None:
+    response = clients["public"].get("/search", params=params)
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "InvalidInputError"

@@ -1,0 +1,70 @@
+"""Static routes (spatial/ogc/web.py): MapLibre, the widget, the mobile map."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from spatial.ogc import web
+
+WEB = Path(__file__).resolve().parents[2] / "web"
+MAPLIBRE = WEB / "node_modules" / "maplibre-gl" / "dist" / "maplibre-gl.js"
+
+
+def test_widget_and_maplibre_are_served_by_the_app(client: Any) -> None:
+    js = client.get("/widget/onemap-widget.js")
+    assert js.status_code == 200
+    assert js.headers["content-type"].startswith("text/javascript")
+    assert b"window.onemap" in js.content
+    page = client.get("/widget/?theme=lighting&lang=zh")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert b"onemap-widget.js" in page.content
+    assert client.get("/widget", follow_redirects=False).headers["location"].endswith("/widget/")
+    if not MAPLIBRE.exists():
+        pytest.fail("web/node_modules is missing: run `npm ci --prefix web` (make does)")
+    lib = client.get("/static/maplibre-gl/maplibre-gl.js")
+    assert lib.status_code == 200 and lib.headers["content-type"].startswith("text/javascript")
+    assert lib.content == MAPLIBRE.read_bytes()
+    css = client.get("/static/maplibre-gl/maplibre-gl.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    head = client.head("/static/maplibre-gl/maplibre-gl.js")
+    assert head.status_code == 200 and head.content == b""
+
+
+@pytest.mark.parametrize("path", [
+    "/static/maplibre-gl/%2e%2e/package.json",       # the dist directory's parent
+    "/static/maplibre-gl/..%2fpackage.json",
+    "/widget/%2e%2e/package.json",
+    "/widget/%2e%2e/%2e%2e/pyproject.toml",
+    "/widget/nope.js",
+    "/m/%2e%2e/widget/onemap-widget.js",
+])
+def test_nothing_outside_the_directories(client: Any, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404, path
+    assert response.json()["code"] == "NotFound"
+
+
+@pytest.fixture
+def tmp_web(tmp_path: Path) -> TestClient:
+    (tmp_path / "widget").mkdir()
+    (tmp_path / "widget" / "index.html").write_text("<p>widget</p>", encoding="utf-8")
+    (tmp_path / "widget" / "a.css").write_text("p{}", encoding="utf-8")
+    (tmp_path / "secret.txt").write_text("secret", encoding="utf-8")
+    os.symlink(tmp_path / "secret.txt", tmp_path / "widget" / "link.txt")
+    return TestClient(Starlette(routes=web.routes(tmp_path)))
+
+
+def test_symlinks_out_and_missing_directories_are_404(tmp_web: TestClient) -> None:
+    assert tmp_web.get("/widget/").text == "<p>widget</p>"
+    assert tmp_web.get("/widget/a.css").headers["content-type"].startswith("text/css")
+    assert tmp_web.get("/widget/a.css").headers["cache-control"] == "no-cache"
+    assert tmp_web.get("/widget/link.txt").status_code == 404
+    assert tmp_web.get("/m/").status_code == 404  # web/mobile missing: 404, not 500
+    assert tmp_web.get("/static/maplibre-gl/maplibre-gl.js").status_code == 404
+    assert tmp_web.get("/widget/a.css%00").status_code == 404
