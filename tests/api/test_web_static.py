@@ -68,3 +68,16 @@ def test_symlinks_out_and_missing_directories_are_404(tmp_web: TestClient) -> No
     assert tmp_web.get("/m/").status_code == 404  # web/mobile missing: 404, not 500
     assert tmp_web.get("/static/maplibre-gl/maplibre-gl.js").status_code == 404
     assert tmp_web.get("/widget/a.css%00").status_code == 404
+
+
+def test_cors_lets_pages_of_other_origins_send_credentials(client: Any) -> None:
+    pre = client.options("/search", headers={
+        "Origin": "http://host.example", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization, x-api-key"})
+    assert pre.status_code == 200
+    allowed = pre.headers["access-control-allow-headers"].lower()
+    assert "authorization" in allowed and "x-api-key" in allowed
+    for path in ("/search?q=示范", "/collections?f=json", "/tiles"):
+        got = client.get(path, headers={"Origin": "http://host.example"})
+        assert got.status_code == 200, path
+        assert got.headers["access-control-allow-origin"] == "*", path

@@ -41,6 +41,8 @@
       building: "楼栋", unit: "单元", household: "户", resident: "居民",
       address: "地址", alley: "街巷", lang: "EN", count: "数量", openDrill: "查看下钻",
       hour: "1 小时", day: "1 天", week: "7 天", children: "下级",
+      district: "区", event: "事件", land_use: "用地", road: "道路", lamp: "路灯",
+      key_unit: "重点单位", alley_problem: "街巷问题", truck_gps: "渣土车轨迹",
     },
     en: {
       layers: "Layers", legend: "Legend", search: "Search address, building, room, alley",
@@ -55,7 +57,9 @@
       compound: "Compound", building: "Building", unit: "Unit", household: "Household",
       resident: "Resident", address: "Address", alley: "Alley", lang: "中文", count: "Count",
       openDrill: "Drill down", hour: "1 hour", day: "1 day", week: "7 days",
-      children: "Below",
+      children: "Below", district: "District", event: "Events", land_use: "Land use",
+      road: "Roads", lamp: "Lamps", key_unit: "Key units", alley_problem: "Alley problems",
+      truck_gps: "Truck GPS",
     },
   };
 
