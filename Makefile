@@ -14,8 +14,10 @@ PYTHON ?= $(or $(lastword $(wildcard $(PYENV_ROOT_DIR)/versions/3.12.*/bin/pytho
 
 # Debian packages the project needs: PostgreSQL 15 with PostGIS 3 and pgRouting;
 # GDAL's command-line tools, the real OGC API client the tests drive (ogrinfo, ogr2ogr);
+# Chromium and a small CJK font for the browser tests (tests/web drives it with playwright-core);
 # DejaVu, from which the map's Latin glyphs are made (spatial/glyphs.py).
-APT_PACKAGES := postgresql-15-postgis-3 postgresql-15-pgrouting gdal-bin fonts-dejavu-core
+APT_PACKAGES := postgresql-15-postgis-3 postgresql-15-pgrouting gdal-bin \
+                chromium fonts-wqy-zenhei fonts-dejavu-core
 
 .PHONY: help up test down install system-deps lint typecheck bench clean
 
@@ -54,7 +56,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
 
-install: $(VENV)/.installed system-deps
+# The browser side's npm packages (maplibre-gl served by onemap, playwright-core for
+# tests/web), again whenever the lock file is newer than the install.
+web/node_modules/.package-lock.json: web/package-lock.json web/package.json | system-deps
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then echo "installing nodejs npm"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	  else echo "error: npm is missing: sudo apt-get install nodejs npm"; exit 1; fi; }
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(VENV)/.installed system-deps web/node_modules/.package-lock.json
 
 up: install
 	$(ONEMAP) setup

@@ -1,0 +1,96 @@
+// Shared pieces of the browser test scripts (run by tests/web/conftest.py::run_script).
+//
+// A script calls main(async (browser) => result): one headless Chromium per script,
+// one JSON line on stdout ({"ok": true, "result": ...} or {"ok": false, "error": ...,
+// "log": [...]}) and exit code 0 or 1. check(cond, message) is the assertion: its
+// message is what pytest shows.
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+// playwright-core lives in web/node_modules, not beside the scripts.
+const require = createRequire(path.join(ROOT, 'web', 'package.json'));
+export const { chromium } = require('playwright-core');
+
+const json = (name, fallback) => (process.env[name] ? JSON.parse(process.env[name]) : fallback);
+export const BASE = (process.env.BASE_URL || 'http://127.0.0.1:8000').replace(/\/$/, '');
+export const USERS = json('CREDENTIALS', {});
+export const CITY = json('CITY', {});
+export const PARAMS = json('PARAMS', {});
+export const ARTIFACTS = process.env.ARTIFACTS || path.join(ROOT, 'var', 'test-artifacts');
+export const MAPLIBRE_DIST = path.join(ROOT, 'web', 'node_modules', 'maplibre-gl', 'dist');
+
+export class CheckFailed extends Error {}
+
+/** The scripts' assertion: throws with `message` (shown by pytest) unless `cond`. */
+export function check(cond, message) {
+  if (!cond) throw new CheckFailed(typeof message === 'function' ? message() : message);
+}
+
+const LOG = [];
+export const log = (line) => LOG.push(line);
+
+/** Keep a page's console messages, errors and failed requests for the failure report. */
+export function watch(page, label = 'page') {
+  page.on('console', (m) => LOG.push(`[${label}] ${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => LOG.push(`[${label}] pageerror: ${e.message}`));
+  page.on('requestfailed', (r) =>
+    LOG.push(`[${label}] requestfailed ${r.url().slice(0, 200)} ${r.failure()?.errorText}`));
+  page.on('response', (r) => {
+    if (r.status() >= 400) LOG.push(`[${label}] HTTP ${r.status()} ${r.url().slice(0, 200)}`);
+  });
+  return page;
+}
+
+/** Serve MapLibre from web/node_modules for pages that do not get it from the server. */
+export async function routeMaplibre(context, prefix) {
+  await context.route(`${prefix}/maplibre-gl.js`, (route) =>
+    route.fulfill({ body: readFileSync(path.join(MAPLIBRE_DIST, 'maplibre-gl.js')),
+      contentType: 'text/javascript' }));
+  await context.route(`${prefix}/maplibre-gl.css`, (route) =>
+    route.fulfill({ body: readFileSync(path.join(MAPLIBRE_DIST, 'maplibre-gl.css')),
+      contentType: 'text/css' }));
+}
+
+/** The JSON of a GET on the live server (with an optional user's bearer token). */
+export async function getJSON(pathname, user) {
+  const headers = user ? { Authorization: `Bearer ${user.token}` } : {};
+  const r = await fetch(BASE + pathname, { headers });
+  return { status: r.status, body: r.ok ? await r.json() : await r.text() };
+}
+
+/** Await `probe()` until it returns a truthy value; fail with `message` after `timeout` ms. */
+export async function until(probe, message, timeout = 60000) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    check(Date.now() < end, message);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Run the script body with one browser; print its result as one JSON line. */
+export async function main(body) {
+  let browser;
+  let answer;
+  try {
+    browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+      headless: true,
+      // WebGL through SwiftShader: headless Chromium has no GPU here.
+      args: ['--no-sandbox', '--use-angle=swiftshader', '--enable-unsafe-swiftshader',
+        '--ignore-gpu-blocklist'],
+    });
+    answer = { ok: true, result: await body(browser) };
+  } catch (e) {
+    answer = { ok: false, error: e instanceof CheckFailed ? e.message : (e.stack || String(e)),
+      log: LOG.slice(-60) };
+    process.exitCode = 1;
+  } finally {
+    if (browser) await browser.close().catch(() => {});
+  }
+  process.stdout.write(`${JSON.stringify(answer)}\n`);
+}

@@ -1,0 +1,106 @@
+"""The staff-console widget embedded in a plain host page, in Chromium.
+
+The host pages are static files in a temporary directory, served by Python's
+``http.server`` on another port: the widget is embedded as any console would
+embed it (one ``<script>``, one ``<div>``), across origins. One browser
+(tests/web/widget.mjs) drives both users. Screenshots: ``var/test-artifacts/widget/``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.web.conftest import LiveServer, Runner, WebCity, free_port
+
+HOST_PAGE = """<!doctype html>
+<html lang="zh"><head><meta charset="utf-8">
+<title>街道指挥中心 / Street-office console</title></head>
+<body style="margin:0;font-family:sans-serif">
+<h1 style="font-size:16px;margin:8px">街道指挥中心 · 网格管理 (host page, not onemap)</h1>
+<script src="{base}/widget/onemap-widget.js"></script>
+<div data-onemap-theme="grid_management" data-onemap-base="{base}" data-onemap-token="{token}"
+     data-onemap-lang="zh" data-onemap-center="{lon},{lat}" data-onemap-zoom="16"
+     style="height:720px"></div>
+</body></html>
+"""
+
+
+@pytest.fixture(scope="module")
+def host_pages(live_server: LiveServer, web_city: WebCity,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Host pages for the worker and the other grid's worker, on their own server."""
+    root = tmp_path_factory.mktemp("host")
+    lon, lat = web_city.facts["household"]["point"]
+    for user in ("worker", "other_worker"):
+        (root / f"{user}.html").write_text(HOST_PAGE.format(
+            base=live_server.url, token=web_city.users[user]["token"], lon=lon, lat=lat),
+            encoding="utf-8")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind",
+                             "127.0.0.1", "--directory", str(root)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30  # a bound on start-up, not a speed check
+        while True:
+            try:
+                httpx.get(f"{url}/worker.html", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the host page server did not start"
+                time.sleep(0.1)
+        yield {user: f"{url}/{user}.html" for user in ("worker", "other_worker")}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def session(run_script: Runner, host_pages: dict[str, str]) -> dict[str, Any]:
+    return run_script("widget", hosts=host_pages)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "web/widget/onemap-widget.js: the switcher's change handler passes box.checked to "
+    "setLayerVisible for each layer of the group, and setLayerVisible resets box.checked "
+    "while the group's other layers are still visible: only the first layer is hidden"))
+def test_loads_and_toggles_a_layer(session: dict[str, Any]) -> None:
+    """Switching a layer off hides every style layer drawing it; on shows them again."""
+    toggled = session["toggled"]
+    assert toggled["checked_before"]
+    assert [v for _, v in toggled["group_layers_after_off"]] == (
+        ["none"] * len(toggled["group_layers_after_off"])), toggled
+    assert not toggled["checked_after_off"]
+    assert toggled["restored"] == toggled["before"] and toggled["checked_after_on"]
+
+
+def test_worker_drills_from_grid_to_household_residents(session: dict[str, Any],
+                                                        web_city: WebCity) -> None:
+    facts = web_city.facts
+    assert session["grid"]["name"] == facts["grid"]["name"]
+    household = session["household"]
+    assert household["id"] == facts["household"]["id"] and not household["denied"]
+    assert sorted(c["name"] for c in household["children"]) == sorted(facts["resident_names"])
+    assert session["stats_tables"] >= 1
+
+
+def test_other_grids_worker_sees_no_resident(session: dict[str, Any]) -> None:
+    foreign = session["foreign"]
+    assert all(c["name"] is None for c in foreign["children"])
+    assert foreign["denied"] or not foreign["children"]
+
+
+def test_screenshots_saved(session: dict[str, Any]) -> None:
+    from tests.web.conftest import ARTIFACTS
+
+    for name in ("worker-household", "other-worker-household"):
+        assert (ARTIFACTS / "widget" / f"{name}.png").stat().st_size > 10_000
+    assert Path(ARTIFACTS).is_dir()

@@ -1,0 +1,120 @@
+// The staff-console widget embedded in plain host pages of another origin.
+//
+// PARAMS.hosts: {worker: url, other_worker: url}: host pages (one <script>, one <div>)
+// served from a temporary directory, each with that user's token. The worker of the
+// grid loads the widget, toggles a layer off and on in the layer switcher, and drills
+// grid → compound → building → unit → household by clicking the panel's items, and
+// sees the household's residents by name; the worker of another grid opens the same
+// household and grid and sees no resident's name anywhere on the page.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { ARTIFACTS, CITY, PARAMS, check, main, watch } from './lib.mjs';
+
+const H = CITY.household;
+
+async function open(browser, url, label) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = watch(await context.newPage(), label);
+  await page.goto(url);
+  await page.waitForFunction(() => window.onemap && window.onemap.ready, null, { timeout: 30000 });
+  await page.evaluate(async () => {
+    await window.onemap.ready;
+    const { map } = window.onemap.widgets[0];
+    if (!map.loaded()) await new Promise((r) => map.once('idle', r));
+  });
+  return page;
+}
+
+/** Click the drill-down item of `level` and `id`; wait for the panel to load there. */
+async function clickDown(page, level, id) {
+  const item = page.locator(`[data-testid=onemap-drill-item][data-level=${level}][data-id="${id}"]`);
+  check(await item.count() === 1, () => `no ${level} ${id} in the drill-down list`);
+  await item.click();
+  return panel(page, level, id);
+}
+
+async function panel(page, level, id) {
+  await page.waitForFunction(([l, i]) => {
+    const p = window.onemap.widgets[0].panel;
+    return p && p.level === l && p.id === i && !p.loading;
+  }, [level, id], { timeout: 30000 });
+  return page.evaluate(() => {
+    const p = window.onemap.widgets[0].panel;
+    return { level: p.level, id: p.id, name: p.name, status: p.status, denied: p.denied,
+      childLevel: p.childLevel, childCount: p.childCount,
+      children: p.children.map((c) => ({ id: c.id, name: c.name })) };
+  });
+}
+
+const residentNamesOn = (page) => page.evaluate((names) => {
+  const text = document.body.innerText;
+  return names.filter((n) => text.includes(n));
+}, CITY.resident_names);
+
+await main(async (browser) => {
+  const dir = path.join(ARTIFACTS, 'widget');
+  mkdirSync(dir, { recursive: true });
+
+  // --- the grid's worker ---------------------------------------------------------
+  const page = await open(browser, PARAMS.hosts.worker, 'worker');
+  check(new URL(page.url()).origin !== new URL(process.env.BASE_URL).origin,
+    'the host page must not come from onemap');
+  // a layer off and on through the layer switcher
+  const toggle = page.getByTestId('onemap-layer-toggle').first();
+  const group = await toggle.getAttribute('data-layer');
+  const layerIds = await page.evaluate(() => window.onemap.widgets[0].map.getStyle().layers
+    .map((l) => l.id));
+  const visible = () => page.evaluate((ids) => {
+    const { map } = window.onemap.widgets[0];
+    return ids.filter((id) => map.getLayoutProperty(id, 'visibility') !== 'none').length;
+  }, layerIds);
+  const before = await visible();
+  // (reported, not checked here, so that the drill-down is tested whatever happens)
+  const box = () => page.locator(`[data-testid=onemap-layer-toggle][data-layer="${group}"]`);
+  const checkedBefore = await box().isChecked();
+  await box().click();
+  const hidden = await visible();
+  const groupLayers = await page.evaluate((g) => {
+    const w = window.onemap.widgets[0];
+    return w.map.getStyle().layers.filter((l) => (l['source-layer'] || l.id) === g && l.source)
+      .map((l) => [l.id, w.map.getLayoutProperty(l.id, 'visibility') || 'visible']);
+  }, group);
+  const checkedOff = await box().isChecked();
+  await box().click();
+  const toggled = { group, before, hidden, restored: await visible(), checked_before: checkedBefore,
+    checked_after_off: checkedOff, checked_after_on: await box().isChecked(),
+    group_layers_after_off: groupLayers };
+
+  // drill-down by clicking, grid → household
+  await page.evaluate((id) => window.onemap.widgets[0].drill('grid', id), CITY.grid.id);
+  const grid = await panel(page, 'grid', CITY.grid.id);
+  check(!grid.denied && grid.name, `the worker may not open grid ${CITY.grid.id}`);
+  await clickDown(page, 'compound', H.compound_id);
+  await clickDown(page, 'building', H.building_id);
+  await clickDown(page, 'unit', H.unit_id);
+  const household = await clickDown(page, 'household', H.id);
+  const named = household.children.filter((c) => c.name);
+  check(household.childLevel === 'resident' && named.length === CITY.resident_names.length,
+    () => `household ${H.id} lists ${JSON.stringify(household.children)}`);
+  const shown = await residentNamesOn(page);
+  check(shown.length === CITY.resident_names.length,
+    `the panel shows ${shown.length} of ${CITY.resident_names.length} residents' names`);
+  const stats = await page.getByTestId('onemap-drill-stats').count();
+  await page.screenshot({ path: path.join(dir, 'worker-household.png') });
+
+  // --- the worker of another grid --------------------------------------------------
+  const other = await open(browser, PARAMS.hosts.other_worker, 'other_worker');
+  await other.evaluate((id) => window.onemap.widgets[0].drill('household', id), H.id);
+  const foreign = await panel(other, 'household', H.id);
+  const foreignNamed = foreign.children.filter((c) => c.name);
+  check(foreignNamed.length === 0, () => `another grid's worker sees residents ${
+    JSON.stringify(foreignNamed)}`);
+  check((await residentNamesOn(other)).length === 0, 'a resident name is on the other worker page');
+  await other.evaluate((id) => window.onemap.widgets[0].drill('grid', id), CITY.grid.id);
+  const foreignGrid = await panel(other, 'grid', CITY.grid.id);
+  check((await residentNamesOn(other)).length === 0, 'a resident name is on the other worker page');
+  await other.screenshot({ path: path.join(dir, 'other-worker-household.png') });
+
+  return { toggled, grid, household, stats_tables: stats,
+    foreign, foreign_grid: foreignGrid };
+});
