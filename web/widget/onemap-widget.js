@@ -247,10 +247,10 @@
       var src = this.map.getSource(id);
       if (!bounds && src && src.bounds) bounds = src.bounds;
     }, this);
+    // A style that states its view keeps it; otherwise the data's extent.
+    if (style.center && (style.center[0] || style.center[1])) return;
     if (bounds && bounds[0] > -180) {
-      var cx = (bounds[0] + bounds[2]) / 2;
-      var cy = (bounds[1] + bounds[3]) / 2;
-      this.map.jumpTo({ center: [cx, cy], zoom: 13 });
+      this.map.fitBounds([[bounds[0], bounds[1]], [bounds[2], bounds[3]]], { duration: 0, padding: 20 });
     }
   };
 
@@ -351,7 +351,7 @@
   Widget.prototype._groupLabel = function (group) {
     var lang = this.lang;
     var entry = this.legend.filter(function (e) {
-      return e.layer === group.key || group.layers.indexOf(e.layer) >= 0 || e["source-layer"] === group.key;
+      return e.layer === group.key || group.layers.indexOf(e.layer) >= 0 || e["source-layer"] === group.key || e.source_layer === group.key;
     })[0];
     if (entry) {
       var label = lang === "zh" ? entry.label_zh : entry.label_en;
