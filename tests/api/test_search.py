@@ -111,3 +111,17 @@ def test_bad_input_is_400(clients: dict[str, Any], params: dict[str, str]) -> No
     response = clients["public"].get("/search", params=params)
     assert response.status_code == 400, response.text
     assert response.json()["code"] == "InvalidInputError"
+
+
+def test_migration_runs_again_and_indexes_exist(conn: psycopg.Connection[Any]) -> None:
+    from importlib import resources
+
+    text = resources.files("spatial.sql").joinpath("160_search.sql").read_text(encoding="utf-8")
+    conn.execute(text)  # re-runnable: a second application changes nothing
+    conn.execute(text)
+    names = {r["indexname"] for r in conn.execute(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = 'onemap' AND indexname LIKE '%trgm%'"
+    ).fetchall()}
+    assert names == {"building_name_trgm_idx", "building_address_trgm_idx",
+                     "compound_name_trgm_idx", "compound_address_trgm_idx",
+                     "household_room_no_trgm_idx", "alley_name_trgm_idx"}
