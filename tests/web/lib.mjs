@@ -5,7 +5,6 @@
 // "log": [...]}) and exit code 0 or 1. check(cond, message) is the assertion: its
 // message is what pytest shows.
 import { createRequire } from 'node:module';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,7 +19,6 @@ export const USERS = json('CREDENTIALS', {});
 export const CITY = json('CITY', {});
 export const PARAMS = json('PARAMS', {});
 export const ARTIFACTS = process.env.ARTIFACTS || path.join(ROOT, 'var', 'test-artifacts');
-export const MAPLIBRE_DIST = path.join(ROOT, 'web', 'node_modules', 'maplibre-gl', 'dist');
 
 export class CheckFailed extends Error {}
 
@@ -42,23 +40,6 @@ export function watch(page, label = 'page') {
     if (r.status() >= 400) LOG.push(`[${label}] HTTP ${r.status()} ${r.url().slice(0, 200)}`);
   });
   return page;
-}
-
-/** Serve MapLibre from web/node_modules for pages that do not get it from the server. */
-export async function routeMaplibre(context, prefix) {
-  await context.route(`${prefix}/maplibre-gl.js`, (route) =>
-    route.fulfill({ body: readFileSync(path.join(MAPLIBRE_DIST, 'maplibre-gl.js')),
-      contentType: 'text/javascript' }));
-  await context.route(`${prefix}/maplibre-gl.css`, (route) =>
-    route.fulfill({ body: readFileSync(path.join(MAPLIBRE_DIST, 'maplibre-gl.css')),
-      contentType: 'text/css' }));
-}
-
-/** The JSON of a GET on the live server (with an optional user's bearer token). */
-export async function getJSON(pathname, user) {
-  const headers = user ? { Authorization: `Bearer ${user.token}` } : {};
-  const r = await fetch(BASE + pathname, { headers });
-  return { status: r.status, body: r.ok ? await r.json() : await r.text() };
 }
 
 /** Await `probe()` until it returns a truthy value; fail with `message` after `timeout` ms. */

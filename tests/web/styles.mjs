@@ -9,8 +9,7 @@
 //          missing: [source layers], unseen: [style layers], screenshot, style_layers}}.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { ARTIFACTS, BASE, CITY, PARAMS, USERS, check, log, main, routeMaplibre, watch }
-  from './lib.mjs';
+import { ARTIFACTS, BASE, CITY, PARAMS, USERS, check, main, watch } from './lib.mjs';
 
 const PAGE = `${BASE}/__onemap_test__`;
 const viewer = USERS.admin;
@@ -137,15 +136,13 @@ async function renderStyle(page, id, style) {
 
 await main(async (browser) => {
   const context = await browser.newContext({ viewport: { width: 1024, height: 768 } });
-  const served = (await fetch(`${BASE}/static/maplibre-gl/maplibre-gl.js`, { method: 'HEAD' })).ok;
-  const maplibre = served ? `${BASE}/static/maplibre-gl` : `${PAGE}/maplibre`;
-  if (!served) await routeMaplibre(context, `${PAGE}/maplibre`);
-  log(`maplibre from ${maplibre}`);
+  // MapLibre as every client gets it: from the server's npm copy, never a CDN
+  const maplibre = `${BASE}/static/maplibre-gl`;
   await context.route(`${PAGE}/map.html`, (route) =>
     route.fulfill({ body: hostPage(maplibre), contentType: 'text/html' }));
   const page = watch(await context.newPage(), 'styles');
   await page.goto(`${PAGE}/map.html`);
-  await page.waitForFunction(() => window.map && window.map.loaded());
+  await page.waitForFunction(() => window.map && window.map.loaded(), null, { timeout: 30000 });
   const webgl = await page.evaluate(() => !!document.createElement('canvas').getContext('webgl2'));
   check(webgl, 'no WebGL2 in headless Chromium');
 
