@@ -191,9 +191,12 @@ def _make_users(conn: psycopg.Connection[Any], facts: dict[str, Any]) -> dict[st
 
 
 @pytest.fixture(scope="session")
-def web_city(server_conninfo: str, template_db: str,
+def web_city(browser_tools: dict[str, str], server_conninfo: str, template_db: str,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebCity]:
-    """A clone of the template with the S city generated into it, and its users."""
+    """A clone of the template with the S city generated into it, and its users.
+
+    Asks for the browser first: without one there is nothing to generate a city for.
+    """
     from spatial.db import connect
     from spatial.synth import generate
 
