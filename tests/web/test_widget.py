@@ -20,13 +20,16 @@ import pytest
 
 from tests.web.conftest import LiveServer, Runner, WebCity, free_port
 
+#: Who embeds the widget: the external system with its API key, the others with a token.
+USERS = ("worker", "other_worker", "analyst", "external")
+
 HOST_PAGE = """<!doctype html>
 <html lang="zh"><head><meta charset="utf-8">
 <title>街道指挥中心 / Street-office console</title></head>
 <body style="margin:0;font-family:sans-serif">
 <h1 style="font-size:16px;margin:8px">街道指挥中心 · 网格管理 (host page, not onemap)</h1>
 <script src="{base}/widget/onemap-widget.js"></script>
-<div data-onemap-theme="grid_management" data-onemap-base="{base}" data-onemap-token="{token}"
+<div data-onemap-theme="grid_management" data-onemap-base="{base}" {credential}
      data-onemap-lang="zh" data-onemap-center="{lon},{lat}" data-onemap-zoom="16"
      style="height:720px"></div>
 </body></html>
@@ -39,10 +42,12 @@ def host_pages(live_server: LiveServer, web_city: WebCity,
     """Host pages for the worker and the other grid's worker, on their own server."""
     root = tmp_path_factory.mktemp("host")
     lon, lat = web_city.facts["household"]["point"]
-    for user in ("worker", "other_worker"):
+    for user in USERS:
+        who = web_city.users[user]
+        credential = (f'data-onemap-key="{who["api_key"]}"' if user == "external"
+                      else f'data-onemap-token="{who["token"]}"')
         (root / f"{user}.html").write_text(HOST_PAGE.format(
-            base=live_server.url, token=web_city.users[user]["token"], lon=lon, lat=lat),
-            encoding="utf-8")
+            base=live_server.url, credential=credential, lon=lon, lat=lat), encoding="utf-8")
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind",
                              "127.0.0.1", "--directory", str(root)],
@@ -57,7 +62,7 @@ def host_pages(live_server: LiveServer, web_city: WebCity,
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "the host page server did not start"
                 time.sleep(0.1)
-        yield {user: f"{url}/{user}.html" for user in ("worker", "other_worker")}
+        yield {user: f"{url}/{user}.html" for user in USERS}
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -96,6 +101,22 @@ def test_other_grids_worker_sees_no_resident(session: dict[str, Any]) -> None:
     foreign = session["foreign"]
     assert all(c["name"] is None for c in foreign["children"])
     assert foreign["denied"] or not foreign["children"]
+
+
+@pytest.mark.parametrize("user", ["analyst", "external"])
+def test_analyst_and_external_system_see_no_resident_name(session: dict[str, Any],
+                                                          user: str) -> None:
+    seen = session["masked"][user]
+    assert seen["names_on_page"] == []
+    assert seen["rendered"] > 0  # the widget loaded and drew the map
+
+
+def test_analyst_sees_the_households_residents_masked(session: dict[str, Any],
+                                                     web_city: WebCity) -> None:
+    seen = session["masked"]["analyst"]
+    names = web_city.facts["resident_names"]
+    assert seen["childCount"] == len(names)  # counts, not names
+    assert not {c["name"] for c in seen["children"]} & set(names)
 
 
 def test_screenshots_saved(session: dict[str, Any]) -> None:

@@ -1,11 +1,13 @@
 // The staff-console widget embedded in plain host pages of another origin.
 //
-// PARAMS.hosts: {worker: url, other_worker: url}: host pages (one <script>, one <div>)
-// served from a temporary directory, each with that user's token. The worker of the
+// PARAMS.hosts: {worker, other_worker, analyst, external}: host pages (one <script>, one
+// <div>) served from a temporary directory, each with that user's token (the external
+// system: its API key). The worker of the
 // grid loads the widget, toggles a layer off and on in the layer switcher, and drills
 // grid → compound → building → unit → household by clicking the panel's items, and
 // sees the household's residents by name; the worker of another grid opens the same
-// household and grid and sees no resident's name anywhere on the page.
+// household and grid and sees no resident's name anywhere on the page; neither do the
+// analyst (masked names) and an external system embedding with an API key.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { ARTIFACTS, CITY, PARAMS, check, main, watch } from './lib.mjs';
@@ -115,6 +117,18 @@ await main(async (browser) => {
   check((await residentNamesOn(other)).length === 0, 'a resident name is on the other worker page');
   await other.screenshot({ path: path.join(dir, 'other-worker-household.png') });
 
-  return { toggled, grid, household, stats_tables: stats,
+  // --- the analyst (token) and an external system (API key): no names either ------
+  const masked = {};
+  for (const who of ['analyst', 'external']) {
+    const p = await open(browser, PARAMS.hosts[who], who);
+    await p.evaluate((id) => window.onemap.widgets[0].drill('household', id), H.id);
+    masked[who] = await panel(p, 'household', H.id);
+    masked[who].names_on_page = await residentNamesOn(p);
+    masked[who].rendered = await p.evaluate(() =>
+      window.onemap.widgets[0].map.queryRenderedFeatures().length);
+    await p.context().close();
+  }
+
+  return { toggled, masked, grid, household, stats_tables: stats,
     foreign, foreign_grid: foreignGrid };
 });
