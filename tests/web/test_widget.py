@@ -73,10 +73,6 @@ def session(run_script: Runner, host_pages: dict[str, str]) -> dict[str, Any]:
     return run_script("widget", hosts=host_pages)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "web/widget/onemap-widget.js: the switcher's change handler passes box.checked to "
-    "setLayerVisible for each layer of the group, and setLayerVisible resets box.checked "
-    "while the group's other layers are still visible: only the first layer is hidden"))
 def test_loads_and_toggles_a_layer(session: dict[str, Any]) -> None:
     """Switching a layer off hides every style layer drawing it; on shows them again."""
     toggled = session["toggled"]

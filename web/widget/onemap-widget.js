@@ -427,7 +427,9 @@
       var box = el("input", { type: "checkbox", testid: "onemap-layer-toggle", "data-layer": g.key });
       box.checked = visible;
       box.addEventListener("change", function () {
-        g.layers.forEach(function (id) { self.setLayerVisible(id, box.checked); });
+        // Read once: setLayerVisible re-syncs the boxes after each layer.
+        var on = box.checked;
+        g.layers.forEach(function (id) { self.setLayerVisible(id, on); });
       });
       list.appendChild(el("label", { style: "display:block" }, [box, " " + self._groupLabel(g)]));
     });
