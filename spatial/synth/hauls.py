@@ -60,6 +60,9 @@ class Trip:
     waybill: bool
     volume: float
     id: int = 0
+    #: The waybill's planned route: the road path from the site to the contracted
+    #: disposal site (the haul's own path unless the truck went elsewhere).
+    planned: Path | None = None
 
     @property
     def reason(self) -> str | None:
@@ -248,7 +251,8 @@ def plan(
                     stay(clock[0] + trng.uniform(300, 900), d, True)
                     tp.trips.append(Trip(tid, s, d, c, load_start, haul, clock[0], night,
                                          not (night and flag[i, k] == "no_waybill"),
-                                         round(capacity * trng.uniform(0.85, 1.0), 2)))
+                                         round(capacity * trng.uniform(0.85, 1.0), 2),
+                                         planned=haul.path if d is c else routes.get(s, c)))
                     back = routes.get(d, s)
                     if clock[0] + back.length / 8.0 < last_load:
                         drive(back, f, trng)

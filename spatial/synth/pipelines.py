@@ -726,8 +726,104 @@ def write_sensors(ctx: CityContext, networks: dict[str, dict[str, Any]]) -> None
             on="sensor_id")
 
 
+#: Utility tunnels per scale, and the road classes they run under (widest first).
+TUNNELS_PER_SCALE = {"S": 1, "M": 3, "L": 10}
+TUNNEL_CLASSES = ("expressway", "arterial", "secondary")
+#: Half the width of a tunnel's outline (a two- or three-cabin tunnel is 6–9 m wide).
+TUNNEL_HALF_WIDTH_M = 4.0
+#: Lateral offset of the tunnel under the road (to the right of the canonical direction).
+TUNNEL_OFFSET_M = -8.0
+TUNNEL_OPERATOR = "北京市政综合管廊运营有限公司"
+
+
+def build_tunnels(ctx: CityContext) -> dict[str, Any]:
+    """Utility tunnels (综合管廊) under the longest main roads.
+
+    A tunnel follows one named road of the widest classes (the longest roads
+    first) along its whole length, 8 m to the right of its canonical
+    direction, and always carries water, power and telecom, often heat, now
+    and then gas and drainage. The S city gets one, M three, L ten.
+
+    Parameters
+    ----------
+    ctx : CityContext
+        Needs ``frames["road"]`` (metres).
+
+    Returns
+    -------
+    dict
+        Truth facts: how many tunnels, and the roads they follow.
+    """
+    rng = ctx.rng("pipelines.tunnels")
+    roads = ctx.frames["road"]
+    want = TUNNELS_PER_SCALE.get(ctx.scale.name, 1)
+    chosen: list[tuple[str, str, list[Any]]] = []
+    for cls in TUNNEL_CLASSES:
+        sub = roads[(roads["road_class"] == cls) & roads["name"].notna()]
+        if len(sub) == 0:
+            continue
+        length = sub.assign(_len=shapely.length(np.asarray(sub.geometry.values))) \
+            .groupby("name", sort=True)["_len"].sum()
+        ranked = sorted(length.items(), key=lambda kv: (-round(float(kv[1]), 1), str(kv[0])))
+        for name, _ in ranked:
+            if len(chosen) >= want:
+                break
+            pieces = sub[sub["name"] == name].sort_values("id").geometry.values
+            chosen.append((str(name), cls, list(pieces)))
+        if len(chosen) >= want:
+            break
+    if not chosen:
+        return {"tunnels": 0}
+    geoms, footprints = [], []
+    for _, _, pieces in chosen:
+        # Join the road's pieces first, so the offset line has no breaks at its bends.
+        centre = shapely.line_merge(shapely.union_all(pieces))
+        lines = []
+        for line in shapely.get_parts(centre):
+            c = np.asarray(shapely.get_coordinates(line), float)
+            if len(c) < 2:
+                continue
+            if not canonical(c[0], c[-1]):
+                c = c[::-1]
+            lines.append(shapely.LineString(offset_polyline(c, TUNNEL_OFFSET_M)))
+        multi = shapely.MultiLineString(lines)
+        geoms.append(multi)
+        outline = shapely.buffer(multi, TUNNEL_HALF_WIDTH_M, cap_style="flat")
+        footprints.append(outline if isinstance(outline, shapely.MultiPolygon)
+                          else shapely.MultiPolygon([outline]))
+    n = len(chosen)
+    ids = ctx.ids.take("utility_tunnel", n)
+    utilities = []
+    for _ in range(n):
+        carried = {"water", "power", "telecom"}
+        if rng.random() < 0.7:
+            carried.add("heat")
+        if rng.random() < 0.3:
+            carried.add("gas")
+        if rng.random() < 0.2:
+            carried.add("drainage")
+        utilities.append([u for u in ("water", "drainage", "gas", "heat", "power", "telecom")
+                          if u in carried])
+    status = np.where(rng.random(n) < 0.9, "in_service", "under_repair")
+    if n >= 5:  # a large city has one still being built
+        status[-1] = "under_construction"
+    tunnels = gpd.GeoDataFrame({
+        "id": ids,
+        "code": [f"GL-{i:04d}" for i in ids],
+        "name": [f"{name}综合管廊" for name, _, _ in chosen],
+        "utilities": utilities,
+        "operator": TUNNEL_OPERATOR,
+        "status": status,
+        "footprint": footprints,
+    }, geometry=gpd.GeoSeries(geoms, crs=METRIC_EPSG), crs=METRIC_EPSG)
+    ctx.writer.copy_frame("utility_tunnel", tunnels, geometry=("geom", "footprint"))
+    ctx.frames["utility_tunnel"] = tunnels
+    return {"tunnels": n, "roads": [name for name, _, _ in chosen],
+            "offset_m": TUNNEL_OFFSET_M}
+
+
 def build(ctx: CityContext) -> None:
-    """Lay the four networks and their sensors.
+    """Lay the four networks, their sensors and the utility tunnels.
 
     Parameters
     ----------
@@ -747,4 +843,5 @@ def build(ctx: CityContext) -> None:
                                    "valves": len(net.valves), "offset_m": utility.offset_m}
             task.advance()
     write_sensors(ctx, networks)
+    facts["utility_tunnel"] = build_tunnels(ctx)
     ctx.truth["pipelines"] = facts

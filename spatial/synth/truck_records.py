@@ -252,7 +252,7 @@ def records(ctx: CityContext, net: RoadNetwork, period: Period, plan: Plan,
             rec.waybills.append((
                 wid, f"YD{day}{wid:07d}", trip.truck_id, trip.site.id, trip.contracted.id,
                 at(issued), at(issued), at(issued + 4 * 3600), by_id[trip.truck_id].capacity,
-                "completed" if ok and trip.reason is None else "expired"))
+                "completed" if ok and trip.reason is None else "expired", trip.planned))
         if ok:
             entries.append((t_in, trip, wid if trip.reason is None else None))
         rec.trips.append((
@@ -352,9 +352,15 @@ def _spills(ctx: CityContext, net: RoadNetwork, period: Period, plan: Plan, road
 def write_records(ctx: CityContext, rec: Records) -> None:
     """COPY waybills, entries, hits, spills and the truth tables."""
     w = ctx.writer
+    # The planned route (the last item, a Path or None) as EWKB, each path converted once.
+    planned = list({id(r[-1]): r[-1] for r in rec.waybills
+                    if r[-1] is not None and len(r[-1].xy) >= 2}.values())
+    routes: dict[int, str | None] = dict(zip(
+        [id(p) for p in planned], to_ewkb_hex([p.linestring() for p in planned]),
+        strict=True)) if planned else {}
     w.copy_rows("waybill", ["id", "code", "truck_id", "construction_site_id", "disposal_site_id",
-                            "issued_at", "valid_from", "valid_to", "volume_m3", "status"],
-                rec.waybills)
+                            "issued_at", "valid_from", "valid_to", "volume_m3", "status", "geom"],
+                ((*r[:-1], routes.get(id(r[-1]))) for r in rec.waybills))
     w.copy_rows("disposal_entry", ["id", "external_ref", "disposal_site_id", "truck_id",
                                    "plate_number", "waybill_id", "entered_at", "volume_m3"],
                 rec.entries)

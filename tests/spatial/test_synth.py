@@ -68,13 +68,56 @@ def test_every_step_writes_its_layers(two_cities: list[str]) -> None:
                   "alley_problem", "refuse_facility", "refuse_load_reading", "event",
                   "key_unit", "hazard_source", "truck", "truck_gps", "waybill",
                   "construction_site", "disposal_site", "disposal_entry", "checkpoint",
-                  "checkpoint_hit", "spill_report"):
+                  "checkpoint_hit", "spill_report", "utility_tunnel"):
         assert counts[table] > 0, f"{table} is empty"
     # what is not the city survives its generation: who may read what, above all
     assert counts["layer_access"] >= 35 and counts["tile_version"] > 0
     assert generation["scale"] == "S" and generation["seed"] == 5
     assert generation["row_counts"]["household"] == counts["household"]
     assert next(s for s, _ in STEPS) == "city"
+
+
+def test_utility_tunnels_run_under_main_roads(two_cities: list[str]) -> None:
+    """The S city has a tunnel named after the main road it follows, under that road."""
+    with connect(two_cities[0], autocommit=True) as conn:
+        tunnels = conn.execute(
+            "SELECT t.code, t.name, t.utilities, t.status, ST_Length(t.geom::geography) AS len, "
+            "ST_Within(t.geom, ST_Buffer(t.footprint, 0.000001)) AS inside, "
+            "(SELECT ST_Length(ST_Intersection(t.geom, ST_SetSRID(ST_Buffer(ST_Collect(r.geom)"
+            "::geography, 15)::geometry, 4490))::geography) FROM onemap.road r "
+            " WHERE r.road_class IN ('expressway', 'arterial', 'secondary') "
+            "   AND t.name = r.name || '综合管廊' AND ST_DWithin(r.geom, t.geom, 0.001)) AS under "
+            "FROM onemap.utility_tunnel t ORDER BY t.id").fetchall()
+        facts = conn.execute(
+            "SELECT facts -> 'pipelines' -> 'utility_tunnel' AS f FROM truth.generation"
+        ).fetchone()["f"]
+    assert len(tunnels) >= 1 and facts["tunnels"] == len(tunnels)
+    for t in tunnels:
+        assert t["name"].endswith("综合管廊") and t["code"].startswith("GL-")
+        assert {"water", "power", "telecom"} <= set(t["utilities"])
+        assert t["status"] in ("in_service", "under_repair", "under_construction")
+        assert t["len"] > 200 and t["inside"]
+        # all of it lies within 15 m of the road it is named after
+        assert t["under"] is not None and t["under"] >= 0.99 * t["len"], t
+
+
+def test_waybills_carry_the_planned_route(two_cities: list[str]) -> None:
+    """Each waybill's line runs from its construction site to its disposal site."""
+    with connect(two_cities[0], autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) AS n, count(w.geom) AS routed, "
+            "count(*) FILTER (WHERE ST_DWithin(ST_StartPoint(w.geom)::geography, "
+            "  c.geom::geography, 60)) AS from_site, "
+            "count(*) FILTER (WHERE ST_DWithin(ST_EndPoint(w.geom)::geography, "
+            "  d.geom::geography, 60)) AS to_disposal, "
+            "min(ST_Length(w.geom::geography) / nullif(ST_Distance(c.geom::geography, "
+            "  d.geom::geography), 0)) AS detour "
+            "FROM onemap.waybill w "
+            "JOIN onemap.construction_site c ON c.id = w.construction_site_id "
+            "JOIN onemap.disposal_site d ON d.id = w.disposal_site_id").fetchone()
+    assert row["n"] > 0 and row["routed"] == row["n"]
+    assert row["from_site"] == row["n"] and row["to_disposal"] == row["n"]
+    assert row["detour"] >= 1.0
 
 
 def test_same_seed_same_city_other_seed_other_city(two_cities: list[str]) -> None:

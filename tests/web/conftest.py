@@ -125,15 +125,10 @@ def _city_facts(conn: psycopg.Connection[Any]) -> dict[str, Any]:
 def _fill_gaps(conn: psycopg.Connection[Any]) -> None:
     """Rows for the layers the generator leaves empty, so that every layer draws.
 
-    The generated city has no utility tunnel, no lit/unlit road stretches (the
-    unlit-roads analysis writes them) and waybills without a route line.
+    The generated city has no lit/unlit road stretches (the unlit-roads
+    analysis writes them).
     """
     with conn.transaction():
-        conn.execute(
-            "INSERT INTO onemap.utility_tunnel (code, name, utilities, geom) "
-            "SELECT 'WEB-UT-1', '综合管廊(测试)', ARRAY['water', 'power'], ST_Multi(geom) "
-            "FROM onemap.road WHERE NOT EXISTS (SELECT FROM onemap.utility_tunnel) "
-            "ORDER BY ST_Length(geom) DESC, id LIMIT 1")
         conn.execute(
             "INSERT INTO onemap.road_lighting_segment "
             "(road_id, from_fraction, to_fraction, state, reason, length_m, geom) "
@@ -143,10 +138,6 @@ def _fill_gaps(conn: psycopg.Connection[Any]) -> None:
             "CROSS JOIN (VALUES (0.0, 0.6, 'lit', NULL), (0.6, 1.0, 'unlit', 'lamp_fault')) "
             "AS s (a, b, state, reason) "
             "WHERE NOT EXISTS (SELECT FROM onemap.road_lighting_segment)")
-        conn.execute(
-            "UPDATE onemap.waybill w SET geom = ST_MakeLine(ST_PointOnSurface(c.geom), "
-            "ST_PointOnSurface(d.geom)) FROM onemap.construction_site c, onemap.disposal_site d "
-            "WHERE w.geom IS NULL AND c.id = w.construction_site_id AND d.id = w.disposal_site_id")
 
 
 def _layer_points(conn: psycopg.Connection[Any]) -> dict[str, list[float]]:
