@@ -7,10 +7,14 @@ Tests that need the database skip only when none is reachable; with
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +67,61 @@ def server_conninfo() -> str:
 
 def _admin(info: str) -> psycopg.Connection[Any]:
     return psycopg.connect(info, autocommit=True)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (127.0.0.1)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def live_uvicorn(env: dict[str, str], log: Path) -> Iterator[str]:
+    """``uvicorn spatial.ogc.app:create_app`` in a subprocess on a free port; yields its URL.
+
+    ``env`` is added to the environment (``DATABASE_URL`` …); ``ONEMAP_URL`` and
+    no-proxy settings are set here. Output goes to ``log``; the test fails with
+    its tail if the server exits or does not answer within 120 s (a bound on
+    start-up, not a speed check). The server is stopped on exit.
+    """
+    import httpx
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    full = {**os.environ, **env, "ONEMAP_URL": url, "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost"}
+    with log.open("w", encoding="utf-8") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "spatial.ogc.app:create_app",
+             "--host", "127.0.0.1", "--port", str(port)],
+            cwd=Path(__file__).resolve().parents[1], env=full, stdout=out,
+            stderr=subprocess.STDOUT)
+
+    def tail() -> str:
+        return log.read_text(encoding="utf-8", errors="replace")[-3000:]
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"uvicorn exited {proc.returncode}:\n{tail()}")
+            try:
+                if httpx.get(f"{url}/conformance?f=json", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"uvicorn did not answer:\n{tail()}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def create_database(info: str, name: str, template: str | None = None) -> str:

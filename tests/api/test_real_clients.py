@@ -15,7 +15,6 @@ import shutil
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from psycopg import sql
 
 from spatial.ogc.coverage import RASTER_DIR_ENV
 from tests.api.test_coverages import tiny_city_clone, write_test_rasters
+from tests.conftest import live_uvicorn
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The western grid's compound: four of the tiny city's eight buildings (test_server).
@@ -49,10 +49,6 @@ class Server:
                 if f'"GET {path}' in line]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -62,38 +58,10 @@ def server(server_conninfo: str, template_db: str,
     tmp = tmp_path_factory.mktemp("server")
     write_test_rasters(tmp)
     with tiny_city_clone(server_conninfo, template_db) as database:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
         log = tmp / "uvicorn.log"
-        env = {**os.environ, "DATABASE_URL": database, "ONEMAP_URL": url,
-               RASTER_DIR_ENV: str(tmp), "NO_PROXY": "127.0.0.1,localhost",
-               "no_proxy": "127.0.0.1,localhost"}
-        with log.open("w", encoding="utf-8") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "--factory", "spatial.ogc.app:create_app",
-                 "--host", "127.0.0.1", "--port", str(port)],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 120  # a bound on start-up, not a speed check
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"uvicorn exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-                try:
-                    if httpx.get(f"{url}/conformance?f=json", timeout=5).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"uvicorn did not answer:\n{log.read_text()[-3000:]}")
-                time.sleep(0.2)
+        env = {"DATABASE_URL": database, RASTER_DIR_ENV: str(tmp)}
+        with live_uvicorn(env, log) as url:
             yield Server(url, database, log)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def gdal(tool: str) -> str:

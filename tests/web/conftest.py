@@ -17,23 +17,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 import yaml
 from psycopg import sql
 
-from tests.conftest import create_database, drop_database
+from tests.conftest import create_database, drop_database, live_uvicorn
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -58,10 +54,6 @@ def _missing(what: str) -> None:
     pytest.skip(f"{what} is missing: `make install` installs it")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -231,39 +223,11 @@ def live_server(web_city: WebCity,
     """``uvicorn spatial.ogc.app:create_app`` on a free port over the S city."""
     tmp = tmp_path_factory.mktemp("web-server")
     photos = tmp / "photos"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     log = tmp / "uvicorn.log"
-    env = {**os.environ, "DATABASE_URL": web_city.database, "ONEMAP_URL": url,
-           "ONEMAP_RASTER_DIR": web_city.facts["raster_dir"], "ONEMAP_PHOTO_DIR": str(photos),
-           "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
-    with log.open("w", encoding="utf-8") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "spatial.ogc.app:create_app",
-             "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = LiveServer(url, web_city.database, log, photos)
-    try:
-        deadline = time.monotonic() + 120  # a bound on start-up, not a speed check
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"uvicorn exited {proc.returncode}:\n{server.log_tail()}")
-            try:
-                if httpx.get(f"{url}/conformance?f=json", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"uvicorn did not answer:\n{server.log_tail()}")
-            time.sleep(0.2)
-        yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    env = {"DATABASE_URL": web_city.database,
+           "ONEMAP_RASTER_DIR": web_city.facts["raster_dir"], "ONEMAP_PHOTO_DIR": str(photos)}
+    with live_uvicorn(env, log) as url:
+        yield LiveServer(url, web_city.database, log, photos)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.web.conftest import LiveServer, Runner, WebCity, free_port
+from tests.conftest import free_port
+from tests.web.conftest import LiveServer, Runner, WebCity
 
 #: Who embeds the widget: the external system with its API key, the others with a token.
 USERS = ("worker", "other_worker", "analyst", "external")
