@@ -29,6 +29,14 @@ class InvalidInputError(OnemapError):
     """A caller sent something that cannot be processed (maps to 400)."""
 
 
+class PayloadTooLargeError(InvalidInputError):
+    """The request body is bigger than the resource accepts (413)."""
+
+
+class UnsupportedMediaTypeError(InvalidInputError):
+    """The request body is of a media type the resource does not accept (415)."""
+
+
 class NotFoundError(OnemapError):
     """A requested object does not exist or is outside the caller's scope (404)."""
 
@@ -48,6 +56,8 @@ class ConflictError(OnemapError):
 #: Error class → HTTP status, used by the web edge. Subclasses inherit the
 #: status of their nearest listed ancestor.
 HTTP_STATUS: dict[type[OnemapError], int] = {
+    PayloadTooLargeError: 413,
+    UnsupportedMediaTypeError: 415,
     InvalidInputError: 400,
     AuthenticationError: 401,
     PermissionDeniedError: 403,

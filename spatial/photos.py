@@ -27,7 +27,13 @@ from typing import Any
 
 import psycopg
 
-from spatial.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from spatial.errors import (
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    UnsupportedMediaTypeError,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -38,11 +44,11 @@ MAX_BYTES = 8 * 1024 * 1024
 MEDIA_TYPES: dict[str, str] = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 
 
-class PhotoTooLargeError(InvalidInputError):
+class PhotoTooLargeError(PayloadTooLargeError):
     """The photo is bigger than :data:`MAX_BYTES` (HTTP 413)."""
 
 
-class UnsupportedPhotoTypeError(InvalidInputError):
+class UnsupportedPhotoTypeError(UnsupportedMediaTypeError):
     """The photo is not a JPEG, PNG or WebP image (HTTP 415)."""
 
 

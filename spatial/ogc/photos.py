@@ -8,7 +8,9 @@ bytes (an upload sent again); 400 when the bytes are not the declared type,
 photos, ``GET .../photos/{photo_id}`` answers the bytes. Everything runs on
 the caller's connection (:func:`spatial.access.request_connection`), so the
 database decides who may see or attach (row-level security, migration 165);
-the checks themselves are :mod:`spatial.photos`.
+the checks themselves are :mod:`spatial.photos`. Errors are answered by the
+application's handler of :class:`spatial.errors.OnemapError` (statuses from
+:data:`spatial.errors.HTTP_STATUS`).
 """
 
 from __future__ import annotations
@@ -23,22 +25,12 @@ from starlette.routing import BaseRoute, Route
 
 from spatial import photos
 from spatial.access import Principal, check_can_read, current_principal, request_connection
-from spatial.errors import InvalidInputError, OnemapError, http_status
+from spatial.errors import InvalidInputError
+from spatial.settings import get_settings
 
 LOGGER = logging.getLogger(__name__)
 
 _BASE = "/collections/event/items/{event_id}/photos"
-
-
-def _error(exc: OnemapError) -> JSONResponse:
-    if isinstance(exc, photos.PhotoTooLargeError):
-        status = 413
-    elif isinstance(exc, photos.UnsupportedPhotoTypeError):
-        status = 415
-    else:
-        status = http_status(exc)
-    return JSONResponse({"code": type(exc).__name__, "description": str(exc)},
-                        status_code=status)
 
 
 def _int(request: Request, name: str) -> int:
@@ -46,12 +38,6 @@ def _int(request: Request, name: str) -> int:
     if not raw.isdigit() or len(raw) > 18:
         raise InvalidInputError(f"{name} must be a positive integer, got {raw!r}")
     return int(raw)
-
-
-def _base_url(request: Request) -> str:
-    from spatial.settings import get_settings
-
-    return get_settings().public_url
 
 
 async def _read_body(request: Request) -> bytes:
@@ -87,14 +73,11 @@ def _attach(principal: Principal, event_id: int, data: bytes,
 async def upload(request: Request) -> Response:
     """``POST .../photos``: attach the body's image to the event."""
     principal = current_principal()
-    try:
-        event_id = _int(request, "event_id")
-        data = await _read_body(request)
-        photo, created = await run_in_threadpool(
-            _attach, principal, event_id, data, request.headers.get("content-type"))
-    except OnemapError as exc:
-        return _error(exc)
-    body = photo.as_json(_base_url(request))
+    event_id = _int(request, "event_id")
+    data = await _read_body(request)
+    photo, created = await run_in_threadpool(
+        _attach, principal, event_id, data, request.headers.get("content-type"))
+    body = photo.as_json(get_settings().public_url)
     return JSONResponse(body, status_code=201 if created else 200,
                         headers={"Location": body["href"]})
 
@@ -108,12 +91,9 @@ def _list(principal: Principal, event_id: int) -> list[photos.Photo]:
 async def listing(request: Request) -> Response:
     """``GET .../photos``: the event's photos (JSON)."""
     principal = current_principal()
-    try:
-        event_id = _int(request, "event_id")
-        found = await run_in_threadpool(_list, principal, event_id)
-    except OnemapError as exc:
-        return _error(exc)
-    base = _base_url(request)
+    event_id = _int(request, "event_id")
+    found = await run_in_threadpool(_list, principal, event_id)
+    base = get_settings().public_url
     body: dict[str, Any] = {"event_id": event_id, "photos": [p.as_json(base) for p in found]}
     return JSONResponse(body)
 
@@ -127,12 +107,9 @@ def _get(principal: Principal, event_id: int, photo_id: int) -> tuple[photos.Pho
 async def one(request: Request) -> Response:
     """``GET .../photos/{photo_id}``: the image bytes."""
     principal = current_principal()
-    try:
-        event_id = _int(request, "event_id")
-        photo_id = _int(request, "photo_id")
-        photo, path = await run_in_threadpool(_get, principal, event_id, photo_id)
-    except OnemapError as exc:
-        return _error(exc)
+    event_id = _int(request, "event_id")
+    photo_id = _int(request, "photo_id")
+    photo, path = await run_in_threadpool(_get, principal, event_id, photo_id)
     # Scoped data: the browser may keep it, shared caches may not.
     return FileResponse(path, media_type=photo.content_type, headers={
         "Cache-Control": "private, max-age=86400", "ETag": f'"{photo.sha256}"'})
