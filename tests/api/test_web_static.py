@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import struct
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 from starlette.applications import Starlette
@@ -81,3 +84,59 @@ def test_cors_lets_pages_of_other_origins_send_credentials(client: Any) -> None:
         got = client.get(path, headers={"Origin": "http://host.example"})
         assert got.status_code == 200, path
         assert got.headers["access-control-allow-origin"] == "*", path
+
+
+class _Head(HTMLParser):
+    """The ``<link>`` and ``<meta>`` tags of a page, as attribute dicts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[dict[str, str | None]] = []
+        self.metas: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "link":
+            self.links.append(dict(attrs))
+        elif tag == "meta":
+            self.metas.append(dict(attrs))
+
+
+def _png_size(body: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk (the first, by the format)."""
+    assert body[:8] == b"\x89PNG\r\n\x1a\n" and body[12:16] == b"IHDR", body[:16]
+    width, height = struct.unpack(">II", body[16:24])
+    return width, height
+
+
+def test_mobile_app_icons_are_served_at_the_sizes_the_manifest_states(client: Any) -> None:
+    """The phone installs /m/ with its icons: manifest, page and service worker agree."""
+    manifest = client.get("/m/manifest.webmanifest")
+    assert manifest.status_code == 200
+    assert manifest.headers["content-type"].startswith("application/manifest+json")
+    data = manifest.json()
+    sizes = set()
+    for icon in data["icons"]:
+        got = client.get(urljoin("/m/manifest.webmanifest", icon["src"]))
+        assert got.status_code == 200, icon
+        assert got.headers["content-type"].split(";")[0] == icon["type"], icon
+        if icon["type"] == "image/png":
+            width, height = _png_size(got.content)
+            assert f"{width}x{height}" in icon["sizes"].split(), icon
+            sizes.add(width)
+        else:
+            assert icon["type"] == "image/svg+xml" and icon["sizes"] == "any"
+            assert b"<svg" in got.content and b'viewBox="0 0 512 512"' in got.content
+    assert {192, 512} <= sizes  # what Chromium requires to offer installation
+    page = _Head()
+    page.feed(client.get("/m/").text)
+    touch = [lk["href"] for lk in page.links if lk.get("rel") == "apple-touch-icon"]
+    assert len(touch) == 1 and touch[0]
+    assert _png_size(client.get(urljoin("/m/", touch[0])).content) == (180, 180)
+    theme = [m["content"] for m in page.metas if m.get("name") == "theme-color"]
+    assert theme == [data["theme_color"]]
+    assert [lk["href"] for lk in page.links if lk.get("rel") == "manifest"] == [
+        "manifest.webmanifest"]
+    # the service worker keeps the icons with the shell, so an installed app opens offline
+    sw = client.get("/m/sw.js").text
+    for src in [i["src"] for i in data["icons"]] + touch:
+        assert f'"./{src}"' in sw, src

@@ -9,10 +9,11 @@
  */
 "use strict";
 
-var SHELL = "onemap-m-shell-v1";
+var SHELL = "onemap-m-shell-v2";  // v2: the app icons
 var TILES = "onemap-m-tiles-v1";
 var SHELL_FILES = [
   "./", "./index.html", "./app.js", "./style.css", "./manifest.webmanifest",
+  "./icons/icon.svg", "./icons/icon-180.png", "./icons/icon-192.png", "./icons/icon-512.png",
   "/static/maplibre-gl/maplibre-gl.js", "/static/maplibre-gl/maplibre-gl.css"
 ];
 var TILE_PATH = /^\/(tiles\/|collections\/[^/]+\/tiles\/|styles\/|fonts\/)/;
