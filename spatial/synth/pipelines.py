@@ -15,6 +15,16 @@ a few metres from the junction (all but one or all of them), and on long mains
 every 200–450 m; about 7 % cannot be operated. A valve has a node of its own
 (kind ``other``), so closing it cuts the network at that node. Drainage flows
 towards an outlet by the water; it has no valves.
+
+Utility tunnels (综合管廊) run under the longest main roads, 8 m to one side of
+the centreline. Under a tunnel's road, the mains of each utility the tunnel
+carries are laid in it (one cabin position per utility, see ``IN_TUNNEL_M``)
+instead of in the ground. A pipe segment records its tunnel (``tunnel_id``)
+when it is a main of a carried utility under the tunnel's road and at least
+half its length lies inside the tunnel's outline (``IN_TUNNEL_SHARE``): the
+stretch between two outlets of the tunnel. Service lines, and the short pieces
+where a main leaves the tunnel at a junction to join the buried network, stay
+unlinked.
 """
 
 from __future__ import annotations
@@ -104,6 +114,7 @@ class _Edge:
     centre: np.ndarray
     line: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
     cum: np.ndarray = field(default_factory=lambda: np.empty(0))
+    tunnel: int | None = None  # index into the tunnels when the main is laid in one
 
 
 @dataclass
@@ -119,6 +130,7 @@ class _Net:
     seg_to: list[int] = field(default_factory=list)
     seg_coords: list[np.ndarray] = field(default_factory=list)
     seg_attr: list[tuple[str, float, int, str | None, float]] = field(default_factory=list)
+    seg_tunnel: list[int | None] = field(default_factory=list)  # tunnel id, once linked
     valves: list[tuple[int, float]] = field(default_factory=list)
 
     def node(self, xy: np.ndarray, kind: str, depth: float, building: int | None = None) -> int:
@@ -130,11 +142,13 @@ class _Net:
         return len(self.x) - 1
 
     def segment(self, a: int, b: int, coords: np.ndarray,
-                attr: tuple[str, float, int, str | None, float]) -> None:
+                attr: tuple[str, float, int, str | None, float],
+                tunnel: int | None = None) -> None:
         self.seg_from.append(a)
         self.seg_to.append(b)
         self.seg_coords.append(coords)
         self.seg_attr.append(attr)
+        self.seg_tunnel.append(tunnel)
 
 
 def canonical(p: np.ndarray, q: np.ndarray) -> bool:
@@ -369,8 +383,12 @@ def _mark_supplies(net: _Net, junction: dict[int, int], degree: dict[int, int],
 
 
 def build_utility(ctx: CityContext, utility: Utility, all_edges: list[_Edge],
-                  buildings: gpd.GeoDataFrame) -> _Net:
-    """Lay one utility network: trunk, valves, taps, service lines."""
+                  buildings: gpd.GeoDataFrame, tunnels: list[Tunnel] | None = None) -> _Net:
+    """Lay one utility network: trunk, valves, taps, service lines.
+
+    Under the road of a tunnel that carries the utility, its mains are laid
+    in the tunnel (:func:`tunnel_offset`) and linked to it (:func:`link_tunnels`).
+    """
     rng = ctx.rng(f"pipelines.{utility.name}")
     graph = nx.Graph()
     for i, e in enumerate(all_edges):
@@ -382,12 +400,19 @@ def build_utility(ctx: CityContext, utility: Utility, all_edges: list[_Edge],
     edges = [all_edges[d["i"]] for _, _, d in graph.subgraph(keep).edges(data=True)]
     edges.sort(key=lambda e: (e.road_id, e.a, e.b))
     edges = [_Edge(e.a, e.b, e.road_id, e.road_class, e.name, e.old, e.centre) for e in edges]
+    carried = [(i, tun) for i, tun in enumerate(tunnels or ()) if utility.name in tun.utilities]
     degree: dict[int, int] = {}
     ends: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
     for e in edges:
         scale = min(1.0, 0.35 * 4.0 / abs(utility.offset_m)) if (
             e.road_class == "alley" and utility.offset_m) else 1.0
-        e.line = offset_polyline(e.centre, utility.offset_m * scale)
+        offset = utility.offset_m * scale
+        for i, tun in carried:
+            if e.name == tun.road_name and e.road_class == tun.road_class:
+                offset = tunnel_offset(e.centre, tun, utility.name)
+                e.tunnel = i
+                break
+        e.line = offset_polyline(e.centre, offset)
         for n, p, q in ((e.a, e.line[0], e.line[1]), (e.b, e.line[-1], e.line[-2])):
             degree[n] = degree.get(n, 0) + 1
             ends.setdefault(n, []).append((p, q - p))
@@ -520,11 +545,70 @@ def build_utility(ctx: CityContext, utility: Utility, all_edges: list[_Edge],
             net.segment(a, b, np.array([[net.x[a], net.y[a]], [net.x[b], net.y[b]]]), sattr)
         stops = [(0.0, junction[e.a]), *sorted(fixed + taps), (length, junction[e.b])]
         for (s, na), (t, nb) in itertools.pairwise(stops):
-            net.segment(na, nb, cut(e.line, e.cum, s, t), attrs[k])
+            net.segment(na, nb, cut(e.line, e.cum, s, t), attrs[k], e.tunnel)
 
+    if carried:
+        net.seg_tunnel = link_tunnels(net.seg_coords, net.seg_tunnel, tunnels or [])
+    else:
+        net.seg_tunnel = [None] * len(net.seg_from)
     if utility.name == "drainage":
         _orient_to_outlet(net)
     return net
+
+
+def tunnel_offset(centre: np.ndarray, tunnel: Tunnel, utility: str) -> float:
+    """Offset from a road edge's centreline that puts a utility's main in the tunnel.
+
+    The tunnel lies on one side of its road along the whole road, but an edge's
+    canonical direction (which sets "left") can differ from the road's: the
+    side is the one whose offset line runs nearer the tunnel's centre line.
+
+    Examples
+    --------
+    >>> t = Tunnel(0, "示范路", "arterial", ("water",),
+    ...            shapely.LineString([(0, -8), (100, -8)]), shapely.Polygon())
+    >>> tunnel_offset(np.array([[0.0, 0.0], [100.0, 0.0]]), t, "water")
+    -5.5
+    >>> tunnel_offset(np.array([[100.0, 0.0], [0.0, 0.0]]), t, "gas")
+    10.5
+    """
+    depth = IN_TUNNEL_M[utility]
+    mid = [shapely.Point(point_at(line, cumulative(line), cumulative(line)[-1] / 2))
+           for line in (offset_polyline(centre, depth), offset_polyline(centre, -depth))]
+    left, right = (float(shapely.distance(p, tunnel.geom)) for p in mid)
+    return depth if left < right else -depth
+
+
+def link_tunnels(coords: list[np.ndarray], candidate: list[int | None],
+                 tunnels: list[Tunnel]) -> list[int | None]:
+    """The tunnel id of each segment laid in a tunnel, else None.
+
+    A candidate (a main of a carried utility under the tunnel's road) is in the
+    tunnel when at least ``IN_TUNNEL_SHARE`` of its length lies inside the
+    tunnel's outline; a segment that only enters or leaves there is not.
+
+    Examples
+    --------
+    >>> t = Tunnel(7, "示范路", "arterial", ("water",),
+    ...            shapely.LineString([(0, -8), (100, -8)]),
+    ...            shapely.box(0, -12, 100, -4))
+    >>> inside, leaving = np.array([[10.0, -6], [90, -6]]), np.array([[95.0, -6], [100, 20]])
+    >>> link_tunnels([inside, leaving, inside], [0, 0, None], [t])
+    [7, None, None]
+    """
+    out: list[int | None] = [None] * len(coords)
+    for i, tunnel in enumerate(tunnels):
+        picked = [k for k, c in enumerate(candidate) if c == i]
+        if not picked:
+            continue
+        lines = polylines([coords[k] for k in picked])
+        length = shapely.length(lines)
+        inside = shapely.length(shapely.intersection(lines, tunnel.footprint))
+        share = np.divide(inside, length, out=np.zeros_like(length), where=length > 0)
+        for k, ok in zip(picked, share >= IN_TUNNEL_SHARE, strict=True):
+            if ok:
+                out[k] = tunnel.id
+    return out
 
 
 def main_chains(edges: list[_Edge], degree: dict[int, int]) -> list[list[tuple[int, bool]]]:
@@ -617,6 +701,7 @@ def write_network(ctx: CityContext, utility: Utility, net: _Net) -> dict[str, An
         "install_year": attrs[2], "pressure_class": attrs[3], "depth_m": attrs[4],
         "from_node_id": node_ids[np.asarray(net.seg_from, int)],
         "to_node_id": node_ids[np.asarray(net.seg_to, int)],
+        "tunnel_id": pd.array(net.seg_tunnel, dtype="Int64"),
     }, geometry=polylines(net.seg_coords), crs=METRIC_EPSG)
     ctx.writer.copy_frame("pipe_segment", segs)
     if net.valves:
@@ -734,6 +819,38 @@ TUNNEL_HALF_WIDTH_M = 4.0
 #: Lateral offset of the tunnel under the road (to the right of the canonical direction).
 TUNNEL_OFFSET_M = -8.0
 TUNNEL_OPERATOR = "北京市政综合管廊运营有限公司"
+#: Where a carried utility's main lies in the tunnel: metres from the road's centreline,
+#: on the tunnel's side (the tunnel spans 4–12 m). Gas has the outer cabin of its own
+#: (GB 50838 puts natural gas in a separate cabin).
+IN_TUNNEL_M = {"water": 5.5, "heat": 7.0, "drainage": 8.5, "gas": 10.5}
+#: A main is recorded in a tunnel when at least this share of it lies inside the outline.
+IN_TUNNEL_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    """A utility tunnel as the networks need it.
+
+    Attributes
+    ----------
+    id : int
+        ``utility_tunnel.id``.
+    road_name, road_class : str
+        The road it runs under (all pieces of that name and class).
+    utilities : tuple of str
+        What it carries.
+    geom : shapely geometry
+        Centre line (metres).
+    footprint : shapely geometry
+        Outline (metres).
+    """
+
+    id: int
+    road_name: str
+    road_class: str
+    utilities: tuple[str, ...]
+    geom: Any
+    footprint: Any
 
 
 def build_tunnels(ctx: CityContext) -> dict[str, Any]:
@@ -752,7 +869,9 @@ def build_tunnels(ctx: CityContext) -> dict[str, Any]:
     Returns
     -------
     dict
-        Truth facts: how many tunnels, and the roads they follow.
+        Truth facts: how many tunnels, and the roads they follow. The
+        tunnels for the networks are in ``ctx.frames["utility_tunnel"]``
+        (see :func:`tunnels_of`).
     """
     rng = ctx.rng("pipelines.tunnels")
     roads = ctx.frames["road"]
@@ -817,9 +936,20 @@ def build_tunnels(ctx: CityContext) -> dict[str, Any]:
         "footprint": footprints,
     }, geometry=gpd.GeoSeries(geoms, crs=METRIC_EPSG), crs=METRIC_EPSG)
     ctx.writer.copy_frame("utility_tunnel", tunnels, geometry=("geom", "footprint"))
-    ctx.frames["utility_tunnel"] = tunnels
+    ctx.frames["utility_tunnel"] = tunnels.assign(
+        road_name=[name for name, _, _ in chosen], road_class=[cls for _, cls, _ in chosen])
     return {"tunnels": n, "roads": [name for name, _, _ in chosen],
             "offset_m": TUNNEL_OFFSET_M}
+
+
+def tunnels_of(ctx: CityContext) -> list[Tunnel]:
+    """The tunnels :func:`build_tunnels` wrote, for the networks."""
+    frame = ctx.frames.get("utility_tunnel")
+    if frame is None or "road_name" not in frame:
+        return []
+    return [Tunnel(int(r.id), str(r.road_name), str(r.road_class), tuple(r.utilities),
+                   r.geometry, r.footprint)
+            for r in frame.itertuples(index=False)]
 
 
 def build(ctx: CityContext) -> None:
@@ -835,13 +965,17 @@ def build(ctx: CityContext) -> None:
     edges = road_edges(ctx)
     networks: dict[str, dict[str, Any]] = {}
     facts: dict[str, Any] = {}
+    # Tunnels first: the networks lay their mains in them (and pipe_segment.tunnel_id
+    # refers to them).
+    facts["utility_tunnel"] = build_tunnels(ctx)
+    tunnels = tunnels_of(ctx)
     with ctx.step("pipeline networks", len(UTILITIES)) as task:
         for utility in UTILITIES:
-            net = build_utility(ctx, utility, edges, buildings)
+            net = build_utility(ctx, utility, edges, buildings, tunnels)
             networks[utility.name] = write_network(ctx, utility, net)
             facts[utility.name] = {"nodes": len(net.x), "segments": len(net.seg_from),
-                                   "valves": len(net.valves), "offset_m": utility.offset_m}
+                                   "valves": len(net.valves), "offset_m": utility.offset_m,
+                                   "in_tunnel": sum(t is not None for t in net.seg_tunnel)}
             task.advance()
     write_sensors(ctx, networks)
-    facts["utility_tunnel"] = build_tunnels(ctx)
     ctx.truth["pipelines"] = facts

@@ -178,6 +178,53 @@ def test_sensors_have_alarm_histories(db_conn: psycopg.Connection[Any]) -> None:
     assert row["ordered"]
 
 
+def test_mains_in_a_tunnel_are_linked_to_it(db_conn: psycopg.Connection[Any]) -> None:
+    """Mains of the utilities a tunnel carries lie in it under its road, and name it.
+
+    Recomputed from the stored geometry: each segment's share inside the tunnel's
+    outline and inside 13 m of the road the tunnel is named after (the tunnel spans
+    4–12 m from that road's centreline).
+    """
+    seg = frame(db_conn, """
+        WITH t AS (
+            SELECT t.id, t.utilities, ST_Transform(t.footprint, 4548) AS outline,
+                   ST_Length(ST_Transform(t.geom, 4548)) AS tunnel_len,
+                   (SELECT ST_Buffer(ST_Transform(ST_Collect(r.geom), 4548), 13)
+                      FROM onemap.road r WHERE r.name || '综合管廊' = t.name
+                       AND r.road_class IN ('expressway', 'arterial', 'secondary')) AS road
+              FROM onemap.utility_tunnel t)
+        SELECT s.id, s.utility, s.tunnel_id, t.id AS tunnel, t.utilities, t.tunnel_len,
+               ST_Length(g) AS len,
+               ST_Length(ST_Intersection(g, t.outline)) / ST_Length(g) AS inside,
+               ST_Length(ST_Intersection(g, t.road)) / ST_Length(g) AS under_road,
+               'service_connection' IN (a.kind, b.kind) AS service
+          FROM onemap.pipe_segment s
+          CROSS JOIN LATERAL ST_Transform(s.geom, 4548) AS g
+          JOIN onemap.pipe_node a ON a.id = s.from_node_id
+          JOIN onemap.pipe_node b ON b.id = s.to_node_id
+          JOIN t ON ST_Intersects(g, t.outline) OR s.tunnel_id = t.id""")
+    linked = seg[seg["tunnel_id"].notna()]
+    assert len(linked) >= 10
+    assert (linked["tunnel_id"] == linked["tunnel"]).all()
+    # every linked pipe: a main of a carried utility, most of it in the tunnel, under its road
+    assert not linked["service"].any()
+    assert all(u in c for u, c in zip(linked["utility"], linked["utilities"], strict=True))
+    assert (linked["inside"] >= 0.5).all(), linked["inside"].min()
+    assert (linked["under_road"] >= 0.9).all(), linked["under_road"].min()
+    # each carried network runs the tunnel's whole length in it
+    for (tunnel, utility), group in linked.groupby(["tunnel", "utility"]):
+        assert group["len"].sum() >= 0.9 * group["tunnel_len"].iat[0], (tunnel, utility)
+    carried = {(t, u) for t, us in zip(seg["tunnel"], seg["utilities"], strict=True) for u in us}
+    assert {(t, u) for t, u in carried if u in UTILITIES} == set(
+        linked.groupby(["tunnel", "utility"]).groups)
+    # nothing else is: no long piece lying in the tunnel is left unlinked, and pipes that
+    # only cross the outline (other roads, service lines) are not linked
+    unlinked = seg[seg["tunnel_id"].isna()]
+    assert not ((unlinked["inside"] >= 0.9) & (unlinked["len"] > 20)
+                & unlinked["under_road"].ge(0.9) & ~unlinked["service"]).any()
+    assert (unlinked["inside"] < 0.5).any()
+
+
 # --- lighting --------------------------------------------------------------------------------
 
 def lamps_along_roads(conn: psycopg.Connection[Any]) -> pd.DataFrame:
