@@ -52,6 +52,20 @@ class UnsupportedPhotoTypeError(UnsupportedMediaTypeError):
     """The photo is not a JPEG, PNG or WebP image (HTTP 415)."""
 
 
+def too_large(size: str) -> PhotoTooLargeError:
+    """The error for an upload of ``size`` bytes (a number or "more than N").
+
+    Examples
+    --------
+    >>> str(too_large("9000000"))
+    'the photo has 9000000 bytes, at most 8388608 are accepted / 照片不能超过 8 MB'
+    """
+    return PhotoTooLargeError(
+        f"the photo has {size} bytes, at most {MAX_BYTES} are accepted"
+        f" / 照片不能超过 {MAX_BYTES // (1024 * 1024)} MB"
+    )
+
+
 @dataclass(frozen=True)
 class Photo:
     """One row of ``onemap.event_photo``.
@@ -205,10 +219,7 @@ send image/jpeg, image/png or image/webp / 仅支持 JPEG、PNG、WebP 图片
             " / 仅支持 JPEG、PNG、WebP 图片"
         )
     if len(data) > MAX_BYTES:
-        raise PhotoTooLargeError(
-            f"the photo has {len(data)} bytes, at most {MAX_BYTES} are accepted"
-            f" / 照片不能超过 {MAX_BYTES // (1024 * 1024)} MB"
-        )
+        raise too_large(str(len(data)))
     if not data:
         raise InvalidInputError("the request body is empty; send the image bytes / 照片为空")
     sniffed = sniff_media_type(data[:16])
@@ -374,4 +385,5 @@ __all__ = [
     "list_photos",
     "photo_dir",
     "sniff_media_type",
+    "too_large",
 ]

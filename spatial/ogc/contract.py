@@ -15,6 +15,11 @@ body that is not UTF-8. This module states what a request may carry:
   sees it and answers an OGC exception document (``{"code", "type",
   "description"}``) with 400.
 
+Only bodies it checks are read: JSON (or no ``Content-Type``) and ``text/*``,
+at most :func:`json_body_cap` bytes (``ONEMAP_MAX_JSON_BYTES``, default
+16 MiB), else 413. Any other body — an event photo's image bytes — streams
+through unread to the route, which enforces its own cap.
+
 A huge ``limit`` is not an error: OGC API Features lets a server clamp it, and
 pygeoapi clamps it at ``server.limits.max_items`` (10,000), saying so through
 ``numberReturned`` and the ``next`` link. A ``limit`` that is not a positive
@@ -26,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import threading
 import urllib.parse
@@ -35,7 +41,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spatial.errors import InvalidInputError
+from spatial.errors import InvalidInputError, PayloadTooLargeError, http_status
 
 LOGGER = logging.getLogger(__name__)
 
@@ -110,6 +116,12 @@ _RFC3339 = re.compile(
 #: application/json, application/geo+json, application/query-cql-json, text/json …
 _JSON_TYPES = re.compile(r"^(application|text)/([a-z0-9.+-]*[+-])?json$")
 _ZH = " / 请求参数有误"
+#: Environment variable capping the JSON/text bodies the middleware reads.
+JSON_CAP_ENV = "ONEMAP_MAX_JSON_BYTES"
+#: Default cap: 16 MiB. Part 4 writes one feature per request; a surveyed
+#: district boundary of 100,000 vertices is about 4 MB of GeoJSON, the
+#: synthetic city's largest feature (a land-use polygon) 20 kB.
+DEFAULT_MAX_JSON_BYTES = 16 * 1024 * 1024
 
 
 def classify(path: str) -> tuple[str, str | None] | None:
@@ -357,6 +369,52 @@ def check_query_values(kind: str, params: Mapping[str, str]) -> None:
             parse_filter(params["filter"], lang)  # the parser's reason, not "Bad CQL text"
 
 
+def json_body_cap() -> int:
+    """The most bytes of a JSON or text request body the API reads.
+
+    Returns
+    -------
+    int
+        ``ONEMAP_MAX_JSON_BYTES`` when it is a positive integer, else
+        :data:`DEFAULT_MAX_JSON_BYTES` (a bad value is logged).
+
+    Examples
+    --------
+    >>> json_body_cap() >= 1
+    True
+    >>> DEFAULT_MAX_JSON_BYTES // 2**20  # MiB
+    16
+    """
+    raw = os.environ.get(JSON_CAP_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_JSON_BYTES
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    LOGGER.warning("%s=%r is not a positive integer; using %d", JSON_CAP_ENV, raw,
+                   DEFAULT_MAX_JSON_BYTES)
+    return DEFAULT_MAX_JSON_BYTES
+
+
+def body_is_checked(content_type: str | None) -> bool:
+    """Whether the contract reads a body of this type (JSON, none, or text).
+
+    Examples
+    --------
+    >>> [body_is_checked(t) for t in (None, "application/geo+json", "text/plain",
+    ...                               "image/jpeg", "application/octet-stream")]
+    [True, True, True, False, False]
+    """
+    media = (content_type or "").split(";")[0].strip().lower()
+    return not media or bool(_JSON_TYPES.match(media)) or media.startswith("text/")
+
+
+def _too_large(size: str, cap: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"request body has {size} bytes, at most {cap} are accepted for JSON or text"
+        f" ({JSON_CAP_ENV}) / 请求体过大"
+    )
+
+
 def check_body(body: bytes, content_type: str | None) -> None:
     """A JSON request body must be UTF-8 and well-formed JSON.
 
@@ -544,8 +602,11 @@ class ContractMiddleware:
     items, the collection's property names from :data:`QUERYABLES`) and
     well-formed standard values (:func:`check_query_values`). ``POST``,
     ``PUT``, ``PATCH``: a JSON body must be UTF-8 and well-formed
-    (:func:`check_body`). Paths that are not OGC API resources, and unknown
-    collections (pygeoapi answers those 404), pass through.
+    (:func:`check_body`), and no bigger than the cap (413, refused from
+    ``Content-Length`` before reading, or as soon as a chunked body passes
+    it); bodies of other types (:func:`body_is_checked`) are not read here.
+    Paths that are not OGC API resources, and unknown collections (pygeoapi
+    answers those 404), pass through.
 
     Parameters
     ----------
@@ -553,11 +614,15 @@ class ContractMiddleware:
         The application behind.
     queryables : QueryablesCache, optional
         Where items' property names come from (default :data:`QUERYABLES`).
+    max_json_bytes : int, optional
+        Cap of a checked body; default :func:`json_body_cap`, read per request.
     """
 
-    def __init__(self, app: ASGIApp, queryables: QueryablesCache | None = None) -> None:
+    def __init__(self, app: ASGIApp, queryables: QueryablesCache | None = None,
+                 max_json_bytes: int | None = None) -> None:
         self.app = app
         self.queryables = queryables or QUERYABLES
+        self.max_json_bytes = max_json_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -570,10 +635,15 @@ class ContractMiddleware:
             elif method in ("POST", "PUT", "PATCH"):
                 receive = await self._check_body(scope, receive)
         except InvalidInputError as exc:
-            code = "InvalidParameterValue" if method in ("GET", "HEAD") else \
-                "OperationParsingFailed"
-            LOGGER.info("400 %s %s: %s", method, scope.get("path"), exc)
-            for message in _problem(400, code, str(exc)):
+            status = http_status(exc)
+            if status != 400:  # 413: the class names it, as on the routes
+                code = type(exc).__name__
+            elif method in ("GET", "HEAD"):
+                code = "InvalidParameterValue"
+            else:
+                code = "OperationParsingFailed"
+            LOGGER.info("%d %s %s: %s", status, method, scope.get("path"), exc)
+            for message in _problem(status, code, str(exc)):
                 await send(message)
             return
         await self.app(scope, receive, send)
@@ -611,21 +681,32 @@ class ContractMiddleware:
             LOGGER.exception("queryables of %s could not be loaded", collection)
             return None
 
-    @staticmethod
-    async def _check_body(scope: Scope, receive: Receive) -> Receive:
+    async def _check_body(self, scope: Scope, receive: Receive) -> Receive:
+        content_type = declared = None
+        for name, value in scope.get("headers", []):
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"content-length":
+                declared = value.decode("latin-1").strip()
+        if not body_is_checked(content_type):
+            return receive  # e.g. image bytes: the route reads (and caps) them
+        cap = self.max_json_bytes if self.max_json_bytes is not None else json_body_cap()
+        if declared and declared.isdigit() and int(declared) > cap:
+            raise _too_large(declared, cap)  # refused unread
         chunks: list[bytes] = []
+        size = 0
         more = True
         while more:
             message = await receive()
             if message["type"] != "http.request":  # client went away
                 return _replaying(message, receive)
-            chunks.append(message.get("body", b""))
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > cap:  # chunked (or a lying Content-Length): stop reading here
+                raise _too_large(f"more than {cap}", cap)
+            chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        content_type = None
-        for name, value in scope.get("headers", []):
-            if name == b"content-type":
-                content_type = value.decode("latin-1")
         check_body(body, content_type)
         return _replaying({"type": "http.request", "body": body, "more_body": False}, receive)
 

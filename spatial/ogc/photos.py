@@ -41,22 +41,22 @@ def _int(request: Request, name: str) -> int:
 
 
 async def _read_body(request: Request) -> bytes:
-    """The body, refusing more than :data:`spatial.photos.MAX_BYTES` early."""
-    declared = request.headers.get("content-length", "")
+    """The body, read as it streams, refusing more than :data:`spatial.photos.MAX_BYTES`.
+
+    A ``Content-Length`` over the cap is refused before a byte is read; a
+    chunked body as soon as what arrived passes the cap (the rest is never
+    read). The contract middleware does not buffer image bodies
+    (:func:`spatial.ogc.contract.body_is_checked`), so this is the first read.
+    """
+    declared = request.headers.get("content-length", "").strip()
     if declared.isdigit() and int(declared) > photos.MAX_BYTES:
-        raise photos.PhotoTooLargeError(
-            f"the photo has {declared} bytes, at most {photos.MAX_BYTES} are accepted"
-            f" / 照片不能超过 {photos.MAX_BYTES // (1024 * 1024)} MB"
-        )
+        raise photos.too_large(declared)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > photos.MAX_BYTES:
-            raise photos.PhotoTooLargeError(
-                f"the photo has more than {photos.MAX_BYTES} bytes"
-                f" / 照片不能超过 {photos.MAX_BYTES // (1024 * 1024)} MB"
-            )
+            raise photos.too_large(f"more than {photos.MAX_BYTES}")
         chunks.append(chunk)
     return b"".join(chunks)
 

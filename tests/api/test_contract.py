@@ -3,15 +3,21 @@ never a 500."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from spatial.errors import InvalidInputError
 from spatial.ogc.contract import (
     ALLOWED,
+    DEFAULT_MAX_JSON_BYTES,
+    JSON_CAP_ENV,
+    ContractMiddleware,
+    body_is_checked,
     check_body,
     check_query_params,
     check_query_values,
@@ -233,6 +239,97 @@ def test_process_execution_body_is_checked(client: Any) -> None:
     r = client.post("/processes/locate/execution", content=b"\x80inputs",
                     headers={"Content-Type": "application/json"})
     assert "not UTF-8" in problem(r)
+
+
+# --- body sizes: JSON/text capped, other bodies stream through unread ------------------------
+
+def post_streamed(app: Any, path: str, headers: dict[str, str], chunk: bytes,
+                  count: int) -> tuple[httpx.Response, int]:
+    """POST ``count`` chunks from an async generator (chunked, unless ``headers`` declare
+    a Content-Length) through httpx's ASGI transport, which pulls a chunk only when the
+    application asks for one; returns the response and how many chunks were pulled."""
+    pulled = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        for _ in range(count):
+            pulled += 1
+            yield chunk
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://onemap") as c:
+            return await c.post(path, content=body(), headers=headers)
+
+    return asyncio.run(go()), pulled
+
+
+def test_json_body_over_the_cap_is_413_unread(client: Any,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(JSON_CAP_ENV, "2048")
+    feature = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [116.46, 39.92]},
+               "properties": {"description": "x" * 4096}}
+    r = client.post("/collections/event/items", json=feature)
+    text = problem(r, 413)
+    assert r.json()["code"] == "PayloadTooLargeError" and JSON_CAP_ENV in text
+    # under the cap the contract lets a body through as before
+    r = client.post("/collections/lamp/items", params={"f": "json"},
+                    json={"op": "=", "args": [{"property": "status"}, "fault"]},
+                    headers={"Content-Type": "application/query-cql-json"})
+    assert r.status_code == 200, r.text
+
+
+def test_chunked_json_over_the_cap_stops_being_read(client: Any,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(JSON_CAP_ENV, str(64 * 1024))
+    r, pulled = post_streamed(client.app, "/processes/locate/execution",
+                              {"Content-Type": "application/json"}, b" " * 16384, 1000)
+    assert r.status_code == 413, r.text
+    assert r.json()["code"] == "PayloadTooLargeError"
+    assert pulled == 5  # the fifth 16 kB chunk passes 64 kB: the other 995 are never read
+    # a declared length over the cap is refused before any byte is read
+    r, pulled = post_streamed(client.app, "/processes/locate/execution",
+                              {"Content-Type": "application/json",
+                               "Content-Length": str(1000 * 16384)}, b" " * 16384, 1000)
+    assert (r.status_code, pulled) == (413, 0)
+
+
+def test_the_default_cap_and_a_bad_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spatial.ogc.contract import json_body_cap
+
+    monkeypatch.delenv(JSON_CAP_ENV, raising=False)
+    assert json_body_cap() == DEFAULT_MAX_JSON_BYTES == 16 * 1024 * 1024
+    monkeypatch.setenv(JSON_CAP_ENV, "lots")
+    assert json_body_cap() == DEFAULT_MAX_JSON_BYTES
+    monkeypatch.setenv(JSON_CAP_ENV, "1000")
+    assert json_body_cap() == 1000
+
+
+def test_other_bodies_stream_through_unread() -> None:
+    """An image body reaches the application behind untouched, chunk by chunk, even past
+    the JSON cap; the middleware itself pulls nothing."""
+    seen: list[bytes] = []
+
+    async def behind(scope: Any, receive: Any, send: Any) -> None:
+        more = True
+        while more:
+            message = await receive()
+            seen.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = ContractMiddleware(behind, max_json_bytes=10)
+    r, pulled = post_streamed(app, "/collections/event/items/1/photos",
+                              {"Content-Type": "image/jpeg"}, b"\xff" * 100, 7)
+    assert (r.status_code, pulled) == (204, 7)
+    assert b"".join(seen) == b"\xff" * 700
+    r, _ = post_streamed(app, "/collections/lamp/items", {"Content-Type": "application/json"},
+                         b"[1]", 7)
+    assert r.status_code == 413  # the same size as JSON is over the cap of 10
+    assert [body_is_checked(t) for t in ("image/png", "application/octet-stream",
+                                         "application/json; charset=utf-8", "text/csv")] == [
+        False, False, True, True]
 
 
 # --- nothing odd gives a 500 --------------------------------------------------------------------

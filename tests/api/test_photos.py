@@ -168,6 +168,43 @@ def test_too_big_is_413(workers: dict[str, Any], tiny_city_db: str) -> None:
     assert rows(tiny_city_db, event_id) == []
 
 
+def test_a_chunked_upload_over_the_cap_is_413_and_not_read_to_the_end(
+        workers: dict[str, Any], tiny_city_db: str) -> None:
+    """No Content-Length: the route stops reading once the bytes pass the cap (nothing
+    before it buffers an image body), so 64 MB sent in 64 kB chunks are not all read."""
+    from tests.api.test_contract import post_streamed
+
+    gw = workers["grid1"]
+    event_id = report(gw)
+    chunk = 64 * 1024
+    r, pulled = post_streamed(gw.client.app, f"/collections/event/items/{event_id}/photos",
+                              {"Content-Type": "image/jpeg", **gw.headers},
+                              jpeg()[:16] + b"\0" * (chunk - 16), 1024)
+    assert r.status_code == 413, r.text
+    assert r.json()["code"] == "PhotoTooLargeError" and "8 MB" in r.json()["description"]
+    assert pulled == photos.MAX_BYTES // chunk + 1  # the chunk that passed the cap, no more
+    assert rows(tiny_city_db, event_id) == []
+
+
+def test_a_declared_length_over_the_cap_is_413_before_reading(
+        workers: dict[str, Any], tiny_city_db: str) -> None:
+    from tests.api.test_contract import post_streamed
+
+    gw = workers["grid1"]
+    event_id = report(gw)
+    r, pulled = post_streamed(gw.client.app, f"/collections/event/items/{event_id}/photos",
+                              {"Content-Type": "image/jpeg", **gw.headers,
+                               "Content-Length": str(photos.MAX_BYTES + 1)}, b"\0" * 4096, 3)
+    assert (r.status_code, pulled) == (413, 0), r.text
+    assert str(photos.MAX_BYTES + 1) in r.json()["description"]
+    # a chunked photo under the cap is read whole and stored as before
+    data = jpeg()
+    r, pulled = post_streamed(gw.client.app, f"/collections/event/items/{event_id}/photos",
+                              {"Content-Type": "image/jpeg", **gw.headers}, data, 1)
+    assert (r.status_code, pulled) == (201, 1), r.text
+    assert r.json()["sha256"] == hashlib.sha256(data).hexdigest()
+
+
 def test_another_grids_worker_can_neither_attach_nor_see(
         workers: dict[str, Any], tiny_city_db: str) -> None:
     mine, stranger = workers["grid1"], workers["grid2"]
