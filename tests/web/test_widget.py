@@ -116,6 +116,36 @@ def test_analyst_sees_the_households_residents_masked(session: dict[str, Any],
     assert not {c["name"] for c in seen["children"]} & set(names)
 
 
+def test_layers_are_named_in_the_chosen_language(session: dict[str, Any],
+                                                live_server: LiveServer) -> None:
+    """No label the widget shows is a raw collection id, in zh or in en.
+
+    The view statistics name each layer by its collection's title in that language
+    (``GET /collections?lang=``); drill-down figures, the switcher, the legend, the
+    time slider and the record popup show no collection id either.
+    """
+    titles = {lang: {c["id"]: c["title"] for c in httpx.get(
+        f"{live_server.url}/collections", params={"f": "json", "lang": lang},
+        timeout=30).json()["collections"]} for lang in ("zh", "en")}
+    ids = set(titles["en"])
+    stat_keys = {"households", "occupied", "residents", "elderly", "events", "count"}
+    shown = session["labels"]
+    for lang in ("zh", "en"):
+        seen = shown[lang]
+        assert seen["view_rows"], seen
+        for row in seen["view_rows"]:
+            assert row["label"] == titles[lang][row["key"]], (lang, row)
+        assert seen["stat_rows"], seen
+        for row in seen["stat_rows"]:
+            assert row["label"] not in ids | stat_keys, (lang, row)
+        others = seen["switcher"] + seen["legend"] + seen["time"] + seen["popup"]
+        assert seen["switcher"] and seen["popup"], seen
+        assert not [t for t in others if t in ids or any(
+            f"({i})" in t or t.startswith(f"{i} ") or f", {i}" in t for i in ids)], (lang, seen)
+        assert seen["popup"][0].startswith(titles[lang]["building"] + " #")
+    assert shown["zh"]["view_rows"] != shown["en"]["view_rows"]
+
+
 def test_screenshots_saved(session: dict[str, Any]) -> None:
     from tests.web.conftest import ARTIFACTS
 

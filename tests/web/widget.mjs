@@ -104,6 +104,27 @@ await main(async (browser) => {
   const stats = await page.getByTestId('onemap-drill-stats').count();
   await page.screenshot({ path: path.join(dir, 'worker-household.png') });
 
+  // every layer named in the chosen language: the labels the widget shows, in zh and en
+  const labels = {};
+  for (const lang of ['zh', 'en']) {
+    labels[lang] = await page.evaluate(async ([l, buildingId]) => {
+      const w = window.onemap.widgets[0];
+      w.setLang(l);
+      await w.loadTitles(l);
+      await w.viewStats();
+      await w.showRecord('building', buildingId, w.map.getCenter().toArray());
+      const rows = (testid) => Array.from(w.root.querySelectorAll(`[data-testid=${testid}] tr`))
+        .map((tr) => ({ key: tr.getAttribute('data-layer') || tr.getAttribute('data-stat'),
+          label: tr.cells[0].textContent }));
+      const text = (sel) => Array.from(w.root.querySelectorAll(sel)).map((e) => e.textContent.trim());
+      return { view_rows: rows('onemap-view-rendered'), stat_rows: rows('onemap-drill-stats'),
+        switcher: text('[data-testid=onemap-layer-switcher] label'),
+        legend: text('[data-testid=onemap-legend-entry]'),
+        time: text('[data-testid=onemap-time] h4'), popup: text('[data-testid=onemap-popup] h4') };
+    }, [lang, H.building_id]);
+  }
+  await page.evaluate(() => window.onemap.widgets[0].setLang('zh'));
+
   // --- the worker of another grid --------------------------------------------------
   const other = await open(browser, PARAMS.hosts.other_worker, 'other_worker');
   await other.evaluate((id) => window.onemap.widgets[0].drill('household', id), H.id);
@@ -129,6 +150,6 @@ await main(async (browser) => {
     await p.context().close();
   }
 
-  return { toggled, masked, grid, household, stats_tables: stats,
+  return { toggled, masked, grid, household, stats_tables: stats, labels,
     foreign, foreign_grid: foreignGrid };
 });

@@ -41,8 +41,6 @@
       building: "楼栋", unit: "单元", household: "户", resident: "居民",
       address: "地址", alley: "街巷", lang: "EN", count: "数量", openDrill: "查看下钻",
       hour: "1 小时", day: "1 天", week: "7 天", children: "下级",
-      district: "区", event: "事件", land_use: "用地", road: "道路", lamp: "路灯",
-      key_unit: "重点单位", alley_problem: "街巷问题", truck_gps: "渣土车轨迹",
     },
     en: {
       layers: "Layers", legend: "Legend", search: "Search address, building, room, alley",
@@ -57,9 +55,7 @@
       compound: "Compound", building: "Building", unit: "Unit", household: "Household",
       resident: "Resident", address: "Address", alley: "Alley", lang: "中文", count: "Count",
       openDrill: "Drill down", hour: "1 hour", day: "1 day", week: "7 days",
-      children: "Below", district: "District", event: "Events", land_use: "Land use",
-      road: "Roads", lamp: "Lamps", key_unit: "Key units", alley_problem: "Alley problems",
-      truck_gps: "Truck GPS",
+      children: "Below",
     },
   };
 
@@ -165,11 +161,39 @@
     this.datetime = null;
     this.panel = null; // the drill-down panel state
     this.popupState = null;
+    this.titles = {}; // lang → {collection id → title}, from GET /collections?lang=
+    this._titleJobs = {};
     this.ready = this._start().then(function () { return self; });
   }
 
   Widget.prototype.t = function (key) { return TEXT[this.lang][key] || key; };
 
+  /* A layer's (collection's) name in the current language: the server's collection
+   * title (pygeoapi-config.yml, zh and en); the id only while titles are loading or
+   * for a layer the server does not list. */
+  Widget.prototype.title = function (id) {
+    var titles = this.titles[this.lang];
+    return (titles && titles[id]) || TEXT[this.lang][id] || id;
+  };
+
+  /* Promise of the collection titles in ``lang`` (GET /collections?lang=, once per
+   * language); relabels the widget when they arrive for the language shown. */
+  Widget.prototype.loadTitles = function (lang) {
+    var self = this;
+    lang = lang || this.lang;
+    if (this._titleJobs[lang]) return this._titleJobs[lang];
+    this._titleJobs[lang] = this.api("/collections?f=json&lang=" + lang).then(function (r) {
+      var map = {};
+      ((r.data && r.data.collections) || []).forEach(function (c) {
+        if (c && c.id && typeof c.title === "string") map[c.id] = c.title;
+      });
+      if (!r.ok) delete self._titleJobs[lang]; // try again next time
+      self.titles[lang] = map;
+      if (lang === self.lang && self.map && self.legend) self._relabel();
+      return map;
+    });
+    return this._titleJobs[lang];
+  };
   Widget.prototype.headers = function () {
     var h = {};
     if (this.token) h.Authorization = "Bearer " + this.token;
@@ -230,7 +254,7 @@
       });
     }).then(function () {
       if (!self.root.dataset.onemapCenter) self._fitToData();
-      return Promise.all([self._loadLegend(), self._findTimeLayers()]);
+      return Promise.all([self._loadLegend(), self._findTimeLayers(), self.loadTitles()]);
     }).then(function () {
       self._renderSwitcher();
       self._renderLegend();
@@ -327,8 +351,9 @@
       var color = paint["fill-color"] || paint["line-color"] || paint["circle-color"] ||
         paint["text-color"] || "#888";
       var title = (l.metadata && l.metadata["onemap:title"]) || {};
-      return { layer: l.id, label_zh: title.zh || l["source-layer"], label_en: title.en || l["source-layer"],
-        type: l.type, color: typeof color === "string" ? color : "#888" };
+      // Without titles of its own the legend names the layer by its collection's title.
+      return { layer: l.id, source_layer: l["source-layer"], label_zh: title.zh || null,
+        label_en: title.en || null, type: l.type, color: typeof color === "string" ? color : "#888" };
     });
   };
 
@@ -359,7 +384,7 @@
       // switcher shows the layer, the part before it.
       if (label) return String(label).split(/[：:（(]/)[0].trim() || label;
     }
-    return TEXT[lang][group.key] || group.key;
+    return this.title(group.key);
   };
 
   Widget.prototype._buildUi = function () {
@@ -402,8 +427,16 @@
     this.root.setAttribute("lang", this.lang === "zh" ? "zh-CN" : "en");
   };
 
+  /* Set the language; returns it. The layers' names follow when the server's titles
+   * in that language have arrived (``loadTitles(lang)`` resolves then). */
   Widget.prototype.setLang = function (lang) {
     this.lang = lang === "en" ? "en" : "zh";
+    this._relabel();
+    if (this.map) this.loadTitles(this.lang);
+    return this.lang;
+  };
+
+  Widget.prototype._relabel = function () {
     this._renderLabels();
     if (this.map) {
       this._renderSwitcher();
@@ -413,7 +446,6 @@
     }
     if (this.panel) this._renderDrill();
     if (this.popupState) this._renderPopup();
-    return this.lang;
   };
 
   Widget.prototype._renderSwitcher = function () {
@@ -449,11 +481,13 @@
   };
 
   Widget.prototype._renderLegend = function () {
+    var self = this;
     var lang = this.lang;
     var list = this.ui.legendList;
     list.textContent = "";
     this.legend.forEach(function (e) {
-      var label = (lang === "zh" ? e.label_zh : e.label_en) || e.layer;
+      var label = (lang === "zh" ? e.label_zh : e.label_en) ||
+        self.title(e.source_layer || e.layer);
       var color = e.color || (e.colors && e.colors[0]) || "#888";
       var sw = el("span", { className: "onemap-swatch" });
       sw.style.background = e.type === "line" ? "transparent" : color;
@@ -534,7 +568,8 @@
     slider.addEventListener("change", function () { live.checked = false; apply(); });
     select.addEventListener("change", function () { live.checked = false; apply(); });
     live.addEventListener("change", apply);
-    box.appendChild(el("h4", { text: this.t("time") + " (" + this.timeLayers.join(", ") + ")" }));
+    box.appendChild(el("h4", { text: this.t("time") + " (" +
+      this.timeLayers.map(function (id) { return self.title(id); }).join(", ") + ")" }));
     box.appendChild(el("label", {}, [live, " " + this.t("live")]));
     box.appendChild(el("div", {}, [slider]));
     box.appendChild(el("label", {}, [this.t("window") + " ", select]));
@@ -605,7 +640,7 @@
     var s = this.popupState;
     if (!s || !this.map) return;
     var body = el("div", { testid: "onemap-popup" });
-    body.appendChild(el("h4", { text: this.t(s.collection) + " #" + s.id }));
+    body.appendChild(el("h4", { text: this.title(s.collection) + " #" + s.id }));
     if (s.status === null) body.appendChild(el("div", { text: this.t("loading") }));
     else if (!s.properties) {
       body.appendChild(el("div", { className: "onemap-denied", testid: "onemap-popup-denied",
@@ -876,7 +911,7 @@
     else if (s.zoom < 12) box.appendChild(el("div", { className: "onemap-null", text: this.t("zoomIn") }));
     var table = el("table", { className: "onemap-kv", testid: "onemap-view-rendered" });
     Object.keys(s.rendered).sort().forEach(function (k) {
-      table.appendChild(el("tr", { "data-layer": k }, [el("td", { text: self.t(k) }),
+      table.appendChild(el("tr", { "data-layer": k }, [el("td", { text: self.title(k) }),
         el("td", { text: String(s.rendered[k]) })]));
     });
     box.appendChild(el("div", { text: this.t("rendered") }));
