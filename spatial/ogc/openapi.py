@@ -9,6 +9,11 @@ wrong: the conformance page and the collection list get their own responses,
 coverages a GeoTIFF/CoverageJSON response, and the ``vendorSpecificParameters``
 placeholder goes (onemap answers unknown parameters 400, see
 :mod:`spatial.ogc.contract`).
+
+:func:`add_own_routes` then adds what pygeoapi does not know: the routes
+onemap serves beside it (auth, tiles, styles, search, event photos, pages,
+health, metrics) and the security schemes (bearer token, ``X-API-Key``),
+described as data in ``openapi_paths.yml``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
+import json
 import logging
 import os
 import re
@@ -32,6 +38,7 @@ from spatial.settings import Settings
 LOGGER = logging.getLogger(__name__)
 
 COMPONENTS_FILE = "openapi_components.yml"
+PATHS_FILE = "openapi_paths.yml"
 _KINDS = ("schemas", "parameters", "responses")
 # .../<kind>/<name>.yaml, as OGC API - Processes lays out its building blocks
 _FILE_REF = re.compile(r"/(schemas|parameters|responses)/([A-Za-z0-9_.-]+)\.(?:ya?ml|json)$")
@@ -47,6 +54,24 @@ _VENDOR = "#/components/parameters/vendorSpecificParameters"
 @functools.cache
 def _components_text() -> str:
     return files("spatial.ogc").joinpath(COMPONENTS_FILE).read_text(encoding="utf-8")
+
+
+@functools.cache
+def _paths_text() -> str:
+    return files("spatial.ogc").joinpath(PATHS_FILE).read_text(encoding="utf-8")
+
+
+def load_paths() -> dict[str, Any]:
+    """onemap's own routes as the document describes them (``openapi_paths.yml``).
+
+    Returns
+    -------
+    dict
+        ``{"tags", "security", "components", "paths"}``, a fresh copy in
+        which nothing is shared (the file's YAML anchors are expanded).
+    """
+    data: dict[str, Any] = json.loads(json.dumps(yaml.safe_load(_paths_text())))
+    return data
 
 
 def load_components() -> dict[str, Any]:
@@ -228,6 +253,70 @@ def self_contained(document: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def add_own_routes(document: dict[str, Any],
+                   own: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Add the routes onemap serves beside pygeoapi to a self-contained document.
+
+    Parameters
+    ----------
+    document : dict
+        A document from :func:`self_contained`; not modified.
+    own : dict, optional
+        The description to add (default :func:`load_paths`).
+
+    Returns
+    -------
+    dict
+        A new document with the paths, components, tags and the top-level
+        ``security`` of ``own``.
+
+    Raises
+    ------
+    ValueError
+        When ``document`` already has one of the operations, a different
+        component of the same name, or a ref resolves to nothing.
+
+    Examples
+    --------
+    >>> own = {"paths": {"/health": {"get": {"responses": {"200": {
+    ...     "$ref": "#/components/responses/Ok"}}}}},
+    ...     "components": {"responses": {"Ok": {"description": "up"}}},
+    ...     "tags": [{"name": "operations"}], "security": [{}]}
+    >>> out = add_own_routes({"openapi": "3.0.2", "paths": {}, "tags": []}, own)
+    >>> sorted(out["paths"]), out["tags"], out["security"]
+    (['/health'], [{'name': 'operations'}], [{}])
+    >>> add_own_routes(out, own)
+    Traceback (most recent call last):
+    ...
+    ValueError: component responses/Ok is both pygeoapi's and onemap's
+    """
+    own = own if own is not None else load_paths()
+    out = copy.deepcopy(document)
+    components = out.setdefault("components", {})
+    for kind, entries in (own.get("components") or {}).items():
+        mine = components.setdefault(kind, {})
+        for name, value in entries.items():
+            if name in mine:
+                raise ValueError(f"component {kind}/{name} is both pygeoapi's and onemap's")
+            mine[name] = value
+    paths = out.setdefault("paths", {})
+    for path, item in (own.get("paths") or {}).items():
+        have = paths.setdefault(path, {})
+        for method, operation in item.items():
+            if method in have:
+                raise ValueError(f"{method.upper()} {path} is both pygeoapi's and onemap's")
+            have[method] = operation
+    tags = out.setdefault("tags", [])
+    known = {tag.get("name") for tag in tags}
+    tags.extend(tag for tag in own.get("tags") or [] if tag["name"] not in known)
+    if "security" in own:
+        out["security"] = own["security"]
+    broken = broken_refs(out)
+    if broken:
+        raise ValueError(f"OpenAPI refs that resolve to nothing: {broken}")
+    return out
+
+
 def available_config(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The configuration without the coverages whose data cannot be opened.
 
@@ -273,12 +362,13 @@ def build_document(config: dict[str, Any]) -> dict[str, Any]:
     Returns
     -------
     dict
-        The document (see :func:`self_contained`).
+        The document (see :func:`self_contained`) with onemap's own routes
+        (:func:`add_own_routes`).
     """
     from pygeoapi.openapi import get_oas
 
     usable, _ = available_config(config)
-    return self_contained(get_oas(usable))
+    return add_own_routes(self_contained(get_oas(usable)))
 
 
 def _plugin_sources(config: dict[str, Any]) -> list[bytes]:
@@ -295,6 +385,33 @@ def _plugin_sources(config: dict[str, Any]) -> list[bytes]:
     return out
 
 
+def document_digest(settings: Settings, config: dict[str, Any], missing: list[str]) -> str:
+    """The hash naming the cached document: of everything the document is made of.
+
+    Parameters
+    ----------
+    settings : Settings
+        For the configuration file and the public URL.
+    config : dict
+        The loaded configuration (its process modules are hashed too: their
+        metadata is the processes' part of the document).
+    missing : list of str
+        The coverages without data (left out of the document).
+
+    Returns
+    -------
+    str
+        16 hex digits.
+    """
+    digest = hashlib.sha256()
+    for part in (settings.config_path.read_bytes(), settings.public_url.encode(),
+                 version("pygeoapi").encode(), _components_text().encode(),
+                 _paths_text().encode(), Path(__file__).read_bytes(), ",".join(missing).encode(),
+                 *_plugin_sources(config)):
+        digest.update(part)
+    return digest.hexdigest()[:16]
+
+
 def write_document(settings: Settings) -> Path:
     """Write the OpenAPI document for the configuration, once per change.
 
@@ -306,27 +423,21 @@ def write_document(settings: Settings) -> Path:
     Returns
     -------
     Path
-        The YAML document under ``var/``, named by a hash of what it is made
-        of: the configuration, the public URL, the pygeoapi version, the local
-        components and this module, the process modules (their metadata is
-        the processes' part of the document), and which coverages have data.
+        The YAML document under ``var/``, named by :func:`document_digest`
+        (the configuration, the public URL, the pygeoapi version, the local
+        components, onemap's own routes in ``openapi_paths.yml``, this module,
+        the process modules, and which coverages have data).
     """
     from pygeoapi.util import yaml_load
 
     with settings.config_path.open(encoding="utf-8") as fh:
         config = yaml_load(fh)
     usable, missing = available_config(config)
-    digest = hashlib.sha256()
-    for part in (settings.config_path.read_bytes(), settings.public_url.encode(),
-                 version("pygeoapi").encode(), _components_text().encode(),
-                 Path(__file__).read_bytes(), ",".join(missing).encode(),
-                 *_plugin_sources(config)):
-        digest.update(part)
-    path = settings.var_dir / f"openapi-{digest.hexdigest()[:16]}.yml"
+    path = settings.var_dir / f"openapi-{document_digest(settings, config, missing)}.yml"
     if not path.exists():
         from pygeoapi.openapi import get_oas
 
-        document = self_contained(get_oas(usable))
+        document = add_own_routes(self_contained(get_oas(usable)))
         settings.var_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(
