@@ -118,8 +118,8 @@ _JSON_TYPES = re.compile(r"^(application|text)/([a-z0-9.+-]*[+-])?json$")
 _ZH = " / 请求参数有误"
 #: Environment variable capping the JSON/text bodies the middleware reads.
 JSON_CAP_ENV = "ONEMAP_MAX_JSON_BYTES"
-#: Default cap: 16 MiB. Part 4 writes one feature per request; a surveyed
-#: district boundary of 100,000 vertices is about 4 MB of GeoJSON, the
+#: Default cap: 16 MiB. Part 4 writes one feature per request; a polygon of
+#: 100,000 vertices at full float precision is 4.1 MB of GeoJSON, the
 #: synthetic city's largest feature (a land-use polygon) 20 kB.
 DEFAULT_MAX_JSON_BYTES = 16 * 1024 * 1024
 
