@@ -247,6 +247,10 @@ def setup(demo: bool) -> None:
                 generate_city(os.environ.get("ONEMAP_DEMO_SCALE", "M"), 1, replace=False)
             else:
                 console.print("database already holds a city")
+            from spatial.synth.refuse import replay_today
+
+            with connect(autocommit=True) as conn:  # the demo's refuse loads reach today
+                console.print(f"refuse load readings replayed onto today: {replay_today(conn)}")
     except OnemapError as exc:
         _fail(exc)
 

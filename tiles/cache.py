@@ -830,7 +830,9 @@ def scope_class(conn: psycopg.Connection[Any], principal: Principal,
     principal : Principal
         The caller (the cache key of the few-second reuse).
     tables : iterable of str
-        The base tables the layer set reads (``onemap.layer_access`` names).
+        The base tables the layer set reads (``onemap.layer_access`` names):
+        :attr:`tiles.spec.LayerSet.tables`, each layer's own table and the
+        tables it declares under ``reads`` in ``layers/tiles.yml``.
 
     Returns
     -------

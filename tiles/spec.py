@@ -109,6 +109,11 @@ class LayerSpec:
     default_window: str | None = None
     #: Extent (lon/lat) from the collection's configuration.
     bbox: tuple[float, float, float, float] = (-180.0, -90.0, 180.0, 90.0)
+    #: Other tables (``onemap.layer_access`` names) the view ``layers.<id>``
+    #: reads and that decide what a caller sees in it, e.g. the internal load
+    #: readings joined to the public refuse facilities: they count for the
+    #: tile cache's scope class (:attr:`LayerSet.tables`).
+    reads: tuple[str, ...] = ()
     #: Filled by :func:`bind_catalog`: the view's columns, their PostgreSQL
     #: types (``information_schema`` ``data_type``) and the geometry type.
     columns: frozenset[str] = frozenset()
@@ -178,6 +183,20 @@ class LayerSet:
     def cache_seconds(self) -> int:
         """Cache lifetime of the set's tiles: its freshest layer's."""
         return min(lyr.cache_seconds for lyr in self.layers)
+
+    @functools.cached_property
+    def tables(self) -> tuple[str, ...]:
+        """The tables whose audience decides the set's scope class: every layer's
+        own table and the tables it declares under ``reads``.
+
+        Examples
+        --------
+        >>> lyr = LayerSpec("refuse_facility", "x", 11, 22, 60, 10, (), (),
+        ...                 reads=("refuse_load_reading",))
+        >>> LayerSet("refuse", "theme", {}, (lyr,)).tables
+        ('refuse_facility', 'refuse_load_reading')
+        """
+        return tuple(sorted({t for lyr in self.layers for t in (lyr.id, *lyr.reads)}))
 
 
 @dataclass(frozen=True)
@@ -289,7 +308,7 @@ def _parse_layer(lid: str, raw: Any, defaults: Mapping[str, Any], title: str,
     if not isinstance(raw, dict):
         raise SpecError(f"{where}: must be a mapping")
     unknown = set(raw) - {"minzoom", "maxzoom", "cache_seconds", "max_features", "order",
-                          "levels", "default_window"}
+                          "levels", "default_window", "reads"}
     if unknown:
         raise SpecError(f"{where}: unknown keys {sorted(unknown)}")
     minzoom, maxzoom = _zoom_pair([raw.get("minzoom"), raw.get("maxzoom")], where)
@@ -306,6 +325,10 @@ def _parse_layer(lid: str, raw: Any, defaults: Mapping[str, Any], title: str,
                                or not _WINDOW.match(window)):
         raise SpecError(f"{where}: default_window needs a time field and a value like "
                         f"'2 hours', got {window!r}")
+    reads = raw.get("reads") or []
+    if (not isinstance(reads, list)
+            or not all(isinstance(t, str) and _IDENTIFIER.match(t) and t != lid for t in reads)):
+        raise SpecError(f"{where}: reads must be a list of other tables, got {reads!r}")
     max_features = int(raw.get("max_features", defaults.get("max_features", 20000)))
     if max_features < 1:
         raise SpecError(f"{where}: max_features must be positive, got {max_features}")
@@ -316,6 +339,7 @@ def _parse_layer(lid: str, raw: Any, defaults: Mapping[str, Any], title: str,
         order=_parse_order(raw.get("order", defaults.get("order", "id")), where),
         levels=levels, time_field=time_field, default_window=window,
         bbox=tuple(bbox) if bbox and len(bbox) == 4 else (-180.0, -90.0, 180.0, 90.0),
+        reads=tuple(sorted(set(reads))),
     )
 
 
@@ -399,8 +423,11 @@ def bind_catalog(spec: TileSpec, conn: psycopg.Connection[Any]) -> TileSpec:
     Raises
     ------
     SpecError
-        A view is missing, or a declared property, key or order column is not
-        one of its columns.
+        A view is missing, a declared property, key or order column is not
+        one of its columns, a ``reads`` table is not read by the view, or the
+        view of a public layer reads a non-public table it does not declare
+        under ``reads`` (its tiles would be shared by callers who see
+        different values).
     """
     rows = fetch_tuples(conn, """
         SELECT c.table_name, array_agg(c.column_name::text), array_agg(c.data_type::text)
@@ -417,6 +444,14 @@ def bind_catalog(spec: TileSpec, conn: psycopg.Connection[Any]) -> TileSpec:
         FROM information_schema.columns c
         WHERE c.table_schema = 'rollup'
         GROUP BY c.table_name""")}
+    # What each view reads besides its own table, and how public those are.
+    audience = dict(fetch_tuples(conn, "SELECT table_name, audience FROM onemap.layer_access"))
+    view_reads: dict[str, set[str]] = {}
+    for view, table in fetch_tuples(conn, """
+            SELECT view_name::text, table_name::text FROM information_schema.view_table_usage
+            WHERE view_schema = 'layers' AND table_schema = 'onemap'"""):
+        if view != table:
+            view_reads.setdefault(view, set()).add(table)
     bound: dict[str, LayerSpec] = {}
     problems = []
     for lid, layer in spec.layers.items():
@@ -431,6 +466,15 @@ def bind_catalog(spec: TileSpec, conn: psycopg.Connection[Any]) -> TileSpec:
         unknown = sorted(str(c) for c in wanted - cols)
         if unknown:
             problems.append(f"{lid}: columns {unknown} are not in layers.{lid}")
+        read = view_reads.get(lid, set())
+        stray = sorted(set(layer.reads) - read)
+        if stray:
+            problems.append(f"{lid}: reads {stray} but layers.{lid} does not read them")
+        if audience.get(lid) == "public":
+            hidden = sorted(t for t in read - set(layer.reads) if audience.get(t) != "public")
+            if hidden:
+                problems.append(f"{lid}: layers.{lid} reads non-public {hidden}: declare them "
+                                f"under reads so its tiles are cached per scope class")
         gtype = gtypes.get(lid)
         if gtype is None and lid == "resident":  # at its household's point
             gtype = gtypes.get("household")

@@ -191,7 +191,7 @@ class TileService:
 
     async def _look_up_scope(self, layerset: LayerSet, principal: Principal) -> str:
         async with rendering.tile_connection(self.pool, principal) as conn:
-            scope = await scope_class_async(conn, principal, [lyr.id for lyr in layerset.layers])
+            scope = await scope_class_async(conn, principal, layerset.tables)
         if len(self._scopes) > 10000:
             self._scopes.clear()
         self._scopes[(layerset.id, principal)] = (time.monotonic() + SCOPE_SECONDS, scope)

@@ -14,6 +14,10 @@ the Spring Festival, with noise; a few refuse buildings run close to their
 capacity. Loads are read at 21:00 Beijing time each day (tonnes so far that
 day) and hourly over the last day. Who walks where, the gaps and the
 expected loads are in ``truth``.
+
+The city ends at a fixed reference time, but the maps show *today's* load:
+:func:`replay_today` (run by ``onemap setup`` for the demo city) replays the
+last synthetic day's hourly readings on the current local day, up to now.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pandas as pd
+import psycopg
 import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from spatial.db import fetch_tuples
 from spatial.synth.context import METRIC_EPSG, REFERENCE_TIME, CityContext
 from spatial.synth.writer import to_ewkb_hex
 
@@ -428,3 +434,71 @@ def _write_truth(ctx: CityContext, homes: pd.DataFrame, dist: np.ndarray, which:
         "beyond_walk": beyond,
         "gap_id": pd.Series(gap_id).where(gap_id > 0).astype("Int64").array,
     }), schema="truth")
+
+
+# The last generated day (the newest local day with readings before the
+# reference time), its readings moved by whole days onto today, those not in
+# the future; nothing when today is not after it.
+_REPLAY_SQL = """
+WITH today AS (
+    SELECT (%(now)s::timestamptz AT TIME ZONE 'Asia/Shanghai')::date AS day),
+last AS (
+    SELECT max((r.measured_at AT TIME ZONE 'Asia/Shanghai')::date) AS day
+    FROM onemap.refuse_load_reading r
+    WHERE r.measured_at < %(reference)s::timestamptz),
+moved AS (
+    SELECT r.facility_id, r.measured_at + (today.day - last.day) * interval '1 day' AS at,
+           r.load_t
+    FROM onemap.refuse_load_reading r, today, last
+    WHERE today.day > last.day
+      AND r.measured_at >= (last.day::timestamp AT TIME ZONE 'Asia/Shanghai')
+      AND r.measured_at < ((last.day + 1)::timestamp AT TIME ZONE 'Asia/Shanghai'))
+INSERT INTO onemap.refuse_load_reading (facility_id, measured_at, load_t)
+SELECT facility_id, at, load_t FROM moved WHERE at <= %(now)s::timestamptz
+ON CONFLICT (facility_id, measured_at) DO NOTHING
+"""
+
+
+def replay_today(conn: psycopg.Connection[Any], now: datetime | None = None) -> int:
+    """Give the synthetic city's refuse facilities readings for today (demo only).
+
+    The generated loads end the day before :data:`REFERENCE_TIME`, so the maps,
+    which show each facility's newest reading of the current local day, would
+    show no load. This copies the last generated day's readings onto the local
+    (Beijing) day of ``now``, keeping their times of day and dropping those
+    still in the future. Running it again later that day adds the hours
+    reached since; on a later day it replays the same generated day onto
+    that day. Only for a
+    database holding a generated city (a ``truth.generation`` row): it never
+    invents readings for a real one.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        Owner connection; the statement is committed when the connection
+        autocommits (the caller's transaction otherwise).
+    now : datetime, optional
+        Timezone-aware; defaults to the database's ``now()``.
+
+    Returns
+    -------
+    int
+        Readings added (0 for a database that holds no generated city).
+
+    Raises
+    ------
+    ValueError
+        If ``now`` has no timezone.
+    """
+    if now is not None and now.tzinfo is None:
+        raise ValueError(f"now must be timezone-aware, got {now!r}")
+    generated = fetch_tuples(conn, "SELECT to_regclass('truth.generation') IS NOT NULL")[0][0]
+    if not generated or not fetch_tuples(
+            conn, "SELECT EXISTS (SELECT 1 FROM truth.generation)")[0][0]:
+        return 0
+    with conn.cursor() as cur:
+        cur.execute(_REPLAY_SQL, {"now": now or fetch_tuples(conn, "SELECT now()")[0][0],
+                                  "reference": REFERENCE_TIME})
+        added = cur.rowcount
+    LOGGER.info("replayed %d refuse load readings onto today", added)
+    return added
