@@ -169,13 +169,38 @@ def template_db(server_conninfo: str) -> Iterator[str]:
     drop_database(server_conninfo, name)
 
 
+TINY_CITY = Path(__file__).parent / "data" / "tiny_city.sql"
+
+
+@pytest.fixture(scope="session")
+def tiny_template_db(server_conninfo: str, template_db: str) -> Iterator[str]:
+    """Name of a clone of the template holding the tiny city, built once per session.
+
+    Loading ``tiny_city.sql`` takes about five times as long as cloning a
+    database, and some 500 tests start from the tiny city.
+    """
+    name = f"onemap_tiny_{os.getpid()}"
+    info = create_database(server_conninfo, name, template=template_db)
+    with psycopg.connect(info, autocommit=True) as conn, conn.transaction():
+        conn.execute(TINY_CITY.read_text(encoding="utf-8").encode("utf-8"))
+    yield name
+    drop_database(server_conninfo, name)
+
+
 @pytest.fixture
-def db(server_conninfo: str, template_db: str) -> Iterator[str]:
-    """Connection string of a fresh clone of the template, dropped after the test."""
+def db(request: pytest.FixtureRequest, server_conninfo: str, template_db: str) -> Iterator[str]:
+    """Connection string of a fresh clone of the template, dropped after the test.
+
+    A test that uses ``tiny_city_db`` gets a clone of the tiny-city template
+    (the same database its ``db`` and ``conn`` fixtures see).
+    """
     from spatial.catalog import clear_cache
 
+    template = template_db
+    if "tiny_city_db" in request.fixturenames:
+        template = request.getfixturevalue("tiny_template_db")
     name = f"onemap_t_{uuid.uuid4().hex[:10]}"
-    info = create_database(server_conninfo, name, template=template_db)
+    info = create_database(server_conninfo, name, template=template)
     yield info
     from spatial.db import close_pools
 
@@ -194,16 +219,14 @@ def conn(db: str) -> Iterator[psycopg.Connection[Any]]:
         yield c
 
 
-TINY_CITY = Path(__file__).parent / "data" / "tiny_city.sql"
-
-
 @pytest.fixture
 def tiny_city_db(db: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh clone holding the hand-made tiny city (tests/data/tiny_city.sql),
-    whose answers are known; the application is pointed at it."""
+    whose answers are known; the application is pointed at it.
+
+    ``db`` clones it from :func:`tiny_template_db`.
+    """
     monkeypatch.setenv("DATABASE_URL", db)
-    with psycopg.connect(db, autocommit=True) as conn, conn.transaction():
-        conn.execute(TINY_CITY.read_text(encoding="utf-8").encode("utf-8"))
     return db
 
 
