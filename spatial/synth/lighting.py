@@ -8,11 +8,19 @@ A circuit (回路) is a run of 15–35 lamps along one road; a distribution box
 (配电箱) feeds two to six circuits near each other.
 
 Most lamps work. Some fail alone, some in runs of three to five, some
-circuits are off (a tripped circuit or a faulty box), and some stretches
-never had lamps. A lamp lights its own road for ``reach`` metres either way,
-reach being the largest design spacing of the road class; what no working lamp
-reaches is an unlit stretch, written to ``truth.unlit_stretch`` with its
-reason. ``onemap.road_lighting_segment`` is left to the analysis.
+circuits are off (``lamp_circuit.status`` 'off': tripped) or hang on a faulty
+box, and some stretches never had lamps. A lamp lights its own road for
+``reach`` metres either way, reach being the largest design spacing of the road
+class; what no working lamp reaches is an unlit stretch, written to
+``truth.unlit_stretch`` with its reason.
+
+The reach is read from the database (``onemap.lamp_reach_m``, migration
+``168_road_lighting.sql``), the one place both this generator and the
+derivation of ``onemap.road_lighting_segment`` take it from. Once the lamps
+are written, :func:`build` calls ``onemap.rebuild_road_lighting()``, which
+derives the lit and unlit stretches of every road from the lamps as stored
+(triggers keep them current afterwards); tests compare that derivation with the
+planted truth.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from spatial.db import fetch_tuples
 from spatial.synth.context import METRIC_EPSG, REFERENCE_TIME, CityContext
 from spatial.synth.pipelines import cumulative, cut, point_at
 from spatial.synth.writer import to_ewkb_hex
@@ -71,12 +80,41 @@ DESIGN: dict[str, Design] = {
 MIN_STRETCH_M = 5.0
 
 
+def lamp_reach(conn: Any) -> dict[str, float]:
+    """How far a working lamp lights its road, by road class, as the database says.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        A connection to a database with the migrations applied.
+
+    Returns
+    -------
+    dict
+        Road class → reach in metres (``onemap.lamp_reach_m``), for the classes of
+        :data:`DESIGN`.
+    """
+    rows = fetch_tuples(conn, "SELECT c, onemap.lamp_reach_m(c) FROM unnest(%s::text[]) AS c",
+                        (sorted(DESIGN),))
+    return {str(c): float(m) for c, m in rows}
+
+
 def _ewkb(geoms: Any) -> list[str]:
     return [str(v) for v in to_ewkb_hex(geoms)]
 
 
-def place_lamps(ctx: CityContext, road: gpd.GeoDataFrame) -> pd.DataFrame:
+def place_lamps(ctx: CityContext, road: gpd.GeoDataFrame,
+                reach: dict[str, float]) -> pd.DataFrame:
     """Lamp positions along every road edge.
+
+    Parameters
+    ----------
+    ctx : CityContext
+        Seeds.
+    road : geopandas.GeoDataFrame
+        The roads (metric CRS).
+    reach : dict
+        Road class → metres a lamp lights either way (:func:`lamp_reach`).
 
     Returns
     -------
@@ -118,7 +156,7 @@ def place_lamps(ctx: CityContext, road: gpd.GeoDataFrame) -> pd.DataFrame:
                 normal = np.array([-d[1], d[0]]) / max(float(np.hypot(*d)), 1e-9)
                 xy = p + side * lateral * normal
                 rows.append((int(r.id), str(r.road_class), str(r.name), float(t),
-                             design.spacing_m[1], side,
+                             reach[str(r.road_class)], side,
                              float(xy[0]), float(xy[1]), design.height_m,
                              design.power_w[1 if hps else 0], "hps" if hps else "led"))
     lamps = pd.DataFrame(rows, columns=["road_id", "road_class", "name", "at_m", "reach_m",
@@ -200,7 +238,7 @@ def wire(ctx: CityContext, lamps: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
 
 def break_some(ctx: CityContext, lamps: pd.DataFrame, circuits: pd.DataFrame,
                boxes: pd.DataFrame) -> None:
-    """Set lamp and box statuses: single faults, runs of faults, circuits off."""
+    """Set lamp, circuit and box statuses: single faults, runs of faults, circuits off."""
     rng = ctx.rng("lighting.faults")
     n = len(lamps)
     status = np.full(n, "working", dtype=object)
@@ -231,8 +269,10 @@ def break_some(ctx: CityContext, lamps: pd.DataFrame, circuits: pd.DataFrame,
     dead_boxes = set(boxes["id"].to_numpy()[box_status == "fault"].tolist())
     dead = set(circuits.loc[circuits["distribution_box_id"].isin(dead_boxes), "id"].tolist())
     n_off = max(1, len(circuits) // 40)
-    dead |= set(rng.choice(circuits["id"].to_numpy(), size=min(n_off, len(circuits)),
-                           replace=False).tolist())
+    tripped = set(rng.choice(circuits["id"].to_numpy(), size=min(n_off, len(circuits)),
+                             replace=False).tolist())
+    dead |= tripped
+    circuits["status"] = np.where(circuits["id"].isin(tripped), "off", "working")
     in_dead = lamps["circuit_id"].isin(dead).to_numpy()
     status[in_dead], cause[in_dead] = "off", "circuit_fault"
     lamps["status"] = status
@@ -335,8 +375,10 @@ def build(ctx: CityContext) -> None:
         Needs ``frames["road"]``.
     """
     road = ctx.frames["road"]
+    conn = ctx.writer.conn
+    reach = lamp_reach(conn)
     with ctx.step("street lighting", 4) as task:
-        lamps = place_lamps(ctx, road)
+        lamps = place_lamps(ctx, road, reach)
         lamps["id"] = ctx.ids.take("lamp", len(lamps))
         task.advance()
         circuits, boxes = wire(ctx, lamps)
@@ -354,6 +396,10 @@ def build(ctx: CityContext) -> None:
             geometry=shapely.points(lamps[["x", "y"]].to_numpy()), crs=METRIC_EPSG))
         ctx.writer.copy_rows("lamp_status_report", ("lamp_id", "at", "status", "source", "note"),
                              reports)
+        # The lamp triggers have derived the stretches of the lamps' roads as the rows
+        # arrived; one rebuild of every road makes the layer whole whatever ran before.
+        segments = fetch_tuples(conn, "SELECT onemap.rebuild_road_lighting()")[0][0]
+        ctx.writer.rows["road_lighting_segment"] = int(segments)
         task.advance()
         stretches = unlit_stretches(lamps, road)
         geoms = road.set_index("id").geometry
@@ -379,7 +425,7 @@ def build(ctx: CityContext) -> None:
             schema="truth")
         task.advance()
     ctx.truth["lighting"] = {
-        "reach_m": {k: d.spacing_m[1] for k, d in DESIGN.items()},
+        "reach_m": reach,
         "design": {k: {"height_m": d.height_m, "spacing_m": list(d.spacing_m)}
                    for k, d in DESIGN.items()},
         "min_stretch_m": MIN_STRETCH_M,

@@ -276,8 +276,6 @@ def test_lamp_counts_are_plausible(db_conn: psycopg.Connection[Any]) -> None:
     for r in per_km.itertuples(index=False):
         lo, hi = bounds[r.road_class]
         assert lo <= float(r.n) <= hi, (r.road_class, r.n)
-    assert db_conn.execute("SELECT count(*) AS n FROM onemap.road_lighting_segment"
-                           ).fetchone() == {"n": 0}
 
 
 def test_circuits_run_along_one_road_and_boxes_feed_a_few(db_conn: psycopg.Connection[Any]
@@ -325,6 +323,37 @@ def test_unlit_stretches_follow_from_lamps(db_conn: psycopg.Connection[Any]) -> 
             assert states and "working" not in states
             assert ("off" in states) if t.reason in ("circuit_fault", "lamp_off") else \
                 ("fault" in states)
+
+
+def test_derived_road_lighting_agrees_with_the_truth(db_conn: psycopg.Connection[Any]) -> None:
+    """onemap.road_lighting_segment (168_road_lighting.sql), derived from the lamps as
+    stored, against truth.unlit_stretch, planted from the lamps as placed: overlap by
+    length, and the reason on the overlap. Measured on M, seed 1: all 22.33 km of the
+    truth's unlit length is derived unlit, 99.8 % of the derived 22.38 km is in the truth
+    (the rest: gaps under 5 m, which the truth leaves out), reasons agree on all of it."""
+    from tests.spatial.test_road_lighting import TILING_ERRORS
+
+    assert db_conn.execute(TILING_ERRORS).fetchall() == []
+    row = db_conn.execute("""
+        WITH t AS (SELECT road_id, from_fraction AS a, to_fraction AS b, reason,
+                          length_m / (to_fraction - from_fraction) AS len
+                   FROM truth.unlit_stretch),
+             d AS (SELECT road_id, from_fraction AS a, to_fraction AS b, reason
+                   FROM onemap.road_lighting_segment WHERE state = 'unlit'),
+             o AS (SELECT (least(t.b, d.b) - greatest(t.a, d.a)) * t.len AS m,
+                          t.reason = d.reason AS same
+                   FROM t JOIN d ON d.road_id = t.road_id AND d.a < t.b AND d.b > t.a)
+        SELECT (SELECT sum(length_m) FROM truth.unlit_stretch) AS truth_m,
+               (SELECT sum(length_m) FROM onemap.road_lighting_segment
+                WHERE state = 'unlit') AS derived_m,
+               (SELECT sum(m) FROM o) AS overlap_m,
+               (SELECT sum(m) FROM o WHERE same) AS same_reason_m,
+               (SELECT array_agg(DISTINCT reason) FROM d) AS reasons""").fetchone()
+    assert row is not None and row["truth_m"] > 500
+    assert row["overlap_m"] >= 0.95 * row["truth_m"]     # truth's unlit is found unlit
+    assert row["overlap_m"] >= 0.95 * row["derived_m"]   # and little else is
+    assert row["same_reason_m"] >= 0.9 * row["overlap_m"]
+    assert {"no_lamp", "lamp_fault", "circuit_fault"} <= set(row["reasons"])
 
 
 # --- alleys ----------------------------------------------------------------------------------

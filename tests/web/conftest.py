@@ -114,24 +114,6 @@ def _city_facts(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     }
 
 
-def _fill_gaps(conn: psycopg.Connection[Any]) -> None:
-    """Rows for the layers the generator leaves empty, so that every layer draws.
-
-    The generated city has no lit/unlit road stretches (the unlit-roads
-    analysis writes them).
-    """
-    with conn.transaction():
-        conn.execute(
-            "INSERT INTO onemap.road_lighting_segment "
-            "(road_id, from_fraction, to_fraction, state, reason, length_m, geom) "
-            "SELECT r.id, s.a, s.b, s.state, s.reason, ST_Length(r.line::geography) * (s.b - s.a), "
-            "ST_LineSubstring(r.line, s.a, s.b) FROM (SELECT id, ST_GeometryN(ST_Multi(geom), 1) "
-            "AS line FROM onemap.road ORDER BY ST_Length(geom) DESC, id LIMIT 6) r "
-            "CROSS JOIN (VALUES (0.0, 0.6, 'lit', NULL), (0.6, 1.0, 'unlit', 'lamp_fault')) "
-            "AS s (a, b, state, reason) "
-            "WHERE NOT EXISTS (SELECT FROM onemap.road_lighting_segment)")
-
-
 def _layer_points(conn: psycopg.Connection[Any]) -> dict[str, list[float]]:
     """A point on one feature of every tiled collection, read from its view."""
     spec = yaml.safe_load((ROOT / "layers" / "tiles.yml").read_text(encoding="utf-8"))
@@ -192,7 +174,6 @@ def web_city(browser_tools: dict[str, str], server_conninfo: str, template_db: s
         with connect(info, autocommit=True) as conn:
             generate(conn, "S", SEED)
         with psycopg.connect(info, autocommit=True) as plain:  # tuple rows
-            _fill_gaps(plain)
             facts = _city_facts(plain)
         facts["raster_dir"] = str(rasters)
         with connect(info) as conn, conn.transaction():
