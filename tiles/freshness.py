@@ -127,10 +127,21 @@ class Listener:
         return self
 
     def __call__(self) -> None:
-        """Stop listening (idempotent)."""
-        self._stop.set()  # the thread sees it within a second (notifies timeout)
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+        """Stop listening (idempotent).
+
+        The thread sees the stop within a second (its ``notifies`` timeout);
+        a wake-up message on the channel ends that wait at once. Other
+        listeners ignore the message.
+        """
+        self._stop.set()
+        if not self._thread.is_alive():
+            return
+        try:
+            with psycopg.connect(self._conninfo(), autocommit=True, connect_timeout=2) as conn:
+                conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps({"wake": True})))
+        except psycopg.Error:
+            pass  # the database is gone: the timeout ends the wait
+        self._thread.join(timeout=5)
 
     stop = __call__
 
@@ -225,6 +236,8 @@ class Listener:
             msg = json.loads(payload)
         except ValueError:
             LOGGER.warning("ignoring a malformed onemap_tiles message")
+            return
+        if "wake" in msg:  # a listener stopping (see __call__)
             return
         if "sync" in msg:
             with self._cond:
