@@ -13,6 +13,10 @@ worth reporting upstream:
 * pygeoapi's ``DELETE /jobs/{id}`` answers with no ``Content-Type``, on which its
   own Starlette adapter fails (a 500 for every dismissal). The header is added
   (tests/api/test_processes.py).
+* pygeoapi titles every property of ``/collections/{id}/queryables`` with its
+  column name and its ``/schema`` not at all. Both take their titles from
+  ``layers/fields.yml`` (:mod:`spatial.fields`) in the request's language
+  (tests/api/test_field_titles.py).
 """
 
 from __future__ import annotations
@@ -126,10 +130,40 @@ def delete_job_with_content_type(api: Any, request: Any, job_id: str) -> Any:
 _ORIGINAL_DELETE_JOB: Any = None
 
 
+def with_field_titles(original: Any) -> Any:
+    """Wrap pygeoapi's queryables or schema function: each property titled in the
+    request's language from ``layers/fields.yml`` (JSON answers; a property without
+    a title keeps what pygeoapi gave it)."""
+    if getattr(original, "onemap_titled", False):
+        return original
+
+    @functools.wraps(original)
+    def titled(api: Any, request: Any, dataset: str | None = None) -> Any:
+        import json
+
+        from pygeoapi.util import to_json
+
+        from spatial.fields import field_titles
+
+        headers, status, content = original(api, request, dataset)
+        if status != 200 or not isinstance(content, str) or dataset is None \
+                or "json" not in str((headers or {}).get("Content-Type", "")):
+            return headers, status, content
+        doc = json.loads(content)
+        titles = field_titles().titles(dataset, doc.get("properties", {}), request.locale)
+        for name, title in titles.items():
+            doc["properties"][name]["title"] = title
+        return headers, status, to_json(doc, api.pretty_print)
+
+    titled.onemap_titled = True  # type: ignore[attr-defined]
+    return titled
+
+
 def install() -> None:
     """Put the fixes in place (idempotent); pay one-time start-up costs now, not
     on a user's first request."""
     global _ORIGINAL_SPEC, _ORIGINAL_DELETE_JOB
+    import pygeoapi.api as core
     import pygeoapi.api.itemtypes as itemtypes
     import pygeoapi.api.processes as processes
     import pygeoapi.crs as pygeoapi_crs
@@ -138,6 +172,8 @@ def install() -> None:
         _ORIGINAL_DELETE_JOB = processes.delete_job
         processes.delete_job = delete_job_with_content_type
 
+    itemtypes.get_collection_queryables = with_field_titles(itemtypes.get_collection_queryables)
+    core.get_collection_schema = with_field_titles(core.get_collection_schema)
     itemtypes.transform_bbox = cached_transform_bbox
     pygeoapi_crs._inplace_transform_filter_geometries = transform_filter_geometries
     if _ORIGINAL_SPEC is None:

@@ -146,6 +146,28 @@ def test_layers_are_named_in_the_chosen_language(session: dict[str, Any],
     assert shown["zh"]["view_rows"] != shown["en"]["view_rows"]
 
 
+def test_clicked_records_popup_is_labelled_by_field_titles(session: dict[str, Any],
+                                                          live_server: LiveServer) -> None:
+    """A click on the map opens the record with its properties' zh/en titles, not column names.
+
+    The titles are the collection's queryables (layers/fields.yml) in the chosen language.
+    """
+    popup = session["popup"]
+    collection = popup["zh"]["collection"]
+    assert popup["zh"]["status"] == 200 and popup["en"]["collection"] == collection, popup
+    for lang in ("zh", "en"):
+        titles = {name: prop["title"] for name, prop in httpx.get(
+            f"{live_server.url}/collections/{collection}/queryables",
+            params={"f": "json", "lang": lang}, timeout=30).json()["properties"].items()}
+        rows = popup[lang]["rows"]
+        assert len(rows) >= 3, popup
+        for row in rows:
+            assert row["label"] == titles[row["field"]], (lang, row)
+            assert row["label"] != row["field"], (lang, row)
+    assert [r["field"] for r in popup["zh"]["rows"]] == [r["field"] for r in popup["en"]["rows"]]
+    assert not {r["label"] for r in popup["zh"]["rows"]} & {r["label"] for r in popup["en"]["rows"]}
+
+
 def test_screenshots_saved(session: dict[str, Any]) -> None:
     from tests.web.conftest import ARTIFACTS
 

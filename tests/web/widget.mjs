@@ -125,6 +125,42 @@ await main(async (browser) => {
   }
   await page.evaluate(() => window.onemap.widgets[0].setLang('zh'));
 
+  // a click on the household's point → its record's popup, rows labelled by the
+  // collection's property titles (queryables), in zh and then, after the toggle, in en
+  const spot = await page.evaluate(async (point) => {
+    const w = window.onemap.widgets[0];
+    if (w.popup) w.popup.remove();
+    w.map.jumpTo({ center: point, zoom: 18 });
+    await new Promise((r) => w.map.once('idle', r));
+    const p = w.map.project(point);
+    const box = w.map.getCanvas().getBoundingClientRect();
+    const x = box.left + p.x;
+    const y = box.top + p.y;
+    return { x, y, on_canvas: document.elementFromPoint(x, y) === w.map.getCanvas() };
+  }, H.point);
+  check(spot.on_canvas, () => `the household's point is covered: ${JSON.stringify(spot)}`);
+  await page.mouse.click(spot.x, spot.y);
+  await page.waitForFunction(() => {
+    const w = window.onemap.widgets[0];
+    const s = w.popupState;
+    return s && s.status !== null && (w.fieldTitles.zh || {})[s.collection];
+  }, null, { timeout: 30000 });
+  const popupRows = () => page.evaluate(() => {
+    const w = window.onemap.widgets[0];
+    return { collection: w.popupState.collection, status: w.popupState.status,
+      rows: Array.from(w.root.ownerDocument.querySelectorAll('[data-testid=onemap-popup] tr'))
+        .map((tr) => ({ field: tr.getAttribute('data-field'), label: tr.cells[0].textContent })) };
+  });
+  const popup = { zh: await popupRows() };
+  await page.evaluate(async () => {
+    const w = window.onemap.widgets[0];
+    w.setLang('en');
+    await w.loadFieldTitles(w.popupState.collection, 'en');
+  });
+  popup.en = await popupRows();
+  await page.screenshot({ path: path.join(dir, 'worker-popup-en.png') });
+  await page.evaluate(() => window.onemap.widgets[0].setLang('zh'));
+
   // --- the worker of another grid --------------------------------------------------
   const other = await open(browser, PARAMS.hosts.other_worker, 'other_worker');
   await other.evaluate((id) => window.onemap.widgets[0].drill('household', id), H.id);
@@ -150,6 +186,6 @@ await main(async (browser) => {
     await p.context().close();
   }
 
-  return { toggled, masked, grid, household, stats_tables: stats, labels,
+  return { toggled, masked, grid, household, stats_tables: stats, labels, popup,
     foreign, foreign_grid: foreignGrid };
 });

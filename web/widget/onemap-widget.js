@@ -15,7 +15,8 @@
  * For tests: window.onemap = {widgets: [Widget...], init(), ready}; a widget has .map
  * (MapLibre), .ready (Promise), .setLayerVisible(styleLayerId, bool), .drill(level, id)
  * → Promise of the panel state, .search(q) → Promise of hits, .setLang(lang),
- * .setTime(isoIntervalOrNull), .viewStats() → Promise, .showRecord(collection, id).
+ * .setTime(isoIntervalOrNull), .viewStats() → Promise, .showRecord(collection, id),
+ * .loadFieldTitles(collection, lang) → Promise of {property → title}.
  * Elements carry data-testid="onemap-…" (see web/widget/README.md).
  */
 (function () {
@@ -163,6 +164,8 @@
     this.popupState = null;
     this.titles = {}; // lang → {collection id → title}, from GET /collections?lang=
     this._titleJobs = {};
+    this.fieldTitles = {}; // lang → {collection id → {property → title}}, from queryables
+    this._fieldJobs = {};
     this.ready = this._start().then(function () { return self; });
   }
 
@@ -194,6 +197,37 @@
     });
     return this._titleJobs[lang];
   };
+  /* A property's title in the current language (the collection's queryables: the server's
+   * layers/fields.yml); the column name only for a property without one, or while loading. */
+  Widget.prototype.fieldTitle = function (collection, name) {
+    var titles = (this.fieldTitles[this.lang] || {})[collection];
+    return (titles && titles[name]) || name;
+  };
+
+  /* Promise of ``collection``'s property titles in ``lang`` (GET
+   * /collections/{id}/queryables?lang=, once per collection and language); re-renders
+   * the record popup when they arrive for what it shows. */
+  Widget.prototype.loadFieldTitles = function (collection, lang) {
+    var self = this;
+    lang = lang || this.lang;
+    var key = lang + "/" + collection;
+    if (this._fieldJobs[key]) return this._fieldJobs[key];
+    var path = "/collections/" + encodeURIComponent(collection) + "/queryables?f=json&lang=" + lang;
+    this._fieldJobs[key] = this.api(path).then(function (r) {
+      var map = {};
+      var props = (r.data && r.data.properties) || {};
+      Object.keys(props).forEach(function (k) {
+        if (props[k] && typeof props[k].title === "string") map[k] = props[k].title;
+      });
+      if (!r.ok) delete self._fieldJobs[key]; // try again next time
+      (self.fieldTitles[lang] = self.fieldTitles[lang] || {})[collection] = map;
+      var s = self.popupState;
+      if (s && s.collection === collection && lang === self.lang) self._renderPopup();
+      return map;
+    });
+    return this._fieldJobs[key];
+  };
+
   Widget.prototype.headers = function () {
     var h = {};
     if (this.token) h.Authorization = "Bearer " + this.token;
@@ -433,6 +467,7 @@
     this.lang = lang === "en" ? "en" : "zh";
     this._relabel();
     if (this.map) this.loadTitles(this.lang);
+    if (this.popupState) this.loadFieldTitles(this.popupState.collection, this.lang);
     return this.lang;
   };
 
@@ -620,7 +655,9 @@
     this.popupState = { collection: collection, id: id, status: null, properties: null, lngLat: lngLat };
     this._renderPopup();
     var path = "/collections/" + encodeURIComponent(collection) + "/items/" + encodeURIComponent(id) + "?f=json";
-    return this.api(path).then(function (r) {
+    var titles = this.loadFieldTitles(collection, this.lang);
+    return Promise.all([this.api(path), titles]).then(function (res) {
+      var r = res[0];
       if (!self.popupState || self.popupState.id !== id) return null;
       self.popupState.status = r.status;
       self.popupState.properties = r.ok && r.data ? (r.data.properties || {}) : null;
@@ -648,7 +685,7 @@
     } else {
       var table = el("table", { className: "onemap-kv" });
       Object.keys(s.properties).forEach(function (k) {
-        table.appendChild(el("tr", { "data-field": k }, [el("td", { text: k }),
+        table.appendChild(el("tr", { "data-field": k }, [el("td", { text: self.fieldTitle(s.collection, k) }),
           el("td", {}, [self._valueNode(s.properties[k])])]));
       });
       body.appendChild(table);

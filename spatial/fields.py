@@ -1,0 +1,148 @@
+"""Titles of the collections' properties in Chinese and English (``layers/fields.yml``).
+
+A property is titled by its column name, shared by every collection that has it
+(``created_at`` is 创建时间 everywhere), unless the collection overrides it
+because the name means something else there (a resident's ``name`` is 姓名).
+The titles are data: the OGC API serves them as the JSON Schema ``title`` of each
+property of ``/collections/{id}/queryables`` and ``/schema`` (spatial.ogc.fixes),
+and the widget labels its record popup with them.
+
+Examples
+--------
+>>> titles = FieldTitles.from_mapping({
+...     "fields": {"name": {"zh": "名称", "en": "Name"}},
+...     "collections": {"resident": {"name": {"zh": "姓名", "en": "Full name"}}}})
+>>> titles.title("road", "name", "zh"), titles.title("resident", "name", "en-US")
+('名称', 'Full name')
+>>> titles.title("road", "width_m", "en") is None
+True
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from spatial.settings import get_settings
+
+LOGGER = logging.getLogger(__name__)
+
+#: The languages every title has; the first is the default.
+LANGUAGES = ("zh", "en")
+
+Title = Mapping[str, str]  # language → text
+
+
+def language(tag: object) -> str:
+    """The title language for a language tag or locale (``en-US``, ``en_US``, ``zh-CN``).
+
+    English for any ``en`` tag, Chinese otherwise (the server's default language).
+
+    Examples
+    --------
+    >>> language("en_US"), language("EN"), language("zh-Hans"), language(None)
+    ('en', 'en', 'zh', 'zh')
+    """
+    text = str(tag or "").strip().lower()
+    return "en" if text == "en" or text.startswith(("en-", "en_")) else LANGUAGES[0]
+
+
+def _title(where: str, value: Any) -> Title:
+    if not isinstance(value, Mapping) or set(value) != set(LANGUAGES):
+        raise ValueError(f"{where}: expected a mapping with keys {list(LANGUAGES)}, got {value!r}")
+    for lang in LANGUAGES:
+        text = value[lang]
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{where}.{lang}: expected a non-empty string, got {text!r}")
+    return {lang: value[lang].strip() for lang in LANGUAGES}
+
+
+def _titles(where: str, value: Any) -> dict[str, Title]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: expected a mapping of column names, got {value!r}")
+    return {str(name): _title(f"{where}.{name}", v) for name, v in value.items()}
+
+
+@dataclass(frozen=True)
+class FieldTitles:
+    """zh/en titles of properties: shared by column name, overridden per collection.
+
+    Parameters
+    ----------
+    shared : mapping
+        Column name → ``{"zh": ..., "en": ...}``.
+    overrides : mapping
+        Collection id → column name → ``{"zh": ..., "en": ...}``.
+    """
+
+    shared: Mapping[str, Title]
+    overrides: Mapping[str, Mapping[str, Title]]
+
+    @classmethod
+    def from_mapping(cls, data: Any) -> FieldTitles:
+        """Check and build from the parsed file (keys ``fields`` and ``collections``).
+
+        Raises
+        ------
+        ValueError
+            If a key is unknown or a title lacks a non-empty ``zh`` or ``en`` text;
+            the message names the entry.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"field titles: expected a mapping, got {type(data).__name__}")
+        unknown = set(data) - {"fields", "collections"}
+        if unknown:
+            raise ValueError(f"field titles: unknown keys {sorted(unknown)}")
+        collections = data.get("collections") or {}
+        if not isinstance(collections, Mapping):
+            raise ValueError(f"collections: expected a mapping, got {collections!r}")
+        return cls(
+            shared=_titles("fields", data.get("fields") or {}),
+            overrides={str(c): _titles(f"collections.{c}", v) for c, v in collections.items()},
+        )
+
+    @classmethod
+    def from_file(cls, path: Path) -> FieldTitles:
+        """Read and check a field-titles YAML file (see :meth:`from_mapping`)."""
+        with path.open(encoding="utf-8") as f:
+            try:
+                return cls.from_mapping(yaml.safe_load(f))
+            except ValueError as exc:
+                raise ValueError(f"{path}: {exc}") from exc
+
+    def title(self, collection: str, name: str, lang: object = "zh") -> str | None:
+        """The title of ``collection``'s property ``name`` in ``lang``; None if it has none.
+
+        ``lang`` is a language tag or locale (see :func:`language`).
+        """
+        entry = self.overrides.get(collection, {}).get(name) or self.shared.get(name)
+        return entry[language(lang)] if entry else None
+
+    def titles(self, collection: str, names: Iterable[str], lang: object = "zh") -> dict[str, str]:
+        """Titles of the given properties that have one, by name."""
+        out = {}
+        for name in names:
+            text = self.title(collection, name, lang)
+            if text is not None:
+                out[name] = text
+        return out
+
+    def missing(self, collection: str, names: Iterable[str]) -> list[str]:
+        """The properties among ``names`` without a title (in order)."""
+        return [n for n in names if self.title(collection, n) is None]
+
+
+@functools.cache
+def field_titles() -> FieldTitles:
+    """The project's titles (``layers/fields.yml``), read and checked on first use."""
+    path = get_settings().layers_dir / "fields.yml"
+    titles = FieldTitles.from_file(path)
+    LOGGER.debug("%d shared field titles, overrides for %d collections",
+                 len(titles.shared), len(titles.overrides))
+    return titles

@@ -1,0 +1,93 @@
+"""Titles of the collections' properties (layers/fields.yml) in queryables and schema.
+
+Every property of every feature collection has a zh and an en title, served as
+the JSON Schema ``title`` by ``lang=`` or ``Accept-Language``: a new column
+without a title in layers/fields.yml fails here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from spatial.fields import FieldTitles, field_titles
+
+CONFIG = Path(__file__).resolve().parents[2] / "pygeoapi-config.yml"
+
+
+def feature_collections() -> list[str]:
+    resources = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))["resources"]
+    return [name for name, r in resources.items()
+            if any(p.get("type") == "feature" for p in r.get("providers", []))]
+
+
+def test_every_property_of_every_collection_is_titled_in_zh_and_en(client: Any) -> None:
+    titles = field_titles()
+    collections = feature_collections()
+    assert len(collections) > 30
+    untitled: list[str] = []
+    for collection in collections:
+        shown: dict[str, dict[str, str]] = {}
+        for lang in ("zh", "en"):
+            r = client.get(f"/collections/{collection}/queryables",
+                           params={"f": "json", "lang": lang})
+            assert r.status_code == 200, (collection, r.text)
+            props = r.json()["properties"]
+            assert len(props) > 1, collection  # geometry and at least one column
+            for name, prop in props.items():
+                expected = titles.title(collection, name, lang)
+                if expected is None:
+                    untitled.append(f"{collection}.{name}")
+                    continue
+                assert prop["title"] == expected, (collection, name, lang, prop)
+                shown.setdefault(name, {})[lang] = prop["title"]
+        for name, by_lang in shown.items():
+            assert by_lang["zh"] != by_lang["en"] or by_lang["zh"].isascii(), (collection, name)
+    assert not untitled, f"no title in layers/fields.yml for {sorted(set(untitled))}"
+
+
+def test_language_from_lang_or_accept_language(client: Any) -> None:
+    """``lang=`` and ``Accept-Language`` pick the language, for queryables and schema."""
+    def title(path: str, **kw: Any) -> str:
+        r = client.get(path, **kw)
+        assert r.status_code == 200, r.text
+        assert "json" in r.headers["content-type"]
+        return r.json()["properties"]["building_type"]["title"]
+
+    q, s = "/collections/building/queryables", "/collections/building/schema"
+    assert title(q, params={"lang": "zh"}) == "楼栋类型"
+    assert title(q, params={"lang": "en"}) == "Building type"
+    assert title(s, params={"lang": "en"}) == "Building type"
+    assert title(s, params={"lang": "zh"}) == "楼栋类型"
+    assert title(q, headers={"Accept-Language": "en-US,en;q=0.9"}) == "Building type"
+    assert title(s, headers={"Accept-Language": "zh-CN"}) == "楼栋类型"
+    assert title(q) == "楼栋类型"  # the server's default language
+    # the same name means something else in another collection
+    r = client.get("/collections/resident/schema", params={"lang": "zh"})
+    assert r.json()["properties"]["name"]["title"] == "姓名"
+    r = client.get("/collections/road/queryables", params={"lang": "zh"})
+    assert r.json()["properties"]["name"]["title"] == "名称"
+
+
+def test_titles_do_not_change_the_schema_otherwise(client: Any) -> None:
+    r = client.get("/collections/lamp/schema", params={"lang": "en"})
+    props = r.json()["properties"]
+    assert props["power_w"] == {"type": "number", "title": "Power (W)"}
+    assert props["geometry"]["x-ogc-role"] == "primary-geometry"
+    assert client.get("/collections/nope/queryables").status_code == 404
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"fields": {"name": {"zh": "名称"}}}, "fields.name"),
+    ({"fields": {"name": {"zh": "名称", "en": " "}}}, "fields.name.en"),
+    ({"collections": {"resident": {"name": {"zh": "姓名", "en": None}}}},
+     "collections.resident.name.en"),
+    ({"fields": {}, "values": {}}, "unknown keys"),
+    ([], "expected a mapping"),
+])
+def test_malformed_titles_are_refused_naming_the_entry(data: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+        FieldTitles.from_mapping(data)
