@@ -78,6 +78,8 @@ def test_titles_do_not_change_the_schema_otherwise(client: Any) -> None:
     assert props["power_w"] == {"type": "number", "title": "Power (W)"}
     assert props["geometry"]["x-ogc-role"] == "primary-geometry"
     assert client.get("/collections/nope/queryables").status_code == 404
+    html = client.get("/collections/lamp/queryables", params={"f": "html"})
+    assert html.status_code == 200 and "text/html" in html.headers["content-type"]
 
 
 @pytest.mark.parametrize(("data", "message"), [
