@@ -7,6 +7,11 @@ The titles are data: the OGC API serves them as the JSON Schema ``title`` of eac
 property of ``/collections/{id}/queryables`` and ``/schema`` (spatial.ogc.fixes),
 and the widget labels its record popup with them.
 
+Coded values (``status: working``) have labels too, by column name. They are served
+where the database declares the column's domain — a ``CHECK (col IN (...))`` on the
+collection's table, read by :func:`check_domains` — as the property's ``enum`` and
+``oneOf: [{const, title}]``.
+
 Examples
 --------
 >>> titles = FieldTitles.from_mapping({
@@ -20,16 +25,20 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
+import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import yaml
 
-from spatial.settings import get_settings
+from spatial.settings import database_conninfo, get_settings
 
 LOGGER = logging.getLogger(__name__)
 
@@ -79,14 +88,17 @@ class FieldTitles:
         Column name → ``{"zh": ..., "en": ...}``.
     overrides : mapping
         Collection id → column name → ``{"zh": ..., "en": ...}``.
+    values : mapping
+        Column name → coded value → ``{"zh": ..., "en": ...}``.
     """
 
     shared: Mapping[str, Title]
     overrides: Mapping[str, Mapping[str, Title]]
+    values: Mapping[str, Mapping[str, Title]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_mapping(cls, data: Any) -> FieldTitles:
-        """Check and build from the parsed file (keys ``fields`` and ``collections``).
+        """Check and build from the parsed file (keys ``fields``, ``collections``, ``values``).
 
         Raises
         ------
@@ -96,15 +108,19 @@ class FieldTitles:
         """
         if not isinstance(data, Mapping):
             raise ValueError(f"field titles: expected a mapping, got {type(data).__name__}")
-        unknown = set(data) - {"fields", "collections"}
+        unknown = set(data) - {"fields", "collections", "values"}
         if unknown:
             raise ValueError(f"field titles: unknown keys {sorted(unknown)}")
         collections = data.get("collections") or {}
         if not isinstance(collections, Mapping):
             raise ValueError(f"collections: expected a mapping, got {collections!r}")
+        values = data.get("values") or {}
+        if not isinstance(values, Mapping):
+            raise ValueError(f"values: expected a mapping, got {values!r}")
         return cls(
             shared=_titles("fields", data.get("fields") or {}),
             overrides={str(c): _titles(f"collections.{c}", v) for c, v in collections.items()},
+            values={str(c): _titles(f"values.{c}", v) for c, v in values.items()},
         )
 
     @classmethod
@@ -112,7 +128,7 @@ class FieldTitles:
         """Read and check a field-titles YAML file (see :meth:`from_mapping`)."""
         with path.open(encoding="utf-8") as f:
             try:
-                return cls.from_mapping(yaml.safe_load(f))
+                return cls.from_mapping(yaml.load(f, Loader=_UniqueKeyLoader))  # noqa: S506
             except ValueError as exc:
                 raise ValueError(f"{path}: {exc}") from exc
 
@@ -133,9 +149,92 @@ class FieldTitles:
                 out[name] = text
         return out
 
-    def missing(self, collection: str, names: Iterable[str]) -> list[str]:
-        """The properties among ``names`` without a title (in order)."""
-        return [n for n in names if self.title(collection, n) is None]
+    def value_titles(self, name: str, lang: object = "zh") -> dict[str, str]:
+        """Labels of the coded values of column ``name`` in ``lang``, by value.
+
+        Examples
+        --------
+        >>> FieldTitles({}, {}, {"status": {"fault": {"zh": "故障", "en": "Fault"}}}
+        ...             ).value_titles("status", "en")
+        {'fault': 'Fault'}
+        """
+        lang = language(lang)
+        return {value: t[lang] for value, t in self.values.get(name, {}).items()}
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        twice = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"line {node.start_mark.line + 1}: keys given twice: {twice}")
+        return super().construct_mapping(node, deep=deep)
+
+
+#: ``CHECK ((col = ANY (ARRAY['a'::text, 'b'::text])))`` as PostgreSQL prints ``col IN ('a', 'b')``.
+_IN_CHECK = re.compile(r"^CHECK \(\((\w+) = ANY \(ARRAY\[((?:'[^']*'::\w+(?:, )?)+)\]\)\)\)$")
+_LITERAL = re.compile(r"'([^']*)'::\w+")
+
+
+def check_domains(conn: psycopg.Connection[Any], schema: str = "onemap"
+                  ) -> dict[str, dict[str, tuple[str, ...]]]:
+    """The coded columns of the tables in ``schema``: their ``CHECK (col IN (...))`` values.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        Any connection (reads the catalog only).
+    schema : str
+        The tables' schema.
+
+    Returns
+    -------
+    dict
+        Table → column → allowed values, in the order the constraint lists them.
+        Other kinds of check (ranges, ``IS NULL OR ...``) are left out.
+    """
+    rows = conn.execute(
+        """
+        SELECT t.relname::text, pg_get_constraintdef(c.oid)
+        FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+        WHERE c.contype = 'c' AND t.relnamespace = to_regnamespace(%s)
+        ORDER BY c.conname
+        """,
+        (schema,),
+        prepare=False,
+    ).fetchall()
+    out: dict[str, dict[str, tuple[str, ...]]] = {}
+    for row in rows:
+        table, definition = row if isinstance(row, tuple) else tuple(row.values())
+        match = _IN_CHECK.match(definition)
+        if match:
+            out.setdefault(table, {})[match[1]] = tuple(_LITERAL.findall(match[2]))
+    return out
+
+
+_domains_lock = threading.Lock()
+_domains: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {}
+
+
+def domains(collection: str) -> dict[str, tuple[str, ...]]:
+    """The coded columns of ``collection``'s table (:func:`check_domains`).
+
+    Read once per database and process (a migration that changes a domain takes
+    effect at the next start); the collection id names its table in schema ``onemap``.
+    """
+    from spatial.db import get_pool
+
+    key = database_conninfo()
+    with _domains_lock:
+        known = _domains.get(key)
+    if known is None:
+        with get_pool().connection() as conn:
+            known = check_domains(conn)
+        with _domains_lock:
+            _domains[key] = known
+    return known.get(collection, {})
 
 
 @functools.cache

@@ -15,15 +15,18 @@ worth reporting upstream:
   (tests/api/test_processes.py).
 * pygeoapi titles every property of ``/collections/{id}/queryables`` with its
   column name and its ``/schema`` not at all. Both take their titles from
-  ``layers/fields.yml`` (:mod:`spatial.fields`) in the request's language
-  (tests/api/test_field_titles.py).
+  ``layers/fields.yml`` (:mod:`spatial.fields`) in the request's language, and a
+  coded column (a ``CHECK (col IN (...))`` in the database) its ``enum`` with each
+  value's label as ``oneOf: [{const, title}]`` (tests/api/test_field_titles.py).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
+LOGGER = logging.getLogger(__name__)
 CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 STORAGE_CRS_URI = "http://www.opengis.net/def/crs/EPSG/0/4490"
 
@@ -133,7 +136,7 @@ _ORIGINAL_DELETE_JOB: Any = None
 def with_field_titles(original: Any) -> Any:
     """Wrap pygeoapi's queryables or schema function: each property titled in the
     request's language from ``layers/fields.yml`` (JSON answers; a property without
-    a title keeps what pygeoapi gave it)."""
+    a title keeps what pygeoapi gave it), coded columns with their values and labels."""
     if getattr(original, "onemap_titled", False):
         return original
 
@@ -143,16 +146,27 @@ def with_field_titles(original: Any) -> Any:
 
         from pygeoapi.util import to_json
 
-        from spatial.fields import field_titles
+        from spatial.fields import domains, field_titles
 
         headers, status, content = original(api, request, dataset)
         if status != 200 or not isinstance(content, str) or dataset is None \
                 or "json" not in str((headers or {}).get("Content-Type", "")):
             return headers, status, content
         doc = json.loads(content)
-        titles = field_titles().titles(dataset, doc.get("properties", {}), request.locale)
-        for name, title in titles.items():
-            doc["properties"][name]["title"] = title
+        props = doc.get("properties", {})
+        known = field_titles()
+        for name, title in known.titles(dataset, props, request.locale).items():
+            props[name]["title"] = title
+        try:
+            coded = domains(dataset)
+        except Exception:  # the titles still help; the provider reports the database
+            LOGGER.exception("value domains of %s could not be read", dataset)
+            coded = {}
+        for name, values in coded.items():
+            if name in props and "enum" not in props[name]:
+                labels = known.value_titles(name, request.locale)
+                props[name]["enum"] = list(values)
+                props[name]["oneOf"] = [{"const": v, "title": labels.get(v, v)} for v in values]
         return headers, status, to_json(doc, api.pretty_print)
 
     titled.onemap_titled = True  # type: ignore[attr-defined]

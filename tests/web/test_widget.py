@@ -148,22 +148,30 @@ def test_layers_are_named_in_the_chosen_language(session: dict[str, Any],
 
 def test_clicked_records_popup_is_labelled_by_field_titles(session: dict[str, Any],
                                                           live_server: LiveServer) -> None:
-    """A click on the map opens the record with its properties' zh/en titles, not column names.
+    """A click on the map opens the record with its properties' zh/en titles, not column names,
+    and coded values by their labels (女, not ``female``).
 
-    The titles are the collection's queryables (layers/fields.yml) in the chosen language.
+    Both come from the collection's queryables (layers/fields.yml) in the chosen language.
     """
     popup = session["popup"]
     collection = popup["zh"]["collection"]
     assert popup["zh"]["status"] == 200 and popup["en"]["collection"] == collection, popup
     for lang in ("zh", "en"):
-        titles = {name: prop["title"] for name, prop in httpx.get(
-            f"{live_server.url}/collections/{collection}/queryables",
-            params={"f": "json", "lang": lang}, timeout=30).json()["properties"].items()}
+        props = httpx.get(f"{live_server.url}/collections/{collection}/queryables",
+                          params={"f": "json", "lang": lang}, timeout=30).json()["properties"]
         rows = popup[lang]["rows"]
         assert len(rows) >= 3, popup
+        coded = 0
         for row in rows:
-            assert row["label"] == titles[row["field"]], (lang, row)
+            assert row["label"] == props[row["field"]]["title"], (lang, row)
             assert row["label"] != row["field"], (lang, row)
+            labels = {o["const"]: o["title"] for o in props[row["field"]].get("oneOf", [])}
+            if labels and row["code"] is not None:
+                assert row["value"] == labels[row["code"]] != row["code"], (lang, row)
+                coded += 1
+            else:
+                assert row["value"] not in labels, (lang, row)  # a code shown raw
+        assert coded >= 1, popup  # a resident's gender, a household's occupancy, …
     assert [r["field"] for r in popup["zh"]["rows"]] == [r["field"] for r in popup["en"]["rows"]]
     assert not {r["label"] for r in popup["zh"]["rows"]} & {r["label"] for r in popup["en"]["rows"]}
 

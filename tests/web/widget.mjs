@@ -126,7 +126,8 @@ await main(async (browser) => {
   await page.evaluate(() => window.onemap.widgets[0].setLang('zh'));
 
   // a click on the household's point → its record's popup, rows labelled by the
-  // collection's property titles (queryables), in zh and then, after the toggle, in en
+  // collection's property titles (queryables), coded values by their labels, in zh and
+  // then, after the toggle, in en
   const spot = await page.evaluate(async (point) => {
     const w = window.onemap.widgets[0];
     if (w.popup) w.popup.remove();
@@ -149,7 +150,9 @@ await main(async (browser) => {
     const w = window.onemap.widgets[0];
     return { collection: w.popupState.collection, status: w.popupState.status,
       rows: Array.from(w.root.ownerDocument.querySelectorAll('[data-testid=onemap-popup] tr'))
-        .map((tr) => ({ field: tr.getAttribute('data-field'), label: tr.cells[0].textContent })) };
+        .map((tr) => ({ field: tr.getAttribute('data-field'), label: tr.cells[0].textContent,
+          value: tr.cells[1].textContent,
+          code: tr.cells[1].firstElementChild && tr.cells[1].firstElementChild.getAttribute('title') })) };
   });
   const popup = { zh: await popupRows() };
   await page.evaluate(async () => {

@@ -165,6 +165,7 @@
     this.titles = {}; // lang → {collection id → title}, from GET /collections?lang=
     this._titleJobs = {};
     this.fieldTitles = {}; // lang → {collection id → {property → title}}, from queryables
+    this.valueTitles = {}; // lang → {collection id → {property → {coded value → label}}}
     this._fieldJobs = {};
     this.ready = this._start().then(function () { return self; });
   }
@@ -204,9 +205,15 @@
     return (titles && titles[name]) || name;
   };
 
+  /* The label of a coded value (``oneOf`` of the property in the queryables), or null. */
+  Widget.prototype.valueTitle = function (collection, name, value) {
+    var labels = ((this.valueTitles[this.lang] || {})[collection] || {})[name];
+    return labels && Object.prototype.hasOwnProperty.call(labels, value) ? labels[value] : null;
+  };
+
   /* Promise of ``collection``'s property titles in ``lang`` (GET
-   * /collections/{id}/queryables?lang=, once per collection and language); re-renders
-   * the record popup when they arrive for what it shows. */
+   * /collections/{id}/queryables?lang=, once per collection and language), and the labels
+   * of its coded values; re-renders the record popup when they arrive for what it shows. */
   Widget.prototype.loadFieldTitles = function (collection, lang) {
     var self = this;
     lang = lang || this.lang;
@@ -215,11 +222,19 @@
     var path = "/collections/" + encodeURIComponent(collection) + "/queryables?f=json&lang=" + lang;
     this._fieldJobs[key] = this.api(path).then(function (r) {
       var map = {};
+      var values = {};
       var props = (r.data && r.data.properties) || {};
       Object.keys(props).forEach(function (k) {
         if (props[k] && typeof props[k].title === "string") map[k] = props[k].title;
+        if (props[k] && Array.isArray(props[k].oneOf)) {
+          values[k] = {};
+          props[k].oneOf.forEach(function (o) {
+            if (o && typeof o.title === "string") values[k][String(o.const)] = o.title;
+          });
+        }
       });
       if (!r.ok) delete self._fieldJobs[key]; // try again next time
+      (self.valueTitles[lang] = self.valueTitles[lang] || {})[collection] = values;
       (self.fieldTitles[lang] = self.fieldTitles[lang] || {})[collection] = map;
       var s = self.popupState;
       if (s && s.collection === collection && lang === self.lang) self._renderPopup();
@@ -666,9 +681,11 @@
     });
   };
 
-  Widget.prototype._valueNode = function (v) {
+  /* A record value: a coded value by its label (the stored code as a tooltip). */
+  Widget.prototype._valueNode = function (v, label) {
     if (v === null || v === undefined) return el("span", { className: "onemap-null", text: this.t("nullValue") });
     if (typeof v === "object") return document.createTextNode(JSON.stringify(v));
+    if (label !== null && label !== undefined) return el("span", { text: label, title: String(v) });
     return document.createTextNode(String(v));
   };
 
@@ -686,7 +703,8 @@
       var table = el("table", { className: "onemap-kv" });
       Object.keys(s.properties).forEach(function (k) {
         table.appendChild(el("tr", { "data-field": k }, [el("td", { text: self.fieldTitle(s.collection, k) }),
-          el("td", {}, [self._valueNode(s.properties[k])])]));
+          el("td", {}, [self._valueNode(s.properties[k],
+            self.valueTitle(s.collection, k, s.properties[k]))])]));
       });
       body.appendChild(table);
     }
