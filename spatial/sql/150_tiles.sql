@@ -99,28 +99,6 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, onema
     ) AS u
 $$;
 
-CREATE OR REPLACE FUNCTION onemap.tile_notify_household() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    box box2d;
-    box_old box2d;
-    n bigint := 0;
-    n_old bigint := 0;
-BEGIN
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        SELECT count(*), onemap.tile_box_households(array_agg(geom), array_agg(building_id))
-        INTO n, box FROM new_rows;
-    END IF;
-    IF TG_OP IN ('DELETE', 'UPDATE') THEN
-        SELECT count(*), onemap.tile_box_households(array_agg(geom), array_agg(building_id))
-        INTO n_old, box_old FROM old_rows;
-    END IF;
-    IF n + n_old > 0 THEN
-        PERFORM onemap.tile_changed(TG_TABLE_NAME, onemap.tile_box_union(box, box_old));
-    END IF;
-    RETURN NULL;
-END;
-$$;
 
 -- Residents have no geometry of their own: the layer draws them at their
 -- household's point (layers/010_admin.sql); counts go to the building.
@@ -135,28 +113,6 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, onema
     ) AS u
 $$;
 
-CREATE OR REPLACE FUNCTION onemap.tile_notify_resident() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    box box2d;
-    box_old box2d;
-    n bigint := 0;
-    n_old bigint := 0;
-BEGIN
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        SELECT count(*), onemap.tile_box_residents(array_agg(DISTINCT household_id))
-        INTO n, box FROM new_rows;
-    END IF;
-    IF TG_OP IN ('DELETE', 'UPDATE') THEN
-        SELECT count(*), onemap.tile_box_residents(array_agg(DISTINCT household_id))
-        INTO n_old, box_old FROM old_rows;
-    END IF;
-    IF n + n_old > 0 THEN
-        PERFORM onemap.tile_changed(TG_TABLE_NAME, onemap.tile_box_union(box, box_old));
-    END IF;
-    RETURN NULL;
-END;
-$$;
 
 -- Buildings: their footprints and their compounds (counted per compound).
 CREATE OR REPLACE FUNCTION onemap.tile_box_buildings(geoms geometry[], compounds bigint[])
@@ -169,21 +125,32 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, onema
     ) AS u
 $$;
 
-CREATE OR REPLACE FUNCTION onemap.tile_notify_building() RETURNS trigger
+
+-- Tables whose rows also change tiles elsewhere (households and residents are
+-- counted at their building, buildings at their compound; 170_refuse_load.sql
+-- adds readings drawn at their facility): the trigger is given a box function
+-- and the columns whose arrays it takes, e.g.
+-- tile_notify_via('onemap.tile_box_households', 'geom', 'building_id') calls
+-- onemap.tile_box_households(array_agg(geom), array_agg(building_id)) over the
+-- statement's old and new rows. Transition tables are visible to EXECUTE.
+CREATE OR REPLACE FUNCTION onemap.tile_notify_via() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     box box2d;
     box_old box2d;
     n bigint := 0;
     n_old bigint := 0;
+    call text;
 BEGIN
+    SELECT format('SELECT count(*), %s(%s) FROM %%I', TG_ARGV[0]::regproc,
+                  string_agg(format('array_agg(%I)', c), ', ' ORDER BY i))
+    INTO call
+    FROM unnest(TG_ARGV[1:TG_NARGS - 1]) WITH ORDINALITY AS a (c, i);
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        SELECT count(*), onemap.tile_box_buildings(array_agg(geom), array_agg(compound_id))
-        INTO n, box FROM new_rows;
+        EXECUTE format(call, 'new_rows') INTO n, box;
     END IF;
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
-        SELECT count(*), onemap.tile_box_buildings(array_agg(geom), array_agg(compound_id))
-        INTO n_old, box_old FROM old_rows;
+        EXECUTE format(call, 'old_rows') INTO n_old, box_old;
     END IF;
     IF n + n_old > 0 THEN
         PERFORM onemap.tile_changed(TG_TABLE_NAME, onemap.tile_box_union(box, box_old));
@@ -191,6 +158,9 @@ BEGIN
     RETURN NULL;
 END;
 $$;
+COMMENT ON FUNCTION onemap.tile_notify_via() IS
+    'statement trigger: notify onemap_tiles with the box TG_ARGV[0](array_agg(TG_ARGV[1]), ...) '
+    'gives for the old and new rows';
 
 -- Attach the three triggers to a table (re-runnable). A transition table
 -- may serve only one event, hence one trigger per operation.
@@ -201,20 +171,23 @@ DECLARE
     fn text;
 BEGIN
     SELECT c.relname INTO rel FROM pg_class c WHERE c.oid = tbl;
-    fn := CASE rel WHEN 'household' THEN 'onemap.tile_notify_household'
-                   WHEN 'resident' THEN 'onemap.tile_notify_resident'
-                   WHEN 'building' THEN 'onemap.tile_notify_building'
-                   ELSE 'onemap.tile_notify' END;
+    fn := CASE rel
+        WHEN 'household' THEN 'onemap.tile_notify_via(''onemap.tile_box_households'', ''geom'', ''building_id'')'
+        WHEN 'resident' THEN 'onemap.tile_notify_via(''onemap.tile_box_residents'', ''household_id'')'
+        WHEN 'building' THEN 'onemap.tile_notify_via(''onemap.tile_box_buildings'', ''geom'', ''compound_id'')'
+        WHEN 'refuse_load_reading' THEN
+            'onemap.tile_notify_via(''onemap.tile_box_refuse_facilities'', ''facility_id'')'
+        ELSE 'onemap.tile_notify()' END;
     EXECUTE format('DROP TRIGGER IF EXISTS tile_insert ON %s', tbl);
     EXECUTE format('CREATE TRIGGER tile_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS '
-                   'new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s()', tbl, fn);
+                   'new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s', tbl, fn);
     EXECUTE format('DROP TRIGGER IF EXISTS tile_update ON %s', tbl);
     EXECUTE format('CREATE TRIGGER tile_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS '
-                   'old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+                   'old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',
                    tbl, fn);
     EXECUTE format('DROP TRIGGER IF EXISTS tile_delete ON %s', tbl);
     EXECUTE format('CREATE TRIGGER tile_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS '
-                   'old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s()', tbl, fn);
+                   'old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s', tbl, fn);
 END;
 $$;
 COMMENT ON FUNCTION onemap.ensure_tile_triggers(regclass) IS
@@ -238,6 +211,11 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Replaced by tile_notify_via (the triggers above no longer use them).
+DROP FUNCTION IF EXISTS onemap.tile_notify_household();
+DROP FUNCTION IF EXISTS onemap.tile_notify_resident();
+DROP FUNCTION IF EXISTS onemap.tile_notify_building();
 
 -- Scope classes of the tile cache (tiles/cache.py): may one tile of these
 -- tables be served to everybody (every table public, its view unmasked), and

@@ -22,41 +22,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, onema
     SELECT ST_Extent(f.geom) FROM onemap.refuse_facility f WHERE f.id = ANY (facilities)
 $$;
 
-CREATE OR REPLACE FUNCTION onemap.tile_notify_refuse_load() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    box box2d;
-    box_old box2d;
-    n bigint := 0;
-    n_old bigint := 0;
-BEGIN
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        SELECT count(*), onemap.tile_box_refuse_facilities(array_agg(DISTINCT facility_id))
-        INTO n, box FROM new_rows;
-    END IF;
-    IF TG_OP IN ('DELETE', 'UPDATE') THEN
-        SELECT count(*), onemap.tile_box_refuse_facilities(array_agg(DISTINCT facility_id))
-        INTO n_old, box_old FROM old_rows;
-    END IF;
-    IF n + n_old > 0 THEN
-        PERFORM onemap.tile_changed(TG_TABLE_NAME, onemap.tile_box_union(box, box_old));
-    END IF;
-    RETURN NULL;
-END;
-$$;
-COMMENT ON FUNCTION onemap.tile_notify_refuse_load() IS
-    '负荷读数 → 瓦片失效 / a statement on refuse_load_reading notifies onemap_tiles with '
-    'the box of the facilities it touched';
-
-DROP TRIGGER IF EXISTS tile_insert ON onemap.refuse_load_reading;
-CREATE TRIGGER tile_insert AFTER INSERT ON onemap.refuse_load_reading
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION onemap.tile_notify_refuse_load();
-DROP TRIGGER IF EXISTS tile_update ON onemap.refuse_load_reading;
-CREATE TRIGGER tile_update AFTER UPDATE ON onemap.refuse_load_reading
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION onemap.tile_notify_refuse_load();
-DROP TRIGGER IF EXISTS tile_delete ON onemap.refuse_load_reading;
-CREATE TRIGGER tile_delete AFTER DELETE ON onemap.refuse_load_reading
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION onemap.tile_notify_refuse_load();
+-- The three statement triggers (150_tiles.sql's ensure_tile_triggers knows
+-- this table): tile_notify_via('onemap.tile_box_refuse_facilities', 'facility_id').
+SELECT onemap.ensure_tile_triggers('onemap.refuse_load_reading');
+-- This file's first version had a trigger function of its own.
+DROP FUNCTION IF EXISTS onemap.tile_notify_refuse_load();
