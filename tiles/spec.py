@@ -114,6 +114,9 @@ class LayerSpec:
     #: readings joined to the public refuse facilities: they count for the
     #: tile cache's scope class (:attr:`LayerSet.tables`).
     reads: tuple[str, ...] = ()
+    #: The view shows the current local (Beijing) day, e.g. today's newest load
+    #: reading: a cached tile holds only for the day it was drawn.
+    daily: bool = False
     #: Filled by :func:`bind_catalog`: the view's columns, their PostgreSQL
     #: types (``information_schema`` ``data_type``) and the geometry type.
     columns: frozenset[str] = frozenset()
@@ -183,6 +186,19 @@ class LayerSet:
     def cache_seconds(self) -> int:
         """Cache lifetime of the set's tiles: its freshest layer's."""
         return min(lyr.cache_seconds for lyr in self.layers)
+
+    @functools.cached_property
+    def live_seconds(self) -> int | None:
+        """How long a tile of the set stays true by the clock alone, if it does not
+        forever: the shortest ``cache_seconds`` of its layers with a default window
+        (rows age out of "the last 2 hours" without any edit)."""
+        live = [lyr.cache_seconds for lyr in self.layers if lyr.default_window]
+        return min(live) if live else None
+
+    @functools.cached_property
+    def daily(self) -> bool:
+        """Whether a layer of the set shows the current local day (``daily``)."""
+        return any(lyr.daily for lyr in self.layers)
 
     @functools.cached_property
     def tables(self) -> tuple[str, ...]:
@@ -308,7 +324,7 @@ def _parse_layer(lid: str, raw: Any, defaults: Mapping[str, Any], title: str,
     if not isinstance(raw, dict):
         raise SpecError(f"{where}: must be a mapping")
     unknown = set(raw) - {"minzoom", "maxzoom", "cache_seconds", "max_features", "order",
-                          "levels", "default_window", "reads"}
+                          "levels", "default_window", "reads", "daily"}
     if unknown:
         raise SpecError(f"{where}: unknown keys {sorted(unknown)}")
     minzoom, maxzoom = _zoom_pair([raw.get("minzoom"), raw.get("maxzoom")], where)
@@ -329,6 +345,9 @@ def _parse_layer(lid: str, raw: Any, defaults: Mapping[str, Any], title: str,
     if (not isinstance(reads, list)
             or not all(isinstance(t, str) and _IDENTIFIER.match(t) and t != lid for t in reads)):
         raise SpecError(f"{where}: reads must be a list of other tables, got {reads!r}")
+    daily = raw.get("daily", False)
+    if not isinstance(daily, bool):
+        raise SpecError(f"{where}: daily must be true or false, got {daily!r}")
     max_features = int(raw.get("max_features", defaults.get("max_features", 20000)))
     if max_features < 1:
         raise SpecError(f"{where}: max_features must be positive, got {max_features}")
@@ -339,7 +358,7 @@ def _parse_layer(lid: str, raw: Any, defaults: Mapping[str, Any], title: str,
         order=_parse_order(raw.get("order", defaults.get("order", "id")), where),
         levels=levels, time_field=time_field, default_window=window,
         bbox=tuple(bbox) if bbox and len(bbox) == 4 else (-180.0, -90.0, 180.0, 90.0),
-        reads=tuple(sorted(set(reads))),
+        reads=tuple(sorted(set(reads))), daily=daily,
     )
 
 

@@ -22,9 +22,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.requests import Request
@@ -55,6 +56,59 @@ class TileResponse:
     etag: str
     truncated: tuple[str, ...]
     empty: bool
+
+
+#: The local day of ``daily`` layers (the city's time zone).
+LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def clock_part(layerset: LayerSet, now: float, live: bool = True) -> str:
+    """What a tile of ``layerset`` depends on by the clock alone, at ``now`` (epoch s).
+
+    A set with a default window (live GPS: "the last 2 hours") changes as rows
+    age out, which no notification announces: unless ``live`` is false (the
+    request names its own ``datetime=``), its tiles are keyed by the
+    ``live_seconds`` period they were drawn in. A ``daily`` set (today's load)
+    is keyed by the local date.
+
+    Examples
+    --------
+    >>> from tiles.spec import LayerSpec
+    >>> gps = LayerSpec("truck_gps", "x", 10, 22, 30, 10, (), (), default_window="2 hours")
+    >>> load = LayerSpec("refuse_facility", "x", 11, 22, 3600, 10, (), (), daily=True)
+    >>> clock_part(LayerSet("t", "theme", {}, (gps,)), 60.0)
+    'p2'
+    >>> clock_part(LayerSet("r", "theme", {}, (load,)), 1_763_740_799.0)  # 23:59:59 +08
+    'd2025-11-21'
+    >>> clock_part(LayerSet("r", "theme", {}, (load,)), 1_763_740_800.0)
+    'd2025-11-22'
+    """
+    parts = []
+    if live and layerset.live_seconds:
+        parts.append(f"p{int(now // layerset.live_seconds)}")
+    if layerset.daily:
+        parts.append("d" + datetime.fromtimestamp(now, LOCAL_ZONE).date().isoformat())
+    return "".join(parts)
+
+
+def max_age(layerset: LayerSet, now: float) -> int:
+    """``Cache-Control`` max-age of the set's tiles: its ``cache_seconds``, and for a
+    ``daily`` set no later than the next local midnight.
+
+    Examples
+    --------
+    >>> from tiles.spec import LayerSpec
+    >>> load = LayerSpec("refuse_facility", "x", 11, 22, 3600, 10, (), (), daily=True)
+    >>> max_age(LayerSet("r", "theme", {}, (load,)), 1_763_740_000.0)  # 23:46:40 +08
+    800
+    """
+    age = layerset.cache_seconds
+    if layerset.daily:
+        local = datetime.fromtimestamp(now, LOCAL_ZONE)
+        midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(),
+                                    LOCAL_ZONE)
+        age = min(age, max(1, int(midnight.timestamp() - now)))
+    return age
 
 
 def _etag(data: bytes) -> str:
@@ -92,6 +146,8 @@ class TileService:
                                   dict[tuple[Any, ...], asyncio.Task[str]]] = {}
         #: How many callers await each lookup: the last one leaving cancels it.
         self._scope_waiters: dict[asyncio.Task[str], int] = {}
+        #: Epoch seconds now (tests set it): see :func:`clock_part`.
+        self.clock: Callable[[], float] = time.time
         #: Serves a tile: through the cache (``_render_tile`` bypasses it).
         self.get_tile: Callable[..., Awaitable[TileResponse]] = self._cached_tile
 
@@ -201,7 +257,12 @@ class TileService:
              datetime_range: tuple[datetime, datetime] | None, scope: str) -> TileKey:
         window = None if datetime_range is None else "/".join(
             d.isoformat() for d in datetime_range)
-        return TileKey(layerset.id, tms_id, z, x, y, scope, window, self._version)
+        version = self._version
+        clock = clock_part(layerset, self.clock(), live=datetime_range is None) \
+            if layerset.live_seconds or layerset.daily else ""
+        if clock:
+            version = f"{version}~{clock}"
+        return TileKey(layerset.id, tms_id, z, x, y, scope, window, version)
 
     def _memory_hit(self, layerset: LayerSet, tms_id: str, z: int, x: int, y: int,
                     datetime_range: tuple[datetime, datetime] | None,
@@ -259,7 +320,7 @@ class TileService:
         headers = {
             "ETag": answer.etag,
             "Cache-Control": f"{'private' if private else 'public'}, "
-                             f"max-age={layerset.cache_seconds}",
+                             f"max-age={max_age(layerset, self.clock())}",
             "Vary": "Accept-Encoding, Authorization, X-API-Key",
         }
         if answer.truncated:

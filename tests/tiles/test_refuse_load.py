@@ -243,3 +243,58 @@ def test_demo_readings_are_replayed_onto_today(tiny_city_db: str) -> None:
     assert [float(r[1]) for r in rows] == [2.0 * h for h in range(10)]
     with pytest.raises(ValueError, match="timezone"):
         replay_today(psycopg.connect(tiny_city_db), datetime(2026, 11, 22))
+
+
+def test_a_cached_load_tile_holds_only_until_local_midnight(make_client: Any,
+                                                           tiny_city_db: str) -> None:
+    """``daily: true``: the cache key carries the Beijing date and max-age stops at
+    midnight, so yesterday's last load is not served into the new day."""
+    from tests.tiles.test_freshness import _service
+
+    _facility(tiny_city_db)
+    staff = make_client(["district_admin"])
+    service = _service(staff.app)
+    local = datetime(2026, 11, 22, 23, 50, tzinfo=UTC) + timedelta(hours=-8)  # 23:50 +08
+    service.clock = local.timestamp
+    url = _url(16)
+    first = staff.get(url)
+    assert first.status_code == 200
+    assert first.headers["Cache-Control"].endswith("max-age=600")  # 10 min to midnight
+    renders = service.cache.stats.renders
+    staff.get(url)
+    assert service.cache.stats.renders == renders  # the same day: from the cache
+    service.clock = (local + timedelta(minutes=11)).timestamp  # 00:01 the next day
+    nextday = staff.get(url)
+    assert service.cache.stats.renders == renders + 1  # a new day: drawn again
+    assert nextday.headers["Cache-Control"].endswith("max-age=3600")
+
+
+def test_live_window_tiles_are_redrawn_after_their_cache_seconds(make_client: Any,
+                                                                tiny_city_db: str) -> None:
+    """Rows age out of a default window (truck GPS: the last 2 hours) without any
+    edit: the server keeps such tiles only for the layer's cache_seconds."""
+    from tests.tiles.test_freshness import _service
+
+    staff = make_client(["district_admin"])
+    service = _service(staff.app)
+    spec = load_spec(TILES, THEMES, CONFIG)
+    seconds = spec.layers["truck_gps"].cache_seconds
+    start = 1_800_000_000.0 - 1_800_000_000.0 % seconds  # the start of a period
+    service.clock = lambda: start
+    y, x = lonlat_to_tile(WEB, *SPOT, 17)
+    url = f"/collections/truck_gps/tiles/{WEB}/17/{y}/{x}"
+    assert staff.get(url).status_code in (200, 204)
+    renders = service.cache.stats.renders
+    service.clock = lambda: start + seconds - 1
+    assert staff.get(url).status_code in (200, 204)
+    assert service.cache.stats.renders == renders
+    service.clock = lambda: start + seconds
+    assert staff.get(url).status_code in (200, 204)
+    assert service.cache.stats.renders == renders + 1
+    # history named by datetime= does not age: it stays cached
+    history = url + "?datetime=2026-10-28T00:00:00Z/2026-10-28T02:00:00Z"
+    assert staff.get(history).status_code in (200, 204)
+    renders = service.cache.stats.renders
+    service.clock = lambda: start + 5 * seconds
+    assert staff.get(history).status_code in (200, 204)
+    assert service.cache.stats.renders == renders
