@@ -154,9 +154,10 @@ CORS_EXPOSED_HEADERS = ("ETag", "Location", "Content-Crs", "X-Tile-Truncated",
 def cors_middleware() -> Middleware:
     """CORS for the whole application, so the widget embeds in pages of other origins.
 
-    pygeoapi's own CORS (``server.cors``) covers only its mount and lets no
-    ``Authorization`` header through a preflight; this one, outermost, covers
-    every route. Origins: env ``ONEMAP_CORS_ORIGINS`` (comma-separated, default
+    pygeoapi's own CORS (``server.cors``) covers only its mount, lets no
+    ``Authorization`` header through a preflight and always allows ``*``, so
+    it is off in ``pygeoapi-config.yml``; this one, outermost, covers every
+    route. Origins: env ``ONEMAP_CORS_ORIGINS`` (comma-separated, default
     ``*``). No cookies are involved (credentials travel in headers), so ``*``
     never shares a session.
 

@@ -327,6 +327,10 @@ def test_other_bodies_stream_through_unread() -> None:
     r, _ = post_streamed(app, "/collections/lamp/items", {"Content-Type": "application/json"},
                          b"[1]", 7)
     assert r.status_code == 413  # the same size as JSON is over the cap of 10
+    # an OGC resource is capped whatever type its body claims: pygeoapi would read it all
+    r, pulled = post_streamed(app, "/collections/lamp/items",
+                              {"Content-Type": "application/octet-stream"}, b"\xff" * 100, 7)
+    assert (r.status_code, pulled) == (413, 1)
     assert [body_is_checked(t) for t in ("image/png", "application/octet-stream",
                                          "application/json; charset=utf-8", "text/csv")] == [
         False, False, True, True]

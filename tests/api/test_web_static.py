@@ -86,6 +86,21 @@ def test_cors_lets_pages_of_other_origins_send_credentials(client: Any) -> None:
         assert got.headers["access-control-allow-origin"] == "*", path
 
 
+def test_cors_origins_limit_every_route(tiny_city_db: str,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ONEMAP_CORS_ORIGINS set, no route (pygeoapi's included) allows another origin."""
+
+    from spatial.ogc.app import create_app
+
+    monkeypatch.setenv("ONEMAP_CORS_ORIGINS", "https://console.example")
+    with TestClient(create_app()) as c:
+        for path in ("/collections?f=json", "/search?q=示范", "/tiles"):
+            ok = c.get(path, headers={"Origin": "https://console.example"})
+            assert ok.headers.get("access-control-allow-origin") == "https://console.example"
+            other = c.get(path, headers={"Origin": "https://evil.example"})
+            assert "access-control-allow-origin" not in other.headers, path
+
+
 class _Head(HTMLParser):
     """The ``<link>`` and ``<meta>`` tags of a page, as attribute dicts."""
 
