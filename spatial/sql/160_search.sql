@@ -81,10 +81,13 @@ hits AS (
     UNION ALL
     -- households: one word matches the room number, every other word the
     -- room number or the building's name or address ("示范楼 3-2-501")
-    (SELECT DISTINCT ON (h.id) 'household', 'household', h.id,
-            concat_ws(' ', coalesce(b.address, b.name), h.room_no),
-            coalesce(h.geom, u.geom, ST_PointOnSurface(b.geom)),
-            onemap.match_rank(h.room_no, w.word)
+    -- (best rank per household first, then the best households: DISTINCT ON
+    -- orders by id, so the LIMIT applies outside it)
+    (SELECT * FROM (
+     SELECT DISTINCT ON (h.id) 'household' AS kind, 'household' AS collection, h.id,
+            concat_ws(' ', coalesce(b.address, b.name), h.room_no) AS label,
+            coalesce(h.geom, u.geom, ST_PointOnSurface(b.geom)) AS geom,
+            onemap.match_rank(h.room_no, w.word) AS rank
      FROM terms, unnest(terms.words) AS w(word)
      JOIN onemap.household h ON h.room_no ILIKE onemap.like_anywhere(w.word)
      JOIN onemap.building b ON b.id = h.building_id
@@ -94,7 +97,8 @@ hits AS (
          WHERE NOT (h.room_no ILIKE onemap.like_anywhere(o.word)
                     OR b.name ILIKE onemap.like_anywhere(o.word)
                     OR b.address ILIKE onemap.like_anywhere(o.word)))
-     ORDER BY h.id, 6
+     ORDER BY h.id, 6) AS best
+     ORDER BY best.rank, length(best.label), best.id
      LIMIT lim * 4)
 )
 SELECT h.kind, h.collection, h.id, h.label,

@@ -72,6 +72,20 @@ def test_analyst_finds_households_of_every_grid(clients: dict[str, Any],
     assert city["grid_of"][one["id"]] == city["ids"]["grid2"]
 
 
+def test_the_best_household_matches_come_first(clients: dict[str, Any],
+                                              tiny_city_db: str) -> None:
+    """An exact room number beats many partial matches, whatever their ids."""
+    with psycopg.connect(tiny_city_db, autocommit=True) as conn:
+        building = conn.execute("SELECT min(id) FROM onemap.building").fetchone()[0]  # type: ignore[index]
+        conn.execute(  # 25 partial matches first, so they have the lower ids
+            "INSERT INTO onemap.household (building_id, room_no) "
+            "SELECT %s, n || '7-7-707' FROM generate_series(1, 25) n", (building,))
+        conn.execute("INSERT INTO onemap.household (building_id, room_no) "
+                     "VALUES (%s, '7-7-707')", (building,))
+    found = households(hits(clients["analyst"], q="7-7-707", limit=5))
+    assert found and found[0]["label"].endswith(" 7-7-707"), found
+
+
 @pytest.mark.parametrize("role", ["external_system", "public"])
 def test_external_and_public_find_no_household(clients: dict[str, Any], role: str) -> None:
     assert households(hits(clients[role], q="1-1-101")) == []
