@@ -231,12 +231,16 @@ send image/jpeg, image/png or image/webp / 仅支持 JPEG、PNG、WebP 图片
     return media
 
 
-def _store(data: bytes, digest: str, media: str) -> str:
-    """Write the bytes once under the photo directory; returns the file name."""
-    name = f"{digest[:2]}/{digest}{MEDIA_TYPES[media]}"
+def _file_name(digest: str, media: str) -> str:
+    """Where the bytes of this digest and type live under the photo directory."""
+    return f"{digest[:2]}/{digest}{MEDIA_TYPES[media]}"
+
+
+def _store(data: bytes, name: str) -> None:
+    """Write the bytes once under the photo directory as ``name``."""
     target = photo_dir() / name
     if target.exists() and target.stat().st_size == len(data):
-        return name
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     # Write beside and rename: a reader never sees half a file, and two
     # uploads of the same bytes at once both end with the same whole file.
@@ -248,7 +252,6 @@ def _store(data: bytes, digest: str, media: str) -> str:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return name
 
 
 def _visible_event(conn: psycopg.Connection[Any], event_id: int) -> None:
@@ -309,13 +312,15 @@ def attach_photo(
     ).fetchone()
     if existing is not None:
         return _photo(existing), False
-    ref = _store(data, digest, media)
+    ref = _file_name(digest, media)
     try:
         with conn.transaction():
             row = conn.execute(
                 _INSERT,
                 (event_id, phase, ref, media, len(data), digest),
             ).fetchone()
+            if row is not None:  # written only once the row may exist (a refused
+                _store(data, ref)  # upload leaves no file; a failed write, no row)
     except psycopg.errors.InsufficientPrivilege as exc:
         raise PermissionDeniedError(
             "your role may not attach photos to this event / 当前角色无权为该事件上传照片"

@@ -237,13 +237,15 @@ def test_row_level_security_refuses_a_photo_on_an_invisible_event(
 
 
 def test_analyst_sees_but_may_not_attach_and_public_is_401(
-        workers: dict[str, Any], tiny_city_db: str) -> None:
+        workers: dict[str, Any], tiny_city_db: str, photo_dir: Path) -> None:
     event_id = report(workers["grid1"])
     photo = upload(workers["grid1"], event_id, jpeg()).json()
     analyst = workers["analyst"]
     assert analyst.get(f"/collections/event/items/{event_id}/photos/{photo['id']}").status_code \
         == 200
     assert upload(analyst, event_id, jpeg((9, 9, 9))).status_code == 403
+    stored = [f for f in photo_dir.rglob("*") if f.is_file()]
+    assert len(stored) == 1, stored  # the refused upload left no file behind
     public = workers["public"]
     assert upload(public, event_id, jpeg()).status_code == 401
     assert public.get(f"/collections/event/items/{event_id}/photos").status_code == 401
