@@ -163,21 +163,23 @@ COMMENT ON FUNCTION onemap.tile_notify_via() IS
     'gives for the old and new rows';
 
 -- Attach the three triggers to a table (re-runnable). A transition table
--- may serve only one event, hence one trigger per operation.
-CREATE OR REPLACE FUNCTION onemap.ensure_tile_triggers(tbl regclass) RETURNS void
+-- may serve only one event, hence one trigger per operation. ``call`` is the
+-- trigger function call (default: the one this file chooses for the table);
+-- a later migration passes its own (170_refuse_load.sql).
+DROP FUNCTION IF EXISTS onemap.ensure_tile_triggers(regclass);  -- before ``call``
+CREATE OR REPLACE FUNCTION onemap.ensure_tile_triggers(tbl regclass, call text DEFAULT NULL)
+RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     rel text;
     fn text;
 BEGIN
     SELECT c.relname INTO rel FROM pg_class c WHERE c.oid = tbl;
-    fn := CASE rel
+    fn := coalesce(call, CASE rel
         WHEN 'household' THEN 'onemap.tile_notify_via(''onemap.tile_box_households'', ''geom'', ''building_id'')'
         WHEN 'resident' THEN 'onemap.tile_notify_via(''onemap.tile_box_residents'', ''household_id'')'
         WHEN 'building' THEN 'onemap.tile_notify_via(''onemap.tile_box_buildings'', ''geom'', ''compound_id'')'
-        WHEN 'refuse_load_reading' THEN
-            'onemap.tile_notify_via(''onemap.tile_box_refuse_facilities'', ''facility_id'')'
-        ELSE 'onemap.tile_notify()' END;
+        ELSE 'onemap.tile_notify()' END);
     EXECUTE format('DROP TRIGGER IF EXISTS tile_insert ON %s', tbl);
     EXECUTE format('CREATE TRIGGER tile_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS '
                    'new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s', tbl, fn);
@@ -190,7 +192,7 @@ BEGIN
                    'old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s', tbl, fn);
 END;
 $$;
-COMMENT ON FUNCTION onemap.ensure_tile_triggers(regclass) IS
+COMMENT ON FUNCTION onemap.ensure_tile_triggers(regclass, text) IS
     '瓦片失效触发器 / attach the statement triggers that notify onemap_tiles';
 
 -- Every table a layer may draw: layer_access tables with a geometry, and residents.

@@ -3,9 +3,9 @@
 -- The published view layers.refuse_facility (layers/060_refuse.sql) shows each
 -- facility's newest reading of the current local (Beijing) day from
 -- onemap.refuse_load_reading, an internal table: the reading has no geometry
--- of its own, so 150_tiles.sql gives it no tile trigger. This one announces
--- the box of the facilities whose readings a statement wrote, under the table
--- refuse_load_reading; tiles/freshness.py maps that table to every layer set
+-- of its own, so 150_tiles.sql does not attach tile triggers to it. This file
+-- does, with a box function announcing the facilities whose readings a
+-- statement wrote, under the table refuse_load_reading; tiles/freshness.py maps that table to every layer set
 -- whose views read it (information_schema.view_table_usage), so the
 -- refuse_facility collection and the refuse theme drop exactly those tiles.
 --
@@ -22,8 +22,9 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, onema
     SELECT ST_Extent(f.geom) FROM onemap.refuse_facility f WHERE f.id = ANY (facilities)
 $$;
 
--- The three statement triggers (150_tiles.sql's ensure_tile_triggers knows
--- this table): tile_notify_via('onemap.tile_box_refuse_facilities', 'facility_id').
-SELECT onemap.ensure_tile_triggers('onemap.refuse_load_reading');
+-- The three statement triggers of 150_tiles.sql, boxed by the facilities.
+SELECT onemap.ensure_tile_triggers(
+    'onemap.refuse_load_reading',
+    'onemap.tile_notify_via(''onemap.tile_box_refuse_facilities'', ''facility_id'')');
 -- This file's first version had a trigger function of its own.
 DROP FUNCTION IF EXISTS onemap.tile_notify_refuse_load();
