@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -78,6 +77,9 @@ def test_loads_and_toggles_a_layer(session: dict[str, Any]) -> None:
     """Switching a layer off hides every style layer drawing it; on shows them again."""
     toggled = session["toggled"]
     assert toggled["checked_before"]
+    assert toggled["group_layers_after_off"], toggled  # the group draws with some layer
+    # the style layers visible, counted over the whole style: fewer with the group off
+    assert toggled["hidden"] < toggled["before"], toggled
     assert [v for _, v in toggled["group_layers_after_off"]] == (
         ["none"] * len(toggled["group_layers_after_off"])), toggled
     assert not toggled["checked_after_off"]
@@ -181,4 +183,3 @@ def test_screenshots_saved(session: dict[str, Any]) -> None:
 
     for name in ("worker-household", "other-worker-household"):
         assert (ARTIFACTS / "widget" / f"{name}.png").stat().st_size > 10_000
-    assert Path(ARTIFACTS).is_dir()

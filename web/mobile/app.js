@@ -11,8 +11,8 @@
  *   (the same bytes on the same event answer 200 with the stored photo). A report
  *   leaves the queue only when both are acknowledged, so a dropped connection at
  *   any step means a resend, never a loss or a duplicate.
- * - window.onemapMobile exposes {ready, queueLength(), lastSubmitted, flush(), map}
- *   for the browser tests.
+ * - window.onemapMobile exposes {ready, queueLength(), lastSubmitted, flush(), map,
+ *   whenMapReady()} for the browser tests.
  */
 (function () {
   "use strict";
@@ -47,11 +47,9 @@
 
   var $ = function (id) { return document.getElementById(id); };
   var state = { token: localStorage.getItem(TOKEN_KEY), me: null, map: null,
-                position: null, picking: false, photo: null, units: [] };
+                position: null, picking: false, units: [] };
   var api = {
     lastSubmitted: null,
-    /* Reports kept on the phone, as last counted (queueLength() counts now). */
-    queued: 0,
     map: null,
     queueLength: function () { return dbAll().then(function (r) { return r.length; }); },
     flush: function () { return flush(); },
@@ -161,7 +159,6 @@
       var q = $("queue");
       q.hidden = rows.length === 0;
       q.textContent = "待发 " + rows.length + " queued";
-      api.queued = rows.length;
       return rows;
     });
   }
@@ -330,43 +327,11 @@
     return { url: url };
   }
 
-  /* Our own small style when /styles/grid_management is not there. */
-  function fallbackStyle() {
-    var src = "gm";
-    return {
-      version: 8,
-      sources: { gm: { type: "vector", minzoom: 10, maxzoom: 22,
-                       tiles: [BASE + "/tiles/grid_management/WebMercatorQuad/{z}/{y}/{x}"] } },
-      layers: [
-        { id: "bg", type: "background", paint: { "background-color": "#eef0ea" } },
-        { id: "grid-fill", type: "fill", source: src, "source-layer": "grid",
-          paint: { "fill-color": "#0b5cad", "fill-opacity": 0.04 } },
-        { id: "grid-line", type: "line", source: src, "source-layer": "grid",
-          paint: { "line-color": "#0b5cad", "line-width": 1.2, "line-dasharray": [3, 2] } },
-        { id: "compound", type: "fill", source: src, "source-layer": "compound",
-          paint: { "fill-color": "#c9dcb3", "fill-outline-color": "#6b8e3a", "fill-opacity": 0.6 } },
-        { id: "building", type: "fill", source: src, "source-layer": "building",
-          filter: ["!", ["has", "count"]],
-          paint: { "fill-color": "#b9a88f", "fill-outline-color": "#6d5b43" } },
-        { id: "household", type: "circle", source: src, "source-layer": "household",
-          filter: ["!", ["has", "count"]], minzoom: 16,
-          paint: { "circle-radius": 3, "circle-color": "#6a3d9a" } },
-        { id: "resident", type: "circle", source: src, "source-layer": "resident",
-          filter: ["!", ["has", "count"]], minzoom: 17,
-          paint: { "circle-radius": 2, "circle-color": "#e31a1c" } },
-        { id: "event", type: "circle", source: src, "source-layer": "event",
-          filter: ["!", ["has", "count"]],
-          paint: { "circle-radius": 6, "circle-color": "#d9480f", "circle-stroke-color": "#fff",
-                   "circle-stroke-width": 1.5 } }
-      ]
-    };
-  }
-
   function loadStyle() {
     return request("/styles/grid_management?f=mapbox").then(function (r) {
-      if (!r.ok) { throw new Error("no style"); }
+      if (!r.ok) { throw new Error("no style (HTTP " + r.status + ")"); }
       return r.json();
-    }).catch(function () { return fallbackStyle(); });
+    });
   }
 
   function startMap() {
@@ -537,11 +502,9 @@
     ul.textContent = "";
     if (!q) { return; }
     request("/search?limit=20&q=" + encodeURIComponent(q)).then(function (r) {
-      if (r.status === 404) { return fallbackSearch(q); }
       if (!r.ok) { throw new Error("HTTP " + r.status); }
       return r.json();
-    }).then(function (body) {
-      var rows = Array.isArray(body) ? body : (body.results || body.items || []);
+    }).then(function (rows) {  // /search answers a JSON list of hits
       if (!rows.length) { ul.appendChild(el("li", {}, "没有结果 / nothing found")); }
       rows.forEach(function (hit) {
         var li = el("li", { "data-testid": "search-result", "data-collection": hit.collection,
@@ -557,28 +520,6 @@
       });
     }).catch(function (e) { ul.appendChild(el("li", {}, "搜索失败 / search failed: " + e.message)); });
   });
-
-  /* Before /search existed: households by room number, buildings by address. */
-  function fallbackSearch(q) {
-    var like = "address LIKE '%" + q.replace(/'/g, "''") + "%'";
-    return Promise.all([
-      json("/collections/household/items?f=json&limit=10&room_no=" + encodeURIComponent(q))
-        .catch(function () { return { features: [] }; }),
-      json("/collections/building/items?f=json&limit=10&filter=" + encodeURIComponent(like))
-        .catch(function () { return { features: [] }; })
-    ]).then(function (got) {
-      var out = [];
-      got[0].features.forEach(function (f) {
-        out.push({ type: "household", collection: "household", id: f.id, label: f.properties.room_no,
-                   lon: f.geometry.coordinates[0], lat: f.geometry.coordinates[1] });
-      });
-      got[1].features.forEach(function (f) {
-        out.push({ type: "building", collection: "building", id: f.id, label: f.properties.address,
-                   bbox: bboxOf(f.geometry) });
-      });
-      return out;
-    });
-  }
 
   // ---------------------------------------------------------------- position
 
@@ -690,11 +631,9 @@
   document.querySelector("[data-testid=report-photo]").addEventListener("change", function (ev) {
     var file = ev.target.files && ev.target.files[0];
     var prev = $("photo-preview");
-    state.photo = null;
     prev.hidden = true;
     if (!file) { photoReady = Promise.resolve(null); return; }
     photoReady = downscale(file).then(function (blob) {
-      state.photo = blob;
       prev.src = URL.createObjectURL(blob);
       prev.hidden = false;
       return blob;
@@ -724,7 +663,7 @@
       // connection drops at any point after this.
       return dbPut(rec).then(function () {
         f.reset();
-        state.photo = null; photoReady = Promise.resolve(null);
+        photoReady = Promise.resolve(null);
         $("photo-preview").hidden = true;
         state.position = null;
         if (state.map) { state.map.getSource("pick").setData(EMPTY); }

@@ -9,7 +9,7 @@
  */
 "use strict";
 
-var SHELL = "onemap-m-shell-v2";  // v2: the app icons
+var SHELL = "onemap-m-shell-v3";  // v2: the app icons; v3: app.js without fallbacks
 var TILES = "onemap-m-tiles-v1";
 var SHELL_FILES = [
   "./", "./index.html", "./app.js", "./style.css", "./manifest.webmanifest",
@@ -41,9 +41,11 @@ self.addEventListener("message", function (event) {
   }
 });
 
-function staleWhileRevalidate(cacheName, request) {
+/* The cached copy if there is one (refreshed in the background), else the network.
+ * matchOptions go to cache.match (the shell: {ignoreSearch: true}). */
+function staleWhileRevalidate(cacheName, request, matchOptions) {
   return caches.open(cacheName).then(function (cache) {
-    return cache.match(request).then(function (cached) {
+    return cache.match(request, matchOptions).then(function (cached) {
       var fresh = fetch(request).then(function (response) {
         if (response.ok) { cache.put(request, response.clone()); }
         return response;
@@ -67,15 +69,6 @@ self.addEventListener("fetch", function (event) {
     event.respondWith(staleWhileRevalidate(TILES, request));
   } else if (url.pathname.indexOf(scope) === 0 || url.pathname.indexOf("/static/maplibre-gl/") === 0) {
     // Query strings do not change the shell (?base=… for tests): match on the path.
-    event.respondWith(caches.open(SHELL).then(function (cache) {
-      return cache.match(request, { ignoreSearch: true }).then(function (cached) {
-        var fresh = fetch(request).then(function (response) {
-          if (response.ok) { cache.put(request, response.clone()); }
-          return response;
-        });
-        if (cached) { fresh.catch(function () {}); return cached; }
-        return fresh;
-      });
-    }));
+    event.respondWith(staleWhileRevalidate(SHELL, request, { ignoreSearch: true }));
   }
 });

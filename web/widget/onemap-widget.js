@@ -388,8 +388,7 @@
       return Promise.resolve();
     }
     return this.api("/styles/" + encodeURIComponent(this.theme) + "/legend").then(function (r) {
-      var d = r.data;
-      var entries = Array.isArray(d) ? d : d && (d.entries || d.legend || d.items);
+      var entries = r.data && r.data.entries;  // {style, title, entries} (spatial/styles.py)
       self.legend = Array.isArray(entries) && entries.length ? entries : self._legendFromStyle();
     });
   };
@@ -425,7 +424,7 @@
   Widget.prototype._groupLabel = function (group) {
     var lang = this.lang;
     var entry = this.legend.filter(function (e) {
-      return e.layer === group.key || group.layers.indexOf(e.layer) >= 0 || e["source-layer"] === group.key || e.source_layer === group.key;
+      return e.layer === group.key || group.layers.indexOf(e.layer) >= 0 || e.source_layer === group.key;
     })[0];
     if (entry) {
       var label = lang === "zh" ? entry.label_zh : entry.label_en;
@@ -538,7 +537,7 @@
     this.legend.forEach(function (e) {
       var label = (lang === "zh" ? e.label_zh : e.label_en) ||
         self.title(e.source_layer || e.layer);
-      var color = e.color || (e.colors && e.colors[0]) || "#888";
+      var color = e.color || "#888";
       var sw = el("span", { className: "onemap-swatch" });
       sw.style.background = e.type === "line" ? "transparent" : color;
       sw.style.borderColor = color;
@@ -728,12 +727,23 @@
     return out;
   }
 
+  /* The statistics tree of a grid-statistics answer, or null. */
+  function statsTree(r) {
+    var tree = r.ok && r.data ? (r.data.statistics || r.data) : null;
+    return tree && tree.level ? tree : null;
+  }
+
+  /* The figures of a statistics tree's root, as the stats tables show them. */
+  function treeFigures(tree) {
+    return { households: tree.households, occupied: tree.occupied,
+      residents: tree.residents, elderly: tree.elderly, events: tree.events || {} };
+  }
+
   Widget.prototype._stats = function (level, id) {
     var depth = { street_office: "community", community: "grid", grid: "building" }[level];
     return this.api("/processes/grid-statistics/execution",
       { inputs: { level: level, unit_id: Number(id), depth: depth } }).then(function (r) {
-      var tree = r.ok && r.data ? (r.data.statistics || r.data) : null;
-      return { status: r.status, tree: tree && tree.level ? tree : null };
+      return { status: r.status, tree: statsTree(r) };
     });
   };
 
@@ -809,8 +819,7 @@
       return this._stats(level, state.id).then(function (s) {
         state.statsStatus = s.status;
         if (!s.tree) return;
-        state.stats = { households: s.tree.households, occupied: s.tree.occupied,
-          residents: s.tree.residents, elderly: s.tree.elderly, events: s.tree.events || {} };
+        state.stats = treeFigures(s.tree);
         state.statsSource = "grid-statistics";
         // Children known to the statistics but not returned by the API: counts only
         // (a grid without compounds lists its buildings, by the statistics' names).
@@ -945,11 +954,8 @@
     return this.api("/processes/grid-statistics/execution",
       { inputs: { polygon: polygon, depth: "community" } }).then(function (r) {
       state.status = r.status;
-      var tree = r.ok && r.data ? (r.data.statistics || r.data) : null;
-      if (tree && tree.level) {
-        state.stats = { households: tree.households, occupied: tree.occupied,
-          residents: tree.residents, elderly: tree.elderly, events: tree.events || {} };
-      }
+      var tree = statsTree(r);
+      if (tree) state.stats = treeFigures(tree);
       if (self.viewState === state) self._renderViewStats();
       return state;
     });
