@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import statistics
 import time
 import uuid
@@ -34,20 +33,14 @@ import psycopg
 
 from spatial import users
 from spatial.access import Principal
+from spatial.auth import principal_for_user
 from spatial.settings import database_conninfo
 from tiles import render as rendering
 from tiles.spec import TileSpec, bind_catalog, load_spec
+from tiles.tms import lonlat_to_tile
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS = ("base", "grid_management", "pipelines", "trucks")
-
-
-def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
-    """Web Mercator column and row of the tile holding ``(lon, lat)`` at zoom ``z``."""
-    n = 2**z
-    x = int((lon + 180) / 360 * n)
-    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
-    return x, y
 
 
 def make_admin(conninfo: str) -> Principal:
@@ -55,10 +48,11 @@ def make_admin(conninfo: str) -> Principal:
     name = f"bench_z_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(conninfo) as conn, conn.transaction():
         row = conn.execute("SELECT min(id) FROM onemap.district").fetchone()
-        assert row is not None and row[0] is not None, "no district: load a city first"
+        if row is None or row[0] is None:
+            raise SystemExit("no district: load a city first (make up)")
         user = users.create_user(conn, name, None, roles=["district_admin"],
                                  scopes=[("district", row[0])])
-    return Principal(user.id, name, frozenset({"district_admin"}))
+        return principal_for_user(conn, user.id)
 
 
 def drop_user(conninfo: str, name: str) -> None:
@@ -74,7 +68,7 @@ async def measure(conninfo: str, spec: TileSpec, admin: Principal, zooms: list[i
     rows = []
     try:
         for z in zooms:
-            cx, cy = tile_of(*centre, z)
+            cy, cx = lonlat_to_tile("WebMercatorQuad", *centre, z)
             row: dict[str, Any] = {"z": z, "largest": (0, "")}
             for set_id in SETS:
                 layerset = spec.theme(set_id)
@@ -116,7 +110,7 @@ def main() -> None:
         rows = asyncio.run(measure(conninfo, spec, admin, [int(z) for z in args.zooms.split(",")],
                                    (lon, lat), args.repeat))
     finally:
-        drop_user(conninfo, admin.username or "")
+        drop_user(conninfo, admin.username)
     print("| z | largest tile of any set | " + " | ".join(f"{s} p50" for s in SETS) + " |")
     print("|---|---|" + "---|" * len(SETS))
     for r in rows:

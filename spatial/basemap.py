@@ -112,14 +112,19 @@ def compose(z: int, x: int, y: int, fetch: Callable[[int, int, int], bytes | Non
 
 
 @functools.lru_cache(maxsize=1024)
-def fetch_amap(z: int, x: int, y: int) -> bytes | None:
-    """One AMap tile from AMap's servers (kept in memory, 1,024 tiles)."""
+def _fetch_amap_cached(z: int, x: int, y: int) -> bytes:
     url = os.environ.get("ONEMAP_AMAP_URL", AMAP_URL).format(z=z, x=x, y=y)
     if not url.startswith(("https://", "http://")):
         raise ValueError("ONEMAP_AMAP_URL must be an http(s) URL")
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - scheme checked
+        return bytes(resp.read())
+
+
+def fetch_amap(z: int, x: int, y: int) -> bytes | None:
+    """One AMap tile from AMap's servers (kept in memory, 1,024 tiles); None when
+    AMap does not answer (not kept: the next request tries again)."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - scheme checked
-            return bytes(resp.read())
+        return _fetch_amap_cached(z, x, y)
     except OSError as exc:
         LOGGER.warning("AMap tile %s/%s/%s unavailable: %s", z, x, y, type(exc).__name__)
         return None

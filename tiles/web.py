@@ -258,8 +258,7 @@ class TileService:
         window = None if datetime_range is None else "/".join(
             d.isoformat() for d in datetime_range)
         version = self._version
-        clock = clock_part(layerset, self.clock(), live=datetime_range is None) \
-            if layerset.live_seconds or layerset.daily else ""
+        clock = clock_part(layerset, self.clock(), live=datetime_range is None)
         if clock:
             version = f"{version}~{clock}"
         return TileKey(layerset.id, tms_id, z, x, y, scope, window, version)

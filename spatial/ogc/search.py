@@ -29,8 +29,9 @@ def _search(principal: Principal, q: str, limit: int) -> list[searching.SearchRe
 async def search_endpoint(request: Request) -> JSONResponse:
     """Answer a JSON list ``[{type, collection, id, label, lon, lat[, bbox]}]``, best first.
 
-    Signed-in callers' answers are ``Cache-Control: private``: what they find
-    depends on who they are.
+    Signed-in callers' answers are ``Cache-Control: no-store``: what they find
+    depends on who they are (and may name residents); anonymous answers are
+    public for a minute.
     """
     q, limit = searching.parse_params(request.query_params)
     principal = current_principal()
