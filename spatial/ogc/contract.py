@@ -35,7 +35,7 @@ import os
 import re
 import threading
 import urllib.parse
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -408,6 +408,40 @@ def body_is_checked(content_type: str | None) -> bool:
     return not media or bool(_JSON_TYPES.match(media)) or media.startswith("text/")
 
 
+async def read_capped(chunks: AsyncIterator[bytes], declared: str | None, cap: int,
+                      too_large: Callable[[str], Exception]) -> bytes:
+    """A request body read as it streams, refusing more than ``cap`` bytes.
+
+    A declared ``Content-Length`` over the cap is refused before a byte is
+    read; a chunked (or mis-declared) body as soon as what arrived passes the
+    cap, the rest never read. ``too_large(size)`` makes the error (``size``:
+    the declared length, or "more than <cap>").
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> async def parts():
+    ...     for _ in range(3):
+    ...         yield b"abcd"
+    >>> asyncio.run(read_capped(parts(), None, 12, ValueError))
+    b'abcdabcdabcd'
+    >>> asyncio.run(read_capped(parts(), None, 10, ValueError))
+    Traceback (most recent call last):
+    ...
+    ValueError: more than 10
+    """
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise too_large(declared)
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > cap:
+            raise too_large(f"more than {cap}")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 def _too_large(size: str, cap: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(
         f"request body has {size} bytes, at most {cap} are accepted for JSON or text"
@@ -692,22 +726,21 @@ class ContractMiddleware:
             return receive  # e.g. photo bytes: their own route reads (and caps) them
         # an OGC resource reads whatever it is sent: capped whatever its type
         cap = self.max_json_bytes if self.max_json_bytes is not None else json_body_cap()
-        if declared and declared.isdigit() and int(declared) > cap:
-            raise _too_large(declared, cap)  # refused unread
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":  # client went away
-                return _replaying(message, receive)
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > cap:  # chunked (or a lying Content-Length): stop reading here
-                raise _too_large(f"more than {cap}", cap)
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
+        gone: list[Message] = []
+
+        async def chunks() -> AsyncIterator[bytes]:
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":  # client went away
+                    gone.append(message)
+                    return
+                yield message.get("body", b"")
+                more = message.get("more_body", False)
+
+        body = await read_capped(chunks(), declared, cap, lambda size: _too_large(size, cap))
+        if gone:
+            return _replaying(gone[0], receive)
         check_body(body, content_type)
         return _replaying({"type": "http.request", "body": body, "more_body": False}, receive)
 

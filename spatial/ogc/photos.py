@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Route
 from spatial import photos
 from spatial.access import Principal, check_can_read, current_principal, request_connection
 from spatial.errors import InvalidInputError
+from spatial.ogc.contract import read_capped
 from spatial.settings import get_settings
 
 LOGGER = logging.getLogger(__name__)
@@ -48,17 +49,8 @@ async def _read_body(request: Request) -> bytes:
     read). The contract middleware does not buffer image bodies
     (:func:`spatial.ogc.contract.body_is_checked`), so this is the first read.
     """
-    declared = request.headers.get("content-length", "").strip()
-    if declared.isdigit() and int(declared) > photos.MAX_BYTES:
-        raise photos.too_large(declared)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > photos.MAX_BYTES:
-            raise photos.too_large(f"more than {photos.MAX_BYTES}")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_capped(request.stream(), request.headers.get("content-length", "").strip(),
+                             photos.MAX_BYTES, photos.too_large)
 
 
 def _attach(principal: Principal, event_id: int, data: bytes,
