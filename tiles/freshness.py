@@ -33,6 +33,7 @@ from typing import Any
 import psycopg
 
 from tiles.cache import TileCache
+from tiles.spec import view_tables
 
 LOGGER = logging.getLogger(__name__)
 
@@ -73,15 +74,7 @@ def table_layersets(conn: psycopg.Connection[Any],
     dict
         Table name (schema ``onemap``) → layer set ids.
     """
-    with conn.cursor() as cur:
-        cur.execute("""
-            SELECT view_name::text, table_name::text
-            FROM information_schema.view_table_usage
-            WHERE view_schema = 'layers' AND table_schema = 'onemap'""")
-        rows = [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in cur.fetchall()]
-    reads: dict[str, set[str]] = {}
-    for view, table in rows:
-        reads.setdefault(view, set()).add(table)
+    reads = view_tables(conn)
     out: dict[str, set[str]] = {}
     for set_id, collections in layersets.items():
         for cid in collections:

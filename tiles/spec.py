@@ -432,6 +432,22 @@ def load_spec(tiles_path: Path, themes_path: Path, config_path: Path) -> TileSpe
     return TileSpec(layers, themes)
 
 
+def view_tables(conn: psycopg.Connection[Any]) -> dict[str, set[str]]:
+    """The ``onemap`` tables each published view ``layers.<id>`` reads (its own included).
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        Any connection to the application database.
+    """
+    out: dict[str, set[str]] = {}
+    for view, table in fetch_tuples(conn, """
+            SELECT view_name::text, table_name::text FROM information_schema.view_table_usage
+            WHERE view_schema = 'layers' AND table_schema = 'onemap'"""):
+        out.setdefault(view, set()).add(table)
+    return out
+
+
 def bind_catalog(spec: TileSpec, conn: psycopg.Connection[Any]) -> TileSpec:
     """Check the spec against the views ``layers.<id>`` and record their columns.
 
@@ -473,12 +489,7 @@ def bind_catalog(spec: TileSpec, conn: psycopg.Connection[Any]) -> TileSpec:
         GROUP BY c.table_name""")}
     # What each view reads besides its own table, and how public those are.
     audience = dict(fetch_tuples(conn, "SELECT table_name, audience FROM onemap.layer_access"))
-    view_reads: dict[str, set[str]] = {}
-    for view, table in fetch_tuples(conn, """
-            SELECT view_name::text, table_name::text FROM information_schema.view_table_usage
-            WHERE view_schema = 'layers' AND table_schema = 'onemap'"""):
-        if view != table:
-            view_reads.setdefault(view, set()).add(table)
+    view_reads = {view: tables - {view} for view, tables in view_tables(conn).items()}
     bound: dict[str, LayerSpec] = {}
     problems = []
     for lid, layer in spec.layers.items():
