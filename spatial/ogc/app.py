@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
@@ -30,6 +31,8 @@ from spatial.settings import get_settings
 
 LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
+#: Vector tiles choose their own encoding (gzipped once when cached, tiles/web.py).
+GZIP_EXCLUDED = (*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/vnd.mapbox-vector-tile")
 
 
 async def health(request: Request) -> JSONResponse:
@@ -117,6 +120,8 @@ def create_app() -> Starlette:
     fixes.install()
     from pygeoapi import starlette_app  # reads the configuration on import
 
+    fixes.without_adapter_gzip()  # compressed once, below, for every route
+
     from spatial.ogc import auth
     from spatial.ogc.contract import ContractMiddleware
     from spatial.ogc.etag import ItemHeadersMiddleware
@@ -135,6 +140,10 @@ def create_app() -> Starlette:
     from spatial.ogc import search, web
     routes += search.routes()  # /search (the map's search box)
     routes += web.routes()  # /static/maplibre-gl, /widget, /m (static files)
+    # Compression for every route, once: an answer that already names its encoding
+    # (a cached tile) passes through, and Vary: Accept-Encoding goes with it.
+    middleware.insert(0, Middleware(GZipMiddleware, minimum_size=500, compresslevel=6,
+                                    exclude_content_types=GZIP_EXCLUDED))
     middleware.insert(0, web.cors_middleware())  # outermost: CORS for every route (widget)
     middleware.append(Middleware(auth.AuthMiddleware))  # the request's principal
     middleware.append(Middleware(ContractMiddleware))  # 400 for unknown/malformed input

@@ -18,6 +18,14 @@ worth reporting upstream:
   ``layers/fields.yml`` (:mod:`spatial.fields`) in the request's language, and a
   coded column (a ``CHECK (col IN (...))`` in the database) its ``enum`` with each
   value's label as ``oneOf: [{const, title}]`` (tests/api/test_field_titles.py).
+* pygeoapi's ``server.gzip`` sets ``Content-Encoding: gzip`` in the response
+  headers of every API call but compresses only on its adapter's success path:
+  a format error (``f=xyz``, :meth:`API.get_format_exception`) goes out as plain
+  JSON labelled gzip, which clients fail to decode, and a 204 carries the header
+  on an empty body; it never sends ``Vary: Accept-Encoding`` and takes ``f=gzip``
+  as a format. The application compresses once, for every route, in Starlette's
+  ``GZipMiddleware`` (:func:`spatial.ogc.app.create_app`), so pygeoapi's own gzip
+  is switched off whatever the configuration says (tests/api/test_compression.py).
 """
 
 from __future__ import annotations
@@ -171,6 +179,20 @@ def with_field_titles(original: Any) -> Any:
 
     titled.onemap_titled = True  # type: ignore[attr-defined]
     return titled
+
+
+def without_adapter_gzip() -> None:
+    """Switch pygeoapi's gzip off after its API object is built (idempotent).
+
+    pygeoapi's ``API.__init__`` turns ``server.gzip`` into a format entry
+    ``FORMAT_TYPES['gzip']``, which is all its header code looks at; without it
+    no response is labelled ``Content-Encoding: gzip`` by pygeoapi and ``f=gzip``
+    is an invalid format like any other.
+    """
+    from pygeoapi.formats import F_GZIP, FORMAT_TYPES
+
+    if FORMAT_TYPES.pop(F_GZIP, None) is not None:
+        LOGGER.info("pygeoapi's server.gzip is ignored: the application compresses responses")
 
 
 def install() -> None:
