@@ -22,7 +22,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spatial.errors import OnemapError, http_status
 from spatial.ogc import fixes
@@ -65,6 +66,89 @@ async def onemap_error(request: Request, exc: Exception) -> JSONResponse:
         LOGGER.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
     return JSONResponse({"code": type(exc).__name__, "description": str(exc)},
                         status_code=status)
+
+
+def route_methods(routes: list[BaseRoute], scope: Scope) -> tuple[bool, set[str]]:
+    """Whether a route serves the request, else the methods of routes serving its path.
+
+    Parameters
+    ----------
+    routes : list of BaseRoute
+        Routes in the order the router tries them; mounts are looked into.
+    scope : Scope
+        The request's ASGI scope.
+
+    Returns
+    -------
+    served : bool
+        A route matches path and method (or a mounted app without routes, e.g.
+        static files, takes the path: it answers for itself).
+    allowed : set of str
+        When not served: the methods of the routes whose path matches.
+
+    Examples
+    --------
+    >>> routes = [Route("/styles", health, methods=["GET"])]
+    >>> route_methods(routes, {"type": "http", "path": "/styles", "method": "TRACE"})
+    (False, {'GET', 'HEAD'})
+    >>> route_methods(routes, {"type": "http", "path": "/nope", "method": "GET"})
+    (False, set())
+    """
+    allowed: set[str] = set()
+    for route in routes:
+        match, child = route.matches(scope)
+        if match is Match.NONE:
+            continue
+        if isinstance(route, Mount):
+            inner = route.routes
+            if not inner:
+                return True, set()
+            served, more = route_methods(inner, {**scope, **child})
+            if served:
+                return True, set()
+            allowed |= more
+        elif match is Match.FULL:
+            return True, set()
+        elif isinstance(route, Route):
+            allowed |= route.methods or set()
+    return False, allowed
+
+
+class MethodNotAllowed:
+    """pygeoapi's catch-all mount, answering 405 where the path is served with other methods.
+
+    Starlette tries the routes in order: one of onemap's routes whose path matches
+    but not its method is only a partial match, and pygeoapi's mount at ``/`` then
+    matches every path, so ``TRACE /styles`` reached pygeoapi and was a 404. A
+    request that no route serves but whose path some route (onemap's or
+    pygeoapi's) serves with other methods is answered 405 with ``Allow``, as an
+    OGC exception document.
+
+    Parameters
+    ----------
+    app : ASGI application
+        pygeoapi's Starlette application.
+    routes : list of BaseRoute
+        onemap's routes, tried before the mount.
+    """
+
+    def __init__(self, app: ASGIApp, routes: list[BaseRoute]) -> None:
+        self.app = app
+        self.routes = [*routes, Mount("", app=app)]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            served, allowed = route_methods(self.routes, scope)
+            if not served and allowed:
+                methods = ", ".join(sorted(allowed))
+                response = JSONResponse(
+                    {"code": "MethodNotAllowed", "type": "MethodNotAllowed",
+                     "description": f"{scope['method']} is not allowed on {scope['path']}; "
+                                    f"allowed: {methods}"},
+                    status_code=405, headers={"Allow": methods})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class ContextExecutor(ThreadPoolExecutor):
@@ -169,7 +253,7 @@ def create_app() -> Starlette:
 
     from spatial.ogc.styles import styles_routes
     routes += styles_routes(settings)  # /styles, /styles/{id}[/legend], /fonts, /basemaps/amap
-    routes.append(Mount("/", app=starlette_app.APP))
+    routes.append(Mount("/", app=MethodNotAllowed(starlette_app.APP, list(routes))))
     app = Starlette(
         routes=routes,
         middleware=middleware,
