@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +40,15 @@ COORD_PRECISION = 7
 PROJECTED_PRECISION = 3
 #: Geographic CRSs whose coordinates are degrees.
 GEOGRAPHIC_SRIDS = frozenset({4326, 4490})
+#: Text column types (``information_schema`` data types).
+TEXT_TYPES = frozenset({"text", "character varying", "character"})
+#: Integer id columns and the range of their values (``udt_name``).
+_INTEGER_RANGES = {
+    "int2": (-(2**15), 2**15 - 1),
+    "int4": (-(2**31), 2**31 - 1),
+    "int8": (-(2**63), 2**63 - 1),
+}
+_INTEGER = re.compile(r"[+-]?[0-9]{1,25}")  # ASCII digits only, unlike \d
 
 
 @dataclass(frozen=True)
@@ -189,6 +200,68 @@ def parse_datetime_interval(value: str) -> tuple[datetime | None, datetime | Non
         raise InvalidInputError(
             f"datetime interval ends before it starts: {value!r} / 时间参数有误")
     return start, end
+
+
+def check_cursor(conn: psycopg.Connection[Any], table: Table, id_field: str,
+                 value: str) -> str:
+    """Check a keyset ``cursor`` (the last id of the previous page) against the id's type.
+
+    Integer ids are checked here (digits, within the column's range); text ids
+    take any text; other types (uuid …) are cast by PostgreSQL, so whatever
+    fits the column passes.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        Used only for an id type checked by a cast.
+    table : Table
+        The layer view.
+    id_field : str
+        Its id column.
+    value : str
+        The cursor as received.
+
+    Returns
+    -------
+    str
+        The cursor, ready to bind (an integer without sign or spaces around it).
+
+    Raises
+    ------
+    InvalidInputError
+        Naming ``cursor``, the type it must have and the value received (cut
+        to 40 characters).
+    """
+    column = table.column(id_field)
+    shown = repr(value if len(value) <= 40 else value[:40] + "…")
+    if column.udt in _INTEGER_RANGES:
+        low, high = _INTEGER_RANGES[column.udt]
+        text = value.strip()
+        if _INTEGER.fullmatch(text) and low <= int(text) <= high:
+            return str(int(text))
+        raise InvalidInputError(
+            f"cursor must be the id of a {table.name} feature, an integer between {low} and "
+            f"{high} (the last id of the previous page), got {shown} / 请求参数有误")
+    if "\x00" in value:
+        raise InvalidInputError(f"cursor must not contain a NUL character, got {shown}")
+    if column.data_type in TEXT_TYPES:
+        return value
+    if column.udt == "uuid":
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            pass
+    else:
+        try:
+            with conn.transaction():  # a savepoint: the caller's transaction goes on
+                fetch_tuples(conn, sql.SQL("SELECT CAST(%s AS {})").format(
+                    sql.Identifier(column.udt)), (value,))
+            return value
+        except psycopg.errors.DataError:
+            pass
+    raise InvalidInputError(
+        f"cursor must be the id of a {table.name} feature ({column.data_type}; the last id "
+        f"of the previous page), got {shown} / 请求参数有误")
 
 
 class _Builder:
@@ -521,7 +594,8 @@ def stream_features(
         ``onemap`` or ``layers``.
     after : optional
         Keyset paging: only rows whose id is greater, in id order (``q.sortby``
-        must be empty); ``q.offset`` is then ignored.
+        must be empty); ``q.offset`` then skips rows after it. Check a cursor
+        a caller sent with :func:`check_cursor` first.
     batch : int
         Rows fetched per round trip.
 
@@ -542,7 +616,6 @@ def stream_features(
     builder.add(q)
     params = list(builder.params)
     where = builder.clause()
-    offset = q.offset
     if after is not None:
         if q.sortby:
             raise InvalidInputError("cursor paging follows the id order; leave out sortby")
@@ -551,7 +624,6 @@ def stream_features(
         )
         where = (where + sql.SQL(" AND ") + key) if builder.where else (sql.SQL(" WHERE ") + key)
         params.append(str(after))
-        offset = 0
     order: list[sql.Composable] = [
         sql.SQL("t.{} {}").format(
             sql.Identifier(builder._property(name)), sql.SQL("ASC" if asc else "DESC")
@@ -570,7 +642,7 @@ def stream_features(
         where=where,
         order=sql.SQL(", ").join(order),
     )
-    params.extend([q.limit, offset])
+    params.extend([q.limit, q.offset])
     with _value_errors(), conn.cursor(name="onemap_stream", row_factory=tuple_row) as cur:
         cur.itersize = batch
         cur.execute(query, params)

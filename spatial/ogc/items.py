@@ -15,14 +15,16 @@ not ours) falls through to pygeoapi. Query parameters were already checked by
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import pyproj
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -36,6 +38,7 @@ from spatial.errors import InvalidInputError, OnemapError, http_status
 from spatial.features import (
     MAX_LIMIT,
     FeatureQuery,
+    check_cursor,
     count_matches,
     parse_datetime_interval,
     stream_features,
@@ -136,20 +139,39 @@ class StreamingItems:
             await self.fallback(scope, receive, send)
             return
         principal = current_principal()
+        body: Generator[bytes] | None = None
         try:
-            plan = self._plan(request, layer, principal)
+            # Everything a request can get wrong fails here, before the status
+            # line: the parameters, access and the count (_plan), then the
+            # query itself up to its first rows (the body's first chunk).
+            plan = await run_in_threadpool(self._plan, request, layer, principal)
+            body = self._body(request, layer, principal, plan)
+            first = await run_in_threadpool(next, body)
         except OnemapError as exc:
+            if body is not None:
+                await run_in_threadpool(body.close)
             status = http_status(exc)
             headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
             await JSONResponse({"code": type(exc).__name__, "description": str(exc)},
                                status_code=status, headers=headers)(scope, receive, send)
             return
+        rest = body
+
+        def chunks() -> Iterator[bytes]:
+            yield first
+            yield from rest
+
         response = StreamingResponse(
-            self._body(request, layer, principal, plan),
+            chunks(),
             media_type="application/geo+json",
             headers={"Content-Crs": f"<{plan['crs_uri']}>"},
         )
-        await response(scope, receive, send)
+        try:
+            await response(scope, receive, send)
+        finally:
+            # A client that hung up leaves the body suspended: close it so its
+            # server-side cursor and pooled connection are given back now.
+            await run_in_threadpool(body.close)
 
     def _plan(self, request: Request, layer: dict[str, Any],
               principal: Principal) -> dict[str, Any]:
@@ -206,8 +228,11 @@ class StreamingItems:
             for name in [s for s, _ in sortby] + list(q.select):
                 if name not in published:
                     raise InvalidInputError(f"{layer['table']} has no property {name!r}")
-            if cursor is not None and sortby:
-                raise InvalidInputError("cursor paging follows the id order; leave out sortby")
+            if cursor is not None:
+                if sortby:
+                    raise InvalidInputError(
+                        "cursor paging follows the id order; leave out sortby")
+                cursor = check_cursor(conn, table, layer["id_field"], cursor)
             matched = count_matches(conn, layer["table"], q, time_field=layer["time_field"],
                                     schema=layer["schema"])
         return {"q": q, "cursor": cursor, "matched": matched, "crs_uri": crs_uri}
@@ -240,36 +265,49 @@ class StreamingItems:
         return links
 
     def _body(self, request: Request, layer: dict[str, Any], principal: Principal,
-              plan: dict[str, Any]) -> Iterator[bytes]:
+              plan: dict[str, Any]) -> Generator[bytes]:
+        """The GeoJSON page, in chunks of about :data:`CHUNK_BYTES`.
+
+        The first chunk is yielded only once the query has run and its first
+        rows are in, so an error of the query is raised to the caller of the
+        first ``next()`` (an answer not yet started) rather than cutting a body.
+        """
         q: FeatureQuery = plan["q"]
-        yield b'{"type":"FeatureCollection","features":['
+        head = b'{"type":"FeatureCollection","features":['
         returned, last_id = 0, None
-        if not q.hits_only:
-            try:
-                with request_connection(principal) as conn:
-                    buffer: list[str] = []
-                    size = 0
-                    for fid, text in stream_features(
-                        conn, layer["table"], q, id_field=layer["id_field"],
-                        time_field=layer["time_field"], schema=layer["schema"],
-                        after=plan["cursor"],
-                    ):
-                        buffer.append(text)
-                        size += len(text)
-                        returned += 1
-                        last_id = fid
-                        # Each chunk costs a hop between threads: send ~64 kB at a time.
-                        if size >= CHUNK_BYTES:
+        if q.hits_only:
+            yield head
+        else:
+            with request_connection(principal) as conn:
+                rows = stream_features(
+                    conn, layer["table"], q, id_field=layer["id_field"],
+                    time_field=layer["time_field"], schema=layer["schema"],
+                    after=plan["cursor"],
+                )
+                first = next(rows, None)  # runs the query: its errors come before any byte
+                yield head
+                if first is not None:
+                    try:
+                        buffer: list[str] = []
+                        size = 0
+                        for fid, text in itertools.chain((first,), rows):
+                            buffer.append(text)
+                            size += len(text)
+                            returned += 1
+                            last_id = fid
+                            # Each chunk costs a hop between threads: send ~64 kB at a time.
+                            if size >= CHUNK_BYTES:
+                                yield ((b"," if returned > len(buffer) else b"")
+                                       + ",".join(buffer).encode())
+                                buffer, size = [], 0
+                        if buffer:
                             yield ((b"," if returned > len(buffer) else b"")
                                    + ",".join(buffer).encode())
-                            buffer, size = [], 0
-                    if buffer:
-                        yield (b"," if returned > len(buffer) else b"") + ",".join(buffer).encode()
-            except Exception:
-                # Headers are gone: the truncated body tells the client.
-                LOGGER.exception("streaming %s failed after %d features", layer["table"],
-                                 returned)
-                raise
+                    except Exception:
+                        # Headers are gone: the truncated body tells the client.
+                        LOGGER.exception("streaming %s failed after %d features",
+                                         layer["table"], returned)
+                        raise
         tail: dict[str, Any] = {"numberReturned": returned}
         if plan["matched"] is not None:
             tail["numberMatched"] = plan["matched"]
