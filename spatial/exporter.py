@@ -311,13 +311,11 @@ def _export(
     where: sql.Composable = sql.SQL("")
     params: list[Any] = []
     if bbox is not None:
-        from spatial.features import check_bbox
+        from spatial.features import bbox_condition, check_bbox
 
         check_bbox(bbox)
-        where = sql.SQL(" WHERE t.geom && ST_MakeEnvelope(%s, %s, %s, %s, {})").format(
-            sql.Literal(STORAGE_SRID)
-        )
-        params.extend(bbox)
+        condition, params = bbox_condition(table, bbox)  # intersects, as the API's bbox
+        where = sql.SQL(" WHERE ") + condition
     geom_sql: sql.Composable = sql.SQL("t.geom")
     if isinstance(target, int) and target not in (STORAGE_SRID, WGS84):
         geom_sql = sql.SQL("ST_Transform(t.geom, {})").format(sql.Literal(target))

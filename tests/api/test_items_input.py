@@ -1,12 +1,17 @@
-"""Items input that used to fail late: a malformed keyset ``cursor`` is a 400
-naming it, answered before any byte of a body; no combination of paging
-parameters is a 500 or a cut body.
+"""Items input that used to fail late or be ignored.
+
+* A malformed keyset ``cursor`` is a 400 naming it, answered before any byte
+  of a body; no combination of paging parameters is a 500 or a cut body.
+* ``bbox`` selects features whose geometry intersects the box, not merely
+  its envelope, on every path (streaming GeoJSON, pygeoapi's other formats,
+  the exporter).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -14,7 +19,9 @@ import pytest
 
 from spatial.catalog import Column, Table
 
-BOX_TEXT = "116.5,39.95,116.51,39.96"
+#: An empty corner of the tiny city's district, away from its buildings.
+BOX = (116.500, 39.950, 116.510, 39.960)
+BOX_TEXT = ",".join(map(str, BOX))
 #: The western grid's compound (tests/api/test_server.py).
 WEST_BBOX = "116.46,39.915,116.469,39.93"
 BAD_CURSORS = ["abc'", "9" * 400, "1.5", "", " ", "9223372036854775808",
@@ -27,6 +34,14 @@ def items(client: Any, collection: str = "building", **params: Any) -> Any:
 
 def ids(page: dict[str, Any]) -> list[int]:
     return [f["id"] for f in page["features"]]
+
+
+def jsonld_ids(client: Any, collection: str = "building", **params: Any) -> set[int]:
+    """Ids of an items page in JSON-LD: pygeoapi's path through the provider."""
+    r = client.get(f"/collections/{collection}/items",
+                   params={"f": "jsonld", "limit": 1000, **params})
+    assert r.status_code == 200, r.text
+    return {int(f["@id"].rsplit("/", 1)[1]) for f in r.json()["features"]}
 
 
 # --- cursor ---------------------------------------------------------------------------------
@@ -139,3 +154,119 @@ def test_a_cursor_follows_the_type_of_the_id(conn: psycopg.Connection[Any], udt:
         with pytest.raises(InvalidInputError, match=r"^cursor must"):
             check_cursor(conn, table, "id", value)
     assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}  # still usable
+
+
+# --- bbox -----------------------------------------------------------------------------------
+
+def add_near_miss(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """Two buildings by :data:`BOX`: one inside, one 0.5 m beyond its north-east
+    corner whose envelope overlaps the box (a triangle leaning on the corner).
+
+    Returns their ids (``inside``, ``outside``); asserts the premise.
+    """
+    inside = conn.execute(
+        "INSERT INTO onemap.building (code, name, building_type, geom) VALUES "
+        "('BOX-IN', '盒内楼', 'other', "
+        " ST_Multi(ST_MakeEnvelope(116.502, 39.952, 116.503, 39.953, 4490))) RETURNING id"
+    ).fetchone()[0]
+    outside, distance, overlaps, intersects = conn.execute(
+        """
+        WITH c AS (SELECT ST_SetSRID(ST_Point(%(x)s, %(y)s), 4490)::geography AS corner),
+             p AS (SELECT ST_Project(corner, 0.5, radians(45)) AS p FROM c),
+             tri AS (
+               SELECT ST_SetSRID(ST_MakePolygon(ST_MakeLine(ARRAY[
+                   ST_Project(p, 100, radians(315))::geometry,
+                   ST_Project(p, 100, radians(135))::geometry,
+                   ST_Project(p, 100, radians(45))::geometry,
+                   ST_Project(p, 100, radians(315))::geometry])), 4490) AS g FROM p),
+             ins AS (
+               INSERT INTO onemap.building (code, name, building_type, geom)
+               SELECT 'BOX-NEAR', '角外楼', 'other', ST_Multi(g) FROM tri RETURNING id, geom)
+        SELECT ins.id, ST_Distance(ins.geom::geography, c.corner),
+               ins.geom && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x)s, %(y)s, 4490),
+               ST_Intersects(ins.geom, ST_MakeEnvelope(%(x0)s, %(y0)s, %(x)s, %(y)s, 4490))
+        FROM ins, c
+        """,
+        {"x0": BOX[0], "y0": BOX[1], "x": BOX[2], "y": BOX[3]},
+    ).fetchone()
+    # the premise: the envelope overlaps, the building stays about half a metre outside
+    assert overlaps and not intersects and 0.3 < distance < 0.7, distance
+    return {"inside": inside, "outside": outside}
+
+
+@pytest.fixture
+def near_miss(tiny_city_db: str) -> dict[str, Any]:
+    """The tiny city with :func:`add_near_miss`'s two buildings."""
+    with psycopg.connect(tiny_city_db, autocommit=True) as conn:
+        return {"db": tiny_city_db, **add_near_miss(conn)}
+
+
+def test_bbox_selects_what_intersects_the_box(client: Any, near_miss: dict[str, Any]) -> None:
+    page = items(client, bbox=BOX_TEXT).json()
+    assert ids(page) == [near_miss["inside"]]
+    assert page["numberMatched"] == 1
+    # pygeoapi's own formats go through the provider: the same test
+    assert jsonld_ids(client, bbox=BOX_TEXT) == {near_miss["inside"]}
+    # the box in another CRS (northing first) is the same box
+    flipped = f"{BOX[1]},{BOX[0]},{BOX[3]},{BOX[2]}"
+    assert ids(items(client, bbox=flipped,
+                     **{"bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/4326"}).json()) == [
+        near_miss["inside"]]
+    # a box that does reach the triangle finds it
+    wider = f"{BOX[0]},{BOX[1]},{BOX[2] + 0.0001},{BOX[3] + 0.0001}"
+    assert set(ids(items(client, bbox=wider).json())) == {near_miss["inside"],
+                                                          near_miss["outside"]}
+
+
+def test_the_exporter_bbox_is_the_same(near_miss: dict[str, Any], tmp_path: Path) -> None:
+    from spatial.db import connect
+    from spatial.exporter import export_layer
+
+    out = tmp_path / "box.geojson"
+    with connect(near_miss["db"], autocommit=True) as conn:
+        summary = export_layer(conn, "building", out, "geojson", bbox=BOX)
+    assert summary.rows == 1
+    codes = [f["properties"]["code"] for f in json.loads(out.read_text())["features"]]
+    assert codes == ["BOX-IN"]
+
+
+def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [plan]
+    for child in plan.get("Plans", []):
+        out += _plan_nodes(child)
+    return out
+
+
+@pytest.mark.parametrize("view", ["household", "building"])
+def test_the_bbox_condition_keeps_the_spatial_index_under_row_level_security(
+        tiny_city_db: str, view: str) -> None:
+    """``&&`` is LEAKPROOF (an index condition under RLS); ST_Intersects, not leakproof,
+    only filters what the index found."""
+    from psycopg import sql
+
+    from spatial.access import Principal, apply_principal
+    from spatial.catalog import get_table
+    from spatial.features import bbox_condition
+
+    with psycopg.connect(tiny_city_db) as conn:
+        admin = conn.execute(
+            "INSERT INTO onemap.app_user (username) VALUES ('plan_admin') RETURNING id"
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO onemap.user_role (user_id, role_id) "
+            "SELECT %s, id FROM onemap.app_role WHERE code = 'district_admin'", (admin,))
+        conn.execute(
+            "INSERT INTO onemap.data_scope (user_id, level, unit_id) "
+            "SELECT %s, 'district', min(id) FROM onemap.district", (admin,))
+        apply_principal(conn, Principal(admin, "plan_admin", frozenset({"district_admin"})))
+        conn.execute("SET LOCAL enable_seqscan = off")
+        condition, params = bbox_condition(get_table(conn, view, schema="layers"),
+                                           (116.46, 39.915, 116.469, 39.93))
+        (plan,) = conn.execute(
+            sql.SQL("EXPLAIN (FORMAT JSON) SELECT t.id FROM layers.{} AS t WHERE {}").format(
+                sql.Identifier(view), condition), params).fetchone()
+        nodes = _plan_nodes((plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"])
+        scans = [n for n in nodes if n.get("Index Name") == f"{view}_geom_idx"]
+        assert scans, [(n["Node Type"], n.get("Index Name")) for n in nodes]
+        assert any("&&" in n.get("Index Cond", "") for n in scans)
+        assert "st_intersects" in json.dumps(nodes).lower()

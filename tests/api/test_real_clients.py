@@ -74,13 +74,19 @@ def gdal(tool: str) -> str:
     return path
 
 
-def run(*args: str) -> str:
-    env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-           "GDAL_HTTP_TIMEOUT": "60"}
-    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600,
+def run_process(*args: str, env: dict[str, str] | None = None
+                ) -> subprocess.CompletedProcess[str]:
+    """Run a client; it must succeed. Its output is returned, standard error included."""
+    full = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+            "GDAL_HTTP_TIMEOUT": "60", **(env or {})}
+    done = subprocess.run(args, capture_output=True, text=True, env=full, timeout=600,
                           check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
+    return done
+
+
+def run(*args: str) -> str:
+    return run_process(*args).stdout
 
 
 def db_ids(database: str, query: str, params: Any = None) -> set[int]:
@@ -107,6 +113,34 @@ def test_ogrinfo_lists_the_collections(server: Server) -> None:
     layers = set(re.findall(r"^\d+: (\S+)", out, flags=re.MULTILINE))
     assert layers == collection_ids(server)
     assert {"building", "lamp", "road", "population_density", "terrain"} <= layers
+
+
+def test_ogrinfo_bbox_agrees_with_gdal_own_intersection_check(server: Server) -> None:
+    """GDAL filters what a bbox request returns by its own intersection test: the
+    server's answer must already be exactly that (a building 0.5 m outside the box
+    whose envelope overlaps it is not returned)."""
+    from tests.api.test_items_input import BOX, add_near_miss
+
+    with psycopg.connect(server.database, autocommit=True) as conn:
+        added = add_near_miss(conn)
+    try:
+        out = run(gdal("ogrinfo"), "-ro", "-al", "-q", f"OAPIF:{server.url}", "building",
+                  "-spat", *map(str, BOX))
+        by_gdal = {int(f) for f in re.findall(r"^OGRFeature\(building\):(\d+)", out,
+                                                flags=re.M)}
+        page = httpx.get(f"{server.url}/collections/building/items", timeout=60,
+                         params={"f": "json", "bbox": ",".join(map(str, BOX))}).json()
+        by_server = {int(f["id"]) for f in page["features"]}
+        intersecting = db_ids(server.database,
+                              "SELECT id FROM onemap.building "
+                              "WHERE ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4490))",
+                              BOX)
+        assert by_gdal == by_server == intersecting == {added["inside"]}
+        assert page["numberMatched"] == len(by_gdal)
+    finally:
+        with psycopg.connect(server.database, autocommit=True) as conn:
+            conn.execute("DELETE FROM onemap.building WHERE id = ANY(%s)",
+                         (list(added.values()),))
 
 
 def test_ogrinfo_reads_a_collection_with_a_bbox(server: Server) -> None:
