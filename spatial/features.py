@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
-from spatial.catalog import Table, get_table
+from spatial.catalog import Column, Table, get_table
 from spatial.cql import to_sql as cql_to_sql
 from spatial.db import SCHEMA, fetch_tuples
 from spatial.errors import InvalidInputError, NotFoundError
@@ -40,7 +40,10 @@ COORD_PRECISION = 7
 PROJECTED_PRECISION = 3
 #: Geographic CRSs whose coordinates are degrees.
 GEOGRAPHIC_SRIDS = frozenset({4326, 4490})
-#: Text column types (``information_schema`` data types).
+#: Most comma-separated terms a ``q`` text search may hold, and most characters per term.
+MAX_SEARCH_TERMS = 20
+MAX_SEARCH_TERM_CHARS = 100
+#: Column types a ``q`` text search looks in (``information_schema`` data types).
 TEXT_TYPES = frozenset({"text", "character varying", "character"})
 #: Integer id columns and the range of their values (``udt_name``).
 _INTEGER_RANGES = {
@@ -85,6 +88,9 @@ class FeatureQuery:
     out_northing_first : bool
         Output coordinates northing (latitude) first, as EPSG:4326/4490 and the
         CGCS2000 Gauss-Krüger CRSs declare their axes.
+    text : tuple of str
+        A text search (``q``, see :func:`parse_text_search`): features where
+        any of these terms occurs in a text property.
     """
 
     limit: int = 10
@@ -100,6 +106,7 @@ class FeatureQuery:
     cql_northing_first: bool = False
     out_srid: int | None = None
     out_northing_first: bool = False
+    text: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.limit <= MAX_LIMIT:
@@ -201,6 +208,122 @@ def parse_datetime_interval(value: str) -> tuple[datetime | None, datetime | Non
         raise InvalidInputError(
             f"datetime interval ends before it starts: {value!r} / 时间参数有误")
     return start, end
+
+
+def parse_text_search(value: str) -> tuple[str, ...]:
+    """Parse a ``q`` parameter (OGC API Features Part 9, Text Search).
+
+    Terms are separated by commas and any of them may match (logical OR); the
+    words of one term must occur in that order, separated by any white space.
+
+    Parameters
+    ----------
+    value : str
+        The parameter as received, e.g. ``ocean,climate change``.
+
+    Returns
+    -------
+    tuple of str
+        The terms, white space inside each collapsed to one space, repeats
+        left out; empty for a ``q`` without any (no text search, as pygeoapi
+        takes an empty ``q``: an HTML search box sent empty).
+
+    Raises
+    ------
+    InvalidInputError
+        When it holds more than :data:`MAX_SEARCH_TERMS` terms, a term longer
+        than :data:`MAX_SEARCH_TERM_CHARS` characters, or a NUL character.
+
+    Examples
+    --------
+    >>> parse_text_search("Lamp, climate \\t change,lamp")
+    ('Lamp', 'climate change', 'lamp')
+    >>> parse_text_search(" , ")
+    ()
+    >>> parse_text_search(",".join(map(str, range(21))))
+    Traceback (most recent call last):
+    ...
+    spatial.errors.InvalidInputError: q holds 21 search terms; at most 20 are accepted \
+/ 请求参数有误
+    """
+    if "\x00" in value:
+        raise InvalidInputError("q must not contain a NUL character / 请求参数有误")
+    terms = tuple(dict.fromkeys(" ".join(t.split()) for t in value.split(",") if t.strip()))
+    if len(terms) > MAX_SEARCH_TERMS:
+        raise InvalidInputError(
+            f"q holds {len(terms)} search terms; at most {MAX_SEARCH_TERMS} are accepted"
+            " / 请求参数有误")
+    long = [t for t in terms if len(t) > MAX_SEARCH_TERM_CHARS]
+    if long:
+        raise InvalidInputError(
+            f"q: a search term has at most {MAX_SEARCH_TERM_CHARS} characters, got "
+            f"{len(long[0])} ({long[0][:20]!r}…) / 请求参数有误")
+    return terms
+
+
+def _regex_literal(word: str) -> str:
+    """``word`` as a PostgreSQL regular expression matching it literally.
+
+    Every ASCII character that is not a letter, digit or underscore is
+    escaped; a backslash before a non-alphanumeric character is that
+    character in PostgreSQL's advanced regular expressions.
+    """
+    return "".join(
+        "\\" + ch if ch.isascii() and not (ch.isalnum() or ch == "_") else ch for ch in word
+    )
+
+
+def search_columns(table: Table) -> tuple[Column, ...]:
+    """The properties a ``q`` text search looks in: the table's published text columns.
+
+    Examples
+    --------
+    >>> from spatial.catalog import Column, Table
+    >>> t = Table("lamp", (Column("id", "bigint", "int8"), Column("code", "text", "text"),
+    ...                    Column("status", "text", "text"),
+    ...                    Column("geom", "USER-DEFINED", "geometry")))
+    >>> [c.name for c in search_columns(t)]
+    ['code', 'status']
+    """
+    return tuple(c for c in table.published if c.data_type in TEXT_TYPES)
+
+
+def text_condition(table: Table, terms: tuple[str, ...]) -> tuple[sql.Composable, list[Any]]:
+    """SQL selecting rows of ``t`` where any term occurs in a text property.
+
+    Parameters
+    ----------
+    table : Table
+        The layer view (or table) read as ``t``.
+    terms : tuple of str
+        As :func:`parse_text_search` returns them.
+
+    Returns
+    -------
+    tuple
+        The condition (``FALSE`` when the table has no text property) and its
+        bound values: one case-insensitive regular expression per column
+        (``~*``), its alternatives the terms, each taken literally with any
+        white space between its words.
+
+    Examples
+    --------
+    >>> from spatial.catalog import Column, Table
+    >>> t = Table("road", (Column("name", "text", "text"), Column("code", "text", "text")))
+    >>> condition, params = text_condition(t, ("ring road", "a.b"))
+    >>> params
+    ['ring[[:space:]]+road|a\\\\.b', 'ring[[:space:]]+road|a\\\\.b']
+    """
+    columns = search_columns(table)
+    if not columns:
+        return sql.SQL("FALSE"), []
+    pattern = "|".join(
+        "[[:space:]]+".join(_regex_literal(word) for word in term.split(" ")) for term in terms
+    )
+    condition = sql.SQL(" OR ").join(
+        sql.SQL("t.{} ~* %s").format(sql.Identifier(c.name)) for c in columns
+    )
+    return sql.SQL("({})").format(condition), [pattern] * len(columns)
 
 
 def bbox_condition(table: Table, bbox: tuple[float, float, float, float]
@@ -317,6 +440,10 @@ class _Builder:
     def add(self, q: FeatureQuery) -> None:
         if q.bbox is not None and "geom" in self.table.geometry:
             condition, values = bbox_condition(self.table, q.bbox)
+            self.where.append(condition)
+            self.params.extend(values)
+        if q.text:
+            condition, values = text_condition(self.table, q.text)
             self.where.append(condition)
             self.params.extend(values)
         if q.datetime_range is not None:

@@ -41,6 +41,7 @@ from spatial.features import (
     check_cursor,
     count_matches,
     parse_datetime_interval,
+    parse_text_search,
     stream_features,
 )
 
@@ -180,6 +181,7 @@ class StreamingItems:
         limit = min(int(params.get("limit", self.default_limit)), MAX_LIMIT)
         offset = int(params.get("offset", 0))
         cursor = params.get("cursor")
+        text = parse_text_search(params["q"]) if "q" in params else ()
         crs_uri = params.get("crs") or CRS84
         if crs_uri not in layer["crs"] and crs_uri != CRS84:
             raise InvalidInputError(
@@ -224,6 +226,7 @@ class StreamingItems:
                 cql_northing_first=cql_northing_first,
                 out_srid=out_srid,
                 out_northing_first=out_northing_first,
+                text=text,
             )
             for name in [s for s, _ in sortby] + list(q.select):
                 if name not in published:

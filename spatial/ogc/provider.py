@@ -52,6 +52,7 @@ from spatial.features import (
     FeatureQuery,
     get_feature,
     parse_datetime_interval,
+    parse_text_search,
     query_features,
 )
 from spatial.ogc import etag
@@ -178,7 +179,13 @@ class PostGISProvider(BaseProvider):
         filterq: Any = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """Return features as a GeoJSON FeatureCollection (pygeoapi contract)."""
+        """Return features as a GeoJSON FeatureCollection (pygeoapi contract).
+
+        ``bbox`` selects features whose geometry intersects the box and ``q``
+        is a text search (OGC API Features Part 9): the same conditions as the
+        streaming route's (:func:`spatial.features.bbox_condition`,
+        :func:`spatial.features.text_condition`).
+        """
         with _translated():
             cql = self._filter(filterq, kwargs.get("filter_lang"))
             fq = FeatureQuery(
@@ -195,6 +202,7 @@ class PostGISProvider(BaseProvider):
                 # pygeoapi transforms filter geometries into the storage CRS in
                 # its authority axis order (latitude first for EPSG:4490).
                 cql_northing_first=_northing_first(self.storage_crs),
+                text=parse_text_search(q) if q is not None else (),
                 **self._output(kwargs.get("crs_transform_spec")),
             )
         return self._run(

@@ -5,6 +5,8 @@
 * ``bbox`` selects features whose geometry intersects the box, not merely
   its envelope, on every path (streaming GeoJSON, pygeoapi's other formats,
   the exporter).
+* ``q`` is a text search (OGC API Features Part 9) over the layer's text
+  properties as the caller sees them.
 """
 
 from __future__ import annotations
@@ -270,3 +272,83 @@ def test_the_bbox_condition_keeps_the_spatial_index_under_row_level_security(
         assert scans, [(n["Node Type"], n.get("Index Name")) for n in nodes]
         assert any("&&" in n.get("Index Cond", "") for n in scans)
         assert "st_intersects" in json.dumps(nodes).lower()
+
+
+# --- q: text search -------------------------------------------------------------------------
+
+def test_q_finds_any_term_in_any_text_property(client: Any) -> None:
+    every = items(client, limit=100).json()
+    by_id = {f["id"]: f["properties"] for f in every["features"]}
+    assert len(by_id) == 8
+
+    def found(q: str, **params: Any) -> set[int]:
+        page = items(client, q=q, limit=100, **params).json()
+        assert page["numberMatched"] == page["numberReturned"]
+        return set(ids(page))
+
+    towers = {i for i, p in by_id.items() if p["building_type"] == "tower"}
+    second = {i for i, p in by_id.items() if p["address"].startswith("示范路 9 号")}
+    assert len(towers) == 4 and len(second) == 4
+    assert found("TOWER") == towers  # case-insensitive
+    assert found("示范路 9") == second  # words in order, any white space between
+    assert found("示范路 \t 9") == second
+    assert found("示范路9") == set()  # one word: not in any address
+    assert found("9 示范路") == set()  # the order counts
+    assert found("tower,示范路 9") == towers | second  # comma: either term
+    assert found("1号楼") == {i for i, p in by_id.items() if p["name"] == "1号楼"}
+    assert found("C-02-B") == second  # codes are text properties too
+    # what a regular expression or LIKE would read specially is taken literally
+    for literal in (".", "%", "(", "[", "\\", "*", "+", "^", "$", "|", "?", "'"):
+        assert found(literal) == set(), literal
+    assert found("_") == {i for i, p in by_id.items() if p["building_type"] == "walk_up"}
+    # combined with the other filters (all of them must hold)
+    assert found("tower", bbox=WEST_BBOX) == {
+        i for i in towers if by_id[i]["address"].startswith("示范路 1 号")}
+    assert found("tower", building_type="walk_up") == set()
+    assert found("tower", filter="floors > 100") == set()
+    # an empty q is no search, as pygeoapi takes it (an HTML search box sent empty)
+    assert found(" , ") == set(by_id)
+
+
+def test_q_is_the_same_on_pygeoapi_formats(client: Any) -> None:
+    # (not a search that finds nothing: pygeoapi 0.24's JSON-LD of an empty page is not JSON)
+    for q in ("TOWER", "示范路 9", "tower,示范路 9", "_"):
+        streamed = set(ids(items(client, q=q, limit=100).json()))
+        assert jsonld_ids(client, q=q) == streamed, q
+
+
+def test_q_is_refused_when_unreasonable(client: Any) -> None:
+    many = items(client, q=",".join(f"w{i}" for i in range(21)))
+    assert many.status_code == 400 and "at most 20" in many.json()["description"]
+    long = items(client, q="楼" * 101)
+    assert long.status_code == 400 and "at most 100 characters" in long.json()["description"]
+    nul = items(client, q="a\x00b")
+    assert nul.status_code == 400
+
+
+def test_q_searches_masked_fields_as_masked(make_client: Any, staff_client: Any) -> None:
+    """A text search compares what the caller sees: no oracle on a masked name."""
+    analyst = make_client(["analyst"])
+
+    def matched(client: Any, **params: Any) -> int:
+        r = items(client, "resident", resulttype="hits", **params)
+        assert r.status_code == 200, r.text
+        return int(r.json()["numberMatched"])
+
+    everyone = matched(analyst)
+    assert everyone > 0
+    # residents are named 演示居民<id>; an analyst sees 演*****<last digit>
+    assert matched(analyst, q="演示居民") == 0
+    assert matched(analyst, q="演*") == everyone
+    # staff in scope see the names and find them
+    assert matched(staff_client, q="演示居民") == matched(staff_client) == everyone
+
+
+def test_q_on_a_layer_without_text_finds_nothing() -> None:
+    from spatial.features import text_condition
+
+    condition, params = text_condition(
+        Table("counts", (Column("id", "bigint", "int8"), Column("n", "integer", "int4"))),
+        ("anything",))
+    assert params == []
+    assert condition.as_string(None) == "FALSE"
