@@ -215,6 +215,9 @@ def install() -> None:
     if _ORIGINAL_SPEC is None:
         _ORIGINAL_SPEC = itemtypes.create_crs_transform_spec
         itemtypes.create_crs_transform_spec = explicit_crs_transform_spec
+    from spatial.ogc import collections
+
+    collections.install()  # coverage collections marked, text search declared
     # Pay PROJ's search for the commonest pair (CRS84 → storage) at start-up, under
     # both keys it is asked by: URIs (bbox) and CRS objects (filter geometries).
     _transformer(CRS84_URI, STORAGE_CRS_URI, False)

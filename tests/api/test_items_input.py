@@ -1,4 +1,4 @@
-"""Items input that used to fail late or be ignored.
+"""Items input that used to fail late or be ignored: ``cursor``, ``bbox``, ``q``.
 
 * A malformed keyset ``cursor`` is a 400 naming it, answered before any byte
   of a body; no combination of paging parameters is a 500 or a cut body.
@@ -7,6 +7,8 @@
   the exporter).
 * ``q`` is a text search (OGC API Features Part 9) over the layer's text
   properties as the caller sees them.
+* Coverage collections are marked so that clients do not take them for
+  feature collections; text search is declared in ``/conformance``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ def jsonld_ids(client: Any, collection: str = "building", **params: Any) -> set[
                    params={"f": "jsonld", "limit": 1000, **params})
     assert r.status_code == 200, r.text
     return {int(f["@id"].rsplit("/", 1)[1]) for f in r.json()["features"]}
+
+
+@pytest.fixture
+def installed() -> None:
+    """The collection marks and conformance classes (spatial.ogc.collections) in place."""
+    from spatial.ogc import collections
+
+    collections.install()
 
 
 # --- cursor ---------------------------------------------------------------------------------
@@ -352,3 +362,26 @@ def test_q_on_a_layer_without_text_finds_nothing() -> None:
         ("anything",))
     assert params == []
     assert condition.as_string(None) == "FALSE"
+
+
+# --- collections and conformance ------------------------------------------------------------
+
+def test_text_search_is_declared(installed: None, client: Any) -> None:
+    conforms = client.get("/conformance", params={"f": "json"}).json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-features-9/1.0/conf/text-search" in conforms
+    assert ("http://www.opengis.net/spec/ogcapi-features-9/1.0/conf/features-text-search"
+            in conforms)
+
+
+def test_coverage_collections_are_marked_and_have_no_items(installed: None,
+                                                           client: Any) -> None:
+    listed = client.get("/collections", params={"f": "json"}).json()["collections"]
+    marked = {c["id"] for c in listed if c.get("layerDataType") == "Coverage"}
+    assert marked == {"population_density", "terrain"}
+    for c in listed:
+        has_items = any(link["rel"] == "items" for link in c["links"])
+        assert has_items == (c["id"] not in marked), c["id"]
+        assert (c.get("itemType") == "feature") == has_items, c["id"]
+    one = client.get("/collections/terrain", params={"f": "json"}).json()
+    assert one["layerDataType"] == "Coverage"
+    assert "layerDataType" not in client.get("/collections/lamp", params={"f": "json"}).json()
