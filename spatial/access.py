@@ -145,6 +145,13 @@ def request_connection(
     psycopg.Connection
         Row-level security and masking apply as for ``principal``; the
         transaction commits when the block ends without an exception.
+
+    Raises
+    ------
+    DatabaseUnavailableError
+        At once while the database is away, when the connection is lost in
+        the block, or when no connection comes free (:class:`spatial.db.Pool`):
+        the edges answer 503.
     """
     from spatial.db import get_pool
 

@@ -29,6 +29,7 @@ from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from spatial.access import SERVING_ROLE, Principal
+from spatial.db import AsyncPool
 from spatial.errors import AuthenticationError, PermissionDeniedError
 from spatial.features import parse_datetime_interval
 from tiles import tms as tmslib
@@ -409,7 +410,7 @@ async def _reset(conn: AsyncConnection[Any]) -> None:
     await conn.execute("SELECT set_config('onemap.user_id', '', false)")
 
 
-def make_pool(conninfo: str, max_size: int = 16) -> AsyncConnectionPool:
+def make_pool(conninfo: str, max_size: int = 16) -> AsyncPool:
     """A bounded pool of autocommit connections acting as the serving role.
 
     Parameters
@@ -417,18 +418,21 @@ def make_pool(conninfo: str, max_size: int = 16) -> AsyncConnectionPool:
     conninfo : str
         The application database.
     max_size : int
-        At most this many tile queries run at once; more wait for a connection.
+        At most this many tile queries run at once; more wait for a connection
+        (:data:`spatial.db.WAIT_SECONDS`, then 503).
 
     Returns
     -------
-    psycopg_pool.AsyncConnectionPool
-        Not yet open (``await pool.open()`` inside the serving event loop).
+    spatial.db.AsyncPool
+        Not yet open (``await pool.open()`` inside the serving event loop). While
+        the database is away it answers :class:`~spatial.errors.DatabaseUnavailableError`
+        at once, and after a restart hands out new connections only.
     """
-    return AsyncConnectionPool(
+    return AsyncPool(
         conninfo, min_size=2, max_size=max_size, open=False, name="onemap-tiles",
         kwargs={"autocommit": True, "application_name": "onemap-tiles",
                 "prepare_threshold": 2},
-        configure=_configure, reset=_reset, timeout=10.0,
+        configure=_configure, reset=_reset,
     )
 
 
@@ -439,6 +443,12 @@ async def tile_connection(pool: AsyncConnectionPool,
 
     The caller's id is set for the session before each use and cleared when
     the connection goes back (the pool's ``reset``).
+
+    Raises
+    ------
+    DatabaseUnavailableError
+        The database is away, the connection was lost, or none came free
+        (:class:`spatial.db.AsyncPool`).
     """
     async with pool.connection() as conn:
         await conn.execute(

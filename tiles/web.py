@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from spatial.access import Principal, current_principal
-from spatial.errors import DatabaseUnavailableError, NotFoundError
+from spatial.errors import NotFoundError
 from tiles import render as rendering
 from tiles import tms as tmslib
 from tiles.cache import TileCache, TileKey, scope_class_async
@@ -302,17 +302,11 @@ class TileService:
         principal = current_principal()
         answer = self._memory_hit(layerset, tms_id, z, x, y, window, principal)
         if answer is None:
-            try:
-                answer = await _unless_disconnected(
-                    request, self.get_tile(layerset, tms_id, z, x, y, window, principal))
-            except PoolTimeout:
-                # Every tile connection stayed busy for the pool's whole timeout:
-                # overloaded, not broken — a 503 the client may retry, never a 500.
-                LOGGER.warning("no tile connection free within %.0f s for %s",
-                               self.pool.timeout, request.url.path)
-                raise DatabaseUnavailableError(
-                    "the tile server is busy, retry shortly / 瓦片服务繁忙，请稍后重试"
-                ) from None
+            # The pool (spatial.db.AsyncPool) answers a database that is away, a
+            # lost connection or every connection busy with DatabaseUnavailableError:
+            # the application's 503, never a 500.
+            answer = await _unless_disconnected(
+                request, self.get_tile(layerset, tms_id, z, x, y, window, principal))
             if answer is None:  # the client went away; nobody reads this
                 return Response(status_code=499)
         private = not principal.is_anonymous

@@ -36,7 +36,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spatial import auth, users
 from spatial.access import ANONYMOUS, Principal, acting_as, current_principal
-from spatial.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
+from spatial.errors import (
+    AuthenticationError,
+    DatabaseUnavailableError,
+    InvalidInputError,
+    PermissionDeniedError,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -267,7 +272,7 @@ class AuthMiddleware:
             except AuthenticationError as exc:
                 await unauthorized(str(exc))(scope, receive, send)
                 return
-            except (psycopg.OperationalError, PoolTimeout):
+            except (DatabaseUnavailableError, psycopg.OperationalError, PoolTimeout):
                 LOGGER.exception("cannot verify credentials")
                 await _unavailable()(scope, receive, send)
                 return

@@ -85,6 +85,14 @@ class ProviderPreconditionFailedError(ProviderGenericError):
     default_msg = "the feature changed since it was read / 要素已被他人修改"
 
 
+class ProviderUnavailableError(ProviderConnectionError):
+    """The database is away or every connection is busy (503, as elsewhere in the API)."""
+
+    ogc_exception_code = "DatabaseUnavailableError"
+    http_status_code = HTTPStatus.SERVICE_UNAVAILABLE
+    default_msg = "the database is unavailable; retry shortly / 数据库暂不可用，请稍后重试"
+
+
 @contextmanager
 def _translated() -> Iterator[None]:
     """Map onemap errors to pygeoapi's provider errors."""
@@ -102,7 +110,7 @@ def _translated() -> Iterator[None]:
         raise ProviderInvalidQueryError(user_msg=str(exc)) from exc
     except (DatabaseUnavailableError, psycopg.OperationalError) as exc:
         LOGGER.exception("database unavailable")
-        raise ProviderConnectionError() from exc
+        raise ProviderUnavailableError() from exc
     except psycopg.Error as exc:
         LOGGER.exception("query failed")
         raise ProviderGenericError() from exc
