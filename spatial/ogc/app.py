@@ -36,14 +36,37 @@ T = TypeVar("T")
 GZIP_EXCLUDED = (*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/vnd.mapbox-vector-tile")
 
 
-async def health(request: Request) -> JSONResponse:
-    """Report whether the database answers and migrations are current."""
+#: Seconds ``/health`` waits for the database before it answers 503.
+HEALTH_SECONDS = 1.0
+
+
+def _pending_migrations() -> list[str]:
+    """The migrations not applied, each wait bounded by :data:`HEALTH_SECONDS`."""
     from spatial.db import get_pool
     from spatial.migrate import pending
 
+    with get_pool().connection(timeout=HEALTH_SECONDS) as conn, conn.transaction():
+        conn.execute("SELECT set_config('statement_timeout', %s, true)",
+                     (f"{HEALTH_SECONDS:g}s",))
+        return pending(conn)
+
+
+async def health(request: Request) -> JSONResponse:
+    """Report whether the database answers and migrations are current.
+
+    Answers within :data:`HEALTH_SECONDS`: 503 while the database is away (the
+    pool refuses at once, :class:`spatial.db.Pool`), does not answer in time or
+    has migrations pending; 200 otherwise. The event loop never waits for it.
+    """
+    from spatial.errors import DatabaseUnavailableError
+
     try:
-        with get_pool().connection() as conn:
-            todo = pending(conn)
+        # asyncio's thread (not anyio's): a wait that times out returns at once
+        todo = await asyncio.wait_for(asyncio.to_thread(_pending_migrations), HEALTH_SECONDS)
+    except (DatabaseUnavailableError, TimeoutError) as exc:
+        LOGGER.warning("health check: the database is unavailable (%s)",
+                       str(exc) or f"no answer within {HEALTH_SECONDS:g} s")
+        return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
     except Exception:
         LOGGER.exception("health check failed")
         return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
