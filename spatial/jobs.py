@@ -49,8 +49,13 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from spatial.access import ANONYMOUS, Principal, acting_as
-from spatial.db import fetch_dicts
-from spatial.errors import AuthenticationError, NotFoundError, OnemapError
+from spatial.db import CONNECT_TIMEOUT, fetch_dicts
+from spatial.errors import (
+    AuthenticationError,
+    DatabaseUnavailableError,
+    NotFoundError,
+    OnemapError,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -66,6 +71,8 @@ CHANNEL = "onemap_job"
 DEFAULT_LEASE = timedelta(seconds=60)
 DEFAULT_RETENTION = timedelta(days=7)
 DEFAULT_MAX_ATTEMPTS = 3
+#: Seconds between a worker's attempts to reconnect while the database is away.
+AWAY_RETRY_SECONDS = 1.0
 
 MSG_ACCEPTED = "accepted / 已受理"
 MSG_RUNNING = "running / 运行中"
@@ -948,15 +955,48 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+def database_away(exc: BaseException) -> bool:
+    """Whether an error says the database is away rather than that something failed.
+
+    Parameters
+    ----------
+    exc : BaseException
+        What a worker caught.
+
+    Returns
+    -------
+    bool
+        True for :class:`~spatial.errors.DatabaseUnavailableError` (the pool),
+        a connection that could not be made or was lost (no SQLSTATE, class 08)
+        and a server shutting down or starting (``57P01``–``57P04``); False
+        for anything else, a cancelled query (``57014``) included.
+
+    Examples
+    --------
+    >>> database_away(psycopg.errors.AdminShutdown())
+    True
+    >>> database_away(psycopg.errors.QueryCanceled())
+    False
+    """
+    if isinstance(exc, DatabaseUnavailableError):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith(("08", "57P"))
+
+
 class JobWorker:
     """Background threads that claim and run jobs.
 
     Each thread listens on :data:`CHANNEL` (a dedicated connection), claims
     jobs until none is left, then waits for a notification or the poll
     interval. The first thread also requeues jobs whose worker died and
-    purges expired ones, at start and every ``maintenance_seconds``. Database
-    outages are logged and retried with a growing pause; the threads never
-    die of them.
+    purges expired ones, at start and every ``maintenance_seconds``. While the
+    database is away (:func:`database_away`: a restart, an outage) a thread tries
+    again every :data:`AWAY_RETRY_SECONDS` and, once connected, listens again
+    before it looks at the queue; other failures are retried with a growing
+    pause. The threads never die of either.
 
     Parameters
     ----------
@@ -1095,12 +1135,18 @@ class JobWorker:
         listener: psycopg.Connection[Any] | None = None
         next_maintenance = 0.0
         pause = 1.0
+        away = False  # the database was away at the last attempt
         while not self._stop.is_set():
             try:
                 if listener is None:
                     listener = psycopg.connect(self._conninfo(), autocommit=True,
-                                               application_name="onemap-worker")
+                                               application_name="onemap-worker",
+                                               connect_timeout=CONNECT_TIMEOUT)
                     listener.execute(f"LISTEN {CHANNEL}")
+                    if away:
+                        LOGGER.warning("job worker %s: the database is back; listening again",
+                                       name)
+                        away = False
                 if index == 0 and time.monotonic() >= next_maintenance:
                     self.maintain()
                     next_maintenance = time.monotonic() + self.maintenance_seconds
@@ -1110,12 +1156,23 @@ class JobWorker:
                     pass
                 pause = 1.0
             except Exception as exc:
-                LOGGER.warning("job worker %s: %s; retrying in %.0f s", name,
-                               type(exc).__name__, pause)
-                LOGGER.debug("job worker %s failure", name, exc_info=True)
                 if listener is not None:
                     listener.close()
                     listener = None
+                if database_away(exc):
+                    # A restart or an outage: try again every AWAY_RETRY_SECONDS (a
+                    # refused connection costs nothing), so that the worker listens
+                    # again as soon as the database is back, not a back-off later.
+                    if not away:
+                        LOGGER.warning("job worker %s: the database is unavailable (%s); "
+                                       "retrying every %.0f s", name, type(exc).__name__,
+                                       AWAY_RETRY_SECONDS)
+                    away = True
+                    self._stop.wait(AWAY_RETRY_SECONDS)
+                    continue
+                LOGGER.warning("job worker %s: %s; retrying in %.0f s", name,
+                               type(exc).__name__, pause)
+                LOGGER.debug("job worker %s failure", name, exc_info=True)
                 self._stop.wait(pause)
                 pause = min(pause * 2, 30.0)
         if listener is not None:
