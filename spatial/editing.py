@@ -486,8 +486,33 @@ def _target(conn: psycopg.Connection[Any], table: str) -> _Target:
 # ---------------------------------------------------------------------------
 
 
-def _check_can_write(conn: psycopg.Connection[Any], table: str, action: Action) -> int | None:
-    """Refuse a caller whose roles may not write the layer; return their user id."""
+def check_can_write(conn: psycopg.Connection[Any], table: str, action: Action) -> int | None:
+    """Refuse a caller whose roles may not write the layer (``onemap.can_write``).
+
+    The web edge asks this before pygeoapi handles a write
+    (:class:`spatial.ogc.auth.AuthMiddleware`), and every write here asks it
+    again first.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        A connection acting as the caller (:func:`spatial.access.request_connection`).
+    table : str
+        Base table (``onemap.layer_access.table_name``).
+    action : {"insert", "update", "delete"}
+
+    Returns
+    -------
+    int or None
+        The caller's user id (None for the anonymous, who may then write).
+
+    Raises
+    ------
+    AuthenticationError
+        An anonymous caller whose role may not (401).
+    PermissionDeniedError
+        A signed-in caller whose roles may not (403).
+    """
     allowed, user_id = fetch_tuples(
         conn, "SELECT onemap.can_write(%s, %s), onemap.request_user_id()", (table, action)
     )[0]
@@ -843,7 +868,7 @@ def create_feature(
         No such table.
     """
     target = _target(conn, table)
-    caller = _check_can_write(conn, target.name, "insert")
+    caller = check_can_write(conn, target.name, "insert")
     feature = parse_feature(body)
     values = _properties(target, feature["properties"], creating=True, caller=caller)
     _check_required(target, values, creating=True,
@@ -940,7 +965,7 @@ def update_feature(
         As for :func:`create_feature`.
     """
     target = _target(conn, table)
-    caller = _check_can_write(conn, target.name, "update")
+    caller = check_can_write(conn, target.name, "update")
     condition = _if_match(if_match)
     row_id = target.row_id(identifier)
     feature = parse_feature(body)
@@ -1014,7 +1039,7 @@ def delete_feature(
         Other rows still refer to the feature (a household with residents).
     """
     target = _target(conn, table)
-    _check_can_write(conn, target.name, "delete")
+    check_can_write(conn, target.name, "delete")
     condition = _if_match(if_match)
     row_id = target.row_id(identifier)
     _check_existing(conn, target, row_id, condition)

@@ -7,6 +7,15 @@ credentials means the anonymous principal (role ``public``); credentials that
 do not check out are answered 401 with ``WWW-Authenticate: Bearer`` — never
 silently downgraded to anonymous. The checking itself is :mod:`spatial.auth`.
 
+Who may write is decided here too (:func:`write_refusal`), before pygeoapi
+handles the request: a Features Part 4 write (``POST`` of a GeoJSON feature,
+``PUT`` or ``DELETE`` of one) on an editable collection is refused 401 (with
+``WWW-Authenticate``) for an anonymous caller and 403 for a signed-in one whose
+roles may not (:func:`spatial.editing.check_can_write`, ``onemap.can_write``).
+pygeoapi reads a feature before deleting it and answers any refusal of that
+read but "not found" with a 500; deciding first makes every write answer the
+same way.
+
 A verified credential is remembered for ``ONEMAP_AUTH_CACHE_SECONDS``
 (default 5, 0 turns it off), so a page of tile requests costs one lookup; a
 token revoked by logout in this worker is forgotten at once, one revoked
@@ -34,14 +43,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from spatial import auth, users
-from spatial.access import ANONYMOUS, Principal, acting_as, current_principal
+from spatial import auth, editing, users
+from spatial.access import ANONYMOUS, Principal, acting_as, current_principal, request_connection
 from spatial.errors import (
     AuthenticationError,
     DatabaseUnavailableError,
     InvalidInputError,
     PermissionDeniedError,
 )
+from spatial.ogc.contract import classify, feature_provider
 
 LOGGER = logging.getLogger(__name__)
 
@@ -51,6 +61,14 @@ MAX_BODY = 16 * 1024
 _OPEN_PATHS = frozenset({"/auth/login"})
 _LOGIN_LOG_PARAMS = frozenset({"username", "since", "until", "success", "ip", "limit", "f"})
 NO_CREDENTIALS = "authentication required / 请先登录"
+#: Features Part 4 writes: (method, kind of resource) → the action ``onemap.can_write``
+#: checks. pygeoapi 0.24 has no PATCH (405 for everyone).
+_WRITES: dict[tuple[str, str], editing.Action] = {
+    ("POST", "items"): "insert",
+    ("PUT", "item"): "update",
+    ("DELETE", "item"): "delete",
+}
+_PROVIDER = "spatial.ogc.provider.PostGISProvider"
 
 
 # ---------------------------------------------------------------- cache
@@ -177,10 +195,106 @@ def unauthorized(message: str, *, invalid: bool = True) -> JSONResponse:
     """
     challenge = 'Bearer realm="onemap"' + (', error="invalid_token"' if invalid else "")
     return JSONResponse(
-        {"code": "AuthenticationError", "description": message},
+        {"code": "AuthenticationError", "type": "AuthenticationError", "description": message},
         status_code=401,
         headers={"WWW-Authenticate": challenge},
     )
+
+
+def forbidden(message: str) -> JSONResponse:
+    """A 403 OGC exception document.
+
+    Parameters
+    ----------
+    message : str
+        Safe to show.
+    """
+    return JSONResponse(
+        {"code": "PermissionDeniedError", "type": "PermissionDeniedError",
+         "description": message},
+        status_code=403,
+    )
+
+
+def feature_write(method: str, path: str, content_type: str | None
+                  ) -> tuple[str, editing.Action] | None:
+    """The table and action of a request writing features of an editable collection.
+
+    Parameters
+    ----------
+    method : str
+        The HTTP method.
+    path : str
+        The request path.
+    content_type : str or None
+        A ``POST`` to items creates a feature only as ``application/geo+json``
+        (any other type is a search).
+
+    Returns
+    -------
+    tuple or None
+        ``(table, "insert" | "update" | "delete")``; None when the request
+        writes nothing, or not through onemap's provider on an editable
+        collection (pygeoapi answers those).
+    """
+    found = classify(path)
+    if found is None:
+        return None
+    kind, collection = found
+    action = _WRITES.get((method, kind))
+    if action is None or collection is None:
+        return None
+    if action == "insert" and (content_type or "").split(";")[0].strip().lower() \
+            != "application/geo+json":
+        return None
+    provider = feature_provider(collection)
+    if provider is None or provider.get("name") != _PROVIDER or not provider.get("editable"):
+        return None
+    data = provider.get("data")
+    return (str(data["table"]) if isinstance(data, dict) else str(data)), action
+
+
+def _check_can_write(principal: Principal, table: str, action: editing.Action) -> None:
+    with request_connection(principal) as conn:
+        editing.check_can_write(conn, table, action)
+
+
+async def write_refusal(scope: Scope) -> Response | None:
+    """The answer refusing a feature write the caller may not make, None when they may.
+
+    Called by :class:`spatial.ogc.contract.ContractMiddleware` once a request
+    is well-formed (a malformed body is a 400 whoever sends it), inside
+    :class:`AuthMiddleware`, so the caller is :func:`~spatial.access.current_principal`.
+
+    Parameters
+    ----------
+    scope : ASGI scope
+        The request.
+
+    Returns
+    -------
+    Response or None
+        401 with ``WWW-Authenticate`` for an anonymous caller, 403 for a
+        signed-in one whose roles may not (:func:`feature_write`,
+        :func:`spatial.editing.check_can_write`), 503 when the database cannot
+        say; None for a permitted write or a request that writes no features.
+    """
+    if scope["method"] not in ("POST", "PUT", "DELETE"):
+        return None
+    write = feature_write(scope["method"], scope.get("path", ""),
+                          Headers(scope=scope).get("content-type"))
+    if write is None:
+        return None
+    try:
+        await run_in_threadpool(_check_can_write, current_principal(), *write)
+    except AuthenticationError as exc:
+        return unauthorized(str(exc), invalid=False)
+    except PermissionDeniedError as exc:
+        return forbidden(str(exc))
+    except (DatabaseUnavailableError, psycopg.OperationalError, PoolTimeout):
+        LOGGER.exception("cannot check write access")
+        return _unavailable()
+    return None
 
 
 def _unavailable() -> JSONResponse:
@@ -505,7 +619,10 @@ __all__ = [
     "AuthMiddleware",
     "PrincipalCache",
     "credential_from_headers",
+    "feature_write",
+    "forbidden",
     "principal_for",
     "routes",
     "unauthorized",
+    "write_refusal",
 ]

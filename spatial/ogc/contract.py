@@ -10,7 +10,13 @@ body that is not UTF-8. This module states what a request may carry:
   ``f``/``lang``), plus a collection's property names on ``items``;
 * :func:`check_query_values` — the format of the standard parameters
   (``bbox``, ``datetime``, ``limit``, ``offset``, ``skipGeometry`` …);
-* :func:`check_body` — a JSON request body must be UTF-8 and well-formed;
+* :func:`check_body` — a JSON request body must be UTF-8, well-formed strict
+  JSON (:func:`spatial.wellformed.loads`: no ``NaN``/``Infinity``, nesting at
+  most :data:`~spatial.wellformed.MAX_JSON_DEPTH` levels, no NUL or lone
+  surrogate in a string or key) and an object; a body a route needs
+  (:data:`BODY_NEEDED`) must not be empty;
+* :func:`query_pairs` — on every route, the query string must be UTF-8 and
+  hold no NUL (:func:`parse_query_string` adds: no parameter repeated);
 * :class:`ContractMiddleware` — applies them to every request before pygeoapi
   sees it and answers an OGC exception document (``{"code", "type",
   "description"}``) with 400.
@@ -35,13 +41,19 @@ import os
 import re
 import threading
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spatial.errors import InvalidInputError, PayloadTooLargeError, http_status
+from spatial.errors import (
+    InvalidInputError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    http_status,
+)
+from spatial.wellformed import bad_character, check_text, loads
 
 LOGGER = logging.getLogger(__name__)
 
@@ -99,6 +111,22 @@ ROUTES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ("/jobs/[^/]+/results", "results"),
     )
 )
+
+#: Requests that need a body: method, path, and what the body should be (for the
+#: message when it is empty). pygeoapi answers an empty body on some of these
+#: vaguely, and a ``POST …/items`` without ``Content-Type`` with a 500.
+BODY_NEEDED: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
+    (method, re.compile(f"^{pattern}/?$"), what) for method, pattern, what in (
+        ("POST", f"/collections/{_SEG}/items",
+         "a GeoJSON feature (Content-Type: application/geo+json) to create, "
+         "or a CQL2 JSON filter (application/query-cql-json) to search"),
+        ("PUT", f"/collections/{_SEG}/items/[^/]+",
+         "a GeoJSON feature (Content-Type: application/geo+json)"),
+        ("POST", f"/processes/{_SEG}/execution",
+         'an execute request, {"inputs": {...}} (Content-Type: application/json)'),
+    )
+)
+_ITEMS_POST = BODY_NEEDED[0][1]
 
 #: ``offset`` goes to PostgreSQL as a bigint.
 MAX_OFFSET = 2**63 - 1
@@ -449,22 +477,57 @@ def _too_large(size: str, cap: int) -> PayloadTooLargeError:
     )
 
 
-def check_body(body: bytes, content_type: str | None) -> None:
-    """A JSON request body must be UTF-8 and well-formed JSON.
+def body_needed(method: str, path: str) -> str | None:
+    """What the body of a request must be, when the route needs one (:data:`BODY_NEEDED`).
+
+    Examples
+    --------
+    >>> body_needed("PUT", "/collections/event/items/7")
+    'a GeoJSON feature (Content-Type: application/geo+json)'
+    >>> body_needed("POST", "/auth/logout") is None
+    True
+    """
+    for wanted, pattern, what in BODY_NEEDED:
+        if method == wanted and pattern.match(path):
+            return what
+    return None
+
+
+def _kind_of_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array"
+
+
+def check_body(body: bytes, content_type: str | None, *, needed: str | None = None) -> None:
+    """A JSON request body must be UTF-8, strict well-formed JSON and an object.
 
     Parameters
     ----------
     body : bytes
-        The request body (empty is left to the endpoint).
+        The request body.
     content_type : str or None
         The ``Content-Type`` header; a missing one counts as JSON (pygeoapi
-        reads every body it takes as JSON), ``text/*`` must be UTF-8, other
-        types are not looked at.
+        reads every body it takes as JSON), ``text/*`` must be UTF-8 without
+        NUL, other types are not looked at.
+    needed : str, optional
+        What the route needs the body to be (:func:`body_needed`); an empty
+        body (or only white space) is then refused naming it. Without it an
+        empty body is left to the endpoint.
 
     Raises
     ------
     InvalidInputError
-        Saying the body is not UTF-8 (and where), or where the JSON breaks.
+        Saying the body is empty, not UTF-8 (and where), where the JSON
+        breaks, that it is nested deeper than
+        :data:`~spatial.wellformed.MAX_JSON_DEPTH`, holds ``NaN``/``Infinity``
+        or NUL or a lone surrogate (and where), or is not an object.
 
     Examples
     --------
@@ -474,35 +537,85 @@ def check_body(body: bytes, content_type: str | None) -> None:
     ...
     spatial.errors.InvalidInputError: request body is not valid JSON: Expecting value at \
 line 1 column 8 / 请求体不是合法的 JSON
+    >>> check_body(b"[1, 2, 3]", None)
+    Traceback (most recent call last):
+    ...
+    spatial.errors.InvalidInputError: request body must be a JSON object, got an array \
+/ 请求体须为 JSON 对象
+    >>> check_body(b"", None, needed="a GeoJSON feature")
+    Traceback (most recent call last):
+    ...
+    spatial.errors.InvalidInputError: request body is empty; this request needs a GeoJSON \
+feature / 请求体为空
     """
-    if not body:
+    if not body.strip():
+        if needed is not None:
+            raise InvalidInputError(f"request body is empty; this request needs {needed}"
+                                    " / 请求体为空")
         return
     media = (content_type or "").split(";")[0].strip().lower()
     is_json = not media or bool(_JSON_TYPES.match(media))
     if not is_json and not media.startswith("text/"):
+        return
+    if is_json:
+        value = loads(body, "request body")
+        if not isinstance(value, dict):
+            raise InvalidInputError(
+                f"request body must be a JSON object, got {_kind_of_value(value)}"
+                " / 请求体须为 JSON 对象")
         return
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInputError(
             f"request body is not UTF-8 (byte {exc.start}) / 请求体不是 UTF-8 编码") from None
-    if is_json:
-        try:
-            json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(
-                f"request body is not valid JSON: {exc.msg} at line {exc.lineno} "
-                f"column {exc.colno} / 请求体不是合法的 JSON") from None
+    check_text(text, "request body")
 
 
-def parse_query_string(raw: bytes) -> dict[str, str]:
-    """Decode a raw query string strictly: UTF-8, each parameter once.
+def query_pairs(raw: bytes) -> list[tuple[str, str]]:
+    """Decode a raw query string: UTF-8 once percent-decoded, no NUL, on every route.
 
     Raises
     ------
     InvalidInputError
-        When a name or value is not UTF-8 once percent-decoded, or a
-        parameter is repeated.
+        When a name or value is not UTF-8 once percent-decoded, or holds a
+        NUL character (U+0000), naming the parameter.
+
+    Examples
+    --------
+    >>> query_pairs(b"q=%E4%B8%89&q=b")
+    [('q', '三'), ('q', 'b')]
+    >>> query_pairs(b"q=a%00b")
+    Traceback (most recent call last):
+    ...
+    spatial.errors.InvalidInputError: query parameter 'q' holds a NUL character (U+0000) \
+at character 1, which text may not contain / 请求参数有误
+    """
+    try:
+        text = raw.decode("ascii")
+        pairs = urllib.parse.parse_qsl(text, keep_blank_values=True, encoding="utf-8",
+                                       errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"the query string is not UTF-8 once percent-decoded{_ZH}") \
+            from None
+    for name, value in pairs:
+        for what, piece in ((f"query parameter name {name!r}", name),
+                            (f"query parameter {name!r}", value)):
+            found = bad_character(piece)
+            if found is not None:
+                raise InvalidInputError(
+                    f"{what} holds {found}, which text may not contain{_ZH}")
+    return pairs
+
+
+def parse_query_string(raw: bytes) -> dict[str, str]:
+    """Decode a raw query string strictly: UTF-8, no NUL, each parameter once.
+
+    Raises
+    ------
+    InvalidInputError
+        When a name or value is not UTF-8 once percent-decoded or holds NUL
+        (:func:`query_pairs`), or a parameter is repeated.
 
     Examples
     --------
@@ -514,13 +627,10 @@ def parse_query_string(raw: bytes) -> dict[str, str]:
     spatial.errors.InvalidInputError: the query string is not UTF-8 once percent-decoded / \
 请求参数有误
     """
-    try:
-        text = raw.decode("ascii")
-        pairs = urllib.parse.parse_qsl(text, keep_blank_values=True, encoding="utf-8",
-                                       errors="strict")
-    except UnicodeDecodeError:
-        raise InvalidInputError(f"the query string is not UTF-8 once percent-decoded{_ZH}") \
-            from None
+    return _unique(query_pairs(raw))
+
+
+def _unique(pairs: list[tuple[str, str]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, value in pairs:
         if name in out:
@@ -569,6 +679,30 @@ class QueryablesCache:
             self._names.clear()
 
 
+def feature_provider(collection: str) -> dict[str, Any] | None:
+    """The feature provider definition of a collection in pygeoapi's configuration.
+
+    Returns
+    -------
+    dict or None
+        The provider's ``name``, ``data``, ``editable`` …; None when there
+        is no such feature collection.
+    """
+    from pygeoapi.provider import get_provider_by_type
+    from pygeoapi.provider.base import ProviderTypeError
+
+    from spatial.settings import get_settings
+
+    config = _config(str(get_settings().config_path))
+    resource = (config.get("resources") or {}).get(collection)
+    if not resource or resource.get("type") != "collection":
+        return None
+    try:
+        return dict(get_provider_by_type(resource["providers"], "feature"))
+    except ProviderTypeError:
+        return None
+
+
 def provider_queryables(collection: str) -> frozenset[str] | None:
     """The property filters pygeoapi applies on a collection's items.
 
@@ -582,18 +716,9 @@ def provider_queryables(collection: str) -> frozenset[str] | None:
         The names; None when the configuration has no such feature collection.
     """
     from pygeoapi.plugin import load_plugin
-    from pygeoapi.provider import get_provider_by_type
-    from pygeoapi.provider.base import ProviderTypeError
 
-    from spatial.settings import get_settings
-
-    config = _config(str(get_settings().config_path))
-    resource = (config.get("resources") or {}).get(collection)
-    if not resource or resource.get("type") != "collection":
-        return None
-    try:
-        provider_def = get_provider_by_type(resource["providers"], "feature")
-    except ProviderTypeError:
+    provider_def = feature_provider(collection)
+    if provider_def is None:
         return None
     provider = load_plugin("provider", provider_def)
     return frozenset(provider.get_fields())
@@ -629,18 +754,23 @@ def _problem(status: int, code: str, description: str) -> tuple[Message, Message
 
 
 class ContractMiddleware:
-    """ASGI middleware answering bad OGC API requests 400 before pygeoapi runs.
+    """ASGI middleware answering bad requests 400 before pygeoapi or a route runs.
 
-    ``GET``: the query string must be UTF-8, without repeated parameters, with
-    only the parameters the resource knows (:func:`check_query_params`; on
-    items, the collection's property names from :data:`QUERYABLES`) and
-    well-formed standard values (:func:`check_query_values`). ``POST``,
-    ``PUT``, ``PATCH``: a JSON body must be UTF-8 and well-formed
-    (:func:`check_body`), and no bigger than the cap (413, refused from
-    ``Content-Length`` before reading, or as soon as a chunked body passes
-    it); bodies of other types (:func:`body_is_checked`) are not read here.
-    Paths that are not OGC API resources, and unknown collections (pygeoapi
-    answers those 404), pass through.
+    On **every** request, whatever the path: the path and the query string
+    must hold no NUL (nor a lone surrogate), and the query string must be
+    UTF-8 (:func:`query_pairs`). On OGC API resources (:func:`classify`),
+    ``GET``: no repeated parameters, only the parameters the resource knows
+    (:func:`check_query_params`; on items, the collection's property names
+    from :data:`QUERYABLES`) and well-formed standard values
+    (:func:`check_query_values`). ``POST``, ``PUT``, ``PATCH`` on any path: a
+    JSON body must be UTF-8, strict JSON of bounded depth without NUL or lone
+    surrogates, and an object; a text body UTF-8 without NUL
+    (:func:`check_body`); a route that needs a body (:data:`BODY_NEEDED`) must
+    get one, and ``POST …/items`` a ``Content-Type`` (415); no checked body
+    may be bigger than the cap (413, refused from ``Content-Length`` before
+    reading, or as soon as a chunked body passes it). Bodies of other types
+    (:func:`body_is_checked`) sent elsewhere — an event photo — are not read
+    here. Unknown collections (pygeoapi answers those 404) pass through.
 
     Parameters
     ----------
@@ -650,44 +780,56 @@ class ContractMiddleware:
         Where items' property names come from (default :data:`QUERYABLES`).
     max_json_bytes : int, optional
         Cap of a checked body; default :func:`json_body_cap`, read per request.
+    authorize : callable, optional
+        ``await authorize(scope)`` once the request is well-formed: a response
+        refusing it, or None to let it through; default
+        :func:`spatial.ogc.auth.write_refusal` (401/403 for a feature write
+        the caller may not make, so that pygeoapi never sees one).
     """
 
     def __init__(self, app: ASGIApp, queryables: QueryablesCache | None = None,
-                 max_json_bytes: int | None = None) -> None:
+                 max_json_bytes: int | None = None,
+                 authorize: Callable[[Scope], Awaitable[ASGIApp | None]] | None = None
+                 ) -> None:
         self.app = app
         self.queryables = queryables or QUERYABLES
         self.max_json_bytes = max_json_bytes
+        self.authorize = authorize or _write_refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         method = scope["method"]
+        code = "InvalidParameterValue"
         try:
+            check_text(scope.get("path", ""), "the path")
+            pairs = query_pairs(scope.get("query_string", b""))
             if method in ("GET", "HEAD"):
-                await self._check_get(scope)
+                await self._check_get(scope, pairs)
             elif method in ("POST", "PUT", "PATCH"):
+                code = "OperationParsingFailed"
                 receive = await self._check_body(scope, receive)
         except InvalidInputError as exc:
             status = http_status(exc)
-            if status != 400:  # 413: the class names it, as on the routes
+            if status != 400:  # 413, 415: the class names it, as on the routes
                 code = type(exc).__name__
-            elif method in ("GET", "HEAD"):
-                code = "InvalidParameterValue"
-            else:
-                code = "OperationParsingFailed"
             LOGGER.info("%d %s %s: %s", status, method, scope.get("path"), exc)
             for message in _problem(status, code, str(exc)):
                 await send(message)
             return
+        refusal = await self.authorize(scope)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
-    async def _check_get(self, scope: Scope) -> None:
+    async def _check_get(self, scope: Scope, pairs: list[tuple[str, str]]) -> None:
         found = classify(scope.get("path", ""))
         if found is None:
             return
         kind, collection = found
-        params = parse_query_string(scope.get("query_string", b""))
+        params = _unique(pairs)
         queryables: Collection[str] = ()
         if kind == "items" and collection is not None:
             unknown = [n for n in params if n not in ALLOWED["items"]]
@@ -722,7 +864,9 @@ class ContractMiddleware:
                 content_type = value.decode("latin-1")
             elif name == b"content-length":
                 declared = value.decode("latin-1").strip()
-        if not body_is_checked(content_type) and classify(scope.get("path", "")) is None:
+        path = scope.get("path", "")
+        needed = body_needed(scope["method"], path.rstrip("/") or "/")
+        if not body_is_checked(content_type) and classify(path) is None and needed is None:
             return receive  # e.g. photo bytes: their own route reads (and caps) them
         # an OGC resource reads whatever it is sent: capped whatever its type
         cap = self.max_json_bytes if self.max_json_bytes is not None else json_body_cap()
@@ -741,8 +885,20 @@ class ContractMiddleware:
         body = await read_capped(chunks(), declared, cap, lambda size: _too_large(size, cap))
         if gone:
             return _replaying(gone[0], receive)
-        check_body(body, content_type)
+        check_body(body, content_type, needed=needed)
+        if content_type is None and scope["method"] == "POST" and _ITEMS_POST.match(path):
+            # pygeoapi tells a feature to create from a filter by Content-Type alone
+            raise UnsupportedMediaTypeError(
+                f"POST {path} needs a Content-Type: application/geo+json to create a "
+                "feature, application/query-cql-json to search with a CQL2 JSON filter"
+                " / 请指定 Content-Type")
         return _replaying({"type": "http.request", "body": body, "more_body": False}, receive)
+
+
+async def _write_refusal(scope: Scope) -> ASGIApp | None:
+    from spatial.ogc.auth import write_refusal  # it imports this module
+
+    return await write_refusal(scope)
 
 
 def _replaying(first: Message, receive: Receive) -> Receive:
