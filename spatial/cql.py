@@ -9,6 +9,14 @@ the SQL text.
 
 The translated fragment refers to the table as ``t`` (as
 :mod:`spatial.features` does).
+
+A filter's size is bounded (:func:`check_filter_size`, applied by
+:func:`parse_filter` and :func:`to_sql`): at most :data:`MAX_FILTER_NODES`
+terms and :data:`MAX_FILTER_DEPTH` levels of nesting, where a chain of the same
+operator (``a AND b AND c …``) is one level, however long: pygeofilter parses
+it into a left-deep tree, which is translated here as one flat ``AND`` list,
+without recursion. A ``cql2-json`` text is also held to
+:data:`spatial.wellformed.MAX_JSON_DEPTH` before it is decoded.
 """
 
 from __future__ import annotations
@@ -27,11 +35,19 @@ from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
 
 from spatial.catalog import Column, Table
 from spatial.errors import InvalidInputError, NotFoundError
+from spatial.wellformed import check_json_value, loads
 
 LOGGER = logging.getLogger(__name__)
 
 #: Filter languages :func:`parse_filter` understands.
 LANGUAGES = ("cql2-text", "cql2-json")
+#: Most terms in a filter: operators, properties, functions and values (a
+#: geometry literal counts as one). Each value is a bound parameter, and
+#: PostgreSQL takes at most 65,535 per statement.
+MAX_FILTER_NODES = 10_000
+#: Deepest nesting of a filter's expression; a chain of one operator
+#: (``a AND b AND c …``, however long) is one level.
+MAX_FILTER_DEPTH = 32
 #: The geometry column spatial predicates apply to; ``geometry`` is its CQL2 alias.
 GEOMETRY_COLUMN = "geom"
 _GEOMETRY_ALIASES = {"geom", "geometry"}
@@ -98,8 +114,9 @@ def parse_filter(text: str | dict[str, Any], lang: str = "cql2-text") -> ast.Nod
     Raises
     ------
     InvalidInputError
-        For an unknown language or a malformed filter; the message carries the
-        parser's reason (its first line).
+        For an unknown language or a malformed filter (the message carries the
+        parser's reason, its first line), or one over the limits
+        (:func:`check_filter_size`).
 
     Examples
     --------
@@ -112,6 +129,15 @@ def parse_filter(text: str | dict[str, Any], lang: str = "cql2-text") -> ast.Nod
     """
     if lang not in LANGUAGES:
         raise InvalidInputError(f"filter-lang must be one of {', '.join(LANGUAGES)}, got {lang!r}")
+    if lang == "cql2-json":
+        # pygeofilter decodes and walks the JSON by recursion: bound it first.
+        try:
+            if isinstance(text, str):
+                text = loads(text, "the filter")
+            else:
+                check_json_value(text, "the filter")
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"malformed {lang} filter: {exc}") from None
     try:
         node = parse_cql2_text(text) if lang == "cql2-text" else parse_cql2_json(text)
     except Exception as exc:  # lark, json and pygeofilter raise many kinds
@@ -121,7 +147,87 @@ def parse_filter(text: str | dict[str, Any], lang: str = "cql2-text") -> ast.Nod
         raise InvalidInputError(f"malformed {lang} filter: {reason}") from None
     if not isinstance(node, ast.Node):
         raise InvalidInputError(f"malformed {lang} filter: not a predicate")
+    check_filter_size(node)
     return node
+
+
+def _children(item: Any) -> list[Any]:
+    """What a filter term holds: sub-nodes, list members, a geometry's members."""
+    if isinstance(item, ast.Node):
+        return list(item.get_sub_nodes())
+    if isinstance(item, values.Geometry):
+        return [item.geometry]
+    if isinstance(item, dict):
+        return list(item.values())
+    if isinstance(item, list | tuple):
+        return list(item)
+    if isinstance(item, values.Interval):
+        return [item.start, item.end]
+    return []
+
+
+def _chain(node: ast.Node) -> list[Any]:
+    """The operands of a chain of one operator, in order, without recursion.
+
+    ``(a AND b) AND (c AND d)`` gives ``[a, b, c, d]``.
+    """
+    kind = type(node)
+    out: list[Any] = []
+    stack: list[Any] = [node]
+    while stack:
+        item = stack.pop()
+        if type(item) is kind:
+            stack.extend(reversed(item.get_sub_nodes()))
+        else:
+            out.append(item)
+    return out
+
+
+def check_filter_size(node: ast.Node) -> None:
+    """Refuse a filter with too many terms or nested too deep, walking it without recursion.
+
+    Parameters
+    ----------
+    node : pygeofilter.ast.Node
+        A parsed filter.
+
+    Raises
+    ------
+    InvalidInputError
+        More than :data:`MAX_FILTER_NODES` terms, or more than
+        :data:`MAX_FILTER_DEPTH` levels; a chain of one operator
+        (``a AND b AND c …``) is one level however long.
+
+    Examples
+    --------
+    >>> check_filter_size(parse_filter(" AND ".join(["floors > 1"] * 500)))
+    >>> deep = "floors > 1"
+    >>> for level in range(40):
+    ...     deep = f"(floors < 0 {'OR' if level % 2 else 'AND'} {deep})"
+    >>> parse_filter(deep)
+    Traceback (most recent call last):
+    ...
+    spatial.errors.InvalidInputError: filter nests more than 32 levels deep (a chain of AND \
+or OR counts as one); at most 32 are accepted / 过滤条件嵌套过深
+    """
+    terms = 0
+    stack: list[tuple[Any, int, bool]] = [(node, 1, True)]
+    while stack:
+        item, depth, counted = stack.pop()
+        if depth > MAX_FILTER_DEPTH:
+            raise InvalidInputError(
+                f"filter nests more than {MAX_FILTER_DEPTH} levels deep (a chain of AND or OR "
+                f"counts as one); at most {MAX_FILTER_DEPTH} are accepted / 过滤条件嵌套过深")
+        if counted:
+            terms += 1
+            if terms > MAX_FILTER_NODES:
+                raise InvalidInputError(
+                    f"filter has more than {MAX_FILTER_NODES} terms (operators, properties "
+                    f"and values); at most {MAX_FILTER_NODES} are accepted / 过滤条件过长")
+        children = _chain(item) if isinstance(item, ast.And | ast.Or) else _children(item)
+        # a geometry literal is one term, its members only count towards depth
+        inside = counted and not isinstance(item, values.Geometry)
+        stack.extend((child, depth + 1, inside) for child in children)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -196,9 +302,10 @@ class _Translator:
 
     def predicate(self, node: Any) -> sql.Composable:
         if isinstance(node, ast.And | ast.Or):
+            # one flat list: a left-deep tree of 500 ANDs nests neither here nor in psycopg
             joiner = " AND " if isinstance(node, ast.And) else " OR "
             return sql.SQL("({})").format(
-                sql.SQL(joiner).join([self.predicate(node.lhs), self.predicate(node.rhs)])
+                sql.SQL(joiner).join([self.predicate(part) for part in _chain(node)])
             )
         if isinstance(node, ast.Not):
             return sql.SQL("NOT ({})").format(self.predicate(node.sub_node))
@@ -418,8 +525,9 @@ def to_sql(
     Raises
     ------
     InvalidInputError
-        For an unknown or personal property, an unsupported operation or a
-        value that cannot be used.
+        For an unknown or personal property, an unsupported operation, a
+        value that cannot be used, or a filter over the limits
+        (:func:`check_filter_size`: pygeoapi parses filters itself).
 
     Examples
     --------
@@ -433,6 +541,7 @@ def to_sql(
     ...
     spatial.errors.InvalidInputError: lamp has no queryable property 'phone'
     """
+    check_filter_size(node)
     translator = _Translator(table, northing_first)
     fragment = translator.predicate(node)
     return fragment, translator.params

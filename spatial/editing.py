@@ -74,6 +74,7 @@ from spatial.errors import (
     PermissionDeniedError,
 )
 from spatial.privacy import PERSONAL_COLUMNS, PERSONAL_TABLES
+from spatial.wellformed import check_json_value, loads
 
 LOGGER = logging.getLogger(__name__)
 
@@ -94,6 +95,9 @@ IDEMPOTENCY_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
 STORAGE_SRID = 4490
 #: CRSs numerically identical to CGCS2000 for onemap (see :mod:`spatial.crs`).
 _SAME_AS_STORAGE = frozenset({4326, 4490})
+#: Deepest nesting of GeometryCollections in a geometry written (RFC 7946 §3.1.8
+#: advises against nesting them at all; PostGIS reads them by recursion).
+MAX_GEOMETRY_NESTING = 8
 #: Nesting depth of positions in each GeoJSON geometry type.
 _DEPTH = {"Point": 0, "MultiPoint": 1, "LineString": 1, "MultiLineString": 2,
           "Polygon": 2, "MultiPolygon": 3}
@@ -277,10 +281,6 @@ def input_crs(value: str | None) -> tuple[int, bool]:
 # ---------------------------------------------------------------------------
 
 
-def _reject_constant(name: str) -> Any:
-    raise InvalidInputError(f"request body holds {name}, which is not JSON / 请求体不是合法的 JSON")
-
-
 def parse_feature(body: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
     """Read a GeoJSON Feature from a request body.
 
@@ -297,7 +297,9 @@ def parse_feature(body: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
     Raises
     ------
     InvalidInputError
-        When the body is not UTF-8, not JSON (``NaN`` included) or not a Feature.
+        When the body is not UTF-8, not strict JSON (``NaN`` included), nested
+        deeper than :data:`~spatial.wellformed.MAX_JSON_DEPTH`, holds a NUL or
+        a lone surrogate (:mod:`spatial.wellformed`), or is not a Feature.
 
     Examples
     --------
@@ -309,19 +311,10 @@ def parse_feature(body: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
     spatial.errors.InvalidInputError: request body must be a GeoJSON Feature object \
 / 请求体必须是 GeoJSON 要素
     """
-    if isinstance(body, bytes | bytearray):
-        try:
-            body = bytes(body).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidInputError(
-                f"request body is not UTF-8 (byte {exc.start}) / 请求体不是 UTF-8 编码") from None
-    if isinstance(body, str):
-        try:
-            body = json.loads(body, parse_constant=_reject_constant)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(
-                f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column "
-                f"{exc.colno} / 请求体不是合法的 JSON") from None
+    if isinstance(body, bytes | bytearray | str):
+        body = loads(body, "request body")
+    else:
+        check_json_value(body, "request body")
     if not isinstance(body, Mapping) or body.get("type") != "Feature":
         raise InvalidInputError(
             "request body must be a GeoJSON Feature object / 请求体必须是 GeoJSON 要素")
@@ -336,10 +329,12 @@ def parse_feature(body: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_geojson_geometry(geometry: Any) -> None:
-    """Check the structure of a GeoJSON geometry (RFC 7946 §3.1).
+    """Check the structure of a GeoJSON geometry (RFC 7946 §3.1), without recursion.
 
     PostGIS reads a position ``["a", "b"]`` as ``(0, 0)``, so the numbers are
     checked here; rings, validity and emptiness are for PostGIS.
+    GeometryCollections may nest at most :data:`MAX_GEOMETRY_NESTING` deep
+    (RFC 7946 advises against nesting them at all).
 
     Raises
     ------
@@ -354,39 +349,57 @@ def check_geojson_geometry(geometry: Any) -> None:
     ...
     spatial.errors.InvalidInputError: geometry: a position must be 2 or 3 finite numbers, \
 got ['116.4', 39.9] / 几何图形格式有误
+    >>> nested = {"type": "Point", "coordinates": [116.4, 39.9]}
+    >>> for _ in range(9):
+    ...     nested = {"type": "GeometryCollection", "geometries": [nested]}
+    >>> check_geojson_geometry(nested)
+    Traceback (most recent call last):
+    ...
+    spatial.errors.InvalidInputError: geometry: GeometryCollections nested more than 8 deep; \
+at most 8 are accepted / 几何图形格式有误
     """
     zh = " / 几何图形格式有误"
-    if not isinstance(geometry, Mapping):
-        raise InvalidInputError(f"geometry must be a GeoJSON geometry object{zh}")
-    kind = geometry.get("type")
-    if kind == "GeometryCollection":
-        members = geometry.get("geometries")
-        if not isinstance(members, list):
-            raise InvalidInputError(f"geometry: a GeometryCollection needs 'geometries'{zh}")
-        for member in members:
-            check_geojson_geometry(member)
-        return
-    if kind not in _DEPTH:
-        raise InvalidInputError(
-            f"geometry: unknown type {kind!r}; expected one of "
-            f"{', '.join([*_DEPTH, 'GeometryCollection'])}{zh}")
-    if "coordinates" not in geometry:
-        raise InvalidInputError(f"geometry: a {kind} needs 'coordinates'{zh}")
+    # (geometry, how many GeometryCollections it is inside)
+    geometries: list[tuple[Any, int]] = [(geometry, 0)]
+    while geometries:
+        current, nesting = geometries.pop()
+        if not isinstance(current, Mapping):
+            raise InvalidInputError(f"geometry must be a GeoJSON geometry object{zh}")
+        kind = current.get("type")
+        if kind == "GeometryCollection":
+            if nesting >= MAX_GEOMETRY_NESTING:
+                raise InvalidInputError(
+                    f"geometry: GeometryCollections nested more than {MAX_GEOMETRY_NESTING} "
+                    f"deep; at most {MAX_GEOMETRY_NESTING} are accepted{zh}")
+            members = current.get("geometries")
+            if not isinstance(members, list):
+                raise InvalidInputError(f"geometry: a GeometryCollection needs 'geometries'{zh}")
+            geometries.extend((member, nesting + 1) for member in reversed(members))
+            continue
+        if kind not in _DEPTH:
+            raise InvalidInputError(
+                f"geometry: unknown type {kind!r}; expected one of "
+                f"{', '.join([*_DEPTH, 'GeometryCollection'])}{zh}")
+        if "coordinates" not in current:
+            raise InvalidInputError(f"geometry: a {kind} needs 'coordinates'{zh}")
+        _check_positions(kind, current["coordinates"], zh)
 
-    def walk(value: Any, depth: int) -> None:
+
+def _check_positions(kind: str, coordinates: Any, zh: str) -> None:
+    """Coordinates nested as ``kind`` requires, ending in 2 or 3 finite numbers."""
+    stack: list[tuple[Any, int]] = [(coordinates, _DEPTH[kind])]
+    while stack:
+        value, depth = stack.pop()
         if depth == 0:
             if not (isinstance(value, list) and 2 <= len(value) <= 3 and all(
                     isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
                     for v in value)):
                 raise InvalidInputError(
                     f"geometry: a position must be 2 or 3 finite numbers, got {value!r}{zh}")
-            return
+            continue
         if not isinstance(value, list):
             raise InvalidInputError(f"geometry: {kind} coordinates must be nested arrays{zh}")
-        for item in value:
-            walk(item, depth - 1)
-
-    walk(geometry["coordinates"], _DEPTH[kind])
+        stack.extend((item, depth - 1) for item in reversed(value))
 
 
 # ---------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from spatial.errors import (
     OnemapError,
     http_status,
 )
+from spatial.wellformed import check_json_value
 
 LOGGER = logging.getLogger(__name__)
 
@@ -160,7 +161,11 @@ def validate_inputs(metadata: Mapping[str, Any], data: Any) -> dict[str, Any]:
     Raises
     ------
     InvalidInputError
-        Naming each offending input and what was wrong (the first three).
+        Inputs that are not a JSON object, or hold what no JSON column can
+        store (a NaN or infinite number, a NUL or lone surrogate in a string,
+        nesting deeper than :data:`~spatial.wellformed.MAX_JSON_DEPTH`: the
+        job's inputs are ``jsonb``); else naming each offending input and what
+        was wrong (the first three).
 
     Examples
     --------
@@ -171,9 +176,14 @@ def validate_inputs(metadata: Mapping[str, Any], data: Any) -> dict[str, Any]:
     >>> validate_inputs(meta, {"x": "east"})
     Traceback (most recent call last):
     spatial.errors.InvalidInputError: invalid input / 输入无效: x: 'east' is not of type 'number'
+    >>> validate_inputs(meta, {"x": float("nan")})
+    Traceback (most recent call last):
+    spatial.errors.InvalidInputError: invalid input / 输入无效: inputs at $.x holds nan, which is not a finite number / 数值须为有限数
     """
     if not isinstance(data, dict):
-        raise InvalidInputError("invalid input / 输入无效: inputs must be a JSON object")
+        raise InvalidInputError("invalid input / 输入无效: inputs must be a JSON object, "
+                                f"got {type(data).__name__}")
+    check_json_value(data, "invalid input / 输入无效: inputs")
     validator = Draft202012Validator(inputs_schema(metadata),
                                      format_checker=Draft202012Validator.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
