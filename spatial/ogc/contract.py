@@ -514,8 +514,8 @@ def check_body(body: bytes, content_type: str | None, *, needed: str | None = No
         The request body.
     content_type : str or None
         The ``Content-Type`` header; a missing one counts as JSON (pygeoapi
-        reads every body it takes as JSON), ``text/*`` must be UTF-8 without
-        NUL, other types are not looked at.
+        reads every body it takes as JSON), ``text/*`` must be UTF-8, other
+        types are not looked at.
     needed : str, optional
         What the route needs the body to be (:func:`body_needed`); an empty
         body (or only white space) is then refused naming it. Without it an
@@ -564,12 +564,13 @@ feature / 请求体为空
                 f"request body must be a JSON object, got {_kind_of_value(value)}"
                 " / 请求体须为 JSON 对象")
         return
+    # Text is only decoded: what it may hold is the route's to say (the photo
+    # route answers a text body 415, whatever its characters).
     try:
-        text = body.decode("utf-8")
+        body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInputError(
             f"request body is not UTF-8 (byte {exc.start}) / 请求体不是 UTF-8 编码") from None
-    check_text(text, "request body")
 
 
 def query_pairs(raw: bytes) -> list[tuple[str, str]]:
@@ -764,7 +765,7 @@ class ContractMiddleware:
     from :data:`QUERYABLES`) and well-formed standard values
     (:func:`check_query_values`). ``POST``, ``PUT``, ``PATCH`` on any path: a
     JSON body must be UTF-8, strict JSON of bounded depth without NUL or lone
-    surrogates, and an object; a text body UTF-8 without NUL
+    surrogates, and an object; a text body UTF-8
     (:func:`check_body`); a route that needs a body (:data:`BODY_NEEDED`) must
     get one, and ``POST …/items`` a ``Content-Type`` (415); no checked body
     may be bigger than the cap (413, refused from ``Content-Length`` before
