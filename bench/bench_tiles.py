@@ -20,7 +20,8 @@ pygeoapi
     ``var/bench/pydeps``, not into ``.venv``). It has no multi-layer tiles, so
     a themed tile costs one request per layer, as a client of it would send.
 tipg
-    in its own venv (``var/bench/tipg-venv``), on the same tables as the
+    in its own venv (``var/bench/tipg-venv``, made on first use with the
+    interpreter running onemap and ``python -m pip``), on the same tables as the
     owner role, restricted to them; one request per layer, the bench's
     properties and ``geom-column=geom_3857`` (its best configuration).
 sql
@@ -545,11 +546,20 @@ class TipgPeer(Peer):
 
     def available(self) -> str | None:
         uvicorn = self.venv / "bin" / "uvicorn"
-        if not uvicorn.exists():
-            python = shutil.which("python3.12") or sys.executable
-            subprocess.run([python, "-m", "venv", str(self.venv)], check=False)
-            subprocess.run([str(self.venv / "bin" / "pip"), "install", "-q", "tipg", "uvicorn"],
-                           check=False)
+        if uvicorn.exists():
+            return None
+        # onemap's own interpreter (3.12+, as the package requires), not `python3.12`
+        # from the PATH: pyenv's shim of that name refuses unless a version is selected.
+        python = sys.executable
+        print(f"creating {self.venv} with {python} and installing tipg (once)", flush=True)
+        steps = ([python, "-m", "venv", str(self.venv)],
+                 [str(self.venv / "bin" / "python"), "-m", "pip", "install", "-q",
+                  "tipg", "uvicorn"])
+        for step in steps:
+            done = subprocess.run(step, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+                return f"`{' '.join(step[:4])} …` failed: {last}"
         if not uvicorn.exists():
             return f"tipg could not be installed into {self.venv}"
         return None

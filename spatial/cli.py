@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import socket
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from spatial.cli_users import error_line
 from spatial.cli_users import register as register_user_commands
 from spatial.errors import OnemapError
 
@@ -23,9 +26,47 @@ LOGGER = logging.getLogger(__name__)
 console = Console(stderr=True)
 
 
-def _fail(exc: OnemapError) -> None:
-    console.print(f"[red]error:[/red] {exc}")
+def _fail(exc: OnemapError) -> NoReturn:
+    console.print(error_line(exc), highlight=False, soft_wrap=True)  # one line, unwrapped
     sys.exit(1)
+
+
+def require_port(host: str, port: int) -> None:
+    """Stop with one line when ``host:port`` cannot be listened on.
+
+    Raises
+    ------
+    ConfigurationError
+        Naming the address and the system's reason (in use, not permitted …).
+    """
+    from spatial.errors import ConfigurationError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+                " (another port: --port or PORT)") from None
+
+
+def require_database() -> None:
+    """Stop with one line when the database does not answer.
+
+    Called before a command opens a connection pool: a pool would log its
+    retries and wait for a connection instead of saying what is wrong.
+
+    Raises
+    ------
+    DatabaseUnavailableError
+        When no connection can be opened.
+    """
+    from spatial.db import connect
+
+    with connect(autocommit=True):
+        pass
 
 
 @click.group()
@@ -170,6 +211,9 @@ def db_psql(args: tuple[str, ...]) -> None:
     """Open psql on the application database."""
     from spatial.settings import database_conninfo
 
+    if shutil.which("psql") is None:
+        raise click.ClickException(
+            "psql not found: install the PostgreSQL client (apt-get install postgresql-client)")
     os.execvp("psql", ["psql", database_conninfo(), *args])  # noqa: S606
 
 
@@ -202,7 +246,7 @@ def generate_city(scale: str, seed: int, replace: bool) -> None:
 
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}"),
                TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress, connect(autocommit=True) as conn:
+    with connect(autocommit=True) as conn, Progress(*columns, console=console) as progress:
         report = generate(conn, scale, seed, reporter=RichReporter(progress), replace=replace)
     table = Table(title=f"city {report.scale} (seed {report.seed}) in {report.seconds} s")
     table.add_column("table")
@@ -271,6 +315,11 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
+    try:
+        require_port(host, port)  # uvicorn would build the whole app first, then fail
+        require_database()  # else every worker process fails building the app
+    except OnemapError as exc:
+        _fail(exc)
     os.environ.setdefault("ONEMAP_URL", f"http://{host}:{port}")
     console.print(f"onemap serving at [bold]http://{host}:{port}[/bold]")
     uvicorn.run(
@@ -292,6 +341,10 @@ def worker(threads: int, once: bool) -> None:
 
     if threads < 1:
         raise click.BadParameter(f"must be ≥ 1, got {threads}", param_hint="--threads")
+    try:
+        require_database()
+    except OnemapError as exc:
+        _fail(exc)
     if not once:
         console.print(f"onemap worker: {threads} thread(s), Ctrl-C to stop")
     try:
@@ -466,7 +519,7 @@ def import_(
     "--crs", default="4490", show_default=True,
     help="Output CRS: 4490, 4326, 3857, a Gauss-Krüger zone, gcj02 or bd09.",
 )
-@click.option("--bbox", help="Only features within minx,miny,maxx,maxy (lon/lat).")
+@click.option("--bbox", help="Only features intersecting minx,miny,maxx,maxy (lon/lat).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option(
     "--as", "as_user", metavar="USERNAME",
@@ -552,7 +605,10 @@ def bench_tiles(args: tuple[str, ...]) -> None:
     module = importlib.util.module_from_spec(spec)
     sys.modules["bench_tiles"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
-    module.main(list(args))
+    try:
+        module.main(list(args))
+    except OnemapError as exc:  # the database is down, no city loaded …
+        _fail(exc)
 
 
 register_user_commands(main)  # onemap user …, onemap key …, onemap login-log

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from spatial.errors import InvalidInputError, OnemapError
+from spatial.errors import DatabaseUnavailableError, InvalidInputError, OnemapError
 
 console = Console(stderr=True)
 #: Tables go to standard output, so they can be piped.
@@ -29,6 +29,48 @@ out = Console()
 
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def database_hint(conninfo: str | None = None, external: bool | None = None) -> str:
+    """Which database the commands use, without credentials: for an error saying
+    it does not answer.
+
+    Parameters
+    ----------
+    conninfo : str, optional
+        Defaults to the one the commands use.
+    external : bool, optional
+        Whether it comes from ``DATABASE_URL``/``PG*`` (default: as configured).
+
+    Examples
+    --------
+    >>> database_hint("postgresql://u:secret@db.example:5433/city", external=True)
+    'the database at db.example:5433/city (from DATABASE_URL / PG* variables)'
+    >>> database_hint("dbname=onemap", external=False)
+    'the embedded cluster (var/pg)'
+    """
+    from psycopg.conninfo import conninfo_to_dict
+
+    from spatial.settings import database_conninfo, external_database_configured
+
+    if not (external_database_configured() if external is None else external):
+        return "the embedded cluster (var/pg)"
+    try:
+        params = conninfo_to_dict(conninfo if conninfo is not None else database_conninfo())
+    except Exception:  # a malformed DATABASE_URL: say where it came from, not what it says
+        return "the database named by DATABASE_URL / PG* variables (malformed)"
+    host = str(params.get("host") or "localhost")
+    port = str(params.get("port") or "5432")
+    return (f"the database at {host}:{port}/{params.get('dbname') or ''}"
+            " (from DATABASE_URL / PG* variables)")
+
+
+def error_line(exc: OnemapError) -> str:
+    """The one line a command prints for an onemap error (rich markup)."""
+    text = escape(str(exc))
+    if isinstance(exc, DatabaseUnavailableError):
+        text += f" — {escape(database_hint())}"
+    return f"[red]error:[/red] {text}"
 
 
 def _handles_errors[F: Callable[..., Any]](fn: F) -> F:
@@ -39,7 +81,7 @@ def _handles_errors[F: Callable[..., Any]](fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except OnemapError as exc:
-            console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+            console.print(error_line(exc), highlight=False, soft_wrap=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

@@ -7,6 +7,7 @@ options, read into frozen dataclasses. Values are staged for PostgreSQL as text
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -109,7 +110,8 @@ class ImportMapping:
     lon, lat : str, optional
         Coordinate columns of a CSV file.
     encoding : str, optional
-        Text encoding of the file (``GBK`` for many Chinese CSV/Shapefiles).
+        Text encoding of the file (``GBK`` for many Chinese CSV/Shapefiles);
+        a name Python does not know is an :class:`InvalidInputError`.
 
     Examples
     --------
@@ -135,6 +137,15 @@ class ImportMapping:
     lon: str | None = None
     lat: str | None = None
     encoding: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.encoding is not None:
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError:
+                raise InvalidInputError(
+                    f"unknown text encoding {self.encoding!r}; e.g. utf-8, gbk, gb18030"
+                ) from None
 
     def column(self, target: str) -> ColumnSpec:
         """Return the spec of a target column.
