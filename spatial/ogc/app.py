@@ -18,10 +18,11 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from starlette.applications import Starlette
+from starlette.datastructures import URL
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -137,15 +138,21 @@ def route_methods(routes: list[BaseRoute], scope: Scope) -> tuple[bool, set[str]
     return False, allowed
 
 
-class MethodNotAllowed:
-    """pygeoapi's catch-all mount, answering 405 where the path is served with other methods.
+class Unrouted:
+    """pygeoapi's catch-all mount, answering what no route serves as OGC exception documents.
 
     Starlette tries the routes in order: one of onemap's routes whose path matches
     but not its method is only a partial match, and pygeoapi's mount at ``/`` then
-    matches every path, so ``TRACE /styles`` reached pygeoapi and was a 404. A
-    request that no route serves but whose path some route (onemap's or
-    pygeoapi's) serves with other methods is answered 405 with ``Allow``, as an
-    OGC exception document.
+    matches every path, so ``TRACE /styles`` reached pygeoapi and was a plain-text
+    404. Here a request that no route serves is answered
+
+    * 405 with ``Allow`` when some route (onemap's or pygeoapi's) serves its path
+      with other methods;
+    * a redirect (307) to the path with or without its trailing slash when a
+      route serves that one (what Starlette does for pygeoapi's own routes);
+    * 404 otherwise;
+
+    each with an OGC exception document, as every other error.
 
     Parameters
     ----------
@@ -160,18 +167,41 @@ class MethodNotAllowed:
         self.routes = [*routes, Mount("", app=app)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            served, allowed = route_methods(self.routes, scope)
-            if not served and allowed:
-                methods = ", ".join(sorted(allowed))
-                response = JSONResponse(
-                    {"code": "MethodNotAllowed", "type": "MethodNotAllowed",
-                     "description": f"{scope['method']} is not allowed on {scope['path']}; "
-                                    f"allowed: {methods}"},
-                    status_code=405, headers={"Allow": methods})
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        served, allowed = route_methods(self.routes, scope)
+        if served:
+            await self.app(scope, receive, send)
+            return
+        response: Response
+        method, path = scope["method"], scope["path"]
+        if allowed:
+            methods = ", ".join(sorted(allowed))
+            response = _exception(405, "MethodNotAllowed",
+                                  f"{method} is not allowed on {path}; allowed: {methods}",
+                                  {"Allow": methods})
+        else:
+            other = path[:-1] if path.endswith("/") else f"{path}/"
+            moved = {**scope, "path": other}
+            served_there, allowed_there = route_methods(self.routes, moved)
+            if path != "/" and (served_there or allowed_there):
+                response = RedirectResponse(URL(scope=moved), status_code=307)
+            else:
+                response = _exception(404, "NotFound", f"nothing is served at {path} / 无此资源")
+        await response(scope, receive, send)
+
+
+def _exception(status: int, code: str, description: str,
+               headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"code": code, "type": code, "description": description},
+                        status_code=status, headers=headers)
+
+
+async def not_found(request: Request, exc: Exception) -> JSONResponse:
+    """The router's 404 (a path no route takes, e.g. one with a line break) as an
+    OGC exception document."""
+    return _exception(404, "NotFound", f"nothing is served at {request.url.path} / 无此资源")
 
 
 class ContextExecutor(ThreadPoolExecutor):
@@ -276,11 +306,11 @@ def create_app() -> Starlette:
 
     from spatial.ogc.styles import styles_routes
     routes += styles_routes(settings)  # /styles, /styles/{id}[/legend], /fonts, /basemaps/amap
-    routes.append(Mount("/", app=MethodNotAllowed(starlette_app.APP, list(routes))))
+    routes.append(Mount("/", app=Unrouted(starlette_app.APP, list(routes))))
     app = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={OnemapError: onemap_error},
+        exception_handlers={OnemapError: onemap_error, 404: not_found},
         lifespan=lifespan,
     )
     app.state.startup_hooks = startup_hooks

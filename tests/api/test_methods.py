@@ -1,8 +1,8 @@
-"""A method the server does not serve on a path it serves is 405 with ``Allow``, not 404.
+"""What no route serves: 405 with ``Allow`` on a served path, else 404, as OGC exceptions.
 
 pygeoapi is mounted at ``/`` behind onemap's routes, so a request one of onemap's
 routes matched by path only (``TRACE /styles``) used to fall through to pygeoapi
-and come back 404 (issue 12, item 9; found by schemathesis).
+and come back a plain-text 404 (issue 12, item 9; found by schemathesis).
 """
 
 from __future__ import annotations
@@ -33,14 +33,28 @@ def test_unserved_methods_are_405_with_allow(client: Any) -> None:
         assert method in doc["description"] and path in doc["description"]
 
 
-def test_served_methods_and_unknown_paths_are_unchanged(client: Any) -> None:
+def test_unknown_paths_are_404_documents(client: Any) -> None:
+    for method, path in [("GET", "/nope"), ("TRACE", "/nope"), ("GET", "/styles/base/nope"),
+                         ("OPTIONS", "/collections/lamp/items/a%0Ab")]:  # no route takes \n
+        r = client.request(method, path)
+        assert r.status_code == 404, (method, path)
+        assert r.json()["code"] == "NotFound", (method, path)
+
+
+def test_a_trailing_slash_redirects_to_the_route(client: Any) -> None:
+    for path in ("/styles/", "/conformance/"):  # onemap's, pygeoapi's
+        r = client.get(path, follow_redirects=False)
+        assert r.status_code == 307, path
+        assert r.headers["location"].endswith(path.rstrip("/")), path
+
+
+def test_served_methods_are_unchanged(client: Any) -> None:
     assert client.get("/styles").status_code == 200
     assert client.head("/styles").status_code == 200
     assert client.get("/conformance", params={"f": "json"}).status_code == 200
     assert client.options("/collections/lamp/items").status_code == 200  # pygeoapi's OPTIONS
-    assert client.get("/nope").status_code == 404
-    assert client.request("TRACE", "/nope").status_code == 404
     assert client.get("/static/maplibre-gl/nope.js").status_code == 404
+    assert client.get("/widget", follow_redirects=False).status_code == 308
     # a CORS preflight is answered by the CORS middleware before any route
     r = client.options("/styles", headers={"Origin": "https://example.org",
                                            "Access-Control-Request-Method": "GET"})
