@@ -178,7 +178,8 @@ def validate_inputs(metadata: Mapping[str, Any], data: Any) -> dict[str, Any]:
     spatial.errors.InvalidInputError: invalid input / 输入无效: x: 'east' is not of type 'number'
     >>> validate_inputs(meta, {"x": float("nan")})
     Traceback (most recent call last):
-    spatial.errors.InvalidInputError: invalid input / 输入无效: inputs at $.x holds nan, which is not a finite number / 数值须为有限数
+    spatial.errors.InvalidInputError: invalid input / 输入无效: inputs at $.x holds nan, which \
+is not a finite number / 数值须为有限数
     """
     if not isinstance(data, dict):
         raise InvalidInputError("invalid input / 输入无效: inputs must be a JSON object, "
