@@ -11,10 +11,21 @@ counts for a collection when the view ``layers.<id>`` reads it (residents'
 view reads households and buildings, so moving a household refreshes the
 resident tiles too).
 
-Messages sent while nobody listened are not lost: on start and after a
-reconnect the listener compares ``onemap.tile_version`` with the versions it
-(or, for the disk cache, the previous server) last saw, and drops every tile
-of the sets whose tables changed meanwhile.
+Messages sent while nobody listened are lost, so after any gap in listening
+the listener drops what may have changed meanwhile. On start, the disk cache
+(the only one that outlived the gap) is checked against the versions of
+``onemap.tile_version`` the previous server recorded, and the sets whose
+tables changed are dropped. On every reconnect — a database restart, a
+dropped connection — the whole cache goes, memory and disk: the versions
+cannot vouch for what a restart may come with (a restore or a fail-over can
+bring back version numbers already seen, with other rows; a migration
+redefining a layer view or a load with triggers disabled bumps none), and a
+reconnect is rare enough for the re-renders not to matter.
+
+While the database is away the listener tries again every
+:data:`AWAY_RETRY_SECONDS` and, once connected, LISTENs before anything else,
+so that it hears changes as soon as the database is back; the outage is
+logged when it begins and when it ends.
 """
 
 from __future__ import annotations
@@ -32,7 +43,9 @@ from typing import Any
 
 import psycopg
 
-from tiles.cache import TileCache
+from spatial.db import CONNECT_TIMEOUT
+from spatial.jobs import database_away
+from tiles.cache import TileCache, clear_scope_cache
 from tiles.spec import view_tables
 
 LOGGER = logging.getLogger(__name__)
@@ -40,7 +53,13 @@ LOGGER = logging.getLogger(__name__)
 #: The notification channel of ``150_tiles.sql``.
 CHANNEL = "onemap_tiles"
 
-#: Seconds between reconnection attempts, growing to the second value.
+#: Seconds between attempts to connect again while the database is away (a
+#: restart, an outage: :func:`spatial.jobs.database_away`). A refused
+#: connection costs nothing; a longer pause leaves cached tiles unrefreshed
+#: that much longer after the database is back.
+AWAY_RETRY_SECONDS = 1.0
+
+#: Seconds between attempts after any other failure, growing to the second value.
 RETRY_SECONDS = (0.5, 10.0)
 
 _MANIFEST = "versions.json"
@@ -176,14 +195,23 @@ class Listener:
 
     def _run(self) -> None:
         delay = RETRY_SECONDS[0]
-        first = True
+        listened = False  # listened before: connecting again ends a gap
+        listening = False
+        lost: float | None = None  # when the outage under way began (it is logged once)
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._conninfo(), autocommit=True,
-                                     application_name="onemap-tiles") as conn:
+                                     application_name="onemap-tiles",
+                                     connect_timeout=CONNECT_TIMEOUT) as conn:
+                    # First of all: from here on no change goes unheard.
                     conn.execute(f"LISTEN {CHANNEL}")
-                    self._catch_up(conn, first=first)
-                    first = False
+                    # Tiles held before the first connection were cached unheard too.
+                    self._catch_up(conn, gap=listened or len(self.cache) > 0)
+                    if lost is not None:
+                        LOGGER.warning("tile listener: listening again after %.1f s away; "
+                                       "the tile cache is dropped", time.monotonic() - lost)
+                        lost = None
+                    listened = listening = True
                     delay = RETRY_SECONDS[0]
                     self._ready.set()
                     while not self._stop.is_set():
@@ -191,36 +219,64 @@ class Listener:
                             self._handle(note.payload)
                             if self._stop.is_set():
                                 break
-            except Exception as exc:  # any failure: reconnect
+            except Exception as exc:  # any failure: connect again
+                was_listening, listening = listening, False
                 if self._stop.is_set():
                     break
-                LOGGER.warning("tile listener lost its connection (%s); reconnecting in "
-                               "%.1f s", type(exc).__name__, delay)
-                self._stop.wait(delay)
-                delay = min(delay * 2, RETRY_SECONDS[1])
+                if not database_away(exc):
+                    LOGGER.warning("tile listener: %s; connecting again in %.1f s",
+                                   type(exc).__name__, delay)
+                    LOGGER.debug("tile listener failure", exc_info=True)
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, RETRY_SECONDS[1])
+                    continue
+                if lost is None:
+                    lost = time.monotonic()
+                    LOGGER.warning("tile listener: %s (%s); trying again every %.0f s",
+                                   "lost its connection" if was_listening
+                                   else "cannot connect", type(exc).__name__,
+                                   AWAY_RETRY_SECONDS)
+                if not was_listening:
+                    # A restart or an outage: try every AWAY_RETRY_SECONDS, not a
+                    # back-off that would leave the cache unrefreshed for seconds
+                    # after the database is back. A connection just lost is tried
+                    # again at once (a lone dropped connection costs no pause).
+                    self._stop.wait(AWAY_RETRY_SECONDS)
 
-    def _catch_up(self, conn: psycopg.Connection[Any], *, first: bool) -> None:
-        """Map tables to sets, then drop what changed while nobody listened."""
+    def _catch_up(self, conn: psycopg.Connection[Any], *, gap: bool) -> None:
+        """Map tables to sets, then drop what may have changed while nobody listened.
+
+        Parameters
+        ----------
+        conn : psycopg.Connection
+            The listening connection.
+        gap : bool
+            True when this process's cache holds tiles cached while nobody
+            listened (a reconnect): the whole cache is dropped, memory and
+            disk, and the scope classes with it. False on the first
+            connection with nothing in memory: only the disk cache can be
+            stale, and its record of versions says which sets are.
+        """
         self._tables = table_layersets(conn, self.cache.layersets)
         with conn.cursor() as cur:
             cur.execute("SELECT table_name, version FROM onemap.tile_version")
             current = {str(t): int(v) for t, v in cur.fetchall()}
-        if first:
-            # memory is empty; the disk cache remembers what it last saw
+        if gap:
+            self.cache.clear()
+            clear_scope_cache()
+        elif self.cache.disk_root() is not None:
             seen = self._read_manifest()
-            if seen is None:
-                seen = {} if self._disk_is_empty() else {"": -1}
-        else:
-            seen = self._versions
-        changed = {t for t, v in current.items() if seen.get(t) != v}
-        if "" in seen:  # a disk cache without a manifest: trust nothing
-            changed = set(self._tables)
-        sets: set[str] = set()
-        for table in changed:
-            sets |= self._tables.get(table, frozenset())
-        if sets and (not first or self.cache.disk_root() is not None):
-            LOGGER.info("tiles of %s changed while not listening; dropping them", sorted(sets))
-            self.cache.invalidate(sets, None)
+            if seen is None:  # a disk cache without a record of versions: trust nothing
+                changed = set(self._tables) if not self._disk_is_empty() else set()
+            else:
+                changed = {t for t, v in current.items() if seen.get(t) != v}
+            sets: set[str] = set()
+            for table in changed:
+                sets |= self._tables.get(table, frozenset())
+            if sets:
+                LOGGER.info("tiles of %s changed while not listening; dropping them",
+                            sorted(sets))
+                self.cache.invalidate(sets, None)
         self._versions = dict(current)
         self._write_manifest()
 
