@@ -13,7 +13,10 @@ placeholder goes (onemap answers unknown parameters 400, see
 :func:`add_own_routes` then adds what pygeoapi does not know: the routes
 onemap serves beside it (auth, tiles, styles, search, event photos, pages,
 health, metrics) and the security schemes (bearer token, ``X-API-Key``),
-described as data in ``openapi_paths.yml``.
+described as data in ``openapi_paths.yml``; :func:`complete_answers` adds the
+answers pygeoapi's operations leave out (401/403 of access control, 404/412 of
+edits, 413) and corrects the ones it gets wrong (job dismissal, ``lang``).
+tests/api/test_schemathesis.py holds the server to the document.
 """
 
 from __future__ import annotations
@@ -50,6 +53,11 @@ _RESPONSES = {
     ("/coverage", "200"): "Coverage",
 }
 _VENDOR = "#/components/parameters/vendorSpecificParameters"
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+_WRITES = ("post", "put", "patch", "delete")
+# A feature collection's items or one item (literal collection ids in pygeoapi's paths)
+_FEATURES = re.compile(r"^/collections/[^/{}]+/items(/\{featureId\})?$")
+_WRITE_PATHS = re.compile(r"^/processes/[^/{}]+/execution$|^/jobs/\{jobId\}$")
 
 
 @functools.cache
@@ -318,6 +326,130 @@ def add_own_routes(document: dict[str, Any],
     return out
 
 
+def _ref(kind: str, name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+_IF_MATCH = {
+    "name": "If-Match", "in": "header", "required": False,
+    "description": ("The ETag read with the feature (\"<version>\"); a stale one is a 412 "
+                    "and nothing is written, * matches any version / 读取时的版本"),
+    "schema": {"type": "string"},
+}
+_CONTENT_CRS = {
+    "name": "Content-Crs", "in": "header", "required": False,
+    "description": ("The CRS of the body's coordinates as <URI> (Features Part 2), e.g. "
+                    "<http://www.opengis.net/def/crs/EPSG/0/4490>; default CRS84 / 坐标系"),
+    "schema": {"type": "string"},
+}
+
+#: Query parameters of a feature collection's items that onemap serves and pygeoapi's
+#: document leaves out (accepted in spatial.ogc.contract.ITEMS).
+_ITEMS_QUERY: list[dict[str, Any]] = [
+    {"name": "filter", "in": "query", "required": False,
+     "description": "A CQL2 filter (Features Part 3), cql2-text unless filter-lang says "
+                    "otherwise / 过滤条件", "schema": {"type": "string"}},
+    {"name": "filter-lang", "in": "query", "required": False,
+     "schema": {"type": "string", "enum": ["cql2-text", "cql2-json"], "default": "cql2-text"}},
+    {"name": "filter-crs", "in": "query", "required": False,
+     "description": "The CRS of the filter's geometries (URI); default CRS84",
+     "schema": {"type": "string"}},
+    {"$ref": "#/components/parameters/q"},
+    {"name": "resulttype", "in": "query", "required": False,
+     "description": "hits: the count only (numberMatched), no features",
+     "schema": {"type": "string", "enum": ["results", "hits"], "default": "results"}},
+    {"name": "cursor", "in": "query", "required": False,
+     "description": "Keyset paging in id order: the last id of the previous page, as the "
+                    "next link gives it; not with sortby / 翻页游标",
+     "schema": {"type": "string"}},
+]
+
+
+def complete_answers(document: dict[str, Any]) -> dict[str, Any]:
+    """Say what the server answers where pygeoapi's generated operations are silent or wrong.
+
+    Run on a document from :func:`add_own_routes` (it refers to onemap's response
+    components). Access is decided per request (row-level security and
+    ``onemap.layer_access``, README "Data access"), so the document lists what
+    may follow:
+
+    * every operation: 401 — wrong or expired credentials are refused on every
+      route, never downgraded to anonymous; every operation with a path
+      parameter: 404;
+    * a feature collection's items and items: 401 and 403 (a layer that is not
+      public, anonymous or for a role without it); every write (Part 4 on items,
+      process execution, job dismissal): 401 and 403;
+    * updating or deleting an item: 404, 412 (a stale ``If-Match``), the
+      ``If-Match`` header; writing one: the ``Content-Crs`` header; any body: 413;
+    * reading items: the parameters onemap serves that pygeoapi leaves out
+      (``filter``, ``filter-lang``, ``filter-crs``, ``q``, ``resulttype``, ``cursor``);
+    * ``DELETE /jobs/{jobId}``: 200 with the job's status info (OGC API -
+      Processes, dismiss), not pygeoapi's 204;
+    * ``lang``: any string — an unsupported language falls back to the
+      ``Accept-Language`` header or the default, as its description says, so its
+      schema lists the supported ones as examples, not as an enum.
+
+    Parameters
+    ----------
+    document : dict
+        Not modified.
+
+    Returns
+    -------
+    dict
+        A new document.
+
+    Examples
+    --------
+    >>> doc = {"paths": {"/collections/lamp/items/{featureId}": {"delete": {
+    ...     "responses": {"200": {"description": "Successful delete"}}}}},
+    ...     "components": {"parameters": {}}}
+    >>> op = complete_answers(doc)["paths"]["/collections/lamp/items/{featureId}"]["delete"]
+    >>> sorted(op["responses"]), [p["name"] for p in op["parameters"]]
+    (['200', '401', '403', '404', '412'], ['If-Match'])
+    """
+    out = copy.deepcopy(document)
+    for path, item in (out.get("paths") or {}).items():
+        for method, operation in item.items():
+            if method not in _METHODS or not isinstance(operation, dict):
+                continue
+            answers = operation.setdefault("responses", {})
+            answers.setdefault("401", _ref("responses", "Unauthorized"))
+            if "{" in path:  # an id nothing has, or one no route takes (a line break)
+                answers.setdefault("404", _ref("responses", "NotFound"))
+            features = _FEATURES.match(path)
+            if not (features or _WRITE_PATHS.match(path)) or method == "options":
+                continue
+            if features or method in _WRITES:
+                answers.setdefault("403", _ref("responses", "Forbidden"))
+            if "requestBody" in operation:
+                answers.setdefault("413", _ref("responses", "JsonTooLarge"))
+            if features and features.group(1) and method in ("put", "patch", "delete"):
+                answers.setdefault("404", _ref("responses", "NotFound"))
+                answers.setdefault("412", _ref("responses", "PreconditionFailed"))
+                operation.setdefault("parameters", []).append(copy.deepcopy(_IF_MATCH))
+            if features and not features.group(1) and method == "get":
+                params = operation.setdefault("parameters", [])
+                named = {p.get("name") or p.get("$ref", "").rpartition("/")[2] for p in params}
+                params += [copy.deepcopy(p) for p in _ITEMS_QUERY
+                           if (p.get("name") or p["$ref"].rpartition("/")[2]) not in named]
+            if features and (method in ("put", "patch")
+                             or (method == "post" and "201" in answers)):
+                operation.setdefault("parameters", []).append(copy.deepcopy(_CONTENT_CRS))
+    dismiss = (out.get("paths") or {}).get("/jobs/{jobId}", {}).get("delete")
+    if dismiss is not None and "204" in dismiss.get("responses", {}):
+        del dismiss["responses"]["204"]
+        dismiss["responses"]["200"] = {
+            "description": "The job is dismissed: its status info / 作业已撤销",
+            "content": {"application/json": {"schema": _ref("schemas", "statusInfo")}},
+        }
+    lang = out.get("components", {}).get("parameters", {}).get("lang")
+    if lang is not None and "enum" in lang.get("schema", {}):
+        schema = lang["schema"]
+        schema["example"] = schema.pop("enum")[0]
+    return out
+
+
 def available_config(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The configuration without the coverages whose data cannot be opened.
 
@@ -364,12 +496,12 @@ def build_document(config: dict[str, Any]) -> dict[str, Any]:
     -------
     dict
         The document (see :func:`self_contained`) with onemap's own routes
-        (:func:`add_own_routes`).
+        (:func:`add_own_routes`) and the answers completed (:func:`complete_answers`).
     """
     from pygeoapi.openapi import get_oas
 
     usable, _ = available_config(config)
-    return add_own_routes(self_contained(get_oas(usable)))
+    return complete_answers(add_own_routes(self_contained(get_oas(usable))))
 
 
 def _plugin_sources(config: dict[str, Any]) -> list[bytes]:
@@ -458,7 +590,7 @@ def write_document(settings: Settings) -> Path:
     if not path.exists():
         from pygeoapi.openapi import get_oas
 
-        document = add_own_routes(self_contained(get_oas(usable)))
+        document = complete_answers(add_own_routes(self_contained(get_oas(usable))))
         settings.var_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(
