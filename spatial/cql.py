@@ -290,9 +290,12 @@ class _Translator:
             raise InvalidInputError(f"unsupported filter function {node.name!r}")
         if isinstance(node, ast.Arithmetic):
             op = _ARITHMETIC[type(node)]
-            lhs, rhs = self.expr(node.lhs), self.expr(node.rhs)
-            if op == "/":  # CQL2 division is not integer division
-                lhs = sql.SQL("CAST({} AS double precision)").format(lhs)
+            # In double precision: CQL2 arithmetic is neither integer division nor
+            # bounded by a column's integer type, so no row can overflow it.
+            lhs = sql.SQL("CAST({} AS double precision)").format(self.expr(node.lhs))
+            rhs = self.expr(node.rhs)
+            if op == "/":  # a zero divisor gives NULL (no match), not an error mid-stream
+                rhs = sql.SQL("NULLIF({}, 0)").format(rhs)
             return sql.SQL("({} {} {})").format(lhs, sql.SQL(op), rhs)
         if isinstance(node, ast.Node):
             raise InvalidInputError(f"a {type(node).__name__} is not a value")

@@ -99,6 +99,14 @@ def test_logic_and_arithmetic(client: Any) -> None:
     assert matched(client, "building", "year_built - 1990 = 5") == 2
 
 
+def test_arithmetic_that_fails_per_row_is_no_error(client: Any) -> None:
+    """A zero divisor or an integer overflow on some row is a non-match, not a
+    cut stream: the database would raise only when it reaches that row."""
+    assert matched(client, "building", "floors / (floors - 6) > 0") == 4  # walk-ups: 6/0
+    assert matched(client, "building", "floors * 3000000000 > 1") == 8  # past int4
+    assert matched(client, "building", "floors / 0 = 1") == 0
+
+
 def test_combines_with_other_parameters(client: Any) -> None:
     assert matched(client, "building", "floors = 24", bbox="116.46,39.915,116.469,39.93") == 2
     r = client.get(
