@@ -29,6 +29,8 @@ from importlib import resources
 from typing import Any
 
 import psycopg
+from psycopg import sql as psql
+from psycopg.conninfo import make_conninfo
 from psycopg.pq import ConnStatus
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
@@ -579,3 +581,82 @@ def sql_text(package: str, name: str) -> str:
     True
     """
     return (resources.files(package) / name).read_text(encoding="utf-8")
+
+
+def database_away(exc: BaseException) -> bool:
+    """Whether an error says the database is away rather than that something failed.
+
+    Parameters
+    ----------
+    exc : BaseException
+        What a worker caught.
+
+    Returns
+    -------
+    bool
+        True for :class:`~spatial.errors.DatabaseUnavailableError` (the pool),
+        a connection that could not be made or was lost (no SQLSTATE, class 08)
+        and a server shutting down or starting (``57P01``–``57P04``); False
+        for anything else, a cancelled query (``57014``) included.
+
+    Examples
+    --------
+    >>> database_away(psycopg.errors.AdminShutdown())
+    True
+    >>> database_away(psycopg.errors.QueryCanceled())
+    False
+    """
+    if isinstance(exc, DatabaseUnavailableError):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith(("08", "57P"))
+
+
+#: TCP keepalives of a long-lived listening connection: a database host that
+#: vanishes without closing the socket (power loss, a partition) is noticed in
+#: about a minute (30 s idle, then 3 probes 10 s apart) instead of the
+#: operating system's default of two hours, so the listener reconnects.
+KEEPALIVES: dict[str, int] = {
+    "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+}
+
+
+def listen_connection(conninfo: str, channel: str,
+                      application_name: str) -> psycopg.Connection[Any]:
+    """A dedicated autocommit connection that already listens on ``channel``.
+
+    The job worker and the tile freshness listener wait on notifications
+    for hours; they connect with :data:`CONNECT_TIMEOUT` and
+    :data:`KEEPALIVES`, and ``LISTEN`` before anything else so that no
+    notification sent after this returns goes unheard.
+
+    Parameters
+    ----------
+    conninfo : str
+        libpq connection string.
+    channel : str
+        A notification channel named by the code (``onemap_job``,
+        ``onemap_tiles``), never by a caller.
+    application_name : str
+        Shown in ``pg_stat_activity``.
+
+    Returns
+    -------
+    psycopg.Connection
+        The listening connection; the caller closes it.
+
+    Raises
+    ------
+    psycopg.OperationalError
+        When the server cannot be reached (see :func:`database_away`).
+    """
+    conn = psycopg.connect(make_conninfo(conninfo, **KEEPALIVES), autocommit=True,
+                           application_name=application_name, connect_timeout=CONNECT_TIMEOUT)
+    try:
+        conn.execute(psql.SQL("LISTEN {}").format(psql.Identifier(channel)))
+    except BaseException:
+        conn.close()
+        raise
+    return conn

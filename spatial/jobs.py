@@ -49,10 +49,9 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from spatial.access import ANONYMOUS, Principal, acting_as
-from spatial.db import CONNECT_TIMEOUT, fetch_dicts
+from spatial.db import CONNECT_TIMEOUT, database_away, fetch_dicts, listen_connection
 from spatial.errors import (
     AuthenticationError,
-    DatabaseUnavailableError,
     NotFoundError,
     OnemapError,
 )
@@ -955,37 +954,6 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def database_away(exc: BaseException) -> bool:
-    """Whether an error says the database is away rather than that something failed.
-
-    Parameters
-    ----------
-    exc : BaseException
-        What a worker caught.
-
-    Returns
-    -------
-    bool
-        True for :class:`~spatial.errors.DatabaseUnavailableError` (the pool),
-        a connection that could not be made or was lost (no SQLSTATE, class 08)
-        and a server shutting down or starting (``57P01``–``57P04``); False
-        for anything else, a cancelled query (``57014``) included.
-
-    Examples
-    --------
-    >>> database_away(psycopg.errors.AdminShutdown())
-    True
-    >>> database_away(psycopg.errors.QueryCanceled())
-    False
-    """
-    if isinstance(exc, DatabaseUnavailableError):
-        return True
-    if not isinstance(exc, psycopg.OperationalError):
-        return False
-    state = exc.sqlstate
-    return state is None or state.startswith(("08", "57P"))
-
-
 class JobWorker:
     """Background threads that claim and run jobs.
 
@@ -1117,7 +1085,8 @@ class JobWorker:
             return
         self._stop.set()
         try:  # wake the listeners now rather than at their next poll
-            with psycopg.connect(self._conninfo(), autocommit=True, connect_timeout=3) as conn:
+            with psycopg.connect(self._conninfo(), autocommit=True,
+                             connect_timeout=CONNECT_TIMEOUT) as conn:
                 conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
         except psycopg.Error:
             pass
@@ -1139,10 +1108,7 @@ class JobWorker:
         while not self._stop.is_set():
             try:
                 if listener is None:
-                    listener = psycopg.connect(self._conninfo(), autocommit=True,
-                                               application_name="onemap-worker",
-                                               connect_timeout=CONNECT_TIMEOUT)
-                    listener.execute(f"LISTEN {CHANNEL}")
+                    listener = listen_connection(self._conninfo(), CHANNEL, "onemap-worker")
                     if away:
                         LOGGER.warning("job worker %s: the database is back; listening again",
                                        name)

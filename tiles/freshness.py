@@ -43,8 +43,7 @@ from typing import Any
 
 import psycopg
 
-from spatial.db import CONNECT_TIMEOUT
-from spatial.jobs import database_away
+from spatial.db import CONNECT_TIMEOUT, database_away, listen_connection
 from tiles.cache import TileCache, clear_scope_cache
 from tiles.spec import view_tables
 
@@ -54,7 +53,7 @@ LOGGER = logging.getLogger(__name__)
 CHANNEL = "onemap_tiles"
 
 #: Seconds between attempts to connect again while the database is away (a
-#: restart, an outage: :func:`spatial.jobs.database_away`). A refused
+#: restart, an outage: :func:`spatial.db.database_away`). A refused
 #: connection costs nothing; a longer pause leaves cached tiles unrefreshed
 #: that much longer after the database is back.
 AWAY_RETRY_SECONDS = 1.0
@@ -149,7 +148,8 @@ class Listener:
         if not self._thread.is_alive():
             return
         try:
-            with psycopg.connect(self._conninfo(), autocommit=True, connect_timeout=2) as conn:
+            with psycopg.connect(self._conninfo(), autocommit=True,
+                                 connect_timeout=CONNECT_TIMEOUT) as conn:
                 conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps({"wake": True})))
         except psycopg.Error:
             pass  # the database is gone: the timeout ends the wait
@@ -200,11 +200,8 @@ class Listener:
         lost: float | None = None  # when the outage under way began (it is logged once)
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._conninfo(), autocommit=True,
-                                     application_name="onemap-tiles",
-                                     connect_timeout=CONNECT_TIMEOUT) as conn:
-                    # First of all: from here on no change goes unheard.
-                    conn.execute(f"LISTEN {CHANNEL}")
+                # First of all, it listens: from here on no change goes unheard.
+                with listen_connection(self._conninfo(), CHANNEL, "onemap-tiles") as conn:
                     # Tiles held before the first connection were cached unheard too.
                     self._catch_up(conn, gap=listened or len(self.cache) > 0)
                     if lost is not None:
