@@ -373,9 +373,11 @@ def complete_answers(document: dict[str, Any]) -> dict[str, Any]:
     ``onemap.layer_access``, README "Data access"), so the document lists what
     may follow:
 
-    * every operation: 401 — wrong or expired credentials are refused on every
-      route, never downgraded to anonymous; every operation with a path
-      parameter: 404;
+    * every operation: 400 — a path or query string holding NUL, or a query
+      string that is not UTF-8, is refused on every route
+      (:mod:`spatial.ogc.contract`); 401 — wrong or expired credentials are
+      refused on every route, never downgraded to anonymous; and with a path
+      parameter, 404;
     * a feature collection's items and items: 401 and 403 (a layer that is not
       public, anonymous or for a role without it); every write (Part 4 on items,
       process execution, job dismissal): 401 and 403;
@@ -386,8 +388,8 @@ def complete_answers(document: dict[str, Any]) -> dict[str, Any]:
     * ``DELETE /jobs/{jobId}``: 200 with the job's status info (OGC API -
       Processes, dismiss), not pygeoapi's 204;
     * ``lang``: any string — an unsupported language falls back to the
-      ``Accept-Language`` header or the default, as its description says, so its
-      schema lists the supported ones as examples, not as an enum.
+      ``Accept-Language`` header or the default, as its description says, so the
+      languages served are named in the description, not as an enum.
 
     Parameters
     ----------
@@ -406,7 +408,7 @@ def complete_answers(document: dict[str, Any]) -> dict[str, Any]:
     ...     "components": {"parameters": {}}}
     >>> op = complete_answers(doc)["paths"]["/collections/lamp/items/{featureId}"]["delete"]
     >>> sorted(op["responses"]), [p["name"] for p in op["parameters"]]
-    (['200', '401', '403', '404', '412'], ['If-Match'])
+    (['200', '400', '401', '403', '404', '412'], ['If-Match'])
     """
     out = copy.deepcopy(document)
     for path, item in (out.get("paths") or {}).items():
@@ -414,6 +416,7 @@ def complete_answers(document: dict[str, Any]) -> dict[str, Any]:
             if method not in _METHODS or not isinstance(operation, dict):
                 continue
             answers = operation.setdefault("responses", {})
+            answers.setdefault("400", _ref("responses", "BadRequest"))
             answers.setdefault("401", _ref("responses", "Unauthorized"))
             if "{" in path:  # an id nothing has, or one no route takes (a line break)
                 answers.setdefault("404", _ref("responses", "NotFound"))
@@ -445,8 +448,10 @@ def complete_answers(document: dict[str, Any]) -> dict[str, Any]:
         }
     lang = out.get("components", {}).get("parameters", {}).get("lang")
     if lang is not None and "enum" in lang.get("schema", {}):
-        schema = lang["schema"]
-        schema["example"] = schema.pop("enum")[0]
+        supported = lang["schema"].pop("enum")
+        lang["schema"]["example"] = supported[0]
+        lang["description"] = (f"{lang.get('description', '').rstrip()} "
+                               f"Languages served: {', '.join(supported)}.").lstrip()
     return out
 
 

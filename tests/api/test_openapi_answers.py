@@ -47,12 +47,16 @@ def test_every_write_documents_401_and_403(document: dict[str, Any]) -> None:
             ("post", "/collections/event/items/{featureId}/photos")} <= set(writes)
 
 
-def test_every_operation_documents_401(document: dict[str, Any]) -> None:
-    """Wrong or expired credentials are a 401 on every route (never anonymous)."""
+def test_every_operation_documents_400_and_401(client: Any, document: dict[str, Any]) -> None:
+    """A NUL in the query string is a 400, wrong or expired credentials a 401 (never
+    anonymous), on every route."""
     for path, item in document["paths"].items():
         for method, operation in item.items():
             if isinstance(operation, dict) and "responses" in operation:
-                assert "401" in operation["responses"], (method, path)
+                assert {"400", "401"} <= set(operation["responses"]), (method, path)
+    for path in ("/widget/", "/m/", "/health", "/conformance"):
+        assert client.get(f"{path}?x=%00").status_code == 400, path
+        assert client.get(path, headers={"X-API-Key": "omk_wrong"}).status_code == 401, path
 
 
 def test_item_updates_document_404_412_and_if_match(document: dict[str, Any]) -> None:
@@ -102,6 +106,7 @@ def test_lang_is_any_language_falling_back(client: Any, document: dict[str, Any]
     lang = document["components"]["parameters"]["lang"]
     assert "enum" not in lang["schema"]
     assert "Accept-Language" in lang["description"]
+    assert "Languages served: zh, en-US." in lang["description"]
     for value in ("fr", "en-GB", "xx", "en-US"):
         r = client.get("/collections", params={"f": "json", "lang": value})
         assert r.status_code == 200, value
