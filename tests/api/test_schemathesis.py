@@ -45,7 +45,7 @@ CHECKS = ("not_a_server_error", "status_code_conformance", "response_schema_conf
 #: Random cases per operation (the coverage phase adds its own, derived from the schema).
 MAX_EXAMPLES = 3
 #: A bound on a hung run, not a speed check: a run takes one to two minutes.
-RUN_TIMEOUT_S = 900
+RUN_TIMEOUT_S = 600
 
 
 @dataclass
