@@ -127,6 +127,7 @@ BODY_NEEDED: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
     )
 )
 _ITEMS_POST = BODY_NEEDED[0][1]
+_EXECUTION = BODY_NEEDED[2][1]
 
 #: ``offset`` goes to PostgreSQL as a bigint.
 MAX_OFFSET = 2**63 - 1
@@ -505,7 +506,8 @@ def _kind_of_value(value: Any) -> str:
     return "an array"
 
 
-def check_body(body: bytes, content_type: str | None, *, needed: str | None = None) -> None:
+def check_body(body: bytes, content_type: str | None, *,
+               needed: str | None = None) -> dict[str, Any] | None:
     """A JSON request body must be UTF-8, strict well-formed JSON and an object.
 
     Parameters
@@ -521,6 +523,11 @@ def check_body(body: bytes, content_type: str | None, *, needed: str | None = No
         body (or only white space) is then refused naming it. Without it an
         empty body is left to the endpoint.
 
+    Returns
+    -------
+    dict or None
+        The decoded object of a JSON body; None for an empty or a text body.
+
     Raises
     ------
     InvalidInputError
@@ -532,6 +539,7 @@ def check_body(body: bytes, content_type: str | None, *, needed: str | None = No
     Examples
     --------
     >>> check_body(b'{"op": "=", "args": [1, 1]}', "application/json")
+    {'op': '=', 'args': [1, 1]}
     >>> check_body(b'{"op": ', "application/json")
     Traceback (most recent call last):
     ...
@@ -552,18 +560,18 @@ feature / 请求体为空
         if needed is not None:
             raise InvalidInputError(f"request body is empty; this request needs {needed}"
                                     " / 请求体为空")
-        return
+        return None
     media = (content_type or "").split(";")[0].strip().lower()
     is_json = not media or bool(_JSON_TYPES.match(media))
     if not is_json and not media.startswith("text/"):
-        return
+        return None
     if is_json:
         value = loads(body, "request body")
         if not isinstance(value, dict):
             raise InvalidInputError(
                 f"request body must be a JSON object, got {_kind_of_value(value)}"
                 " / 请求体须为 JSON 对象")
-        return
+        return value
     # Text is only decoded: what it may hold is the route's to say (the photo
     # route answers a text body 415, whatever its characters).
     try:
@@ -571,6 +579,61 @@ feature / 请求体为空
     except UnicodeDecodeError as exc:
         raise InvalidInputError(
             f"request body is not UTF-8 (byte {exc.start}) / 请求体不是 UTF-8 编码") from None
+    return None
+
+
+#: Members of an OGC API Processes 1.0 execute request whose shape pygeoapi
+#: assumes (``subscriber['successUri']`` on a list is a TypeError → 500); the
+#: inputs are :func:`spatial.ogc.manager.validate_inputs`'s.
+_EXECUTE_MEMBERS: dict[str, type] = {"outputs": dict, "subscriber": dict}
+_EXECUTE_RESPONSES = ("raw", "document")
+_SUBSCRIBER_URIS = ("successUri", "inProgressUri", "failedUri")
+
+
+def check_execute_request(document: Mapping[str, Any]) -> None:
+    """The members of an execute request are of the kinds OGC API Processes states.
+
+    ``outputs`` and ``subscriber`` are objects, each output an object,
+    ``response`` is ``raw`` or ``document``, the subscriber's ``successUri``
+    (required) and ``inProgressUri``/``failedUri`` are strings. The inputs are
+    the process's to check
+    (:func:`spatial.ogc.manager.validate_inputs`).
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the member and what it was.
+
+    Examples
+    --------
+    >>> check_execute_request({"inputs": {"x": 1}, "response": "document"})
+    >>> check_execute_request({"subscriber": [None]})
+    Traceback (most recent call last):
+    ...
+    spatial.errors.InvalidInputError: execute request: 'subscriber' must be an object, \
+got an array / 请求体有误
+    """
+    def refuse(what: str) -> InvalidInputError:
+        return InvalidInputError(f"execute request: {what} / 请求体有误")
+
+    for name, kind in _EXECUTE_MEMBERS.items():
+        value = document.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise refuse(f"{name!r} must be an object, got {_kind_of_value(value)}")
+    for output, spec in (document.get("outputs") or {}).items():
+        if not isinstance(spec, dict):
+            raise refuse(f"output {output!r} must be an object, got {_kind_of_value(spec)}")
+    response = document.get("response")
+    if response is not None and response not in _EXECUTE_RESPONSES:
+        raise refuse(f"'response' must be 'raw' or 'document', got {response!r}")
+    subscriber = document.get("subscriber")
+    if subscriber:
+        if "successUri" not in subscriber:
+            raise refuse("'subscriber' needs a 'successUri'")
+        for name in _SUBSCRIBER_URIS:
+            if name in subscriber and not isinstance(subscriber[name], str):
+                raise refuse(f"subscriber {name!r} must be a URI string, "
+                             f"got {_kind_of_value(subscriber[name])}")
 
 
 def query_pairs(raw: bytes) -> list[tuple[str, str]]:
@@ -886,7 +949,9 @@ class ContractMiddleware:
         body = await read_capped(chunks(), declared, cap, lambda size: _too_large(size, cap))
         if gone:
             return _replaying(gone[0], receive)
-        check_body(body, content_type, needed=needed)
+        document = check_body(body, content_type, needed=needed)
+        if document is not None and needed is not None and _EXECUTION.match(path):
+            check_execute_request(document)
         if content_type is None and scope["method"] == "POST" and _ITEMS_POST.match(path):
             # pygeoapi tells a feature to create from a filter by Content-Type alone
             raise UnsupportedMediaTypeError(

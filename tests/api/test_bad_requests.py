@@ -237,6 +237,15 @@ def test_a_surrogate_pair_is_a_character_not_a_lone_surrogate(app: App) -> None:
     (b'{"inputs": null}', ["inputs must be a JSON object"]),
     (b'{"inputs": [116.46, 39.92]}', ["inputs must be a JSON object"]),
     (b'{"inputs": {"x": 116.46, "y": 39.92, "crs": "\\u0000"}}', ["$.inputs.crs", "NUL"]),
+    # the execute request's own members (schemathesis: a list as subscriber was a 500)
+    (b'{"inputs": {}, "subscriber": [null, null]}', ["'subscriber' must be an object"]),
+    (b'{"inputs": {}, "subscriber": {"failedUri": "http://a.example/f"}}',
+     ["needs a 'successUri'"]),
+    (b'{"inputs": {}, "subscriber": {"successUri": 7}}', ["'successUri' must be a URI string"]),
+    (b'{"inputs": {}, "outputs": [1]}', ["'outputs' must be an object"]),
+    (b'{"inputs": {}, "outputs": {"result": "x"}}', ["output 'result' must be an object"]),
+    (b'{"inputs": {}, "response": ["raw"]}', ["'response' must be 'raw' or 'document'"]),
+    (b'{"inputs": {}, "response": "everything"}', ["'response' must be 'raw' or 'document'"]),
 ])
 @pytest.mark.parametrize("process", PROCESSES)
 def test_bad_execution_bodies_are_400(app: App, process: str, body: bytes,
