@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from spatial.errors import OnemapError, http_status
 from spatial.ogc import fixes
 from spatial.ogc.openapi import write_document
+from spatial.ogc.problems import error_response, problem
 from spatial.settings import get_settings
 
 LOGGER = logging.getLogger(__name__)
@@ -84,12 +85,11 @@ async def onemap_error(request: Request, exc: Exception) -> JSONResponse:
     The message of an :class:`~spatial.errors.OnemapError` is safe to show by
     contract; the status comes from :data:`spatial.errors.HTTP_STATUS`.
     """
-    assert isinstance(exc, OnemapError)
-    status = http_status(exc)
-    if status >= 500:
-        LOGGER.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
-    return JSONResponse({"code": type(exc).__name__, "description": str(exc)},
-                        status_code=status)
+    if not isinstance(exc, OnemapError):  # registered for OnemapError only
+        raise TypeError(f"not an onemap error: {exc!r}")
+    if http_status(exc) >= 500:
+        LOGGER.error("on %s:", request.url.path)
+    return error_response(exc)
 
 
 def route_methods(routes: list[BaseRoute], scope: Scope) -> tuple[bool, set[str]]:
@@ -178,7 +178,7 @@ class Unrouted:
         method, path = scope["method"], scope["path"]
         if allowed:
             methods = ", ".join(sorted(allowed))
-            response = _exception(405, "MethodNotAllowed",
+            response = problem(405, "MethodNotAllowed",
                                   f"{method} is not allowed on {path}; allowed: {methods}",
                                   {"Allow": methods})
         else:
@@ -188,20 +188,14 @@ class Unrouted:
             if path != "/" and (served_there or allowed_there):
                 response = RedirectResponse(URL(scope=moved), status_code=307)
             else:
-                response = _exception(404, "NotFound", f"nothing is served at {path} / 无此资源")
+                response = problem(404, "NotFound", f"nothing is served at {path} / 无此资源")
         await response(scope, receive, send)
-
-
-def _exception(status: int, code: str, description: str,
-               headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"code": code, "type": code, "description": description},
-                        status_code=status, headers=headers)
 
 
 async def not_found(request: Request, exc: Exception) -> JSONResponse:
     """The router's 404 (a path no route takes, e.g. one with a line break) as an
     OGC exception document."""
-    return _exception(404, "NotFound", f"nothing is served at {request.url.path} / 无此资源")
+    return problem(404, "NotFound", f"nothing is served at {request.url.path} / 无此资源")
 
 
 class ContextExecutor(ThreadPoolExecutor):

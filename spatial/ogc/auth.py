@@ -45,6 +45,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spatial import auth, editing, users
 from spatial.access import ANONYMOUS, Principal, acting_as, current_principal, request_connection
+from spatial.db import UNAVAILABLE
 from spatial.errors import (
     AuthenticationError,
     DatabaseUnavailableError,
@@ -52,6 +53,7 @@ from spatial.errors import (
     PermissionDeniedError,
 )
 from spatial.ogc.contract import classify, feature_provider
+from spatial.ogc.problems import CHALLENGE, error_response, problem
 
 LOGGER = logging.getLogger(__name__)
 
@@ -193,12 +195,8 @@ def unauthorized(message: str, *, invalid: bool = True) -> JSONResponse:
         Credentials were presented and refused (RFC 6750 ``invalid_token``);
         False when there were none.
     """
-    challenge = 'Bearer realm="onemap"' + (', error="invalid_token"' if invalid else "")
-    return JSONResponse(
-        {"code": "AuthenticationError", "type": "AuthenticationError", "description": message},
-        status_code=401,
-        headers={"WWW-Authenticate": challenge},
-    )
+    challenge = CHALLENGE + (', error="invalid_token"' if invalid else "")
+    return problem(401, "AuthenticationError", message, {"WWW-Authenticate": challenge})
 
 
 def forbidden(message: str) -> JSONResponse:
@@ -209,11 +207,7 @@ def forbidden(message: str) -> JSONResponse:
     message : str
         Safe to show.
     """
-    return JSONResponse(
-        {"code": "PermissionDeniedError", "type": "PermissionDeniedError",
-         "description": message},
-        status_code=403,
-    )
+    return problem(403, "PermissionDeniedError", message)
 
 
 def feature_write(method: str, path: str, content_type: str | None
@@ -298,11 +292,7 @@ async def write_refusal(scope: Scope) -> Response | None:
 
 
 def _unavailable() -> JSONResponse:
-    return JSONResponse(
-        {"code": "DatabaseUnavailableError",
-         "description": "the database is unavailable / 数据库暂不可用"},
-        status_code=503,
-    )
+    return error_response(DatabaseUnavailableError(UNAVAILABLE))
 
 
 def _resolve(credential: str) -> Principal:

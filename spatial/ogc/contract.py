@@ -34,7 +34,6 @@ integer is a 400.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -53,6 +52,7 @@ from spatial.errors import (
     UnsupportedMediaTypeError,
     http_status,
 )
+from spatial.ogc.problems import problem
 from spatial.wellformed import bad_character, check_text, loads
 
 LOGGER = logging.getLogger(__name__)
@@ -805,18 +805,6 @@ def _config(path: str) -> dict[str, Any]:
 QUERYABLES = QueryablesCache(provider_queryables)
 
 
-def _problem(status: int, code: str, description: str) -> tuple[Message, Message]:
-    body = json.dumps({"code": code, "type": code, "description": description},
-                      ensure_ascii=False).encode("utf-8")
-    start: Message = {
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode())],
-    }
-    return start, {"type": "http.response.body", "body": body}
-
-
 class ContractMiddleware:
     """ASGI middleware answering bad requests 400 before pygeoapi or a route runs.
 
@@ -879,8 +867,7 @@ class ContractMiddleware:
             if status != 400:  # 413, 415: the class names it, as on the routes
                 code = type(exc).__name__
             LOGGER.info("%d %s %s: %s", status, method, scope.get("path"), exc)
-            for message in _problem(status, code, str(exc)):
-                await send(message)
+            await problem(status, code, str(exc))(scope, receive, send)
             return
         refusal = await self.authorize(scope)
         if refusal is not None:

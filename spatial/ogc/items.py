@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import pyproj
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spatial.access import Principal, check_can_read, current_principal, request_connection
@@ -34,7 +34,7 @@ from spatial.catalog import LAYERS_SCHEMA, get_table
 from spatial.cql import parse_filter
 from spatial.crs import crs_axes
 from spatial.db import get_pool
-from spatial.errors import InvalidInputError, OnemapError, http_status
+from spatial.errors import InvalidInputError, OnemapError
 from spatial.features import (
     MAX_LIMIT,
     FeatureQuery,
@@ -44,6 +44,7 @@ from spatial.features import (
     parse_text_search,
     stream_features,
 )
+from spatial.ogc.problems import error_response
 
 LOGGER = logging.getLogger(__name__)
 
@@ -151,10 +152,7 @@ class StreamingItems:
         except OnemapError as exc:
             if body is not None:
                 await run_in_threadpool(body.close)
-            status = http_status(exc)
-            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-            await JSONResponse({"code": type(exc).__name__, "description": str(exc)},
-                               status_code=status, headers=headers)(scope, receive, send)
+            await error_response(exc)(scope, receive, send)
             return
         rest = body
 

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from spatial.ogc.problems import problem
 from spatial.settings import get_settings
 
 LOGGER = logging.getLogger(__name__)
@@ -81,8 +82,7 @@ def resolve_inside(root: Path, relative: str) -> Path | None:
 
 
 def _not_found(path: str) -> JSONResponse:
-    return JSONResponse({"code": "NotFound", "description": f"no such file: {path} / 文件不存在"},
-                        status_code=404)
+    return problem(404, "NotFound", f"no such file: {path} / 文件不存在")
 
 
 class StaticDirectory:

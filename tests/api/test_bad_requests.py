@@ -84,6 +84,7 @@ def problem(r: Any, status: int, *says: str) -> dict[str, Any]:
     assert r.headers["content-type"].startswith("application/json"), r.headers["content-type"]
     body = r.json()
     assert isinstance(body, dict) and body.get("code") and body.get("description"), body
+    assert body.get("type") == body["code"], body  # one shape on every route (problems.py)
     for said in says:
         assert said in body["description"], (said, body["description"])
     return body

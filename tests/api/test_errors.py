@@ -30,4 +30,5 @@ def test_error_status_and_document(error: Exception, status: int) -> None:
     response = asyncio.run(onemap_error(request, error))
     assert response.status_code == status
     body = json.loads(bytes(response.body))
-    assert body == {"code": type(error).__name__, "description": str(error)}
+    name = type(error).__name__
+    assert body == {"code": name, "type": name, "description": str(error)}
