@@ -496,6 +496,72 @@ def revoke_token(conn: psycopg.Connection[Any], token: str) -> bool:
     return row is not None
 
 
+#: How long a refreshed token keeps working after :func:`refresh_token` replaced it:
+#: requests already in flight with it (a map view's tiles) and other tabs sharing it
+#: finish instead of failing.
+REFRESH_GRACE = timedelta(seconds=60)
+
+
+def refresh_token(
+    conn: psycopg.Connection[Any],
+    token: str,
+    *,
+    grace: timedelta = REFRESH_GRACE,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> IssuedToken:
+    """Exchange a valid bearer token for a new one with a new expiry.
+
+    The new token lives :func:`token_ttl` from now; the old one expires ``grace``
+    from now (or earlier, when it was due to expire sooner), so a console that
+    refreshes before expiry keeps working across a working day without asking for
+    the password again, and a stolen token stops working once it has been replaced.
+    The account must still be active: a disabled user cannot refresh.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+    token : str
+        ``om_…`` as presented; an API key is refused.
+    grace : timedelta
+        How long the old token keeps working; zero revokes it at once.
+    ip, user_agent : str, optional
+        Recorded with the new token.
+
+    Returns
+    -------
+    IssuedToken
+
+    Raises
+    ------
+    AuthenticationError
+        If the token is unknown, expired or revoked, or its user disabled.
+    ValueError
+        If ``grace`` is negative.
+
+    Examples
+    --------
+    >>> new = refresh_token(conn, old.value)  # doctest: +SKIP
+    >>> verify_token(conn, new.value).username  # doctest: +SKIP
+    'worker'
+    """
+    if grace < timedelta(0):
+        raise ValueError(f"grace must not be negative, got {grace}")
+    principal = verify_token(conn, token)  # unknown, expired, revoked, disabled → 401
+    assert principal.user_id is not None
+    fresh = issue_token(conn, principal.user_id, ip=ip, user_agent=user_agent)
+    if grace > timedelta(0):
+        conn.execute(
+            "UPDATE onemap.auth_token SET expires_at = greatest(issued_at + interval '1 "
+            "microsecond', least(expires_at, now() + %s)) WHERE token_hash = %s",
+            (grace, sha256_hex(token)),
+        )
+    else:
+        revoke_token(conn, token)
+    LOGGER.info("token of %r refreshed", principal.username)
+    return fresh
+
+
 # ---------------------------------------------------------------- API keys
 
 
@@ -784,6 +850,7 @@ def search_login_log(
 
 __all__ = [
     "MAX_FAILURES",
+    "REFRESH_GRACE",
     "ApiKeyInfo",
     "IssuedApiKey",
     "IssuedToken",
@@ -795,6 +862,7 @@ __all__ = [
     "list_api_keys",
     "login",
     "principal_for_user",
+    "refresh_token",
     "revoke_api_key",
     "revoke_token",
     "search_login_log",

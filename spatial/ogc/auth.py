@@ -482,6 +482,43 @@ async def logout_endpoint(request: Request) -> Response:
     return Response(status_code=204)
 
 
+def _refresh(token: str, ip: str | None, user_agent: str | None) -> auth.IssuedToken:
+    from spatial.db import get_pool
+
+    with get_pool().connection() as conn:
+        return auth.refresh_token(conn, token, ip=ip, user_agent=user_agent)
+
+
+async def refresh_endpoint(request: Request) -> Response:
+    """``POST /auth/refresh``: the presented login token → a new one with a new expiry.
+
+    The old token keeps working for :data:`spatial.auth.REFRESH_GRACE` (requests in
+    flight finish), then expires. An API key is not refreshed (400).
+    """
+    try:
+        credential = credential_from_headers(request.headers)
+    except AuthenticationError as exc:
+        return unauthorized(str(exc))
+    if credential is None:
+        return unauthorized(NO_CREDENTIALS, invalid=False)
+    if credential.startswith(auth.API_KEY_PREFIX):
+        raise InvalidInputError(
+            "an API key does not expire by itself and is not refreshed; only login tokens are"
+            " / API 密钥无需刷新，仅登录令牌可刷新"
+        )
+    ip = request.client.host if request.client else None
+    try:
+        token = await run_in_threadpool(
+            _refresh, credential, ip, request.headers.get("user-agent"))
+    except AuthenticationError as exc:
+        return unauthorized(str(exc))
+    return JSONResponse(
+        {"access_token": token.value, "token_type": "Bearer",
+         "expires_at": token.expires_at.isoformat()},
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
 def _me(principal: Principal) -> dict[str, Any]:
     from spatial.db import get_pool
 
@@ -599,6 +636,7 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/auth/login", login_endpoint, methods=["POST"]),
         Route("/auth/logout", logout_endpoint, methods=["POST"]),
+        Route("/auth/refresh", refresh_endpoint, methods=["POST"]),
         Route("/auth/me", me_endpoint, methods=["GET"]),
         Route("/auth/login-log", login_log_endpoint, methods=["GET"]),
     ]
