@@ -1,8 +1,10 @@
-"""The map's search box: addresses, buildings, household numbers and alley names.
+"""The map's search box: addresses, buildings, household numbers, alley names
+and admin units (street offices, communities, grids).
 
-The matching is ``onemap.search`` (``spatial/sql/160_search.sql``): substring
-matches through pg_trgm indexes, ranked exact → prefix → elsewhere, shorter
-labels first. It runs as its caller, so a connection from
+The matching is ``onemap.search`` (``spatial/sql/160_search.sql``) and
+``onemap.search_units`` (``spatial/sql/175_search_units.sql``), merged here:
+substring matches through pg_trgm indexes, ranked exact → prefix → elsewhere,
+shorter labels first. It runs as its caller, so a connection from
 :func:`spatial.access.request_connection` finds only what row-level security
 lets the caller read (a grid worker the households of their grid; external
 systems and the public no household at all).
@@ -28,6 +30,20 @@ PARAMETERS = frozenset({"q", "limit", "f"})
 MAX_QUERY = 100
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 50
+#: The kinds of hit, as ``type`` in the answer.
+TYPES = ("building", "address", "compound", "household", "alley",
+         "street_office", "community", "grid")
+
+# Both functions rank alike (exact 0, prefix 1, elsewhere 2); their merge is
+# ordered as each orders its own hits, so units and buildings interleave fairly.
+_SEARCH = """
+SELECT kind, collection, id, label, lon, lat, bbox
+FROM (SELECT * FROM onemap.search(%(q)s, %(lim)s)
+      UNION ALL
+      SELECT * FROM onemap.search_units(%(q)s, %(lim)s)) AS hit
+ORDER BY rank, length(label), kind, id
+LIMIT %(lim)s
+"""
 
 
 @dataclass(frozen=True)
@@ -37,7 +53,7 @@ class SearchResult:
     Attributes
     ----------
     type : str
-        ``building``, ``address``, ``compound``, ``household`` or ``alley``.
+        One of :data:`TYPES`.
     collection : str
         The collection holding the feature (``/collections/{collection}/items/{id}``).
     id : int
@@ -129,7 +145,7 @@ def parse_params(params: Mapping[str, str]) -> tuple[str, int]:
 
 
 def search(conn: psycopg.Connection[Any], q: str, limit: int = DEFAULT_LIMIT) -> list[SearchResult]:
-    """Find buildings, addresses, compounds, households and alleys matching ``q``.
+    """Find buildings, addresses, compounds, households, alleys and admin units matching ``q``.
 
     Parameters
     ----------
@@ -138,7 +154,8 @@ def search(conn: psycopg.Connection[Any], q: str, limit: int = DEFAULT_LIMIT) ->
         on the owner's connection row-level security does not apply.
     q : str
         Words; a household is found by its room number, narrowed by more words
-        matching its building's name or address (``"示范楼 3-2-501"``).
+        matching its building's name or address (``"示范楼 3-2-501"``); a street
+        office, community or grid by its name (``"霞光里"``).
     limit : int
         At most this many hits.
 
@@ -154,11 +171,7 @@ def search(conn: psycopg.Connection[Any], q: str, limit: int = DEFAULT_LIMIT) ->
     """
     if limit < 1 or not q.strip():
         raise ValueError(f"need a non-empty q and limit >= 1, got {q!r}, {limit!r}")
-    rows = fetch_tuples(
-        conn,
-        "SELECT kind, collection, id, label, lon, lat, bbox FROM onemap.search(%s, %s)",
-        (q.strip(), limit),
-    )
+    rows = fetch_tuples(conn, _SEARCH, {"q": q.strip(), "lim": limit})
     return [
         SearchResult(kind, collection, int(fid), label, float(lon), float(lat),
                      tuple(bbox) if bbox is not None else None)
@@ -166,4 +179,5 @@ def search(conn: psycopg.Connection[Any], q: str, limit: int = DEFAULT_LIMIT) ->
     ]
 
 
-__all__ = ["MAX_LIMIT", "MAX_QUERY", "PARAMETERS", "SearchResult", "parse_params", "search"]
+__all__ = ["MAX_LIMIT", "MAX_QUERY", "PARAMETERS", "TYPES", "SearchResult", "parse_params",
+           "search"]

@@ -127,10 +127,12 @@ def test_bad_input_is_400(clients: dict[str, Any], params: dict[str, str]) -> No
     assert response.json()["code"] == "InvalidInputError"
 
 
-def test_migration_runs_again_and_indexes_exist(conn: psycopg.Connection[Any]) -> None:
+@pytest.mark.parametrize("name", ["160_search.sql", "175_search_units.sql"])
+def test_migration_runs_again_and_indexes_exist(conn: psycopg.Connection[Any],
+                                                name: str) -> None:
     from importlib import resources
 
-    text = resources.files("spatial.sql").joinpath("160_search.sql").read_text(encoding="utf-8")
+    text = resources.files("spatial.sql").joinpath(name).read_text(encoding="utf-8")
     conn.execute(text)  # re-runnable: a second application changes nothing
     conn.execute(text)
     names = {r["indexname"] for r in conn.execute(
@@ -138,4 +140,80 @@ def test_migration_runs_again_and_indexes_exist(conn: psycopg.Connection[Any]) -
     ).fetchall()}
     assert names == {"building_name_trgm_idx", "building_address_trgm_idx",
                      "compound_name_trgm_idx", "compound_address_trgm_idx",
-                     "household_room_no_trgm_idx", "alley_name_trgm_idx"}
+                     "household_room_no_trgm_idx", "alley_name_trgm_idx",
+                     "street_office_name_trgm_idx", "community_name_trgm_idx",
+                     "grid_name_trgm_idx"}
+    # 160 applied again alone (its checksum changed) keeps the units searchable
+    assert conn.execute("SELECT count(*) AS n FROM onemap.search_units('x', 1)").fetchone()
+
+
+# --- admin units: street offices, communities, grids ------------------------------------------
+
+
+@pytest.fixture
+def demo_names(tiny_city_db: str, tiny_city_ids: dict[str, int]) -> dict[str, int]:
+    """The demo city's names (霞光里社区 in 双井街道) added to the tiny city."""
+    with psycopg.connect(tiny_city_db, autocommit=True) as conn:
+        so = conn.execute(
+            "INSERT INTO onemap.street_office (code, name, district_id, geom) "
+            "VALUES ('110105002', '双井街道', %s, "
+            "ST_Multi(ST_MakeEnvelope(116.50, 39.91, 116.52, 39.93, 4490))) RETURNING id",
+            (tiny_city_ids["district"],)).fetchone()[0]  # type: ignore[index]
+        community = conn.execute(
+            "INSERT INTO onemap.community (code, name, street_office_id, geom) "
+            "VALUES ('110105002005', '霞光里社区', %s, "
+            "ST_Multi(ST_MakeEnvelope(116.50, 39.91, 116.51, 39.92, 4490))) RETURNING id",
+            (so,)).fetchone()[0]  # type: ignore[index]
+        grid = conn.execute(
+            "INSERT INTO onemap.grid (code, name, community_id, geom) "
+            "VALUES ('110105002005-01', '霞光里第1网格', %s, "
+            "ST_Multi(ST_MakeEnvelope(116.50, 39.91, 116.505, 39.915, 4490))) RETURNING id",
+            (community,)).fetchone()[0]  # type: ignore[index]
+    return {"street_office": so, "community": community, "grid": grid}
+
+
+@pytest.mark.parametrize("role", ["analyst", "grid_worker", "external_system", "public"])
+def test_everyone_finds_admin_units_by_name(clients: dict[str, Any], demo_names: dict[str, int],
+                                            role: str) -> None:
+    """Admin units are public layers: every caller finds them (the evaluation's
+    "霞光里" and "双井街道" found nothing before)."""
+    (office,) = hits(clients[role], q="双井街道")
+    assert office == {**office, "type": "street_office", "collection": "street_office",
+                      "id": demo_names["street_office"], "label": "双井街道"}
+    minx, miny, maxx, maxy = office["bbox"]
+    assert (minx, miny, maxx, maxy) == pytest.approx((116.50, 39.91, 116.52, 39.93))
+    assert minx < office["lon"] < maxx and miny < office["lat"] < maxy
+    found = hits(clients[role], q="霞光里")
+    assert [(h["type"], h["label"]) for h in found] == [
+        ("community", "霞光里社区"), ("grid", "霞光里第1网格")]  # shorter label first
+    assert found[1]["id"] == demo_names["grid"] and len(found[1]["bbox"]) == 4
+
+
+def test_units_rank_with_the_other_hits(clients: dict[str, Any]) -> None:
+    """An exact unit name beats prefix matches of other kinds, and the reverse."""
+    found = hits(clients["analyst"], q="示范社区")
+    assert (found[0]["type"], found[0]["label"]) == ("community", "示范社区")
+    found = hits(clients["analyst"], q="示范")  # all prefix matches: shorter labels first
+    assert {h["label"] for h in found[:2]} == {"示范街道", "示范社区"}
+    assert {h["type"] for h in found} >= {"street_office", "community", "address"}
+    (grid,) = hits(clients["public"], q="第二网格")
+    assert grid["type"] == "grid" and grid["collection"] == "grid"
+
+
+def test_compounds_by_name(clients: dict[str, Any]) -> None:
+    (compound,) = hits(clients["public"], q="幸福家园")
+    assert (compound["type"], compound["collection"]) == ("compound", "compound")
+    assert len(compound["bbox"]) == 4
+
+
+def test_every_type_is_in_the_documented_enum() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from spatial.search import TYPES
+
+    paths = Path(__file__).parents[2] / "spatial" / "ogc" / "openapi_paths.yml"
+    document = yaml.safe_load(paths.read_text(encoding="utf-8"))
+    enum = document["components"]["schemas"]["searchResult"]["properties"]["type"]["enum"]
+    assert tuple(enum) == TYPES
