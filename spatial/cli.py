@@ -271,11 +271,13 @@ def generate_cmd(scale: str, seed: int, replace: bool) -> None:
 
 @main.command("setup")
 @click.option("--demo/--no-demo", default=True,
-              help="Generate the demo city when the database is empty.")
+              help="Generate the demo city when the database is empty, and its demo users.")
 def setup(demo: bool) -> None:
     """Start the database, migrate, and generate the demo city (scale M) if it is empty.
 
-    ``ONEMAP_DEMO_SCALE`` chooses another scale for the demo city.
+    ``ONEMAP_DEMO_SCALE`` chooses another scale for the demo city. A generated
+    city gets one demo user per role (kept from run to run), their passwords
+    in var/demo-users.txt; ``onemap serve`` shows how to sign in.
     """
     try:
         console.print(start_database())
@@ -295,8 +297,49 @@ def setup(demo: bool) -> None:
 
             with connect(autocommit=True) as conn:  # the demo's refuse loads reach today
                 console.print(f"refuse load readings replayed onto today: {replay_today(conn)}")
+            setup_demo_users()
     except OnemapError as exc:
         _fail(exc)
+
+
+def setup_demo_users() -> None:
+    """Make the demo city's users (one per role) unless there are; say where they are.
+
+    Only for a generated city (the demo): a database of imported data gets no
+    demo user. Passwords go to ``var/demo-users.txt`` (0600), never to the log.
+    """
+    from spatial.db import connect
+    from spatial.demo_users import FILE_NAME, ensure_demo_users, is_generated_city
+    from spatial.settings import get_settings
+
+    path = get_settings().var_dir / FILE_NAME
+    with connect(autocommit=True) as conn:
+        if not is_generated_city(conn):
+            return
+        credentials = ensure_demo_users(conn, path)
+    if credentials:
+        console.print(f"demo users: {', '.join(c.username for c in credentials)} "
+                      f"(one per role; passwords in {path})", highlight=False)
+
+
+def sign_in_block(url: str) -> list[str]:
+    """The lines ``onemap serve`` prints before serving: where to sign in, and as whom.
+
+    The demo users shown are those of ``var/demo-users.txt`` that still exist
+    and are active; without the file (no demo city) only the addresses.
+    """
+    from spatial.db import connect
+    from spatial.demo_users import FILE_NAME, read_credentials, sign_in_lines
+    from spatial.settings import get_settings
+    from spatial.users import list_users
+
+    path = get_settings().var_dir / FILE_NAME
+    credentials = read_credentials(path)
+    if credentials:
+        with connect(autocommit=True) as conn:
+            active = {u.username for u in list_users(conn) if u.active}
+        credentials = {k: v for k, v in credentials.items() if k in active}
+    return sign_in_lines(url.rstrip("/"), credentials.values(), path)
 
 
 @main.command("serve")
@@ -321,6 +364,11 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     except OnemapError as exc:
         _fail(exc)
     os.environ.setdefault("ONEMAP_URL", f"http://{host}:{port}")
+    try:
+        for line in sign_in_block(os.environ["ONEMAP_URL"]):
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+    except OnemapError as exc:
+        _fail(exc)
     console.print(f"onemap serving at [bold]http://{host}:{port}[/bold]")
     uvicorn.run(
         "spatial.ogc.app:create_app",

@@ -1,5 +1,6 @@
-"""``onemap user``, ``onemap key`` and ``onemap login-log``: user, API key
-and login-log management from the command line.
+"""``onemap user``, ``onemap key``, ``onemap login-log`` and ``onemap units``:
+user, API key and login-log management from the command line, and the admin
+units' ids a data scope names.
 
 Registered on the main group by :func:`register`. Commands talk to the
 application database as its owner (``DATABASE_URL`` / ``PG*`` or the embedded
@@ -165,7 +166,8 @@ def user() -> None:
               help="Role code (repeatable): district_admin, street_staff, community_staff, "
                    "grid_worker, analyst, external_system, public.")
 @click.option("--scope", "scopes", multiple=True, metavar="LEVEL:UNIT_ID",
-              help="Data scope (repeatable), e.g. community:3 or grid:17.")
+              help="Data scope (repeatable), e.g. community:3 or grid:17; "
+                   "`onemap units --level grid --name 霞光里` lists the ids.")
 @click.option("--display-name", help="Name shown in the application, e.g. 王芳.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.option("--no-password", is_flag=True,
@@ -330,6 +332,33 @@ def scope_remove(username: str, unit: str) -> None:
     _say(f"{username}: {level}:{unit_id} {'removed' if gone else 'was not in scope'}")
 
 
+@click.command("units")
+@click.option("--level", type=click.Choice(["district", "street_office", "community", "grid"]),
+              help="Only this level.")
+@click.option("--name", help="Part of the name (or of the enclosing unit's name), or a code, "
+                             "e.g. 霞光里.")
+@click.option("--limit", type=click.IntRange(1, 10000), default=200, show_default=True)
+@_handles_errors
+def units(level: str | None, name: str | None, limit: int) -> None:
+    """List admin units with the LEVEL:UNIT_ID that --scope takes (行政单元).
+
+    Example: onemap units --level grid --name 霞光里
+    """
+    from spatial.users import find_units
+
+    with _conn() as conn:
+        found = find_units(conn, level, name, limit)
+    table = Table(title=f"{len(found)} units / 行政单元")
+    for column in ("scope", "code", "name", "in"):
+        table.add_column(column)
+    for u in found:
+        table.add_row(u.scope, escape(u.code or ""), escape(u.name), escape(u.parent or ""))
+    out.print(table)
+    if not found:
+        _say("no unit matches / 没有匹配的单元"
+             + (": is a city loaded? (.venv/bin/onemap setup)" if not name else ""))
+
+
 # ---------------------------------------------------------------- API keys
 
 
@@ -431,6 +460,6 @@ def login_log(
 
 
 def register(main: click.Group) -> None:
-    """Add ``user``, ``key`` and ``login-log`` to the main command group."""
-    for command in (user, key, login_log):
+    """Add ``user``, ``key``, ``login-log`` and ``units`` to the main command group."""
+    for command in (user, key, login_log, units):
         main.add_command(command)

@@ -553,13 +553,114 @@ def data_scope(conn: psycopg.Connection[Any], user_id: int) -> list[ScopeUnit]:
     return [ScopeUnit(r["level"], r["unit_id"], r["code"], r["name"]) for r in rows]
 
 
+@dataclass(frozen=True)
+class AdminUnit:
+    """An admin unit as ``onemap units`` lists it, to fill ``--scope``.
+
+    Attributes
+    ----------
+    level : str
+        One of :data:`LEVELS`.
+    id : int
+    code : str or None
+    name : str
+    parent : str or None
+        The name of the unit it lies in (a grid's community or parent grid).
+    """
+
+    level: str
+    id: int
+    code: str | None
+    name: str
+    parent: str | None
+
+    @property
+    def scope(self) -> str:
+        """The ``LEVEL:UNIT_ID`` text ``--scope`` takes.
+
+        Examples
+        --------
+        >>> AdminUnit("grid", 17, None, "霞光里第1网格", "霞光里社区").scope
+        'grid:17'
+        """
+        return f"{self.level}:{self.id}"
+
+
+_UNITS = sql.SQL("""
+SELECT * FROM (
+    SELECT 'district' AS level, d.id, d.code, d.name, NULL::text AS parent, 1 AS depth
+    FROM onemap.district d
+    UNION ALL
+    SELECT 'street_office', s.id, s.code, s.name, d.name, 2
+    FROM onemap.street_office s JOIN onemap.district d ON d.id = s.district_id
+    UNION ALL
+    SELECT 'community', c.id, c.code, c.name, s.name, 3
+    FROM onemap.community c JOIN onemap.street_office s ON s.id = c.street_office_id
+    UNION ALL
+    SELECT 'grid', g.id, g.code, g.name, coalesce(p.name, c.name), 4
+    FROM onemap.grid g JOIN onemap.community c ON c.id = g.community_id
+    LEFT JOIN onemap.grid p ON p.id = g.parent_id
+) AS u
+WHERE (%(level)s::text IS NULL OR u.level = %(level)s)
+  AND (%(name)s::text IS NULL OR u.name ILIKE %(pattern)s OR u.parent ILIKE %(pattern)s
+       OR u.code = %(name)s)
+ORDER BY u.depth, u.id
+LIMIT %(limit)s
+""")
+
+
+def find_units(
+    conn: psycopg.Connection[Any],
+    level: str | None = None,
+    name: str | None = None,
+    limit: int = 200,
+) -> list[AdminUnit]:
+    """Admin units by level and name, to find the id a data scope needs.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+    level : str, optional
+        Only this level (one of :data:`LEVELS`).
+    name : str, optional
+        Part of the unit's name or of the name of the unit it lies in
+        (``霞光里`` finds 霞光里社区 and its grids), or its exact code.
+        Wildcards are taken literally.
+    limit : int
+        At most this many, coarsest level first.
+
+    Returns
+    -------
+    list of AdminUnit
+
+    Raises
+    ------
+    InvalidInputError
+        An unknown level.
+    """
+    if level is not None:
+        _check_level(level)
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit!r}")
+    text = name.strip() if name and name.strip() else None
+    pattern = None
+    if text is not None:
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = fetch_dicts(conn, _UNITS, {"level": level, "name": text, "pattern": pattern,
+                                      "limit": limit})
+    return [AdminUnit(r["level"], int(r["id"]), r["code"], r["name"], r["parent"])
+            for r in rows]
+
+
 __all__ = [
     "LEVELS",
+    "AdminUnit",
     "ScopeUnit",
     "UserInfo",
     "add_scope",
     "create_user",
     "data_scope",
+    "find_units",
     "get_user",
     "grant_role",
     "list_users",

@@ -68,7 +68,7 @@ def test_help_works() -> None:
     done = onemap("--help")
     assert done.returncode == 0 and "Commands:" in done.stdout
     for command in ("db", "setup", "serve", "worker", "generate", "import", "export", "bench",
-                    "user", "key", "login-log"):
+                    "user", "key", "login-log", "units"):
         assert command in done.stdout
         sub = onemap(command, "--help")
         assert sub.returncode == 0, sub.stdout + sub.stderr
@@ -84,6 +84,7 @@ def test_help_works() -> None:
     ("user", "list"),
     ("key", "list"),
     ("login-log",),
+    ("units",),
     ("bench", "tiles", "--quick"),
 ], ids=" ".join)
 def test_a_stopped_database_is_one_line_naming_it(down: dict[str, str],
