@@ -254,7 +254,7 @@ def ensure_demo_users(conn: psycopg.Connection[Any], path: Path) -> list[DemoCre
                 users.set_password(conn, spec.username, password)
             secret = (auth.create_api_key(conn, spec.username, "onemap demo").key
                       if password is None else password)
-        LOGGER.info("demo user %s ready (credentials in %s)", spec.username, path)
+        LOGGER.debug("demo user %s ready (credentials in %s)", spec.username, path)
         out.append(DemoCredential(spec.role, spec.username, secret, scope or "-", scope_name))
     write_credentials(path, out)
     return out
