@@ -144,7 +144,18 @@ class StyleCatalog:
                 raise ValueError(f"styles/{sid}.json: unknown underlay {under!r}")
             base = StyleCatalog._complete(under, raw)
             style["sources"] = {**base["sources"], **style.get("sources", {})}
-            style["layers"] = base["layers"] + style.get("layers", [])
+            own = style.get("layers", [])
+            for layer in own:
+                layer.setdefault("metadata", {})["onemap:group"] = "thematic"
+            # A theme that draws a source layer itself (grid, roads, communities)
+            # replaces the base map's drawing of it: the same lines twice in two
+            # colours read as two things.
+            mine = {layer.get("source-layer") for layer in own if layer.get("type") != "symbol"}
+            under_layers = [layer for layer in base["layers"]
+                            if layer.get("type") == "symbol"
+                            or layer.get("source-layer") not in mine]
+            style["layers"] = under_layers + own
+        style["layers"] = _labels_last(style["layers"])
         ids = [layer.get("id") for layer in style["layers"]]
         if len(set(ids)) != len(ids):
             raise ValueError(f"styles/{sid}.json: layer ids are not unique")
@@ -194,14 +205,22 @@ class StyleCatalog:
         return style
 
     def legend(self, sid: str, basemaps: BaseMaps | None = None) -> dict[str, Any]:
-        """The legend of a style: one entry per layer, or per category of a layer.
+        """The legend of a style: the categories it draws, grouped, each once.
+
+        One entry per drawn category of a layer (only the values its filter lets
+        through) or per layer; label layers and layers marked
+        ``"onemap:legend": false`` (a road's casing) have none. Entries with the
+        same group, label and colour are one entry naming all their layers
+        (``layers``). Thematic entries come first, then the reference (base map)
+        ones, each group top layer first.
 
         Returns
         -------
         dict
-            ``{"style", "title", "entries": [{"layer", "label_zh", "label_en",
-            "type", "color", "source", "source_layer", "minzoom", "maxzoom",
-            "property"?, "value"?}]}`` in drawing order (bottom first).
+            ``{"style", "title", "entries": [{"layer", "layers", "group",
+            "visible", "label_zh", "label_en", "type", "color", "outline",
+            "source", "source_layer", "minzoom", "maxzoom", "property"?,
+            "value"?}]}``.
 
         Examples
         --------
@@ -211,14 +230,43 @@ class StyleCatalog:
         ...          if e["layer"] == "lighting-lamp"]
         >>> [(e["value"], e["color"]) for e in lamps]
         [('working', '#ffd600'), ('off', '#546e7a'), ('fault', '#d50000')]
-        >>> lamps[2]["label_en"], lamps[2]["label_zh"]
-        ('Lamps: Fault', '路灯：故障')
+        >>> lamps[2]["label_en"], lamps[2]["label_zh"], lamps[2]["group"]
+        ('Lamps: Fault', '路灯：故障', 'thematic')
+        >>> [e["label_zh"] for e in catalog.legend("base")["entries"]].count("建筑数量")
+        1
         """
         style = self.style(sid, "", basemaps)
-        entries: list[dict[str, Any]] = []
-        for layer in style["layers"]:
-            entries.extend(legend_entries(layer))
+        merged: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+        for layer in reversed(style["layers"]):
+            for entry in legend_entries(layer):
+                key = (entry["group"], entry["label_zh"], entry["color"])
+                if key in merged:
+                    first = merged[key]
+                    first["layers"].append(entry["layer"])
+                    first["visible"] = first["visible"] or entry["visible"]
+                    first["minzoom"] = min(first["minzoom"], entry["minzoom"])
+                    first["maxzoom"] = max(first["maxzoom"], entry["maxzoom"])
+                else:
+                    merged[key] = {**entry, "layers": list(entry["layers"])}
+        entries = sorted(merged.values(), key=lambda e: e["group"] != "thematic")
         return {"style": sid, "title": self.title(sid), "entries": entries}
+
+
+def _labels_last(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Symbol layers above every other, in their own order.
+
+    Road names of the base map then sit above a theme's pipes and lamps, and
+    every label collides with every other label (MapLibre places the upper
+    layers' symbols first).
+
+    Examples
+    --------
+    >>> [x["id"] for x in _labels_last([{"id": "a", "type": "symbol"},
+    ...                                  {"id": "b", "type": "line"}])]
+    ['b', 'a']
+    """
+    return ([layer for layer in layers if layer.get("type") != "symbol"]
+            + [layer for layer in layers if layer.get("type") == "symbol"])
 
 
 def _first_color(value: Any) -> str | None:
@@ -228,30 +276,114 @@ def _first_color(value: Any) -> str | None:
     return None
 
 
+def _luminance(color: str | None) -> float | None:
+    """WCAG relative luminance of ``#rgb``/``#rrggbb``/``rgb(a)(...)`` (None: other)."""
+    if not color:
+        return None
+    text = color.strip().lower()
+    try:
+        if text.startswith("#") and len(text) in (4, 5):
+            rgb = [int(c * 2, 16) for c in text[1:4]]
+        elif text.startswith("#") and len(text) in (7, 9):
+            rgb = [int(text[i:i + 2], 16) for i in (1, 3, 5)]
+        elif text.startswith("rgb"):
+            rgb = [int(float(v)) for v in text[text.index("(") + 1:-1].split(",")[:3]]
+        else:
+            return None
+    except ValueError:
+        return None
+
+    def lin(v: int) -> float:
+        c = v / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (lin(v) for v in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_on_white(color: str | None) -> float | None:
+    """WCAG contrast ratio of a colour against white (1 to 21; None: unknown).
+
+    Examples
+    --------
+    >>> contrast_on_white("#ffffff"), round(contrast_on_white("#000") or 0)
+    (1.0, 21)
+    """
+    lum = _luminance(color)
+    return None if lum is None else 1.05 / (lum + 0.05)
+
+
+#: Below this contrast against the legend's white panel a swatch gets an outline.
+MIN_SWATCH_CONTRAST = 1.5
+#: The outline of swatches too light to see on white.
+SWATCH_OUTLINE = "#616161"
+_OUTLINE_PAINT = {"circle": "circle-stroke-color", "fill": "fill-outline-color"}
+
+
+def _filter_values(expr: Any, prop: str) -> set[Any] | None:
+    """Values of ``prop`` a layer filter lets through, when it says (else None)."""
+    if not isinstance(expr, list) or not expr:
+        return None
+    if expr[0] == "all":
+        for part in expr[1:]:
+            found = _filter_values(part, prop)
+            if found is not None:
+                return found
+        return None
+    if expr[0] == "match" and len(expr) == 5 and expr[1] == ["get", prop] \
+            and expr[3] is True and expr[4] is False:
+        return set(expr[2]) if isinstance(expr[2], list) else {expr[2]}
+    if expr[0] == "in" and len(expr) == 3 and expr[1] == ["get", prop] \
+            and isinstance(expr[2], list) and expr[2][:1] == ["literal"]:
+        return set(expr[2][1])
+    if expr[0] == "==" and len(expr) == 3 and expr[1] == ["get", prop]:
+        return {expr[2]}
+    return None
+
+
+def is_label_layer(layer: Mapping[str, Any]) -> bool:
+    """A symbol layer that writes names or counts (``…-label``, ``…-label-…``)."""
+    lid = str(layer.get("id", ""))
+    return layer.get("type") == "symbol" and (lid.endswith("-label") or "-label-" in lid)
+
+
 def legend_entries(layer: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Legend entries of one style layer.
 
     A colour chosen by ``["match", ["get", prop], v1, c1, ..., default]`` with
-    ``onemap:categories`` metadata gives one entry per category; any other
-    colour one entry (its first literal colour).
+    ``onemap:categories`` metadata gives one entry per category the layer's
+    filter lets through; any other colour one entry (its first literal
+    colour). Label layers and ``"onemap:legend": false`` give none.
+    ``outline`` is the swatch's edge: the layer's stroke, or grey where the
+    colour would vanish on white.
 
     Examples
     --------
     >>> layer = {"id": "x", "type": "circle", "source": "s", "source-layer": "lamp",
-    ...          "paint": {"circle-color": ["match", ["get", "status"], "fault", "#f00", "#ff0"]},
+    ...          "filter": ["match", ["get", "status"], ["fault", "off"], True, False],
+    ...          "paint": {"circle-color": ["match", ["get", "status"], "fault", "#f00",
+    ...                                     "working", "#ff0", "#ff0"]},
     ...          "metadata": {"onemap:label": {"zh": "路灯", "en": "Lamps"},
     ...                       "onemap:categories": {
     ...                           "property": "status",
-    ...                           "values": {"fault": {"zh": "故障", "en": "Fault"}}}}}
+    ...                           "values": {"fault": {"zh": "故障", "en": "Fault"},
+    ...                                      "working": {"zh": "正常", "en": "Working"}}}}}
     >>> [(e["value"], e["label_zh"], e["color"]) for e in legend_entries(layer)]
     [('fault', '路灯：故障', '#f00')]
+    >>> legend_entries({"id": "r-label", "type": "symbol", "layout": {"text-field": "n"}})
+    []
     """
     kind = str(layer.get("type"))
     meta = layer.get("metadata") or {}
+    if meta.get("onemap:legend") is False or is_label_layer(layer):
+        return []
     label = meta.get("onemap:label") or {}
     zh, en = str(label.get("zh", layer["id"])), str(label.get("en", layer["id"]))
     common: dict[str, Any] = {
         "layer": layer["id"],
+        "layers": [layer["id"]],
+        "group": "thematic" if meta.get("onemap:group") == "thematic" else "reference",
+        "visible": (layer.get("layout") or {}).get("visibility") != "none",
         "type": kind,
         "source": layer.get("source"),
         "source_layer": layer.get("source-layer"),
@@ -259,23 +391,35 @@ def legend_entries(layer: Mapping[str, Any]) -> list[dict[str, Any]]:
         "maxzoom": layer.get("maxzoom", 24),
     }
     paint = layer.get("paint") or {}
+    stroke = paint.get(_OUTLINE_PAINT.get(kind, ""))
+    stroke = stroke if isinstance(stroke, str) else None
+
+    def swatch(col: Any) -> dict[str, Any]:
+        text = col if isinstance(col, str) else None
+        outline = stroke if stroke != text else None
+        weak = contrast_on_white(text)
+        if weak is not None and weak < MIN_SWATCH_CONTRAST and (
+                (contrast_on_white(outline) or 1.0) < MIN_SWATCH_CONTRAST):
+            outline = SWATCH_OUTLINE
+        return {"color": text, "outline": outline}
+
     color = paint.get(COLOR_PAINT.get(kind, ""))
     cats = meta.get("onemap:categories")
     if (cats and isinstance(color, list) and len(color) >= 4 and color[0] == "match"
             and color[1] == ["get", cats.get("property")]):
+        drawn = _filter_values(layer.get("filter"), cats["property"])
         pairs = color[2:-1]
         entries = []
         for value, col in zip(pairs[::2], pairs[1::2], strict=True):
+            if drawn is not None and value not in drawn:
+                continue
             names = cats["values"].get(str(value), {"zh": str(value), "en": str(value)})
             entries.append({**common, "label_zh": f"{zh}：{names['zh']}",
-                            "label_en": f"{en}: {names['en']}",
-                            "color": col, "property": cats["property"], "value": value})
+                            "label_en": f"{en}: {names['en']}", **swatch(col),
+                            "property": cats["property"], "value": value})
         return entries
-    if isinstance(color, str):
-        found: str | None = color
-    else:
-        found = _first_color(color)
-    return [{**common, "label_zh": zh, "label_en": en, "color": found}]
+    found = color if isinstance(color, str) else _first_color(color)
+    return [{**common, "label_zh": zh, "label_en": en, **swatch(found)}]
 
 
 def add_basemaps(style: dict[str, Any], basemaps: BaseMaps, base: str) -> None:

@@ -13,6 +13,8 @@ import mapbox_vector_tile
 import pytest
 import yaml
 
+from spatial.styles import contrast_on_white, is_label_layer
+
 ROOT = Path(__file__).resolve().parents[2]
 TILES = yaml.safe_load((ROOT / "layers" / "tiles.yml").read_text(encoding="utf-8"))["layers"]
 THEMES = yaml.safe_load((ROOT / "layers" / "themes.yml").read_text(encoding="utf-8"))
@@ -106,7 +108,17 @@ def test_style_is_whole_and_matches_the_tiles(client: Any, sid: str) -> None:
     assert len(ids) == len(set(ids))
     assert style["layers"][0]["type"] == "background"
     if sid != "base":  # thematic styles draw the base map underneath
-        assert "base" in style["sources"] and "base-building" in ids
+        assert "base" in style["sources"] and "base-road-label" in ids
+    # labels above everything else: road names over pipes and lamps
+    kinds = [layer["type"] for layer in style["layers"]]
+    assert "symbol" not in kinds or all(k == "symbol" for k in kinds[kinds.index("symbol"):]), \
+        f"{sid}: a symbol layer under a {kinds[-1]} layer"
+    # one themed source (and the base map's): one request per tile and view
+    themed = [s for s in style["sources"].values() if "/tiles/" in s["tiles"][0]
+              and "/collections/" not in s["tiles"][0]]
+    assert len(themed) == (1 if sid == "base" else 2), sid
+    collections = [s for s in style["sources"] if s not in {"base", "city_ops", sid}]
+    assert collections == (["refuse_facility"] if sid == "operations" else []), collections
     drawn: dict[tuple[str, str], set[int]] = {}
     for layer in style["layers"]:
         if layer["type"] == "background":
@@ -125,11 +137,16 @@ def test_style_is_whole_and_matches_the_tiles(client: Any, sid: str) -> None:
             assert layer["layout"]["text-font"][0] in {"DejaVu Sans Book", "DejaVu Sans Bold"}
         if not layer["id"].endswith("label") and "-label-" not in layer["id"]:
             drawn.setdefault((layer["source"], name), set()).update(shown)
-    # every layer of every source is drawn at every zoom it has tiles (up to 20)
+    # every layer of every source is drawn at every zoom it has tiles (up to 20) — by
+    # that source, or (the base map's grid, roads, communities) by the theme's own
+    # source, which replaces the base map's drawing of that layer
+    by_name: dict[str, set[int]] = {}
+    for (_, name), zs in drawn.items():
+        by_name.setdefault(name, set()).update(zs)
     for source_id, source in style["sources"].items():
         for name in source_layers(source):
             have = {z for z in range(0, 21) if level_properties(name, z) is not None}
-            assert have <= drawn.get((source_id, name), set()), (source_id, name)
+            assert have <= by_name.get(name, set()), (source_id, name)
     # labels are the Chinese names
     labels = [ly for ly in style["layers"] if ly["id"].endswith("-label")]
     assert labels or sid in {"pipelines", "lighting"}
@@ -156,19 +173,79 @@ def test_legend_covers_every_layer(client: Any, sid: str) -> None:
     legend = r.json()
     assert legend["style"] == sid
     entries = legend["entries"]
-    assert [e["layer"] for e in entries if e["layer"]] and \
-        {e["layer"] for e in entries} == {ly["id"] for ly in style["layers"]}
+    listed = {lid for e in entries for lid in e["layers"]}
+    shown = {ly["id"] for ly in style["layers"]
+             if not is_label_layer(ly)
+             and ly.get("metadata", {}).get("onemap:legend") is not False}
+    assert listed == shown, (shown - listed, listed - shown)
     for e in entries:
-        assert e["label_zh"] and e["label_en"] and e["type"] in {
-            "fill", "line", "circle", "symbol", "background"}
+        assert e["label_zh"] and e["label_en"] and e["type"] in {"fill", "line", "circle", "symbol",
+                                                              "background"}
         assert e["color"] is None or e["color"].startswith(("#", "rgb")), e
+        assert e["layer"] == e["layers"][0] and e["group"] in {"thematic", "reference"}
+    # thematic first, then the base map's
+    groups = [e["group"] for e in entries]
+    assert groups == sorted(groups, key=lambda g: g != "thematic")
+    assert ("thematic" in groups) == (sid != "base")
     by_layer = {ly["id"]: ly for ly in style["layers"]}
     for lid, layer in by_layer.items():
         cats = layer.get("metadata", {}).get("onemap:categories")
         if cats:  # one entry per category, in the colour the map uses
-            mine = [e for e in entries if e["layer"] == lid]
-            assert {str(e["value"]) for e in mine} == set(cats["values"]), lid
-            assert all(e["color"] and e["property"] == cats["property"] for e in mine)
+            mine = [e for e in entries if lid in e["layers"]]
+            assert {str(e["value"]) for e in mine} <= set(cats["values"]), lid
+            assert mine and all(e["color"] and e["property"] == cats["property"] for e in mine)
+
+
+@pytest.mark.parametrize("sid", STYLE_IDS)
+def test_legend_is_readable(client: Any, sid: str) -> None:
+    """No label twice, every swatch visible on the white panel, no label layer as a dot,
+    no casing of its own, and only the categories a layer's filter lets through."""
+    style = client.get(f"/styles/{sid}").json()
+    entries = client.get(f"/styles/{sid}/legend").json()["entries"]
+    labels = [(e["group"], e["label_zh"]) for e in entries]
+    assert len(labels) == len(set(labels)), sorted(x for x in labels if labels.count(x) > 1)
+    assert len({e["label_en"] for e in entries}) == len(entries)
+    for e in entries:
+        seen = [c for c in (e["color"], e["outline"]) if c]
+        assert seen and max(contrast_on_white(c) or 1.0 for c in seen) >= 1.5, e
+        assert e["label_zh"] != "数量" and "边线" not in e["label_zh"], e
+    by_layer = {ly["id"]: ly for ly in style["layers"]}
+    assert not [e for e in entries if any(is_label_layer(by_layer[x]) for x in e["layers"])]
+    for e in entries:
+        flt = by_layer[e["layer"]].get("filter")
+        if "value" in e and flt and flt[0] == "match" and flt[1] == ["get", e["property"]]:
+            assert e["value"] in flt[2], e
+
+
+@pytest.mark.parametrize("sid", ["grid_management", "operations", "alleys"])
+def test_history_is_hidden_by_default(client: Any, sid: str) -> None:
+    """Open events and unresolved problems drawn; their history a switch away."""
+    style = client.get(f"/styles/{sid}").json()
+    entries = client.get(f"/styles/{sid}/legend").json()["entries"]
+    for layer in style["layers"]:
+        name = layer.get("source-layer")
+        if name not in {"event", "alley_problem", "spill_report"} or is_label_layer(layer):
+            continue
+        flt = layer["filter"]
+        assert flt[:2] == ["match", ["get", "status"]], layer["id"]
+        history = layer["id"].endswith("-history")
+        closed = {"event": {"closed", "evaluated"}, "alley_problem": {"resolved", "closed",
+                                                                      "invalid"},
+                  "spill_report": {"cleaned", "closed"}}[name]
+        assert (set(flt[2]) <= closed) if history else not (set(flt[2]) & closed), layer["id"]
+        assert (layer.get("layout", {}).get("visibility") == "none") == history, layer["id"]
+        entry = next(e for e in entries if layer["id"] in e["layers"])
+        assert entry["visible"] is not history
+    assert any(ly["id"].endswith("-history") for ly in style["layers"])
+
+
+@pytest.mark.parametrize("sid", STYLE_IDS)
+def test_styles_land_on_the_city(client: Any, sid: str) -> None:
+    """The centre the styles open at is the generated city's (spatial/synth ORIGIN_LONLAT)."""
+    from spatial.synth.context import ORIGIN_LONLAT
+
+    style = client.get(f"/styles/{sid}").json()
+    assert style["center"] == list(ORIGIN_LONLAT) and 13 <= style["zoom"] <= 15
 
 
 def test_lamps_by_status_and_problems_by_source(client: Any) -> None:
@@ -222,9 +299,9 @@ def test_tiles_carry_what_the_styles_read(staff_client: Any, tiny_city_db: str) 
                                  116.468, 39.915)
     assert float(facility["properties"]["capacity_t_per_day"]) == 12.5
     assert facility["properties"]["kind"] == "refuse_building"
-    # the operations map reads the same alley problems from their own collection
+    # the operations map reads the same alley problems from its themed tiles
     ops = staff_client.get("/styles/operations").json()
-    (again,) = _tile_features(staff_client, ops, "alley_problem", "alley_problem", 16,
+    (again,) = _tile_features(staff_client, ops, "city_ops", "alley_problem", 16,
                               116.466, 39.916)
     assert again["properties"]["source"] == "hotline_12345"
 
