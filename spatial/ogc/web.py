@@ -4,7 +4,11 @@
   (installed by ``npm ci --prefix web``);
 * ``/widget/*`` — the staff-console widget (``web/widget``; ``/widget/`` is its
   iframe page);
-* ``/m/*`` — the grid worker's mobile map (``web/mobile``).
+* ``/m/*`` — the grid worker's mobile map (``web/mobile``);
+* ``/static/vendor/<package>/*`` — the assets of pygeoapi's HTML pages as our
+  templates (``web/templates``) reference them: Bootstrap, Leaflet and its
+  plugins, Swagger UI, each from its npm package's ``dist`` (:data:`VENDOR`), so
+  the pages work on an intranet without a CDN.
 
 A request names a file inside its directory or nothing: the path is resolved
 (symlinks and ``..`` included) and must stay inside the directory, otherwise
@@ -112,6 +116,41 @@ class StaticDirectory:
                                      "X-Content-Type-Options": "nosniff"})
 
 
+#: ``/static/vendor/<name>/…`` → the directory under ``web/node_modules`` it serves.
+#: Only these packages: the rest of node_modules (test tools …) is not published.
+VENDOR = {
+    "bootstrap": "bootstrap/dist",
+    "leaflet": "leaflet/dist",
+    "leaflet.markercluster": "leaflet.markercluster/dist",
+    "leaflet-draw": "leaflet-draw/dist",
+    "leaflet.vectorgrid": "leaflet.vectorgrid/dist",
+    "swagger-ui": "swagger-ui-dist",
+}
+
+
+class VendorDirectory:
+    """Serves the :data:`VENDOR` packages' files (:meth:`serve` is the endpoint).
+
+    Parameters
+    ----------
+    node_modules : Path
+        ``web/node_modules``.
+    """
+
+    def __init__(self, node_modules: Path) -> None:
+        self.dirs = {name: StaticDirectory(node_modules / sub, "public, max-age=86400")
+                     for name, sub in VENDOR.items()}
+
+    async def serve(self, request: Request) -> Response:
+        """Answer ``<package>/<file>`` of a known package, or 404."""
+        name, _, rest = request.path_params.get("path", "").partition("/")
+        directory = self.dirs.get(name)
+        if directory is None or not rest:
+            return _not_found(request.url.path)
+        request.path_params["path"] = rest
+        return await directory.serve(request)
+
+
 def _redirect_to_slash(request: Request) -> Response:
     url = request.url
     return RedirectResponse(url.replace(path=url.path + "/"), status_code=308)
@@ -134,7 +173,9 @@ def routes(web_dir: Path | None = None) -> list[BaseRoute]:
         ("/widget", web / "widget", "no-cache"),
         ("/m", web / "mobile", "no-cache"),
     ]
-    out: list[BaseRoute] = []
+    vendor = VendorDirectory(web / "node_modules")
+    out: list[BaseRoute] = [
+        Route("/static/vendor/{path:path}", vendor.serve, methods=["GET", "HEAD"])]
     for prefix, root, cache in served:
         endpoint = StaticDirectory(root, cache)
         out.append(Route(f"{prefix}/{{path:path}}", endpoint.serve, methods=["GET", "HEAD"]))
@@ -173,4 +214,5 @@ def cors_middleware() -> Middleware:
                       expose_headers=list(CORS_EXPOSED_HEADERS), max_age=600)
 
 
-__all__ = ["StaticDirectory", "cors_middleware", "resolve_inside", "routes"]
+__all__ = ["VENDOR", "StaticDirectory", "VendorDirectory", "cors_middleware", "resolve_inside",
+           "routes"]
