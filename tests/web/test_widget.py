@@ -32,6 +32,34 @@ HOST_PAGE = """<!doctype html>
 <div data-onemap-theme="grid_management" data-onemap-base="{base}" {credential}
      data-onemap-lang="zh" data-onemap-center="{lon},{lat}" data-onemap-zoom="16"
      style="height:720px"></div>
+<script>
+window.onemapEvents = [];
+["onemap:auth-required", "onemap:token-refreshed"].forEach(function (type) {{
+  document.addEventListener(type, function (e) {{
+    window.onemapEvents.push({{type: type, status: e.detail.status || null,
+                              token: e.detail.token || null}});
+  }});
+}});
+</script>
+</body></html>
+"""
+
+#: The iframe form: the credential handed over by postMessage when the page asks.
+IFRAME_PAGE = """<!doctype html>
+<html lang="zh"><head><meta charset="utf-8"><title>iframe host</title></head>
+<body style="margin:0">
+<script>
+window.messages = [];
+window.addEventListener("message", function (e) {{
+  if (e.origin !== "{base}") return;
+  window.messages.push(e.data);
+  if (e.data && e.data.type === "onemap:credential-wanted") {{
+    e.source.postMessage({{type: "onemap:credential", token: "{token}"}}, "{base}");
+  }}
+}});
+</script>
+<iframe id="onemap" style="width:1200px;height:760px;border:0"
+        src="{base}/widget/?theme=grid_management&amp;lang=zh&amp;center={lon},{lat}&amp;zoom=16&amp;origin={origin}"></iframe>
 </body></html>
 """
 
@@ -42,17 +70,24 @@ def host_pages(live_server: LiveServer, web_city: WebCity,
     """Host pages for the worker and the other grid's worker, on their own server."""
     root = tmp_path_factory.mktemp("host")
     lon, lat = web_city.facts["household"]["point"]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    # a token that was never issued (or has expired): the sign-in form, then the map
+    (root / "expired.html").write_text(HOST_PAGE.format(
+        base=live_server.url, credential='data-onemap-token="om_expired-or-never-issued"',
+        lon=lon, lat=lat), encoding="utf-8")
+    (root / "iframe.html").write_text(IFRAME_PAGE.format(
+        base=live_server.url, token=web_city.users["worker"]["token"], lon=lon, lat=lat,
+        origin=url), encoding="utf-8")
     for user in USERS:
         who = web_city.users[user]
         credential = (f'data-onemap-key="{who["api_key"]}"' if user == "external"
                       else f'data-onemap-token="{who["token"]}"')
         (root / f"{user}.html").write_text(HOST_PAGE.format(
             base=live_server.url, credential=credential, lon=lon, lat=lat), encoding="utf-8")
-    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind",
                              "127.0.0.1", "--directory", str(root)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30  # a bound on start-up, not a speed check
         while True:
@@ -62,7 +97,7 @@ def host_pages(live_server: LiveServer, web_city: WebCity,
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "the host page server did not start"
                 time.sleep(0.1)
-        yield {user: f"{url}/{user}.html" for user in USERS}
+        yield {user: f"{url}/{user}.html" for user in (*USERS, "expired", "iframe")}
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -144,7 +179,8 @@ def test_layers_are_named_in_the_chosen_language(session: dict[str, Any],
         assert seen["switcher"] and seen["popup"], seen
         assert not [t for t in others if t in ids or any(
             f"({i})" in t or t.startswith(f"{i} ") or f", {i}" in t for i in ids)], (lang, seen)
-        assert seen["popup"][0].startswith(titles[lang]["building"] + " #")
+        # the popup is titled by the layer and the record's name, not its id (issue 13)
+        assert seen["popup"][0].startswith(titles[lang]["building"] + "："), seen["popup"]
     assert shown["zh"]["view_rows"] != shown["en"]["view_rows"]
 
 
@@ -178,8 +214,96 @@ def test_clicked_records_popup_is_labelled_by_field_titles(session: dict[str, An
     assert not {r["label"] for r in popup["zh"]["rows"]} & {r["label"] for r in popup["en"]["rows"]}
 
 
+INTERNAL = {"id", "version", "synthetic", "source_key", "created_at", "worker_user_id",
+            "reporter_user_id", "assignee_user_id"}
+
+
+def test_popup_shows_names_and_figures_not_internal_fields(session: dict[str, Any]) -> None:
+    """No bookkeeping in the popup; parents by name; a building's households and residents."""
+    for lang in ("zh", "en"):
+        seen = session["labels"][lang]
+        assert seen["popup_fields"] and not set(seen["popup_fields"]) & INTERNAL, seen
+        assert {"households", "residents"} <= set(seen["popup_figures"]), seen
+        figures = seen["popup_state_figures"]
+        assert figures["households"] > 0 and figures["residents"] > 0, figures
+    rows = {r["field"]: r for r in session["popup"]["zh"]["rows"]}
+    assert not set(rows) & INTERNAL, rows
+    for parent in ("building_id", "unit_id"):  # the household's building and unit by name
+        if parent in rows:
+            assert not rows[parent]["value"].isdigit() and rows[parent]["value"] != "…", rows
+    for row in rows.values():
+        assert row["value"] not in ("", "[]", "true", "false"), row
+
+
+def test_drill_from_a_popup_has_a_breadcrumb_moves_and_highlights(session: dict[str, Any],
+                                                                  web_city: WebCity) -> None:
+    seen = session["from_popup"]
+    focus = seen["focus"]
+    levels = [p["level"] for p in focus["path"]]
+    assert levels[:1] == ["street_office"] and levels[-2:] == ["building", "unit"], focus
+    assert all(p["name"] for p in focus["path"]), focus
+    assert len(focus["crumbs"]) == len(levels), focus
+    assert focus["highlighted"], focus
+    lon, lat = web_city.facts["household"]["point"]
+    assert abs(focus["center"][0] - lon) < 0.01 and abs(focus["center"][1] - lat) < 0.01, focus
+    assert focus["zoom"] > 14, focus
+
+
+def test_a_place_on_the_map_leads_into_the_drill_down_at_street_level(
+        session: dict[str, Any], web_city: WebCity) -> None:
+    place = session["place"]
+    assert [u["level"] for u in place["units"]] == ["street_office", "community", "grid"], place
+    assert place["units"][2]["id"] == web_city.facts["grid"]["id"], place
+    panel = place["street_office_panel"]
+    assert panel["level"] == "street_office" and panel["name"], panel
+
+
+def test_view_statistics_count_each_feature_once_and_follow_the_switcher(
+        session: dict[str, Any]) -> None:
+    counted = session["counted"]
+    assert counted["distinct"], counted
+    for layer, n in counted["distinct"].items():
+        assert counted["rendered"][layer] == n, (layer, counted)
+    assert counted["group"] not in counted["after_off"], counted
+    assert counted["group"] in counted["shown_after_on"], counted  # refreshed by the toggle
+
+
+def test_an_invalid_token_asks_to_sign_in_and_the_map_recovers(session: dict[str, Any]) -> None:
+    """A token never issued or expired: a zh message and a sign-in form instead of a blank
+    map, an ``onemap:auth-required`` event for the host; signing in loads the map."""
+    auth = session["auth"]
+    assert "重新登录" in auth["message"] or "登录" in auth["message"], auth
+    assert {"type": "onemap:auth-required", "status": 401, "token": None} in auth["events"], auth
+    assert auth["wrong_password"], auth
+    after = auth["after_sign_in"]
+    assert not after["overlay"] and after["has_token"] and after["rendered"] > 0, after
+    assert "onemap:token-refreshed" in after["events"], after
+
+
+def test_the_widget_refreshes_its_token(session: dict[str, Any]) -> None:
+    refresh = session["auth"]["refresh"]
+    assert refresh["changed"] and refresh["widget_uses_new"], refresh
+    assert refresh["new_status"] == 200 and refresh["old_status"] == 200, refresh  # grace
+    assert refresh["event"] >= 2 and refresh["expires"], refresh  # sign-in, then refresh
+
+
+def test_a_token_revoked_under_the_map_asks_again_and_recovers(session: dict[str, Any]) -> None:
+    revoked = session["auth"]["revoked"]
+    assert revoked["overlay"], revoked
+    assert revoked["recovered"] > 0, revoked
+
+
+def test_iframe_gets_its_token_by_message_not_in_the_url(session: dict[str, Any]) -> None:
+    iframe = session["iframe"]
+    assert iframe["has_token"] and iframe["rendered"] > 0, iframe
+    assert "token" not in iframe["href"] and "#" not in iframe["href"], iframe
+    assert iframe["urls_with_token"] == [], iframe
+    assert iframe["messages"][:1] == ["onemap:credential-wanted"] and "onemap:ready" in (
+        iframe["messages"]), iframe
+
+
 def test_screenshots_saved(session: dict[str, Any]) -> None:
     from tests.web.conftest import ARTIFACTS
 
-    for name in ("worker-household", "other-worker-household"):
+    for name in ("worker-household", "other-worker-household", "expired-sign-in"):
         assert (ARTIFACTS / "widget" / f"{name}.png").stat().st_size > 10_000

@@ -10,7 +10,7 @@
 // analyst (masked names) and an external system embedding with an API key.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { ARTIFACTS, CITY, PARAMS, check, main, watch } from './lib.mjs';
+import { ARTIFACTS, BASE, CITY, PARAMS, USERS, check, main, until, watch } from './lib.mjs';
 
 const H = CITY.household;
 
@@ -117,7 +117,17 @@ await main(async (browser) => {
         .map((tr) => ({ key: tr.getAttribute('data-layer') || tr.getAttribute('data-stat'),
           label: tr.cells[0].textContent }));
       const text = (sel) => Array.from(w.root.querySelectorAll(sel)).map((e) => e.textContent.trim());
+      // the building's popup: its figures once grid-statistics has answered
+      for (let i = 0; i < 100 && !(w.popupState && w.popupState.figures); i += 1) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const popupFields = Array.from(document.querySelectorAll('[data-testid=onemap-popup] tr'))
+        .map((tr) => tr.getAttribute('data-field'));
+      const figures = Array.from(document.querySelectorAll(
+        '[data-testid=onemap-popup-figures] [data-stat]')).map((d) => d.getAttribute('data-stat'));
       return { view_rows: rows('onemap-view-rendered'), stat_rows: rows('onemap-drill-stats'),
+        popup_fields: popupFields, popup_figures: figures,
+        popup_state_figures: w.popupState && w.popupState.figures,
         switcher: text('[data-testid=onemap-layer-switcher] label'),
         legend: text('[data-testid=onemap-legend-entry]'),
         time: text('[data-testid=onemap-time] h4'), popup: text('[data-testid=onemap-popup] h4') };
@@ -154,6 +164,13 @@ await main(async (browser) => {
           value: tr.cells[1].textContent,
           code: tr.cells[1].firstElementChild && tr.cells[1].firstElementChild.getAttribute('title') })) };
   });
+  // parents by name: wait until the household's building and unit have theirs
+  await page.waitForFunction(() => {
+    const s = window.onemap.widgets[0].popupState;
+    const internal = ['worker_user_id', 'reporter_user_id', 'assignee_user_id'];
+    return s && s.properties && Object.keys(s.properties).filter((k) => /_id$/.test(k)
+      && s.properties[k] != null && !internal.includes(k)).every((k) => k in s.names);
+  }, null, { timeout: 30000 });
   const popup = { zh: await popupRows() };
   await page.evaluate(async () => {
     const w = window.onemap.widgets[0];
@@ -163,6 +180,82 @@ await main(async (browser) => {
   popup.en = await popupRows();
   await page.screenshot({ path: path.join(dir, 'worker-popup-en.png') });
   await page.evaluate(() => window.onemap.widgets[0].setLang('zh'));
+
+  // drill-down from the popup: a breadcrumb up to the street office, the map moved to
+  // the unit and the unit outlined
+  await page.evaluate(async ([id, point]) => {
+    const w = window.onemap.widgets[0];
+    await w.showRecord('household', id, point);
+    w.map.jumpTo({ center: [point[0] + 0.5, point[1] + 0.5], zoom: 9 });
+  }, [H.id, H.point]);
+  // (the popup is off screen now: its button clicked in the page)
+  await page.evaluate(() => document.querySelector('[data-testid=onemap-popup-drill]').click());
+  const fromPopup = await panel(page, 'household', H.id);
+  await page.waitForFunction(() => {
+    const p = window.onemap.widgets[0].panel;
+    return p.path.length >= 4;
+  }, null, { timeout: 30000 }).catch(() => {});
+  fromPopup.focus = await page.evaluate(async () => {
+    const w = window.onemap.widgets[0];
+    if (w.map.isMoving()) await new Promise((r) => w.map.once('moveend', r));
+    const c = w.map.getCenter();
+    const crumbs = Array.from(w.root.querySelectorAll('[data-testid=onemap-drill-path] span'))
+      .map((e) => e.textContent);
+    return { center: [c.lng, c.lat], zoom: w.map.getZoom(),
+      highlighted: !!w.highlighted && !!w.map.getSource('onemap-highlight'),
+      path: w.panel.path.map((p) => ({ level: p.level, id: p.id, name: p.name })), crumbs };
+  });
+  // a click on the map outside features: the units the place is in, each a way in
+  const place = await page.evaluate(async (point) => {
+    const w = window.onemap.widgets[0];
+    const s = await w.showPlace(point);
+    const units = Array.from(document.querySelectorAll('[data-testid=onemap-popup-unit]'))
+      .map((e) => ({ level: e.getAttribute('data-level'), id: Number(e.getAttribute('data-id')),
+        text: e.textContent }));
+    return { here: s.here, units };
+  }, CITY.grid.point);
+  if (place.units.length) {
+    const so = page.locator('[data-testid=onemap-popup-unit][data-level=street_office]');
+    if (await so.count()) {
+      await so.evaluate((e) => e.click());  // the popup may sit off screen
+      place.street_office_panel = await panel(page, 'street_office', place.units[0].id)
+        .catch(async (e) => {
+          const p = await page.evaluate(() => JSON.stringify(window.onemap.widgets[0].panel));
+          throw new Error(`street office panel: ${p} ${e}`);
+        });
+    }
+  }
+
+  // view statistics: each feature once, and a layer switched off leaves them
+  const counted = await page.evaluate(async (point) => {
+    const w = window.onemap.widgets[0];
+    if (w.popup) w.popup.remove();
+    w.map.jumpTo({ center: point, zoom: 16 });
+    await new Promise((r) => w.map.once('idle', r));
+    const state = await w.viewStats();
+    const ids = {};
+    w.map.queryRenderedFeatures().forEach((f) => {
+      if (f.source === 'onemap-highlight' || !f.sourceLayer || f.id == null) return;
+      if (f.properties && 'count' in f.properties) return;
+      (ids[f.sourceLayer] = ids[f.sourceLayer] || new Set()).add(`${f.source}|${f.id}`);
+    });
+    const distinct = {};
+    Object.keys(ids).forEach((k) => { distinct[k] = ids[k].size; });
+    const group = Object.keys(distinct)[0];
+    const layers = w.map.getStyle().layers.filter((l) => l['source-layer'] === group).map((l) => l.id);
+    layers.forEach((id) => w.setLayerVisible(id, false));
+    await new Promise((r) => setTimeout(r, 300));
+    if (!w.map.loaded()) await new Promise((r) => w.map.once('idle', r));
+    const after = await w.viewStats();
+    layers.forEach((id) => w.setLayerVisible(id, true));
+    // the rows the panel shows after a toggle, without calling viewStats
+    await new Promise((r) => setTimeout(r, 1000));
+    await new Promise((r) => { w.map.once('idle', r); w.map.triggerRepaint(); });
+    await new Promise((r) => setTimeout(r, 500));
+    const shown = Array.from(w.root.querySelectorAll('[data-testid=onemap-view-rendered] tr'))
+      .map((tr) => tr.getAttribute('data-layer'));
+    return { rendered: state.rendered, distinct, group, after_off: after.rendered, shown_after_on: shown };
+  }, CITY.grid.point);
 
   // --- the worker of another grid --------------------------------------------------
   const other = await open(browser, PARAMS.hosts.other_worker, 'other_worker');
@@ -189,6 +282,92 @@ await main(async (browser) => {
     await p.context().close();
   }
 
+  // --- a token that was never issued (or has expired): a message, a sign-in form ----
+  const expired = watch(await (await browser.newContext({ viewport: { width: 1280, height: 800 } }))
+    .newPage(), 'expired');
+  await expired.goto(PARAMS.hosts.expired);
+  await expired.getByTestId('onemap-auth').waitFor({ timeout: 30000 });
+  const auth = { message: await expired.getByTestId('onemap-auth-message').textContent(),
+    events: await expired.evaluate(() => window.onemapEvents) };
+  await expired.screenshot({ path: path.join(dir, 'expired-sign-in.png') });
+  const worker = USERS.worker;
+  await expired.getByTestId('onemap-auth-username').fill(worker.username);
+  await expired.getByTestId('onemap-auth-password').fill('not the password');
+  await expired.getByTestId('onemap-auth-submit').click();
+  await expired.waitForFunction(() => {
+    const e = document.querySelector('[data-testid=onemap-auth-error]');
+    return e && e.textContent && !/…/.test(e.textContent);
+  }, null, { timeout: 30000 });
+  auth.wrong_password = await expired.getByTestId('onemap-auth-error').textContent();
+  await expired.getByTestId('onemap-auth-password').fill(worker.password);
+  await expired.getByTestId('onemap-auth-submit').click();
+  await expired.evaluate(async () => {
+    await window.onemap.ready;
+    const { map } = window.onemap.widgets[0];
+    if (!map.loaded()) await new Promise((r) => map.once('idle', r));
+  });
+  auth.after_sign_in = await expired.evaluate(() => {
+    const w = window.onemap.widgets[0];
+    return { overlay: !!document.querySelector('[data-testid=onemap-auth]'),
+      rendered: w.map.queryRenderedFeatures().length, has_token: /^om_/.test(w.token),
+      events: window.onemapEvents.map((e) => e.type) };
+  });
+  // the token refreshed before it expires: a new one; the old one works a minute more
+  auth.refresh = await expired.evaluate(async (base) => {
+    const w = window.onemap.widgets[0];
+    const old = w.token;
+    const fresh = await w.refreshToken();
+    const me = async (t) => (await fetch(`${base}/auth/me`, { headers: { Authorization: `Bearer ${t}` } })).status;
+    return { changed: !!fresh && fresh !== old, widget_uses_new: w.token === fresh,
+      old_status: await me(old), new_status: await me(fresh),
+      event: window.onemapEvents.filter((e) => e.type === 'onemap:token-refreshed').length,
+      expires: w.tokenExpires };
+  }, BASE);
+  // the token revoked under the running map: tiles refused → the form; signing in
+  // again brings the tiles back
+  auth.revoked = await expired.evaluate(async ([base, point]) => {
+    const w = window.onemap.widgets[0];
+    await fetch(`${base}/auth/logout`, { method: 'POST', headers: { Authorization: `Bearer ${w.token}` } });
+    w.map.jumpTo({ center: point, zoom: 15.3 });
+    for (let i = 0; i < 150 && !document.querySelector('[data-testid=onemap-auth]'); i += 1) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { overlay: !!document.querySelector('[data-testid=onemap-auth]') };
+  }, [BASE, CITY.other_grid.point]);
+  if (auth.revoked.overlay) {
+    await expired.getByTestId('onemap-auth-username').fill(worker.username);
+    await expired.getByTestId('onemap-auth-password').fill(worker.password);
+    await expired.getByTestId('onemap-auth-submit').click();
+    await expired.waitForFunction(() => !document.querySelector('[data-testid=onemap-auth]'),
+      null, { timeout: 30000 });
+    auth.revoked.recovered = await expired.evaluate(async () => {
+      const { map } = window.onemap.widgets[0];
+      await new Promise((r) => (map.loaded() && map.areTilesLoaded() ? r() : map.once('idle', r)));
+      return map.queryRenderedFeatures().length;
+    });
+  }
+  await expired.context().close();
+
+  // --- the iframe form: the credential by postMessage, never in the URL --------------
+  const framed = watch(await (await browser.newContext({ viewport: { width: 1280, height: 800 } }))
+    .newPage(), 'iframe');
+  const widgetUrls = [];
+  framed.on('request', (r) => { if (r.url().includes('/widget/')) widgetUrls.push(r.url()); });
+  await framed.goto(PARAMS.hosts.iframe);
+  const frame = await until(() => framed.frames().find((f) => f.url().includes('/widget/')),
+    'no widget iframe', 30000);
+  await frame.waitForFunction(() => window.onemap && window.onemap.ready, null, { timeout: 30000 });
+  const iframe = await frame.evaluate(async () => {
+    await window.onemap.ready;
+    const w = window.onemap.widgets[0];
+    if (!w.map.loaded()) await new Promise((r) => w.map.once('idle', r));
+    return { has_token: /^om_/.test(w.token), rendered: w.map.queryRenderedFeatures().length,
+      href: window.location.href };
+  });
+  iframe.messages = await framed.evaluate(() => window.messages.map((m) => m.type));
+  iframe.urls_with_token = widgetUrls.filter((u) => /token=|om_/.test(u));
+  await framed.context().close();
+
   return { toggled, masked, grid, household, stats_tables: stats, labels, popup,
-    foreign, foreign_grid: foreignGrid };
+    foreign, foreign_grid: foreignGrid, from_popup: fromPopup, place, counted, auth, iframe };
 });

@@ -42,6 +42,9 @@
       building: "楼栋", unit: "单元", household: "户", resident: "居民",
       address: "地址", alley: "街巷", lang: "EN", count: "数量", openDrill: "查看下钻",
       hour: "1 小时", day: "1 天", week: "7 天", children: "下级",
+      authTitle: "登录已失效", authText: "登录凭据无效或已过期，地图无法加载。请重新登录。",
+      relogin: "重新登录", username: "用户名", password: "密码", signingIn: "登录中…",
+      openEvents: "未办结事件", yes: "是", no: "否", beijing: "北京时间", here: "所在位置",
     },
     en: {
       layers: "Layers", legend: "Legend", search: "Search address, building, room, alley",
@@ -57,6 +60,9 @@
       resident: "Resident", address: "Address", alley: "Alley", lang: "中文", count: "Count",
       openDrill: "Drill down", hour: "1 hour", day: "1 day", week: "7 days",
       children: "Below",
+      authTitle: "Signed out", authText: "The sign-in is invalid or has expired, so the map cannot load. Please sign in again.",
+      relogin: "Sign in again", username: "User name", password: "Password", signingIn: "Signing in…",
+      openEvents: "Open events", yes: "Yes", no: "No", beijing: "Beijing time", here: "Located in",
     },
   };
 
@@ -76,6 +82,7 @@
   var PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
     "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
 
+  var HIGHLIGHT = "onemap-highlight"; // the GeoJSON source outlining the unit drilled into
   var maplibrePromise = null;
 
   function loadMapLibre(base) {
@@ -117,6 +124,13 @@
       ".onemap-null{color:#999;font-style:italic}",
       ".onemap-item{cursor:pointer;color:#0645ad}.onemap-denied{color:#a33}",
       ".onemap-btn{cursor:pointer;font-size:12px;margin:2px}",
+      ".onemap-auth{position:absolute;inset:0;z-index:10;background:rgba(40,40,40,.55);display:flex;align-items:center;justify-content:center}",
+      ".onemap-auth form{background:#fff;border-radius:8px;padding:14px 16px;width:300px;box-shadow:0 2px 10px rgba(0,0,0,.4)}",
+      ".onemap-auth input{display:block;width:100%;box-sizing:border-box;margin:4px 0 8px;padding:5px}",
+      ".onemap-auth .onemap-auth-error{color:#a33;min-height:1.2em}",
+      ".onemap-tag{display:inline-block;background:#eef;border:1px solid #99c;border-radius:3px;padding:0 4px;margin:1px 2px 1px 0;font-size:12px}",
+      ".onemap-figures{display:flex;gap:10px;margin:4px 0;font-size:12px}.onemap-figures b{font-size:14px;display:block}",
+      ".onemap-here{font-size:12px;color:#555;margin-top:4px}",
     ].join("");
     document.head.appendChild(s);
   }
@@ -154,6 +168,15 @@
     this.base = (ds.onemapBase || SCRIPT_BASE || window.location.origin).replace(/\/$/, "");
     this.token = ds.onemapToken || "";
     this.apiKey = ds.onemapKey || "";
+    // When the token expires (ISO, as /auth/login answers); unknown: refreshed every
+    // data-onemap-refresh-minutes (default 30) so that it never reaches its end.
+    this.tokenExpires = ds.onemapTokenExpires ? Date.parse(ds.onemapTokenExpires) || null : null;
+    this.refreshMinutes = Number(ds.onemapRefreshMinutes) > 0 ? Number(ds.onemapRefreshMinutes) : 30;
+    // The iframe page's host (index.html): told of sign-in needs and new tokens.
+    this.hostOrigin = ds.onemapHostOrigin || null;
+    this.authState = null; // null, or {status, shown} while a sign-in is needed
+    this._authWaiters = [];
+    this._names = {}; // "collection/id" → Promise of a unit's name (popups, breadcrumbs)
     this.lang = ds.onemapLang === "en" ? "en" : "zh";
     this.styleMode = ds.onemapStyle || "auto";
     this.legend = [];
@@ -259,13 +282,189 @@
       opts.body = JSON.stringify(body);
     }
     var url = /^https?:/.test(path) ? path : this.base + path;
+    var self = this;
     return fetch(url, opts).then(function (r) {
+      if (r.status === 401) self._authRequired(401);
       return r.json().catch(function () { return null; }).then(function (data) {
         return { status: r.status, ok: r.ok, data: data };
       });
     }, function (err) {
       return { status: 0, ok: false, data: null, error: String(err) };
     });
+  };
+
+  /* ---- credentials: refresh before expiry, sign in again after a 401 ---- */
+
+  /* Use ``token`` (expiring at ``expiresAt``, ISO or ms, optional) from now on: every
+   * later request carries it; a pending sign-in is over and what failed is fetched
+   * again. The host calls this with a token it minted; the widget after a refresh or
+   * its own sign-in form. */
+  Widget.prototype.setToken = function (token, expiresAt) {
+    this.token = token || "";
+    if (token) this.apiKey = "";
+    this.tokenExpires = expiresAt ? (typeof expiresAt === "number" ? expiresAt : Date.parse(expiresAt) || null) : null;
+    this._scheduleRefresh();
+    if (this.authState) this._authRecovered();
+    return this.token;
+  };
+
+  /* Use an API key instead of a token (a console backend's service user). */
+  Widget.prototype.setApiKey = function (key) {
+    this.apiKey = key || "";
+    if (key) this.token = "";
+    clearTimeout(this._refreshTimer);
+    if (this.authState) this._authRecovered();
+    return this.apiKey;
+  };
+
+  Widget.prototype._scheduleRefresh = function () {
+    var self = this;
+    clearTimeout(this._refreshTimer);
+    if (!this.token || this.apiKey) return;
+    var delay = this.refreshMinutes * 60e3;
+    if (this.tokenExpires) {
+      var left = this.tokenExpires - Date.now();
+      // Ten minutes ahead on a working day's token; half-way on a short one.
+      delay = left > 20 * 60e3 ? left - 10 * 60e3 : left / 2;
+    }
+    this._refreshTimer = setTimeout(function () { self.refreshToken(); }, Math.max(delay, 5e3));
+  };
+
+  /* Exchange the token for a new one (POST /auth/refresh); Promise of the new token or
+   * null. The old token keeps working a minute on the server, so requests in flight
+   * finish. Fires ``onemap:token-refreshed`` ({token, expires_at}) on the widget's
+   * element, and tells the iframe's host. */
+  Widget.prototype.refreshToken = function () {
+    var self = this;
+    if (!this.token) return Promise.resolve(null);
+    return this.api("/auth/refresh", {}).then(function (r) {
+      if (!r.ok || !r.data || !r.data.access_token) {
+        // 401: the sign-in form is up (api()); anything else: try again in a minute
+        if (r.status !== 401) self._refreshTimer = setTimeout(function () { self.refreshToken(); }, 60e3);
+        return null;
+      }
+      self.setToken(r.data.access_token, r.data.expires_at);
+      self._tell("onemap:token-refreshed", { token: r.data.access_token, expires_at: r.data.expires_at });
+      return r.data.access_token;
+    });
+  };
+
+  /* An event on the widget's element (bubbling), and a message to the iframe's host. */
+  Widget.prototype._tell = function (type, detail) {
+    var ev;
+    try {
+      ev = new CustomEvent(type, { bubbles: true, cancelable: true, detail: detail });
+    } catch (e) {
+      ev = document.createEvent("CustomEvent");
+      ev.initCustomEvent(type, true, true, detail);
+    }
+    var handled = !this.root.dispatchEvent(ev);
+    if (this.hostOrigin && window.parent && window.parent !== window) {
+      var msg = { type: type };
+      Object.keys(detail || {}).forEach(function (k) {
+        if (k !== "widget") msg[k] = detail[k];
+      });
+      window.parent.postMessage(msg, this.hostOrigin);
+    }
+    return handled;
+  };
+
+  /* A request was refused 401: say so, offer the sign-in form, and tell the host
+   * (``onemap:auth-required``, which it may answer with setToken()). */
+  Widget.prototype._authRequired = function (status) {
+    if (this.authState) return;
+    clearTimeout(this._refreshTimer);
+    this.authState = { status: status || 401 };
+    this._tell("onemap:auth-required", { widget: this, status: this.authState.status });
+    this._renderAuth();
+  };
+
+  /* Promise resolved when a sign-in (or a new credential from the host) arrives. */
+  Widget.prototype._authWait = function () {
+    var self = this;
+    if (!this.authState) return Promise.resolve();
+    return new Promise(function (resolve) { self._authWaiters.push(resolve); });
+  };
+
+  Widget.prototype._authRecovered = function () {
+    this.authState = null;
+    this._names = {}; // what was refused, or seen as someone else, is asked again
+    this._renderAuth();
+    var waiters = this._authWaiters;
+    this._authWaiters = [];
+    waiters.forEach(function (w) { w(); });
+    if (this.map) this._reloadSources();
+  };
+
+  /* Fetch the tiles again (those refused 401 are not retried by MapLibre), and what
+   * the panels showed. */
+  Widget.prototype._reloadSources = function () {
+    var self = this;
+    var style = this.map.getStyle();
+    Object.keys(style.sources).forEach(function (id) {
+      var src = self.map.getSource(id);
+      var def = style.sources[id];
+      if (!src || def.type !== "vector") return;
+      if (def.url && src.setUrl) src.setUrl(def.url);
+      else if (def.tiles && src.setTiles) src.setTiles(def.tiles);
+    });
+    if (!Object.keys(this.titles[this.lang] || {}).length) {
+      delete this._titleJobs[this.lang];
+      this.loadTitles();
+    }
+    this._scheduleViewStats();
+  };
+
+  Widget.prototype._renderAuth = function () {
+    var self = this;
+    if (!this.authState) {
+      if (this.ui.auth) this.ui.auth.parentNode.removeChild(this.ui.auth);
+      this.ui.auth = null;
+      return;
+    }
+    if (this.ui.auth) this.ui.auth.parentNode.removeChild(this.ui.auth);
+    var user = el("input", { name: "username", autocomplete: "username", testid: "onemap-auth-username" });
+    var pass = el("input", { name: "password", type: "password", autocomplete: "current-password",
+      testid: "onemap-auth-password" });
+    var error = el("div", { className: "onemap-auth-error", testid: "onemap-auth-error" });
+    var submit = el("button", { type: "submit", className: "onemap-btn", testid: "onemap-auth-submit",
+      text: this.t("relogin") });
+    var form = el("form", { testid: "onemap-auth-form" }, [
+      el("h4", { text: this.t("authTitle") }),
+      el("p", { testid: "onemap-auth-message", text: this.t("authText") }),
+      // both languages: whoever sits at the console reads one of them
+      el("p", { style: "color:#666;font-size:12px", text: TEXT[this.lang === "zh" ? "en" : "zh"].authText }),
+      el("label", {}, [this.t("username"), user]),
+      el("label", {}, [this.t("password"), pass]),
+      error, submit]);
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      error.textContent = self.t("signingIn");
+      submit.disabled = true;
+      self.signIn(user.value, pass.value).then(function (r) {
+        submit.disabled = false;
+        if (!r.ok) error.textContent = r.message;
+      });
+    });
+    this.ui.auth = el("div", { className: "onemap-auth", testid: "onemap-auth", role: "alertdialog" }, [form]);
+    this.root.appendChild(this.ui.auth);
+  };
+
+  /* Sign in with a name and a password (POST /auth/login): Promise of {ok, message}. */
+  Widget.prototype.signIn = function (username, password) {
+    var self = this;
+    return fetch(this.base + "/auth/login", { method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ username: username, password: password }) }).then(function (r) {
+      return r.json().catch(function () { return null; }).then(function (data) {
+        if (r.ok && data && data.access_token) {
+          self.setToken(data.access_token, data.expires_at);
+          self._tell("onemap:token-refreshed", { token: data.access_token, expires_at: data.expires_at });
+          return { ok: true, message: "" };
+        }
+        return { ok: false, message: (data && data.description) || self.t("error") + " " + r.status };
+      });
+    }, function (err) { return { ok: false, message: String(err) }; });
   };
 
   Widget.prototype._start = function () {
@@ -278,10 +477,14 @@
       style: "position:absolute;top:0;left:0;right:0;bottom:0" });
     this.root.appendChild(this.mapEl);
     this._buildUi();
-    return Promise.all([loadMapLibre(this.base), this._loadStyle()]).then(function (res) {
+    var ds = this.root.dataset;
+    var style = this._loadStyle();
+    // The first view centred on the data (the sources' TileJSON bounds), set before the
+    // map starts, so that no tile of another view is fetched first.
+    var bounds = ds.onemapCenter ? null : style.then(function (st) { return self._dataBounds(st); });
+    return Promise.all([loadMapLibre(this.base), style, bounds]).then(function (res) {
       var maplibregl = res[0];
       var style = res[1];
-      var ds = self.root.dataset;
       var opts = {
         container: self.mapEl,
         style: style,
@@ -293,38 +496,61 @@
         },
       };
       if (ds.onemapCenter) opts.center = ds.onemapCenter.split(",").map(Number);
+      else if (res[2]) {
+        opts.bounds = [[res[2][0], res[2][1]], [res[2][2], res[2][3]]];
+        opts.fitBoundsOptions = { padding: 20 };
+      }
       if (ds.onemapZoom) opts.zoom = Number(ds.onemapZoom);
       self.map = new maplibregl.Map(opts);
       self.map.addControl(new maplibregl.NavigationControl(), "top-right");
       self.map.on("click", function (e) { self._onClick(e); });
       self.map.on("moveend", function () { self._scheduleViewStats(); });
+      // A tile or TileJSON refused 401 (an expired token): MapLibre's AJAXError.
+      self.map.on("error", function (e) {
+        var status = e && e.error && e.error.status;
+        if (status === 401) self._authRequired(401);
+        else if (window.console) window.console.warn("onemap map:", e && e.error && e.error.message);
+      });
       return new Promise(function (resolve) {
         if (self.map.loaded()) resolve(); else self.map.once("load", resolve);
       });
     }).then(function () {
-      if (!self.root.dataset.onemapCenter) self._fitToData();
       return Promise.all([self._loadLegend(), self._findTimeLayers(), self.loadTitles()]);
     }).then(function () {
       self._renderSwitcher();
       self._renderLegend();
       self._renderTime();
       self._renderLabels();
-      return self.viewStats();
+      self._scheduleRefresh();
+      // Statistics once the first view is drawn: the process must not hold one of the
+      // browser's six connections while the first tiles load.
+      return new Promise(function (resolve) {
+        if (self.map.loaded() && self.map.areTilesLoaded()) resolve();
+        else self.map.once("idle", resolve);
+      }).then(function () { return self.viewStats(); });
     });
   };
 
-  Widget.prototype._fitToData = function () {
-    var bounds = null;
-    var style = this.map.getStyle();
-    Object.keys(style.sources).forEach(function (id) {
-      var src = this.map.getSource(id);
-      if (!bounds && src && src.bounds) bounds = src.bounds;
-    }, this);
-    // A style that states its view keeps it; otherwise the data's extent.
-    if (style.center && (style.center[0] || style.center[1])) return;
-    if (bounds && bounds[0] > -180) {
-      this.map.fitBounds([[bounds[0], bounds[1]], [bounds[2], bounds[3]]], { duration: 0, padding: 20 });
-    }
+  /* Promise of the data's extent [w, s, e, n]: the union of the bounds in the TileJSON
+   * of the style's vector sources on this server (null when none states any). */
+  Widget.prototype._dataBounds = function (style) {
+    var self = this;
+    var jobs = Object.keys(style.sources || {}).map(function (id) {
+      var src = style.sources[id];
+      if (src.type !== "vector") return null;
+      if (src.bounds) return Promise.resolve(src.bounds);
+      if (!src.url || src.url.indexOf(self.base) !== 0) return null;
+      return self.api(src.url).then(function (r) { return r.ok && r.data ? r.data.bounds : null; });
+    }).filter(Boolean);
+    return Promise.all(jobs).then(function (all) {
+      var box = null;
+      all.forEach(function (b) {
+        if (!Array.isArray(b) || b.length !== 4 || b[0] <= -180 || b[2] >= 180) return;  // the world: no extent
+        box = box ? [Math.min(box[0], b[0]), Math.min(box[1], b[1]), Math.max(box[2], b[2]),
+          Math.max(box[3], b[3])] : b.slice();
+      });
+      return box;
+    });
   };
 
   /* The style: the server's /styles/{id}, or a plain one over the theme's TileJSON. */
@@ -333,6 +559,8 @@
     var fallback = function () { return self._plainStyle(); };
     if (this.styleMode === "tilejson") return fallback();
     return this.api("/styles/" + encodeURIComponent(this.theme)).then(function (r) {
+      // An invalid credential: wait for a sign-in, then load the style again.
+      if (r.status === 401) return self._authWait().then(function () { return self._loadStyle(); });
       if (r.ok && r.data && r.data.layers) {
         self.styleSource = "styles";
         return r.data;
@@ -346,6 +574,7 @@
     var themeId = this.theme === "operations" ? "city_ops" : this.theme;
     var tilesetUrl = "/tiles/" + encodeURIComponent(themeId) + "/WebMercatorQuad";
     return this.api(tilesetUrl).then(function (r) {
+      if (r.status === 401) return self._authWait().then(function () { return self._plainStyle(); });
       self.styleSource = "tilejson";
       var layers = (r.data && r.data.layers) || [];
       var style = {
@@ -394,7 +623,9 @@
   };
 
   Widget.prototype._legendFromStyle = function () {
-    return this.map.getStyle().layers.filter(function (l) { return l.source; }).map(function (l) {
+    return this.map.getStyle().layers.filter(function (l) {
+      return l.source && l.source !== HIGHLIGHT;
+    }).map(function (l) {
       var paint = l.paint || {};
       var color = paint["fill-color"] || paint["line-color"] || paint["circle-color"] ||
         paint["text-color"] || "#888";
@@ -410,7 +641,7 @@
     var groups = [];
     var seen = {};
     this.map.getStyle().layers.forEach(function (l) {
-      if (!l.source) return;
+      if (!l.source || l.source === HIGHLIGHT) return;
       var key = l["source-layer"] || l.id;
       if (!seen[key]) {
         seen[key] = { key: key, layers: [] };
@@ -465,6 +696,7 @@
     [this.ui.top, this.ui.left, this.ui.drill, this.ui.viewStats].forEach(function (n) {
       self.root.appendChild(n);
     });
+    this._renderLabels();
   };
 
   Widget.prototype._renderLabels = function () {
@@ -526,6 +758,7 @@
       var box = self.ui.switcherList.querySelector('input[data-layer="' + g.key + '"]');
       if (box) box.checked = any;
     });
+    this._scheduleViewStats();
     return visible;
   };
 
@@ -655,36 +888,180 @@
   };
 
   /* ---- click → popup with the record ---- */
+
+  /* Columns a staff member has no use for: bookkeeping, the synthetic-data flag, user ids. */
+  var HIDDEN_FIELDS = { id: 1, version: 1, synthetic: 1, source_key: 1, geom_3857: 1,
+    created_at: 1, worker_user_id: 1, reporter_user_id: 1, assignee_user_id: 1 };
+  /* A link column → the collection it points into (shown by that record's name). */
+  var PARENT_OF = { parent_id: null, node_id: "pipe_node", from_node_id: "pipe_node",
+    to_node_id: "pipe_node", segment_id: "pipe_segment", tunnel_id: "utility_tunnel" };
+  var OPEN_EVENTS = ["reported", "assigned", "handled"];
+  var ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?$/;
+
+  function parentCollection(collection, field) {
+    if (field === "parent_id") return collection;
+    if (Object.prototype.hasOwnProperty.call(PARENT_OF, field)) return PARENT_OF[field];
+    return /_id$/.test(field) ? field.slice(0, -3) : null;
+  }
+
+  function isEmpty(v) {
+    return v === null || v === undefined || v === "" ||
+      (Array.isArray(v) && !v.length) ||
+      (typeof v === "object" && !Array.isArray(v) && !Object.keys(v).length);
+  }
+
+  /* What to call a record: its name, address, room or number. */
+  function recordName(p) {
+    if (!p) return null;
+    var n = p.name || p.address || p.room_no || p.number || p.code;
+    return n != null && n !== "" ? String(n) : null;
+  }
+
+  function sumOpen(events) {
+    return OPEN_EVENTS.reduce(function (a, k) { return a + ((events || {})[k] || 0); }, 0);
+  }
+
+  /* A timestamp in Beijing time, as people write it in the current language. */
+  Widget.prototype.formatTime = function (iso) {
+    var d = new Date(iso);
+    if (isNaN(d.getTime())) return String(iso);
+    try {
+      return d.toLocaleString(this.lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai",
+        year: "numeric", month: this.lang === "zh" ? "2-digit" : "short", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", hour12: false }) + (this.lang === "zh" ? "" : " CST");
+    } catch (e) {
+      return new Date(d.getTime() + 8 * 3600e3).toISOString().slice(0, 16).replace("T", " ") + " +08:00";
+    }
+  };
+
+  /* Promise of a unit's name (GET /collections/{c}/items/{id}), once per unit; null
+   * when refused or nameless. */
+  Widget.prototype.unitName = function (collection, id) {
+    var key = collection + "/" + id;
+    if (!this._names[key]) {
+      this._names[key] = this.api("/collections/" + encodeURIComponent(collection) + "/items/" +
+        encodeURIComponent(id) + "?f=json").then(function (r) {
+        return r.ok && r.data ? { name: recordName(r.data.properties), record: r.data } : { name: null };
+      });
+    }
+    return this._names[key].then(function (x) { return x.name; });
+  };
+
   Widget.prototype._onClick = function (e) {
     var feats = this.map.queryRenderedFeatures(e.point).filter(function (f) {
-      return f.id != null && f.sourceLayer && !(f.properties && "count" in f.properties);
+      return f.source !== HIGHLIGHT && f.id != null && f.sourceLayer && !(f.properties && "count" in f.properties);
     });
-    if (!feats.length) return;
+    var where = [e.lngLat.lng, e.lngLat.lat];
+    if (!feats.length) { this.showPlace(where); return; }
     var f = feats[0];
-    this.showRecord(f.sourceLayer, f.id, [e.lngLat.lng, e.lngLat.lat]);
+    this.showRecord(f.sourceLayer, f.id, where);
+  };
+
+  /* Promise of the street office, community and grid a point is in (the locate
+   * process), as [{level, id, name}] from the top; [] when none or refused. */
+  Widget.prototype.jurisdiction = function (lngLat) {
+    return this.api("/processes/locate/execution", { inputs: { x: lngLat[0], y: lngLat[1] } })
+      .then(function (r) {
+        var loc = r.ok && r.data ? (r.data.location || r.data) : null;
+        if (!loc) return [];
+        return ["street_office", "community", "grid"].filter(function (l) {
+          return loc[l] && loc[l].id != null;
+        }).map(function (l) { return { level: l, id: loc[l].id, name: loc[l].name || null }; });
+      });
+  };
+
+  /* A popup where the map was clicked outside any feature: the units the place is in,
+   * each a way into the drill-down. */
+  Widget.prototype.showPlace = function (lngLat) {
+    var self = this;
+    var state = { collection: null, id: null, status: null, properties: null, lngLat: lngLat,
+      figures: null, here: null, names: {} };
+    this.popupState = state;
+    this._renderPopup();
+    return this.jurisdiction(lngLat).then(function (here) {
+      state.here = here;
+      state.status = 200;
+      if (self.popupState === state) self._renderPopup();
+      return state;
+    });
   };
 
   Widget.prototype.showRecord = function (collection, id, lngLat) {
     var self = this;
-    this.popupState = { collection: collection, id: id, status: null, properties: null, lngLat: lngLat };
+    var state = { collection: collection, id: id, status: null, properties: null, lngLat: lngLat,
+      figures: null, here: null, names: {} };
+    this.popupState = state;
     this._renderPopup();
     var path = "/collections/" + encodeURIComponent(collection) + "/items/" + encodeURIComponent(id) + "?f=json";
     var titles = this.loadFieldTitles(collection, this.lang);
+    var rerender = function () { if (self.popupState === state) self._renderPopup(); };
+    if (lngLat) this.jurisdiction(lngLat).then(function (here) { state.here = here; rerender(); });
     return Promise.all([this.api(path), titles]).then(function (res) {
       var r = res[0];
-      if (!self.popupState || self.popupState.id !== id) return null;
-      self.popupState.status = r.status;
-      self.popupState.properties = r.ok && r.data ? (r.data.properties || {}) : null;
+      if (self.popupState !== state) return null;
+      state.status = r.status;
+      state.properties = r.ok && r.data ? (r.data.properties || {}) : null;
+      if (r.ok && r.data) self._names[collection + "/" + id] = Promise.resolve(
+        { name: recordName(state.properties), record: r.data });
+      var jobs = [];
+      // parents by name: one small request each, cached
+      Object.keys(state.properties || {}).forEach(function (k) {
+        var v = state.properties[k];
+        var parent = parentCollection(collection, k);
+        if (!parent || isEmpty(v) || HIDDEN_FIELDS[k]) return;
+        jobs.push(self.unitName(parent, v).then(function (name) { state.names[k] = name; rerender(); }));
+      });
+      if (state.properties) {
+        jobs.push(self._figures(collection, id, state.properties).then(function (fig) {
+          state.figures = fig;
+          rerender();
+        }));
+      }
       self._renderPopup();
-      return self.popupState;
+      return Promise.all(jobs).then(function () { return state; });
     });
   };
 
-  /* A record value: a coded value by its label (the stored code as a tooltip). */
-  Widget.prototype._valueNode = function (v, label) {
+  /* Promise of {households, residents, openEvents?} of an admin unit, grid, compound or
+   * building (grid-statistics), or null for other records. */
+  Widget.prototype._figures = function (level, id, record) {
+    if (level === "street_office" || level === "community" || level === "grid") {
+      return this._stats(level, id).then(function (s) {
+        return s.tree ? { households: s.tree.households, residents: s.tree.residents,
+          openEvents: sumOpen(s.tree.events) } : null;
+      });
+    }
+    if (level !== "compound" && level !== "building") return Promise.resolve(null);
+    var ids = level === "building" ? Promise.resolve([Number(id)]) :
+      this.api("/collections/building/items?f=json&limit=500&compound_id=" + encodeURIComponent(id))
+        .then(function (r) {
+          return ((r.ok && r.data && r.data.features) || []).map(function (f) { return Number(f.id); });
+        });
+    return Promise.all([ids, this._buildingNodes(record.grid_id)]).then(function (res) {
+      if (!res[1]) return null;
+      var nodes = res[0].map(function (b) { return res[1][b]; }).filter(Boolean);
+      var sum = sumStats(nodes);
+      return { households: sum.households, residents: sum.residents };
+    }).then(null, function () { return null; });
+  };
+
+  /* A record value: a coded value by its label (the stored code as a tooltip); times in
+   * Beijing time, lists as labels, yes/no. */
+  Widget.prototype._valueNode = function (v, label, collection, field) {
+    var self = this;
     if (v === null || v === undefined) return el("span", { className: "onemap-null", text: this.t("nullValue") });
+    if (Array.isArray(v)) {
+      return el("span", {}, v.map(function (item) {
+        var l = collection ? self.valueTitle(collection, field, item) : null;
+        return el("span", { className: "onemap-tag", text: l != null ? l : String(item) });
+      }));
+    }
+    if (typeof v === "boolean") return document.createTextNode(this.t(v ? "yes" : "no"));
     if (typeof v === "object") return document.createTextNode(JSON.stringify(v));
     if (label !== null && label !== undefined) return el("span", { text: label, title: String(v) });
+    if (typeof v === "string" && ISO_TIME.test(v)) {
+      return el("span", { text: this.formatTime(v), title: this.t("beijing") });
+    }
     return document.createTextNode(String(v));
   };
 
@@ -693,26 +1070,59 @@
     var s = this.popupState;
     if (!s || !this.map) return;
     var body = el("div", { testid: "onemap-popup" });
-    body.appendChild(el("h4", { text: this.title(s.collection) + " #" + s.id }));
+    if (s.collection) {
+      var name = recordName(s.properties);
+      body.appendChild(el("h4", { text: this.title(s.collection) + (name ? "：" + name : " #" + s.id) }));
+    } else {
+      body.appendChild(el("h4", { text: this.t("here") }));
+    }
     if (s.status === null) body.appendChild(el("div", { text: this.t("loading") }));
-    else if (!s.properties) {
+    else if (s.collection && !s.properties) {
       body.appendChild(el("div", { className: "onemap-denied", testid: "onemap-popup-denied",
         text: this.t("denied") + " (" + s.status + ")" }));
-    } else {
+    } else if (s.properties) {
+      if (s.figures) {
+        var figs = [["households", s.figures.households], ["residents", s.figures.residents],
+          ["openEvents", s.figures.openEvents]].filter(function (f) { return f[1] != null; });
+        body.appendChild(el("div", { className: "onemap-figures", testid: "onemap-popup-figures" },
+          figs.map(function (f) {
+            return el("div", { "data-stat": f[0] }, [el("b", { text: String(f[1]) }), self.t(f[0])]);
+          })));
+      }
       var table = el("table", { className: "onemap-kv" });
       Object.keys(s.properties).forEach(function (k) {
+        var v = s.properties[k];
+        if (HIDDEN_FIELDS[k] || isEmpty(v)) return;
+        var node;
+        if (parentCollection(s.collection, k)) {
+          // a parent by its name; the row waits for it, and goes when it has none
+          if (!Object.prototype.hasOwnProperty.call(s.names, k)) node = el("span", { className: "onemap-null", text: "…" });
+          else if (s.names[k] == null) return;
+          else node = document.createTextNode(s.names[k]);
+        } else {
+          node = self._valueNode(v, self.valueTitle(s.collection, k, v), s.collection, k);
+        }
         table.appendChild(el("tr", { "data-field": k }, [el("td", { text: self.fieldTitle(s.collection, k) }),
-          el("td", {}, [self._valueNode(s.properties[k],
-            self.valueTitle(s.collection, k, s.properties[k]))])]));
+          el("td", {}, [node])]));
       });
       body.appendChild(table);
     }
-    if (LEVELS.indexOf(s.collection) >= 0) {
+    if (s.here && s.here.length) {
+      var here = el("div", { className: "onemap-here", testid: "onemap-popup-here" }, [this.t("here") + "："]);
+      s.here.forEach(function (u, i) {
+        here.appendChild(el("span", { className: "onemap-item", testid: "onemap-popup-unit",
+          "data-level": u.level, "data-id": String(u.id),
+          text: (i ? " › " : "") + (u.name || self.t(u.level) + " #" + u.id),
+          onclick: function () { self.drill(u.level, u.id, { path: s.here.slice(0, i) }); } }));
+      });
+      body.appendChild(here);
+    }
+    if (s.collection && LEVELS.indexOf(s.collection) >= 0) {
       body.appendChild(el("button", { className: "onemap-btn", testid: "onemap-popup-drill",
         text: this.t("openDrill"), onclick: function () { self.drill(s.collection, s.id); } }));
     }
     if (!this.popup) {
-      this.popup = new window.maplibregl.Popup({ maxWidth: "320px" });
+      this.popup = new window.maplibregl.Popup({ maxWidth: "340px" });
       this.popup.on("close", function () { self.popupState = null; self.popup = null; });
     }
     this.popup.setDOMContent(body);
@@ -766,8 +1176,9 @@
    * Resolves with the panel state: {level, id, name, status, record, stats, childLevel,
    * children: [{level, id, name}], childStatus, childCount, denied, path}.
    */
-  Widget.prototype.drill = function (level, id) {
+  Widget.prototype.drill = function (level, id, opts) {
     var self = this;
+    opts = opts || {};
     if (LEVELS.indexOf(level) < 0) return Promise.reject(new Error("unknown level " + level));
     var state = { level: level, id: Number(id), name: null, status: null, record: null,
       stats: null, statsSource: null, childLevel: CHILD[level] ? CHILD[level].level : null,
@@ -778,6 +1189,8 @@
     if (at >= 0) state.path = state.path.slice(0, at);
     else if (!(this.panel && CHILD[this.panel.level] && CHILD[this.panel.level].level === level)) state.path = [];
     else state.path = state.path.concat([{ level: this.panel.level, id: this.panel.id, name: this.panel.name }]);
+    if (opts.path) state.path = opts.path.slice();
+    var findPath = !state.path.length;  // opened from a popup, a search or the API
     this.panel = state;
     this._renderDrill();
 
@@ -792,6 +1205,18 @@
       if (state.record) {
         var p = state.record;
         state.name = p.name || p.address || p.room_no || p.number || p.code || null;
+        self._geometryOf(level, rec.data).then(function (geometry) {
+          if (self.panel === state) self._focus(geometry, !opts.keepView);
+        });
+        if (findPath) {
+          // the breadcrumb up from the unit, by its parents' names
+          self._ancestors(level, p).then(function (path) {
+            if (!state.path.length && path.length) {
+              state.path = path;
+              if (self.panel === state) self._renderDrill();
+            }
+          });
+        }
       }
       if (kids) {
         state.childStatus = kids.status;
@@ -810,6 +1235,86 @@
       if (self.panel === state) self._renderDrill();
       return state;
     });
+  };
+
+  /* The parent link of each drill level's record (the first one set wins). */
+  var PARENT_KEYS = {
+    community: [["street_office_id", "street_office"]],
+    grid: [["parent_id", "grid"], ["community_id", "community"]],
+    compound: [["grid_id", "grid"]],
+    building: [["compound_id", "compound"], ["grid_id", "grid"]],
+    unit: [["building_id", "building"]],
+    household: [["unit_id", "unit"], ["building_id", "building"]],
+    resident: [["household_id", "household"]],
+  };
+
+  /* Promise of the units above a record, from the top: [{level, id, name}]. */
+  Widget.prototype._ancestors = function (level, record) {
+    var self = this;
+    var link = (PARENT_KEYS[level] || []).filter(function (k) { return record && record[k[0]] != null; })[0];
+    if (!link) return Promise.resolve([]);
+    var id = record[link[0]];
+    var parentLevel = link[1];
+    this.unitName(parentLevel, id);  // starts the request (cached)
+    return this._names[parentLevel + "/" + id].then(function (x) {
+      var props = x.record ? x.record.properties || {} : null;
+      var me = { level: parentLevel, id: Number(id), name: x.name };
+      if (!props) return [me];
+      return self._ancestors(parentLevel, props).then(function (up) { return up.concat([me]); });
+    });
+  };
+
+  /* Promise of a record's geometry, or its nearest parent's (a household without a
+   * point of its own: its unit's or building's), or null. */
+  Widget.prototype._geometryOf = function (level, feature) {
+    var self = this;
+    if (!feature) return Promise.resolve(null);
+    if (feature.geometry) return Promise.resolve(feature.geometry);
+    var record = feature.properties || {};
+    var link = (PARENT_KEYS[level] || []).filter(function (k) { return record[k[0]] != null; })[0];
+    if (!link) return Promise.resolve(null);
+    this.unitName(link[1], record[link[0]]);
+    return this._names[link[1] + "/" + record[link[0]]].then(function (x) {
+      return self._geometryOf(link[1], x.record || null);
+    });
+  };
+
+  /* Move to a unit's geometry and outline it (a GeoJSON layer above the style's). */
+  Widget.prototype._focus = function (geometry, move) {
+    if (!this.map || !geometry) return;
+    var box = [Infinity, Infinity, -Infinity, -Infinity];
+    (function walk(c) {
+      if (typeof c[0] === "number") {
+        box[0] = Math.min(box[0], c[0]); box[1] = Math.min(box[1], c[1]);
+        box[2] = Math.max(box[2], c[0]); box[3] = Math.max(box[3], c[1]);
+      } else c.forEach(walk);
+    })(geometry.coordinates || []);
+    if (!(box[0] <= box[2])) return;
+    var data = { type: "Feature", geometry: geometry, properties: {} };
+    var src = this.map.getSource("onemap-highlight");
+    if (src) src.setData(data);
+    else {
+      this.map.addSource("onemap-highlight", { type: "geojson", data: data });
+      this.map.addLayer({ id: "onemap-highlight-fill", type: "fill", source: "onemap-highlight",
+        filter: ["==", ["geometry-type"], "Polygon"],
+        paint: { "fill-color": "#ffd400", "fill-opacity": 0.18 } });
+      this.map.addLayer({ id: "onemap-highlight-line", type: "line", source: "onemap-highlight",
+        paint: { "line-color": "#ff6a00", "line-width": 3 } });
+      this.map.addLayer({ id: "onemap-highlight-point", type: "circle", source: "onemap-highlight",
+        filter: ["==", ["geometry-type"], "Point"],
+        paint: { "circle-radius": 9, "circle-color": "rgba(0,0,0,0)", "circle-stroke-color": "#ff6a00",
+          "circle-stroke-width": 3 } });
+    }
+    this.highlighted = geometry;
+    if (move === false) return;
+    if (box[0] === box[2] && box[1] === box[3]) this.map.easeTo({ center: [box[0], box[1]], zoom: Math.max(this.map.getZoom(), 17), duration: 300 });
+    else this.map.fitBounds([[box[0], box[1]], [box[2], box[3]]], { padding: 60, maxZoom: 18, duration: 300 });
+  };
+
+  Widget.prototype._clearFocus = function () {
+    var src = this.map && this.map.getSource("onemap-highlight");
+    if (src) src.setData({ type: "FeatureCollection", features: [] });
+    this.highlighted = null;
   };
 
   Widget.prototype._drillStats = function (state) {
@@ -894,7 +1399,7 @@
     });
     box.appendChild(el("div", {}, [
       el("button", { className: "onemap-btn", testid: "onemap-drill-close", text: this.t("close"),
-        onclick: function () { self.panel = null; self._renderDrill(); } }),
+        onclick: function () { self.panel = null; self._clearFocus(); self._renderDrill(); } }),
       el("b", { text: " " + this.t("drill") })]));
     box.appendChild(crumbs);
     box.appendChild(el("h4", { testid: "onemap-drill-title",
@@ -928,18 +1433,41 @@
   Widget.prototype._scheduleViewStats = function () {
     var self = this;
     clearTimeout(this._viewTimer);
-    this._viewTimer = setTimeout(function () { self.viewStats(); }, 400);
+    // After the map is idle: every tile of the view drawn, so counted, and no tile
+    // request waiting behind the statistics process.
+    this._viewTimer = setTimeout(function () {
+      if (!self.map) return;
+      // the next idle: after a repaint, so that a layer just switched is counted as drawn
+      self.map.once("idle", function () { self.viewStats(); });
+      self.map.triggerRepaint();
+    }, 400);
   };
+
+  /* The identity of a feature without an id (an aggregate cell): its properties and
+   * first coordinate. */
+  function featureKey(f) {
+    var g = f.geometry || {};
+    var c = g.coordinates;
+    while (Array.isArray(c) && Array.isArray(c[0])) c = c[0];
+    return JSON.stringify(f.properties || {}) + "@" + (Array.isArray(c) ? c.map(function (v) {
+      return Math.round(v * 1e5); }).join(",") : "");
+  }
 
   Widget.prototype.viewStats = function () {
     var self = this;
     if (!this.map) return Promise.resolve(null);
+    // Each feature once: a source layer drawn by several style layers (fill and
+    // outline, circle and label) and a polygon cut at tile edges come back once per
+    // style layer and tile. queryRenderedFeatures returns visible layers only, so the
+    // figures follow the switcher.
     var counts = {};
     this.map.queryRenderedFeatures().forEach(function (f) {
+      if (f.source === HIGHLIGHT) return;
       var key = f.sourceLayer || f.layer.id;
-      var n = f.properties && typeof f.properties.count === "number" ? f.properties.count : 1;
+      var p = f.properties || {};
+      var n = typeof p.count === "number" ? p.count : 1;
       counts[key] = counts[key] || { ids: {}, n: 0 };
-      var fid = f.id != null ? f.id : Math.random();
+      var fid = f.source + "|" + (f.id != null ? f.id : featureKey(f));
       if (!counts[key].ids[fid]) { counts[key].ids[fid] = true; counts[key].n += n; }
     });
     var rendered = {};
