@@ -245,7 +245,7 @@ def test_styles_land_on_the_city(client: Any, sid: str) -> None:
     from spatial.synth.context import ORIGIN_LONLAT
 
     style = client.get(f"/styles/{sid}").json()
-    assert style["center"] == list(ORIGIN_LONLAT) and 13 <= style["zoom"] <= 15
+    assert style["center"] == list(ORIGIN_LONLAT) and 14 <= style["zoom"] <= 16
 
 
 def test_lamps_by_status_and_problems_by_source(client: Any) -> None:
