@@ -177,6 +177,7 @@
     this.authState = null; // null, or {status, shown} while a sign-in is needed
     this._authWaiters = [];
     this._names = {}; // "collection/id" → Promise of a unit's name (popups, breadcrumbs)
+    this.timing = {}; // performance.now() at map creation and first idle
     this.lang = ds.onemapLang === "en" ? "en" : "zh";
     this.styleMode = ds.onemapStyle || "auto";
     this.legend = [];
@@ -502,6 +503,9 @@
       }
       if (ds.onemapZoom) opts.zoom = Number(ds.onemapZoom);
       self.map = new maplibregl.Map(opts);
+      // for the first-view benchmark (bench/bench_first_view.py): ms since navigation
+      self.timing.map = performance.now();
+      self.map.once("idle", function () { self.timing.firstIdle = performance.now(); });
       self.map.addControl(new maplibregl.NavigationControl(), "top-right");
       self.map.on("click", function (e) { self._onClick(e); });
       self.map.on("moveend", function () { self._scheduleViewStats(); });

@@ -1,0 +1,23 @@
+"""bench/bench_first_view.py's browser part runs (figures are the bench's, not asserted)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.web.conftest import Runner, WebCity
+
+
+def test_first_view_script_runs(run_script: Runner, web_city: WebCity) -> None:
+    key = web_city.users["analyst"]["api_key"]
+    result: dict[str, Any] = run_script("firstview", themes=["grid_management"], key=key,
+                                        repeat=1)
+    runs = result["grid_management"]
+    for run in (runs["cold"], *runs["warm"]):
+        assert run["idle_ms"] > 0 and run["tile_requests"] > 0, run
+        assert run["rendered"] > 0, run
+        # the statistics wait for the first view (behaviour, not speed)
+        assert run["stats_after_idle"] in (True, None), run
+    # the default view is centred on the data: the S city's extent holds the centre
+    west, south, east, north = web_city.facts["extent"]
+    lon, lat = runs["cold"]["center"]
+    assert west <= lon <= east and south <= lat <= north, (runs["cold"], web_city.facts["extent"])
