@@ -10,7 +10,15 @@
  * Bearer) or data-onemap-key (X-API-Key), data-onemap-lang (zh|en), data-onemap-style
  * ("auto": GET /styles/{theme}, falling back to a plain style over the theme's TileJSON
  * when the server has no such style; "tilejson": always the plain style),
- * data-onemap-center ("lon,lat"), data-onemap-zoom.
+ * data-onemap-center ("lon,lat"; default: the data's extent), data-onemap-zoom,
+ * data-onemap-token-expires (ISO: the token is refreshed ten minutes before),
+ * data-onemap-refresh-minutes (without an expiry: refresh every 30 minutes),
+ * data-onemap-host-origin (the iframe page's host, told of sign-in needs by message).
+ *
+ * Credentials: an API key for a console's backend (a service user's, no expiry), or a
+ * person's login token, refreshed before it expires (POST /auth/refresh). A 401 on any
+ * request shows a zh/en message with a sign-in form and fires "onemap:auth-required"
+ * on the element; signing in (or the host's setToken()) loads what failed again.
  *
  * For tests: window.onemap = {widgets: [Widget...], init(), ready}; a widget has .map
  * (MapLibre), .ready (Promise), .setLayerVisible(styleLayerId, bool), .drill(level, id)
