@@ -246,6 +246,9 @@ def create_app() -> Starlette:
     """
     settings = get_settings()
     os.environ.setdefault("ONEMAP_URL", settings.public_url)
+    # pygeoapi-config.yml names the HTML templates under ${ONEMAP_HOME}: the clone,
+    # wherever the server is started from.
+    os.environ.setdefault("ONEMAP_HOME", str(settings.root))
     os.environ["PYGEOAPI_CONFIG"] = str(settings.config_path)
     os.environ["PYGEOAPI_OPENAPI"] = str(write_document(settings))
     fixes.install()

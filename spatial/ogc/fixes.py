@@ -195,6 +195,25 @@ def without_adapter_gzip() -> None:
         LOGGER.info("pygeoapi's server.gzip is ignored: the application compresses responses")
 
 
+def with_server_templates(render: Any) -> Any:
+    """``render_j2_template`` that reads ``server.templates`` when handed the whole
+    configuration as the template settings.
+
+    Upstream behaviour fixed: pygeoapi 0.24's TileMatrixSets pages call
+    ``render_j2_template(api.tpl_config, api.tpl_config, …)`` (``api/tiles.py``),
+    so ``tpl_config['path']`` is missing and ``server.templates.path`` is never
+    read: those pages kept pygeoapi's CDN-loading templates.
+    """
+
+    def rendered(config: dict[str, Any], tpl_config: dict[str, Any], *args: Any,
+                 **kwargs: Any) -> Any:
+        if isinstance(tpl_config, dict) and "server" in tpl_config and "path" not in tpl_config:
+            tpl_config = tpl_config["server"].get("templates") or {}
+        return render(config, tpl_config, *args, **kwargs)
+
+    return rendered
+
+
 def install() -> None:
     """Put the fixes in place (idempotent); pay one-time start-up costs now, not
     on a user's first request."""
@@ -207,6 +226,9 @@ def install() -> None:
     if _ORIGINAL_DELETE_JOB is None:
         _ORIGINAL_DELETE_JOB = processes.delete_job
         processes.delete_job = delete_job_with_content_type
+        import pygeoapi.api.tiles as tiles_api
+
+        tiles_api.render_j2_template = with_server_templates(tiles_api.render_j2_template)
 
     itemtypes.get_collection_queryables = with_field_titles(itemtypes.get_collection_queryables)
     core.get_collection_schema = with_field_titles(core.get_collection_schema)

@@ -170,10 +170,6 @@ def test_vendor_files_outside_the_packages_are_not_served(client: Any) -> None:
         assert response.json()["code"] == "NotFound"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pygeoapi 0.24's TileMatrixSets pages pass the whole configuration as the "
-    "templates setting (api/tiles.py: render_j2_template(api.tpl_config, api.tpl_config, …)), "
-    "so server.templates.path is never read there: they keep the CDN assets"))
 def test_tile_matrix_set_pages_load_nothing_from_a_cdn(client: Any) -> None:
     for path in ("/TileMatrixSets?f=html", "/TileMatrixSets/WebMercatorQuad?f=html"):
         text = client.get(path).text
