@@ -4,7 +4,8 @@
 // the test finds the rows in PostGIS. The phone's GPS is at a point of the worker's
 // grid (Playwright's geolocation). Report 1 is sent online; report 2 is made with
 // the network off (context.setOffline(true)), kept on the phone, and sent when the
-// network comes back. Result: {grid_text, online: {...}, offline: {...}, screenshot}.
+// network comes back; its confirmation card goes from queued to sent. Result: {grid_text,
+// online: {...}, offline: {...}, screenshot, queued_card, sent_card}.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { ARTIFACTS, BASE, CITY, PARAMS, USERS, check, main, until, watch } from './lib.mjs';
@@ -79,10 +80,15 @@ await main(async (browser) => {
   await page.waitForFunction(() => /联网后|back online/.test(
     document.querySelector('[data-testid=report-message]').textContent));
   const queuedOffline = await page.evaluate(() => window.onemapMobile.queueLength());
+  // the confirmation says it is kept on the phone, and turns to sent once it is
+  const queuedCard = await page.getByTestId('report-confirmation').getAttribute('data-state');
   await page.screenshot({ path: path.join(dir, 'offline-queued.png') });
   await context.setOffline(false);
   await until(async () => (await queued()) === 0,
     'the offline report was not sent after reconnecting');
+  await page.locator('[data-testid=report-confirmation][data-state=sent]').waitFor({ timeout: 30000 });
+  const sentCard = await page.getByTestId('report-confirmation').innerText();
+  await page.screenshot({ path: path.join(dir, 'offline-sent.png') });
   const offline = await page.evaluate(() => window.onemapMobile.lastSubmitted);
   check(offline && offline.client_uuid !== online.client_uuid,
     () => `the offline report was not the last one sent: ${JSON.stringify([online, offline])}`);
@@ -93,5 +99,6 @@ await main(async (browser) => {
   await page.evaluate(() => window.onemapMobile.flush());
   const queuedAfter = await queued();
   return { grid_text: gridText.slice(0, 300), drawn: [...new Set(drawn)], online, offline, queued_offline: queuedOffline,
-    queued_after: queuedAfter, screenshot, descriptions: [first, second] };
+    queued_after: queuedAfter, screenshot, descriptions: [first, second],
+    queued_card: queuedCard, sent_card: sentCard };
 });

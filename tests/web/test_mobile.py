@@ -80,3 +80,8 @@ def test_offline_report_arrives_exactly_once(session: dict[str, Any],
     assert offline["client_uuid"] == client_uuid
     assert offline["grid_id"] == web_city.facts["grid"]["id"]
     assert offline["photos"] == 1
+
+
+def test_offline_confirmation_turns_to_sent(session: dict[str, Any]) -> None:
+    assert session["queued_card"] == "queued"
+    assert f"#{session['offline']['event_id']}" in session["sent_card"]

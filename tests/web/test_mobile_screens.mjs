@@ -146,6 +146,7 @@ await main(async (browser) => {
     return { lon: x, lat: y, screen_x: mapBox.left + px.x, screen_y: mapBox.top + px.y,
       map_top: mapBox.top, sheet_top: sheet.top, width: mapBox.width };
   });
+  check(await page.getByTestId('search-back').isVisible(), 'no way back to the search results');
   targets.search = await smallTargets(page);
   language.search_zh = await otherLanguage(page, 'zh');
   await shot('search-household');

@@ -67,7 +67,7 @@
       "tag.floating_population": "流动人口", "tag.party_member": "党员", "tag.volunteer": "志愿者",
       "born.year": "{0} 年生",
       "search.title": "找户", "search.placeholder": "地址、楼号或户号", "search.go": "搜索",
-      "search.none": "没有结果", "search.failed": "搜索失败：{0}",
+      "search.back": "‹ 搜索结果", "search.none": "没有结果", "search.failed": "搜索失败：{0}",
       "type.household": "户", "type.building": "楼栋", "type.address": "地址",
       "type.compound": "小区", "type.alley": "街巷",
       "card.address": "地址", "card.building": "楼栋", "card.unit": "单元", "card.room": "户号",
@@ -90,7 +90,7 @@
       "report.saved.offline": "已保存，联网后自动发送", "report.done": "已上报",
       "report.savefailed": "保存失败：{0}", "report.photo.failed": "照片无法读取：{0}",
       "done.sent": "上报成功", "done.queued": "已保存在手机上", "done.failed": "上报被拒绝",
-      "done.number": "事件编号", "done.grid": "网格", "done.community": "社区",
+      "done.queued.note": "联网后自动发送：不会丢失，也不会重复。", "done.number": "事件编号", "done.grid": "网格", "done.community": "社区",
       "done.photo": "照片", "done.by.server": "联网后由服务器按位置分配",
       "photo.uploaded": "已上传", "photo.queued": "待上传（联网后自动发送）", "photo.none": "无",
       "done.another": "再报一件", "done.events": "查看我的事件",
@@ -122,7 +122,7 @@
       "login.again": "Please sign in again",
       "map.loading": "Loading map…", "map.unavailable": "Map unavailable: {0}",
       "map.tap": "Tap the event's place on the map", "locate.me": "My position", "close": "Close",
-      "tab.grid": "My grid", "tab.search": "Find", "tab.report": "Report", "tab.events": "My events",
+      "tab.grid": "My grid", "tab.search": "Find", "tab.report": "Report", "tab.events": "Events",
       "grid.title": "My grid", "grid.noscope": "No data scope assigned",
       "level.grid": "grid", "level.community": "community", "level.street_office": "street office",
       "level.district": "district",
@@ -138,7 +138,7 @@
       "tag.floating_population": "floating population", "tag.party_member": "party member",
       "tag.volunteer": "volunteer", "born.year": "born {0}",
       "search.title": "Find a household", "search.placeholder": "Address, building or room no.",
-      "search.go": "Search", "search.none": "Nothing found", "search.failed": "Search failed: {0}",
+      "search.go": "Search", "search.back": "‹ Results", "search.none": "Nothing found", "search.failed": "Search failed: {0}",
       "type.household": "household", "type.building": "building", "type.address": "address",
       "type.compound": "compound", "type.alley": "alley",
       "card.address": "Address", "card.building": "Building", "card.unit": "Unit", "card.room": "Room",
@@ -163,6 +163,7 @@
       "report.done": "Reported", "report.savefailed": "Could not save: {0}",
       "report.photo.failed": "Cannot read the photo: {0}",
       "done.sent": "Report sent", "done.queued": "Saved on this phone", "done.failed": "Report refused",
+      "done.queued.note": "Sent by itself when back online: never lost, never sent twice.",
       "done.number": "Event no.", "done.grid": "Grid", "done.community": "Community",
       "done.photo": "Photo", "done.by.server": "assigned by the server when it arrives",
       "photo.uploaded": "uploaded", "photo.queued": "waiting (sent when back online)", "photo.none": "none",
@@ -802,6 +803,8 @@
     ul.textContent = "";
     ul.hidden = false;
     $("household-card").hidden = true;
+    $("search-back").hidden = true;
+    if (state.map) { state.map.getSource("hit").setData(EMPTY); }
     if (!q) { return; }
     $("search-input").blur();  // the phone's keyboard goes away: the results are seen
     request("/search?limit=20&q=" + encodeURIComponent(q)).then(function (r) {
@@ -829,7 +832,9 @@
    * view above the sheet, and show its card. */
   function showHit(hit, feature) {
     openPanel("search");
-    $("search-results").hidden = true;
+    var results = $("search-results");
+    $("search-back").hidden = !results.children.length || results.hidden;
+    results.hidden = true;
     var card = $("household-card");
     card.hidden = false;
     card.textContent = "";
@@ -1114,7 +1119,7 @@
       card.setAttribute("data-event-id", ack ? ack.event_id : "");
       var h = el("h3");
       h.appendChild(el("span", { "class": "big", "aria-hidden": "true" },
-        kind === "sent" ? "✓" : (kind === "queued" ? "⏳" : "✕")));
+        kind === "sent" ? "✓" : (kind === "queued" ? "…" : "!")));
       h.appendChild(say(el("span", { "data-testid": "report-done-title" }), "done." + kind));
       card.appendChild(h);
       var grid = el("span"), community = el("span");
@@ -1128,6 +1133,7 @@
         ["done.community", community, "report-done-community"],
         ["done.photo", photo, "report-done-photo"]
       ]));
+      if (kind === "queued") { card.appendChild(say(el("p", { "class": "hint" }), "done.queued.note")); }
       if (kind === "failed") { card.appendChild(el("p", { "class": "error" }, queued.error || "")); }
       var actions = el("div", { "class": "actions" });
       var again = say(el("button", { type: "button", "class": "primary", "data-testid": "report-another" }),
@@ -1337,7 +1343,6 @@
       m.textContent = "";
       confirmed = null;
     }
-    if (name !== "search") { $("search-results").hidden = false; }
     sheet.scrollTop = 0;
     if (name === "events") { loadMyEvents(); }
   }
@@ -1350,6 +1355,11 @@
   });
   $("sheet-close").addEventListener("click", closeSheet);
   $("event-back").addEventListener("click", function () { openPanel("events"); });
+  $("search-back").addEventListener("click", function () {
+    $("search-back").hidden = true;
+    $("household-card").hidden = true;
+    $("search-results").hidden = false;
+  });
 
   var select = document.querySelector("[data-testid=report-category]");
   CATEGORIES.forEach(function (c) { select.appendChild(say(el("option", { value: c }), "cat." + c)); });
