@@ -67,8 +67,8 @@ def test_submit_button_is_on_screen_without_scrolling(screens: dict[str, Any]) -
     s = screens["submit"]
     width, height = s["viewport"]
     assert s["sheet_scroll"] == 0 and s["page_scroll"] == 0
-    assert 0 <= s["left"] and s["right"] <= width
-    assert 0 <= s["top"] and s["bottom"] <= s["tabs_top"] <= height, s
+    assert s["left"] >= 0 and s["right"] <= width
+    assert s["top"] >= 0 and s["bottom"] <= s["tabs_top"] <= height, s
     assert s["on_top"], "something covers the submit button"
 
 
