@@ -27,6 +27,7 @@ async function load(page, url) {
     const w = window.onemap.widgets[0];
     const c = w.map.getCenter();
     return { origin: performance.timeOrigin, idle: w.timing.firstIdle, map: w.timing.map,
+      stats: w.timing.statsStart == null ? null : w.timing.statsStart,
       center: [c.lng, c.lat], zoom: w.map.getZoom(), style_source: w.styleSource,
       rendered: w.map.queryRenderedFeatures().length };
   });
@@ -39,11 +40,11 @@ async function load(page, url) {
     const k = m ? m[1] : 'other';
     sources[k] = (sources[k] || 0) + 1;
   });
-  const stats = SENT.filter((r) => /grid-statistics/.test(r.url)).map((r) => r.at);
   return { idle_ms: Math.round(seen.idle), map_ms: Math.round(seen.map),
     requests: before.length, tile_requests: tiles.length, tile_sources: sources,
-    stats_started_ms: stats.length ? Math.round(Math.min(...stats) - seen.origin) : null,
-    stats_after_idle: stats.length ? Math.min(...stats) >= idleAt : null,
+    // both in the page's clock: the statistics' request vs the first idle
+    stats_started_ms: seen.stats == null ? null : Math.round(seen.stats),
+    stats_after_idle: seen.stats == null ? null : seen.stats >= seen.idle,
     center: seen.center, zoom: seen.zoom, style_source: seen.style_source,
     rendered: seen.rendered };
 }

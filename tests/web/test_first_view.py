@@ -17,7 +17,7 @@ def test_first_view_script_runs(run_script: Runner, web_city: WebCity) -> None:
         assert run["rendered"] > 0, run
         # the statistics wait for the first view (behaviour, not speed)
         assert run["stats_after_idle"] in (True, None), run
-    # the default view is centred on the data: the S city's extent holds the centre
+    # the default view (the style's) is on the data: the S city's extent holds its centre
     west, south, east, north = web_city.facts["extent"]
     lon, lat = runs["cold"]["center"]
     assert west <= lon <= east and south <= lat <= north, (runs["cold"], web_city.facts["extent"])

@@ -205,6 +205,19 @@ await main(async (browser) => {
       highlighted: !!w.highlighted && !!w.map.getSource('onemap-highlight'),
       path: w.panel.path.map((p) => ({ level: p.level, id: p.id, name: p.name })), crumbs };
   });
+  // the picture of web/widget/screenshot.png: the household drilled into from its
+  // popup (breadcrumb, outline), and its building's popup with its figures, in zh
+  await page.evaluate(async ([buildingId, point]) => {
+    const w = window.onemap.widgets[0];
+    if (w.map.isMoving()) await new Promise((r) => w.map.once('moveend', r));
+    await w.showRecord('building', buildingId, point);
+    for (let i = 0; i < 100 && !(w.popupState && w.popupState.figures); i += 1) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => { w.map.once('idle', r); w.map.triggerRepaint(); });
+  }, [H.building_id, H.point]);
+  await page.screenshot({ path: path.join(dir, 'widget-zh.png') });
+
   // a click on the map outside features: the units the place is in, each a way in
   const place = await page.evaluate(async (point) => {
     const w = window.onemap.widgets[0];

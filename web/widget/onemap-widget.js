@@ -547,17 +547,28 @@
    * of the style's vector sources on this server (null when none states any). */
   Widget.prototype._dataBounds = function (style) {
     var self = this;
-    var jobs = Object.keys(style.sources || {}).map(function (id) {
+    // A style that states its view keeps it (styles/*.json centre on the demo city's
+    // data); TileJSON bounds are the layers' configured extents, not the data's.
+    if (style.center && (style.center[0] || style.center[1])) return Promise.resolve(null);
+    // The theme's own sources: the base map's extent is the whole country's.
+    var ids = Object.keys(style.sources || {});
+    var own = ids.filter(function (id) { return id !== "base"; });
+    var jobs = (own.length ? own : ids).map(function (id) {
       var src = style.sources[id];
       if (src.type !== "vector") return null;
       if (src.bounds) return Promise.resolve(src.bounds);
-      if (!src.url || src.url.indexOf(self.base) !== 0) return null;
-      return self.api(src.url).then(function (r) { return r.ok && r.data ? r.data.bounds : null; });
+      // a tiles template of this server: its tileset's TileJSON states the bounds
+      var m = (src.tiles && src.tiles[0] || "").match(
+        /^(.*\/(?:tiles\/[^/]+|collections\/[^/]+\/tiles)\/WebMercatorQuad)\//);
+      var url = src.url || (m ? m[1] + "/tilejson.json" : null);
+      if (!url || url.indexOf(self.base) !== 0) return null;
+      return self.api(url).then(function (r) { return r.ok && r.data ? r.data.bounds : null; });
     }).filter(Boolean);
     return Promise.all(jobs).then(function (all) {
       var box = null;
       all.forEach(function (b) {
-        if (!Array.isArray(b) || b.length !== 4 || b[0] <= -180 || b[2] >= 180) return;  // the world: no extent
+        // the world, or a country: not a city's data
+        if (!Array.isArray(b) || b.length !== 4 || !(b[2] - b[0] < 5 && b[3] - b[1] < 5)) return;
         box = box ? [Math.min(box[0], b[0]), Math.min(box[1], b[1]), Math.max(box[2], b[2]),
           Math.max(box[3], b[3])] : b.slice();
       });
@@ -891,12 +902,16 @@
     });
   };
 
+  /* Move to a search hit (a street office, community or grid by its bbox; a point hit
+   * by its position), open its record and, for a drill level, the drill-down there. */
   Widget.prototype.goTo = function (hit) {
-    if (hit.bbox) this.map.fitBounds([[hit.bbox[0], hit.bbox[1]], [hit.bbox[2], hit.bbox[3]]],
-      { padding: 60, maxZoom: 18, duration: 0 });
-    else this.map.jumpTo({ center: [hit.lon, hit.lat], zoom: 18 });
-    if (LEVELS.indexOf(hit.collection) >= 0) this.drill(hit.collection, hit.id);
-    return this.showRecord(hit.collection, hit.id, [hit.lon, hit.lat]);
+    var b = Array.isArray(hit.bbox) && hit.bbox.length === 4 ? hit.bbox : null;
+    var at = hit.lon != null && hit.lat != null ? [hit.lon, hit.lat] :
+      (b ? [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2] : null);
+    if (b) this.map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 60, maxZoom: 18, duration: 0 });
+    else if (at) this.map.jumpTo({ center: at, zoom: 18 });
+    if (LEVELS.indexOf(hit.collection) >= 0) this.drill(hit.collection, hit.id, { keepView: !!b });
+    return this.showRecord(hit.collection, hit.id, at);
   };
 
   /* ---- click → popup with the record ---- */
@@ -1491,6 +1506,7 @@
     var b = this.map.getBounds();
     var w = b.getWest(), s = b.getSouth(), e = b.getEast(), n = b.getNorth();
     var polygon = { type: "Polygon", coordinates: [[[w, s], [e, s], [e, n], [w, n], [w, s]]] };
+    if (this.timing.statsStart == null) this.timing.statsStart = performance.now();
     return this.api("/processes/grid-statistics/execution",
       { inputs: { polygon: polygon, depth: "community" } }).then(function (r) {
       state.status = r.status;
