@@ -10,7 +10,8 @@
  * Bearer) or data-onemap-key (X-API-Key), data-onemap-lang (zh|en), data-onemap-style
  * ("auto": GET /styles/{theme}, falling back to a plain style over the theme's TileJSON
  * when the server has no such style; "tilejson": always the plain style),
- * data-onemap-center ("lon,lat"; default: the data's extent), data-onemap-zoom,
+ * data-onemap-center ("lon,lat"; default: the style's view, else the data's extent),
+ * data-onemap-zoom,
  * data-onemap-token-expires (ISO: the token is refreshed ten minutes before),
  * data-onemap-refresh-minutes (without an expiry: refresh every 30 minutes),
  * data-onemap-host-origin (the iframe page's host, told of sign-in needs by message).
@@ -182,7 +183,7 @@
     this.refreshMinutes = Number(ds.onemapRefreshMinutes) > 0 ? Number(ds.onemapRefreshMinutes) : 30;
     // The iframe page's host (index.html): told of sign-in needs and new tokens.
     this.hostOrigin = ds.onemapHostOrigin || null;
-    this.authState = null; // null, or {status, shown} while a sign-in is needed
+    this.authState = null; // null, or {status} while a sign-in is needed
     this._authWaiters = [];
     this._names = {}; // "collection/id" → Promise of a unit's name (popups, breadcrumbs)
     this.timing = {}; // performance.now() at map creation and first idle
@@ -337,6 +338,14 @@
       delay = left > 20 * 60e3 ? left - 10 * 60e3 : left / 2;
     }
     this._refreshTimer = setTimeout(function () { self.refreshToken(); }, Math.max(delay, 5e3));
+    if (!this._wakeHook) {
+      // A laptop asleep past the timer: refresh on return if the end is near.
+      this._wakeHook = function () {
+        if (document.visibilityState === "visible" && self.token && self.tokenExpires &&
+          self.tokenExpires - Date.now() < 10 * 60e3 && !self.authState) self.refreshToken();
+      };
+      document.addEventListener("visibilitychange", this._wakeHook);
+    }
   };
 
   /* Exchange the token for a new one (POST /auth/refresh); Promise of the new token or
@@ -537,8 +546,9 @@
       // Statistics once the first view is drawn: the process must not hold one of the
       // browser's six connections while the first tiles load.
       return new Promise(function (resolve) {
-        if (self.map.loaded() && self.map.areTilesLoaded()) resolve();
-        else self.map.once("idle", resolve);
+        // the next idle (the first, or one after a repaint if it has passed)
+        self.map.once("idle", resolve);
+        self.map.triggerRepaint();
       }).then(function () { return self.viewStats(); });
     });
   };
