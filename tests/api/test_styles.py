@@ -113,6 +113,10 @@ def test_style_is_whole_and_matches_the_tiles(client: Any, sid: str) -> None:
     kinds = [layer["type"] for layer in style["layers"]]
     assert "symbol" not in kinds or all(k == "symbol" for k in kinds[kinds.index("symbol"):]), \
         f"{sid}: a symbol layer under a {kinds[-1]} layer"
+    # a source asks for tiles from the lowest zoom any of its layers is in
+    for source in style["sources"].values():
+        lowest = min(TILES[name]["minzoom"] for name in source_layers(source))
+        assert source.get("minzoom", 0) <= lowest, (source["tiles"][0], lowest)
     # one themed source (and the base map's): one request per tile and view
     themed = [s for s in style["sources"].values() if "/tiles/" in s["tiles"][0]
               and "/collections/" not in s["tiles"][0]]
