@@ -310,6 +310,7 @@
    * again. The host calls this with a token it minted; the widget after a refresh or
    * its own sign-in form. */
   Widget.prototype.setToken = function (token, expiresAt) {
+    if (token !== this.token) this._tokenFromForm = false;  // (signIn sets it again)
     this.token = token || "";
     if (token) this.apiKey = "";
     this.tokenExpires = expiresAt ? (typeof expiresAt === "number" ? expiresAt : Date.parse(expiresAt) || null) : null;
@@ -361,7 +362,9 @@
         if (r.status !== 401) self._refreshTimer = setTimeout(function () { self.refreshToken(); }, 60e3);
         return null;
       }
+      var fromForm = self._tokenFromForm;  // a refreshed form token is still the form's
       self.setToken(r.data.access_token, r.data.expires_at);
+      self._tokenFromForm = fromForm;
       self._tell("onemap:token-refreshed", { token: r.data.access_token, expires_at: r.data.expires_at });
       return r.data.access_token;
     });
@@ -379,8 +382,11 @@
     var handled = !this.root.dispatchEvent(ev);
     if (this.hostOrigin && window.parent && window.parent !== window) {
       var msg = { type: type };
+      var self = this;
       Object.keys(detail || {}).forEach(function (k) {
-        if (k !== "widget") msg[k] = detail[k];
+        // A token from the widget's own sign-in form stays in the frame: a page that
+        // frames /widget/ must not collect what a person typed their password into.
+        if (k !== "widget" && !(k === "token" && self._tokenFromForm)) msg[k] = detail[k];
       });
       window.parent.postMessage(msg, this.hostOrigin);
     }
@@ -477,6 +483,7 @@
       return r.json().catch(function () { return null; }).then(function (data) {
         if (r.ok && data && data.access_token) {
           self.setToken(data.access_token, data.expires_at);
+          self._tokenFromForm = true;
           self._tell("onemap:token-refreshed", { token: data.access_token, expires_at: data.expires_at });
           return { ok: true, message: "" };
         }
