@@ -1,11 +1,15 @@
-"""Event photo routes: ``/collections/event/items/{event_id}/photos[/{photo_id}]``.
+"""An event's own resources: its photos and its course.
+
+``/collections/event/items/{event_id}/photos[/{photo_id}]`` and
+``/collections/event/items/{event_id}/history``.
 
 ``POST`` takes the image bytes as the body (``Content-Type: image/jpeg``,
 ``image/png`` or ``image/webp``, at most 8 MB): 201 and the photo's JSON with
 ``Location``; 200 and the existing photo when this event already has these
 bytes (an upload sent again); 400 when the bytes are not the declared type,
 413 when too big, 415 for another type. ``GET .../photos`` lists an event's
-photos, ``GET .../photos/{photo_id}`` answers the bytes. Everything runs on
+photos, ``GET .../photos/{photo_id}`` answers the bytes. ``GET .../history``
+answers the event's status changes (:func:`spatial.events.status_history`). Everything runs on
 the caller's connection (:func:`spatial.access.request_connection`), so the
 database decides who may see or attach (row-level security, migration 165);
 the checks themselves are :mod:`spatial.photos`. Errors are answered by the
@@ -23,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from spatial import photos
+from spatial import events, photos
 from spatial.access import Principal, check_can_read, current_principal, request_connection
 from spatial.errors import InvalidInputError
 from spatial.ogc.contract import read_capped
@@ -107,12 +111,28 @@ async def one(request: Request) -> Response:
         "Cache-Control": "private, max-age=86400", "ETag": f'"{photo.sha256}"'})
 
 
+def _history(principal: Principal, event_id: int) -> list[dict[str, Any]]:
+    with request_connection(principal) as conn:
+        check_can_read(conn, "event", principal)
+        return events.status_history(conn, event_id)
+
+
+async def history(request: Request) -> Response:
+    """``GET .../history``: the event's status changes, oldest first (JSON)."""
+    principal = current_principal()
+    event_id = _int(request, "event_id")
+    rows = await run_in_threadpool(_history, principal, event_id)
+    return JSONResponse({"event_id": event_id, "history": [
+        {**row, "at": row["at"].isoformat()} for row in rows]})
+
+
 def routes() -> list[BaseRoute]:
     """The photo routes, to be placed before pygeoapi's mount."""
     return [
         Route(_BASE, upload, methods=["POST"]),
         Route(_BASE, listing, methods=["GET", "HEAD"]),
         Route(_BASE + "/{photo_id}", one, methods=["GET", "HEAD"]),
+        Route("/collections/event/items/{event_id}/history", history, methods=["GET", "HEAD"]),
     ]
 
 

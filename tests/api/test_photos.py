@@ -268,3 +268,34 @@ def test_missing_file_is_404_not_500(workers: dict[str, Any], photo_dir: Path) -
     for f in photo_dir.rglob("*.jpg"):
         f.unlink()
     assert gw.get(photo["href"]).status_code == 404
+
+
+# -- the event's course ---------------------------------------------------------------------
+
+def test_history_follows_the_event_and_its_scope(workers: dict[str, Any]) -> None:
+    """A reported event's course is its report; a change of status through the API is
+    added; a worker of another grid and the public get the event's own 404/401."""
+    gw = workers["grid1"]
+    event_id = report(gw)
+    path = f"/collections/event/items/{event_id}/history"
+    first = gw.get(path)
+    assert first.status_code == 200, first.text
+    (reported,) = first.json()["history"]
+    assert (reported["from_status"], reported["to_status"]) == (None, "reported")
+    assert "by_user_id" not in reported  # who made a change is not published
+    etag = gw.get(f"/collections/event/items/{event_id}", params={"f": "json"}).headers["ETag"]
+    body = {"type": "Feature", "geometry": None, "properties": {"status": "assigned"}}
+    r = gw.put(f"/collections/event/items/{event_id}", content=json.dumps(body).encode(),
+               headers={"Content-Type": "application/geo+json", "If-Match": etag})
+    assert r.status_code == 204, r.text
+    course = gw.get(path).json()["history"]
+    assert [(c["from_status"], c["to_status"]) for c in course] == [
+        (None, "reported"), ("reported", "assigned")]
+    assert course[0]["at"] <= course[1]["at"]
+    # the event's scope decides: another grid's worker cannot tell it exists
+    other = workers["grid2"].get(path)
+    assert other.status_code == 404, other.text
+    assert other.json()["code"] == "NotFoundError"
+    assert workers["public"].get(path).status_code == 401  # the public reads no events
+    assert gw.get("/collections/event/items/999999999/history").status_code == 404
+    assert gw.get("/collections/event/items/abc/history").status_code == 400

@@ -93,7 +93,10 @@ def test_report_shows_a_clear_confirmation(screens: dict[str, Any], web_city: We
 def test_no_aborted_request_or_console_error_during_a_report(screens: dict[str, Any]) -> None:
     # A successful event POST was logged as net::ERR_ABORTED: its body was never read.
     assert screens["report_trouble"] == []
-    assert not [t for t in screens["trouble"] if "ERR_ABORTED" in t["what"]]
+    # MapLibre itself cancels the requests of tiles that leave the view while the map
+    # flies to a search hit (an AbortController): those are no fault of the app.
+    assert not [t for t in screens["trouble"]
+                if "ERR_ABORTED" in t["what"] and "/tiles/" not in t["what"]]
 
 
 def test_my_event_opens_with_its_photo_and_history(screens: dict[str, Any]) -> None:

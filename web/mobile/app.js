@@ -102,7 +102,7 @@
       "detail.status": "状态", "detail.number": "编号", "detail.reported": "上报时间",
       "detail.description": "描述", "detail.history": "流转记录", "detail.photos": "照片",
       "detail.nophoto": "没有照片", "detail.photo.local": "照片在手机上，待上传",
-      "hist.reported": "上报", "hist.received": "服务器收到", "hist.current": "当前状态：{0}",
+      "hist.reported": "上报", "hist.received": "服务器收到", "hist.current": "当前状态：{0}", "hist.changed": "转为：{0}",
       "hist.evaluated": "评价：{0} 分", "hist.pending": "保存在手机上，待发送",
       "gps.note": "GPS 为 WGS84 坐标，以 EPSG:4326 发送，由服务器换算为 CGCS2000 (EPSG:4490)",
       "gps.locating": "定位中…", "gps.accuracy": "±{0} m", "gps.none": "无法定位：{0}",
@@ -176,7 +176,7 @@
       "detail.status": "Status", "detail.number": "No.", "detail.reported": "Reported at",
       "detail.description": "Description", "detail.history": "Status history", "detail.photos": "Photos",
       "detail.nophoto": "No photo", "detail.photo.local": "Photo on the phone, waiting to upload",
-      "hist.reported": "Reported", "hist.received": "Received by the server", "hist.current": "Now: {0}",
+      "hist.reported": "Reported", "hist.received": "Received by the server", "hist.current": "Now: {0}", "hist.changed": "Changed to: {0}",
       "hist.evaluated": "Evaluated: {0}/5", "hist.pending": "Kept on the phone, waiting to send",
       "gps.note": "GPS gives WGS84: sent as EPSG:4326, the server converts it to CGCS2000 (EPSG:4490)",
       "gps.locating": "Locating…", "gps.accuracy": "±{0} m", "gps.none": "No position: {0}",
@@ -1240,8 +1240,13 @@
         })
       : json("/collections/event/items/" + r.id + "?f=json").then(function (f) {
           return Promise.all([nameOf("grid", f.properties.grid_id),
-                              nameOf("community", f.properties.community_id)])
-            .then(function (names) { return { event: f, names: names }; });
+                              nameOf("community", f.properties.community_id),
+                              json("/collections/event/items/" + r.id + "/history")
+                                .then(function (h) { return h.history; },
+                                      function () { return []; })])
+            .then(function (got) {
+              return { event: f, names: got.slice(0, 2), course: got[2] };
+            });
         });
     return got.then(function (d) {
       var p = d.event ? d.event.properties : { category: r.category, status: r.status,
@@ -1258,7 +1263,7 @@
         ["detail.description", p.description]
       ]));
       box.appendChild(say(el("h4"), "detail.history"));
-      box.appendChild(history(p, !d.event));
+      box.appendChild(history(p, !d.event, d.course || []));
       box.appendChild(say(el("h4"), "detail.photos"));
       var photos = el("div", { "class": "photos", "data-testid": "event-photos" });
       box.appendChild(photos);
@@ -1274,10 +1279,11 @@
     });
   }
 
-  /* The event's course from what the API publishes of it: reported, received
-   * (when later: an offline report), its current status since the last change,
-   * evaluated. */
-  function history(p, local) {
+  /* The event's course: every status change the server recorded
+   * (GET …/history), with "received" when the server got a report later than it
+   * was made (an offline report). Events older than the record fall back to
+   * what the event's own fields tell. */
+  function history(p, local, course) {
     var ol = el("ol", { "class": "history", "data-testid": "event-history" });
     function item(status, key, args, when) {
       var li = el("li", { "data-testid": "event-history-item", "data-status": status });
@@ -1292,6 +1298,17 @@
     item("reported", "hist.reported", null, p.reported_at);
     if (p.created_at && Math.abs(new Date(p.created_at) - new Date(p.reported_at)) > 60000) {
       item("received", "hist.received", null, p.created_at);
+    }
+    var changes = course.filter(function (c) { return c.from_status; });
+    if (changes.length) {
+      changes.forEach(function (c) {
+        if (c.to_status === "evaluated") {
+          item("evaluated", "hist.evaluated", [p.evaluation_score || "—"], c.at);
+        } else {
+          item(c.to_status, "hist.changed", [{ k: "status." + c.to_status }], c.at);
+        }
+      });
+      return ol;
     }
     if (p.status && p.status !== "reported" && p.status !== "evaluated") {
       item(p.status, "hist.current", [{ k: "status." + p.status }], p.updated_at);

@@ -9,7 +9,7 @@
  */
 "use strict";
 
-var SHELL = "onemap-m-shell-v4";  // v2: the app icons; v3: app.js without fallbacks; v4: issue 13
+var SHELL = "onemap-m-shell-v5";  // v2: the app icons; v3: app.js without fallbacks; v4: issue 13; v5: the event history
 var TILES = "onemap-m-tiles-v1";
 var SHELL_FILES = [
   "./", "./index.html", "./app.js", "./style.css", "./manifest.webmanifest",
