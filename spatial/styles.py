@@ -219,8 +219,9 @@ class StyleCatalog:
         dict
             ``{"style", "title", "entries": [{"layer", "layers", "group",
             "visible", "label_zh", "label_en", "type", "color", "outline",
-            "source", "source_layer", "minzoom", "maxzoom", "property"?,
-            "value"?}]}``.
+            "source", "source_layer", "minzoom", "maxzoom", "text"?,
+            "property"?, "value"?}]}`` (``text``: the character a symbol layer
+            draws, e.g. a valve's ⋈).
 
         Examples
         --------
@@ -380,6 +381,7 @@ def legend_entries(layer: Mapping[str, Any]) -> list[dict[str, Any]]:
     label = meta.get("onemap:label") or {}
     zh, en = str(label.get("zh", layer["id"])), str(label.get("en", layer["id"]))
     common: dict[str, Any] = {
+        **_symbol_text(layer),
         "layer": layer["id"],
         "layers": [layer["id"]],
         "group": "thematic" if meta.get("onemap:group") == "thematic" else "reference",
@@ -420,6 +422,15 @@ def legend_entries(layer: Mapping[str, Any]) -> list[dict[str, Any]]:
         return entries
     found = color if isinstance(color, str) else _first_color(color)
     return [{**common, "label_zh": zh, "label_en": en, **swatch(found)}]
+
+
+def _symbol_text(layer: Mapping[str, Any]) -> dict[str, str]:
+    """``{"text": glyph}`` of a symbol drawn as one fixed character (a valve's ⋈), so
+    the legend shows the sign rather than a dot; empty otherwise."""
+    field = (layer.get("layout") or {}).get("text-field")
+    if layer.get("type") == "symbol" and isinstance(field, str) and "{" not in field:
+        return {"text": field}
+    return {}
 
 
 def add_basemaps(style: dict[str, Any], basemaps: BaseMaps, base: str) -> None:

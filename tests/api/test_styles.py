@@ -266,6 +266,8 @@ def test_lamps_by_status_and_problems_by_source(client: Any) -> None:
     assert {e["value"] for e in problems} == {"supervision_check", "sanitation_check",
                                               "grid_patrol", "hotline_12345",
                                               "third_party_check"}
+    legend = client.get("/styles/pipelines/legend").json()["entries"]
+    assert {e.get("text") for e in legend if e["layer"] == "pipelines-valve"} == {"⋈"}
     valves = client.get("/styles/pipelines").json()
     valve = next(ly for ly in valves["layers"] if ly["id"] == "pipelines-valve")
     assert valve["type"] == "symbol"
