@@ -119,6 +119,13 @@ def test_loads_and_toggles_a_layer(session: dict[str, Any]) -> None:
         ["none"] * len(toggled["group_layers_after_off"])), toggled
     assert not toggled["checked_after_off"]
     assert toggled["restored"] == toggled["before"] and toggled["checked_after_on"]
+    # the history (closed/evaluated events) is hidden by default and has its own switch
+    history = session["history"]
+    assert history["event_switch"] == 1 and history["history_switch"] == 1, history
+    assert history["checked_at_start"] is False, history
+    assert history["after_events_off_on"] == "none", history  # open events don't bring it
+    assert history["after_its_switch"] == "visible", history
+    assert "历史事件" in history["label"] or "history" in history["label"].lower(), history
 
 
 def test_worker_drills_from_grid_to_household_residents(session: dict[str, Any],

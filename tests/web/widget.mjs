@@ -86,6 +86,23 @@ await main(async (browser) => {
   const toggled = { group, before, hidden, restored: await visible(), checked_before: checkedBefore,
     checked_after_off: checkedOff, checked_after_on: await box().isChecked(),
     group_layers_after_off: groupLayers };
+  // the open events' switch leaves the history hidden; the history has a switch of its own
+  const vis = (id) => page.evaluate((i) => window.onemap.widgets[0].map
+    .getLayoutProperty(i, 'visibility') || 'visible', id);
+  const eventBox = page.locator('[data-testid=onemap-layer-toggle][data-layer="event"]');
+  const historyId = 'grid_management-event-history';
+  const historyBox = page.locator(`[data-testid=onemap-layer-toggle][data-layer="${historyId}"]`);
+  const history = { event_switch: await eventBox.count(), history_switch: await historyBox.count() };
+  if (history.event_switch && history.history_switch) {
+    history.checked_at_start = await historyBox.isChecked();
+    await eventBox.click();
+    await eventBox.click();
+    history.after_events_off_on = await vis(historyId);
+    await historyBox.click();
+    history.after_its_switch = await vis(historyId);
+    history.label = (await historyBox.locator('xpath=..').innerText()).trim();
+    await historyBox.click();
+  }
 
   // drill-down by clicking, grid → household
   await page.evaluate((id) => window.onemap.widgets[0].drill('grid', id), CITY.grid.id);
@@ -381,6 +398,6 @@ await main(async (browser) => {
   iframe.urls_with_token = widgetUrls.filter((u) => /token=|om_/.test(u));
   await framed.context().close();
 
-  return { toggled, masked, grid, household, stats_tables: stats, labels, popup,
+  return { toggled, history, masked, grid, household, stats_tables: stats, labels, popup,
     foreign, foreign_grid: foreignGrid, from_popup: fromPopup, place, counted, auth, iframe };
 });

@@ -676,13 +676,24 @@
     });
   };
 
-  /* Source layers of the style's vector sources, grouped for the switcher. */
+  /* Source layers of the style's vector sources, grouped for the switcher. A style
+   * layer the style hides by default (the history: closed events, resolved problems,
+   * density with history) is a switch of its own, so turning the open events off and
+   * on never brings the history with it. */
   Widget.prototype._groups = function () {
     var groups = [];
     var seen = {};
-    this.map.getStyle().layers.forEach(function (l) {
+    var style = this.map.getStyle();
+    if (!this._ownSwitch) {  // read once, while the style's defaults still hold
+      var own = this._ownSwitch = {};
+      style.layers.forEach(function (l) {
+        if (l.layout && l.layout.visibility === "none") own[l.id] = true;
+      });
+    }
+    var ownSwitch = this._ownSwitch;
+    style.layers.forEach(function (l) {
       if (!l.source || l.source === HIGHLIGHT) return;
-      var key = l["source-layer"] || l.id;
+      var key = ownSwitch[l.id] ? l.id : (l["source-layer"] || l.id);
       if (!seen[key]) {
         seen[key] = { key: key, layers: [] };
         groups.push(seen[key]);
@@ -694,6 +705,10 @@
 
   Widget.prototype._groupLabel = function (group) {
     var lang = this.lang;
+    var own = this._ownSwitch && this._ownSwitch[group.key] &&
+      this.map.getStyle().layers.filter(function (l) { return l.id === group.key; })[0];
+    var named = own && own.metadata && own.metadata["onemap:label"];
+    if (named && named[lang]) return named[lang];
     var entry = this.legend.filter(function (e) {
       return e.layer === group.key || group.layers.indexOf(e.layer) >= 0 || e.source_layer === group.key;
     })[0];
