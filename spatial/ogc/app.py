@@ -12,6 +12,7 @@ import contextvars
 import inspect
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -164,13 +165,20 @@ class Unrouted:
 
     def __init__(self, app: ASGIApp, routes: list[BaseRoute]) -> None:
         self.app = app
+        self.own_routes = list(routes)
         self.routes = [*routes, Mount("", app=app)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        served, allowed = route_methods(self.routes, scope)
+        # pygeoapi's item route takes its id as a path ({identifier:path}), so
+        # DELETE …/items/29/history reached pygeoapi as feature "29/history" (and,
+        # anonymous, a 500 from its delete). No feature id holds a '/': below an
+        # item only onemap's own sub-resources (photos, history) are served.
+        below_item = _BELOW_ITEM.match(scope["path"]) is not None
+        routes = self.own_routes if below_item else self.routes
+        served, allowed = route_methods(routes, scope)
         if served:
             await self.app(scope, receive, send)
             return
@@ -184,12 +192,16 @@ class Unrouted:
         else:
             other = path[:-1] if path.endswith("/") else f"{path}/"
             moved = {**scope, "path": other}
-            served_there, allowed_there = route_methods(self.routes, moved)
+            served_there, allowed_there = route_methods(routes, moved)
             if path != "/" and (served_there or allowed_there):
                 response = RedirectResponse(URL(scope=moved), status_code=307)
             else:
                 response = problem(404, "NotFound", f"nothing is served at {path} / 无此资源")
         await response(scope, receive, send)
+
+
+#: A path below a feature: ``/collections/{id}/items/{featureId}/…``.
+_BELOW_ITEM = re.compile(r"^/collections/[^/]+/items/[^/]+/.")
 
 
 async def not_found(request: Request, exc: Exception) -> JSONResponse:
