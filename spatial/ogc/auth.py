@@ -464,8 +464,21 @@ def _revoke(token: str) -> None:
         auth.revoke_token(conn, token)
 
 
-async def logout_endpoint(request: Request) -> Response:
-    """``POST /auth/logout``: revoke the presented login token (204)."""
+def presented_login_token(request: Request, not_for_keys: str) -> str | Response:
+    """The login token a request presents, or the 401 to answer when it presents none.
+
+    Parameters
+    ----------
+    request : Request
+        The request.
+    not_for_keys : str
+        The message of the 400 raised when an API key is presented instead.
+
+    Raises
+    ------
+    InvalidInputError
+        For an API key.
+    """
     try:
         credential = credential_from_headers(request.headers)
     except AuthenticationError as exc:
@@ -473,10 +486,17 @@ async def logout_endpoint(request: Request) -> Response:
     if credential is None:
         return unauthorized(NO_CREDENTIALS, invalid=False)
     if credential.startswith(auth.API_KEY_PREFIX):
-        raise InvalidInputError(
-            "an API key is revoked with `onemap key revoke PREFIX`, not by logging out"
-            " / API 密钥请用 onemap key revoke 吊销"
-        )
+        raise InvalidInputError(not_for_keys)
+    return credential
+
+
+async def logout_endpoint(request: Request) -> Response:
+    """``POST /auth/logout``: revoke the presented login token (204)."""
+    credential = presented_login_token(
+        request, "an API key is revoked with `onemap key revoke PREFIX`, not by logging out"
+        " / API 密钥请用 onemap key revoke 吊销")
+    if isinstance(credential, Response):
+        return credential
     await run_in_threadpool(_revoke, credential)
     CACHE.discard(auth.sha256_hex(credential))
     return Response(status_code=204)
@@ -495,17 +515,11 @@ async def refresh_endpoint(request: Request) -> Response:
     The old token keeps working for :data:`spatial.auth.REFRESH_GRACE` (requests in
     flight finish), then expires. An API key is not refreshed (400).
     """
-    try:
-        credential = credential_from_headers(request.headers)
-    except AuthenticationError as exc:
-        return unauthorized(str(exc))
-    if credential is None:
-        return unauthorized(NO_CREDENTIALS, invalid=False)
-    if credential.startswith(auth.API_KEY_PREFIX):
-        raise InvalidInputError(
-            "an API key does not expire by itself and is not refreshed; only login tokens are"
-            " / API 密钥无需刷新，仅登录令牌可刷新"
-        )
+    credential = presented_login_token(
+        request, "an API key does not expire by itself and is not refreshed; only login"
+        " tokens are / API 密钥无需刷新，仅登录令牌可刷新")
+    if isinstance(credential, Response):
+        return credential
     ip = request.client.host if request.client else None
     try:
         token = await run_in_threadpool(

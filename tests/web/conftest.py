@@ -27,6 +27,7 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
+from PIL import Image, ImageDraw
 from psycopg import sql
 
 from tests.conftest import create_database, drop_database, live_uvicorn
@@ -269,3 +270,15 @@ def run_script(live_server: LiveServer, web_city: WebCity,
         return answer["result"]
 
     return run
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PNG 'photo' of a full refuse bin, drawn here."""
+    path = tmp_path_factory.mktemp("photo") / "bin.png"
+    img = Image.new("RGB", (640, 480), (200, 220, 235))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((220, 160, 420, 440), fill=(40, 120, 60))
+    draw.ellipse((250, 90, 390, 190), fill=(120, 90, 60))
+    img.save(path, format="PNG")
+    return path
