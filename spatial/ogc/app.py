@@ -114,8 +114,10 @@ def route_methods(routes: list[BaseRoute], scope: Scope) -> tuple[bool, set[str]
     Examples
     --------
     >>> routes = [Route("/styles", health, methods=["GET"])]
-    >>> route_methods(routes, {"type": "http", "path": "/styles", "method": "TRACE"})
-    (False, {'GET', 'HEAD'})
+    >>> served, allowed = route_methods(routes, {"type": "http", "path": "/styles",
+    ...                                          "method": "TRACE"})
+    >>> served, sorted(allowed)
+    (False, ['GET', 'HEAD'])
     >>> route_methods(routes, {"type": "http", "path": "/nope", "method": "GET"})
     (False, set())
     """
