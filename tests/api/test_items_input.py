@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 from spatial.catalog import Column, Table
+from tests.spatial.test_access_plans import act_as_district_admin, plan_nodes
 
 #: An empty corner of the tiny city's district, away from its buildings.
 BOX = (116.500, 39.950, 116.510, 39.960)
@@ -242,13 +243,6 @@ def test_the_exporter_bbox_is_the_same(near_miss: dict[str, Any], tmp_path: Path
     assert codes == ["BOX-IN"]
 
 
-def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    out = [plan]
-    for child in plan.get("Plans", []):
-        out += _plan_nodes(child)
-    return out
-
-
 @pytest.mark.parametrize("view", ["household", "building"])
 def test_the_bbox_condition_keeps_the_spatial_index_under_row_level_security(
         tiny_city_db: str, view: str) -> None:
@@ -256,28 +250,18 @@ def test_the_bbox_condition_keeps_the_spatial_index_under_row_level_security(
     only filters what the index found."""
     from psycopg import sql
 
-    from spatial.access import Principal, apply_principal
     from spatial.catalog import get_table
     from spatial.features import bbox_condition
 
     with psycopg.connect(tiny_city_db) as conn:
-        admin = conn.execute(
-            "INSERT INTO onemap.app_user (username) VALUES ('plan_admin') RETURNING id"
-        ).fetchone()[0]
-        conn.execute(
-            "INSERT INTO onemap.user_role (user_id, role_id) "
-            "SELECT %s, id FROM onemap.app_role WHERE code = 'district_admin'", (admin,))
-        conn.execute(
-            "INSERT INTO onemap.data_scope (user_id, level, unit_id) "
-            "SELECT %s, 'district', min(id) FROM onemap.district", (admin,))
-        apply_principal(conn, Principal(admin, "plan_admin", frozenset({"district_admin"})))
+        act_as_district_admin(conn)
         conn.execute("SET LOCAL enable_seqscan = off")
         condition, params = bbox_condition(get_table(conn, view, schema="layers"),
                                            (116.46, 39.915, 116.469, 39.93))
         (plan,) = conn.execute(
             sql.SQL("EXPLAIN (FORMAT JSON) SELECT t.id FROM layers.{} AS t WHERE {}").format(
                 sql.Identifier(view), condition), params).fetchone()
-        nodes = _plan_nodes((plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"])
+        nodes = plan_nodes((plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"])
         scans = [n for n in nodes if n.get("Index Name") == f"{view}_geom_idx"]
         assert scans, [(n["Node Type"], n.get("Index Name")) for n in nodes]
         assert any("&&" in n.get("Index Cond", "") for n in scans)
