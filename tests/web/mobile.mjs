@@ -81,6 +81,13 @@ await main(async (browser) => {
     document.querySelector('[data-testid=report-message]').textContent));
   const queuedOffline = await page.evaluate(() => window.onemapMobile.queueLength());
   // the confirmation says it is kept on the phone, and turns to sent once it is
+  // the card is drawn after the message (it reads the phone's queue first): wait for
+  // it to show this report, then read its state
+  await page.waitForFunction((text) => {
+    const card = document.querySelector('[data-testid=report-confirmation]');
+    return card && !card.hidden && card.getAttribute('data-client-uuid')
+      && card.getAttribute('data-client-uuid') !== text;
+  }, online.client_uuid, { timeout: 30000 });
   const queuedCard = await page.getByTestId('report-confirmation').getAttribute('data-state');
   await page.screenshot({ path: path.join(dir, 'offline-queued.png') });
   await context.setOffline(false);
