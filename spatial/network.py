@@ -56,6 +56,7 @@ from typing import Any, Literal
 import numpy as np
 import psycopg
 import shapely
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import tuple_row
 from scipy.sparse import csr_array
@@ -661,11 +662,8 @@ def load_road_graph(conn: psycopg.Connection[Any], mode: str = "drive") -> Graph
     """
     if mode not in ROAD_MODES:
         raise ValueError(f"mode must be one of {ROAD_MODES}, got {mode!r}")
-    rows = _rows(conn, """
-        SELECT id, source, target, length_m, oneway,
-               ST_X(ST_StartPoint(geom)), ST_Y(ST_StartPoint(geom)),
-               ST_X(ST_EndPoint(geom)), ST_Y(ST_EndPoint(geom)), ST_AsBinary(geom)
-        FROM onemap.network_road_edge ORDER BY id""")
+    rows = _rows(conn, "SELECT id, source, target, length_m, oneway, ST_AsBinary(geom) "
+                       "FROM onemap.network_road_edge ORDER BY id")
     if rows:
         cols = list(zip(*rows, strict=True))
         eid = np.array(cols[0], dtype=np.int64)
@@ -673,8 +671,9 @@ def load_road_graph(conn: psycopg.Connection[Any], mode: str = "drive") -> Graph
                                 np.array(cols[2], dtype=np.int64)])
         length = np.array(cols[3], dtype=float)
         oneway = np.array(cols[4], dtype=bool)
-        pts = np.array(cols[5:9], dtype=float).T.reshape(-1, 2, 2)
-        geoms = shapely.from_wkb(np.array(cols[9], dtype=object))
+        geoms = shapely.from_wkb(np.array(cols[5], dtype=object))
+        pts = np.stack([shapely.get_coordinates(shapely.get_point(geoms, 0)),
+                        shapely.get_coordinates(shapely.get_point(geoms, -1))], axis=1)
     else:
         eid = np.empty(0, np.int64)
         ends = np.empty((0, 2), np.int64)
@@ -1054,6 +1053,122 @@ def pipe_graph(conn: psycopg.Connection[Any], utility: str, *,
                                 lambda: load_pipe_graph(conn, utility))
 
 
+#: pgRouting's edge query per road mode, over the same view the loaders read.
+PGR_ROAD_EDGES = {
+    "drive": "SELECT id, source, target, length_m AS cost, "
+             "CASE WHEN oneway THEN -1 ELSE length_m END AS reverse_cost "
+             "FROM onemap.network_road_edge",
+    "walk": "SELECT id, source, target, length_m AS cost, length_m AS reverse_cost "
+            "FROM onemap.network_road_edge",
+}
+#: Metres per degree of latitude at least, and of longitude at the equator at most
+#: (WGS84/CGCS2000 ellipsoid), for a box that surely holds a disc.
+_M_PER_DEG_LAT = 110_574.0
+_M_PER_DEG_LON = 111_321.0
+
+
+def vertex_lonlat(vertex: int) -> tuple[float, float]:
+    """The grid point of a road vertex key (``onemap.network_vertex``), EPSG:4490.
+
+    Examples
+    --------
+    >>> key = (round((116.4 + 180) * 1e6) << 28) | round((39.9 + 90) * 1e6)
+    >>> tuple(round(v, 6) for v in vertex_lonlat(key))
+    (116.4, 39.9)
+    """
+    return (vertex >> 28) / 1e6 - 180.0, (vertex & ((1 << 28) - 1)) / 1e6 - 90.0
+
+
+def pgr_road_within(conn: psycopg.Connection[Any], origin: int, cost: float,
+                    mode: str = "drive") -> tuple[np.ndarray, np.ndarray]:
+    """Road vertices within ``cost`` metres of ``origin``, by pgRouting in the database.
+
+    For a one-off question where no graph is cached: ``pgr_drivingDistance``
+    over ``onemap.network_road_edge`` cut to the box around the disc of radius
+    ``cost`` (no path that short leaves it, so the answer is exact), read
+    through the caller's connection — its row-level security, and its own
+    uncommitted edits, apply. ``bench/bench_network.py`` measures when this
+    beats loading the graph (:func:`road_graph`).
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        The caller's connection.
+    origin : int
+        A road vertex key.
+    cost : float
+        Largest path length, m.
+    mode : {"drive", "walk"}
+        As in :func:`road_graph`.
+
+    Returns
+    -------
+    vertices : numpy.ndarray
+        Vertex keys, ascending (the origin included when it is on a road).
+    distance : numpy.ndarray
+        Their path length from the origin, m.
+
+    Raises
+    ------
+    ValueError
+        For another mode, or a cost that is not a finite number ≥ 0.
+    """
+    if mode not in ROAD_MODES:
+        raise ValueError(f"mode must be one of {ROAD_MODES}, got {mode!r}")
+    if not (np.isfinite(cost) and cost >= 0):
+        raise ValueError(f"cost must be a finite number >= 0, got {cost!r}")
+    lon, lat = vertex_lonlat(int(origin))
+    dlat = cost / _M_PER_DEG_LAT * 1.01 + 1e-6
+    dlon = cost / (_M_PER_DEG_LON * max(np.cos(np.deg2rad(abs(lat) + dlat)), 1e-6)) * 1.01 \
+        + 1e-6
+    # pgRouting takes its edge query as text, so the box is written into it: four
+    # floats formatted by psycopg (sql.Literal), never text from a caller.
+    edges = sql.SQL("{} WHERE geom && ST_MakeEnvelope({}, {}, {}, {}, 4490)").format(
+        sql.SQL(PGR_ROAD_EDGES[mode]), *(sql.Literal(float(v)) for v in (
+            lon - dlon, lat - dlat, lon + dlon, lat + dlat))).as_string(conn)
+    got = _rows(conn, "SELECT node, agg_cost FROM pgr_drivingDistance(%s, %s::bigint, "
+                      "%s::float8, true) ORDER BY node", (edges, int(origin), float(cost)))
+    return (np.array([r[0] for r in got], dtype=np.int64),
+            np.array([r[1] for r in got], dtype=float))
+
+
+def pgr_road_distances(conn: psycopg.Connection[Any], origin: int,
+                       destinations: Iterable[int], mode: str = "drive") -> np.ndarray:
+    """Shortest-path lengths from one road vertex to others, by pgRouting in the database.
+
+    The one-off counterpart of :meth:`Graph.distances` (``pgr_dijkstraCost``
+    over ``onemap.network_road_edge``, the caller's connection).
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        The caller's connection.
+    origin : int
+        A road vertex key.
+    destinations : iterable of int
+        Vertex keys.
+    mode : {"drive", "walk"}
+        As in :func:`road_graph`.
+
+    Returns
+    -------
+    numpy.ndarray
+        One length (m) per destination; ``inf`` where unreachable, 0 for the
+        origin itself.
+
+    Raises
+    ------
+    ValueError
+        For another mode.
+    """
+    if mode not in ROAD_MODES:
+        raise ValueError(f"mode must be one of {ROAD_MODES}, got {mode!r}")
+    dest = [int(d) for d in destinations]
+    got = dict(_rows(conn, "SELECT end_vid, agg_cost FROM pgr_dijkstraCost(%s, %s::bigint, "
+                           "%s::bigint[], true)", (PGR_ROAD_EDGES[mode], int(origin), dest)))
+    return np.array([0.0 if d == int(origin) else got.get(d, np.inf) for d in dest])
+
+
 def invalidate(table: str, database: str | None = None) -> int:
     """Drop the process's graphs built from ``table`` (see :meth:`GraphCache.invalidate`)."""
     return CACHE.invalidate(table, database)
@@ -1061,5 +1176,6 @@ def invalidate(table: str, database: str | None = None) -> int:
 
 __all__ = [
     "CACHE", "ROAD_MODES", "SUPPLY_KINDS", "UTILITIES", "Graph", "GraphCache", "Path", "Valves",
-    "invalidate", "load_pipe_graph", "load_road_graph", "pipe_graph", "road_graph",
+    "invalidate", "load_pipe_graph", "load_road_graph", "pgr_road_distances", "pgr_road_within",
+    "pipe_graph", "road_graph", "vertex_lonlat",
 ]

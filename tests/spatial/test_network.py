@@ -22,8 +22,11 @@ from spatial.network import (
     GraphCache,
     load_pipe_graph,
     load_road_graph,
+    pgr_road_distances,
+    pgr_road_within,
     pipe_graph,
     road_graph,
+    vertex_lonlat,
 )
 from spatial.synth import generate
 
@@ -390,8 +393,29 @@ def test_demo_city_agrees_with_pgrouting(city: str) -> None:
             continue
         assert (pgr.get(t, np.inf) == pytest.approx(d, rel=1e-9)) if np.isfinite(d) \
             else t not in pgr
-    idx, _ = g.within(origin, 600.0)
+    idx, dist = g.within(origin, 600.0)
     assert set(g.node_ids[idx].tolist()) == {r["node"] for r in reach}
+    # The one-off helpers: the same answers, the box around the disc losing nothing.
+    with connect(city, autocommit=True) as conn:
+        nodes, cost = pgr_road_within(conn, origin, 600.0)
+        assert nodes.tolist() == sorted(g.node_ids[idx].tolist())
+        order = np.argsort(g.node_ids[idx])
+        np.testing.assert_allclose(cost, dist[order], rtol=1e-9)
+        far = pgr_road_distances(conn, origin, targets, "walk")
+    np.testing.assert_allclose(far, load_road_graph_walk(city).distances([origin], targets)[0],
+                               rtol=1e-9)
+
+
+def load_road_graph_walk(info: str) -> Graph:
+    with connect(info, autocommit=True) as conn:
+        return load_road_graph(conn, "walk")
+
+
+def test_vertex_keys_round_trip(city: str) -> None:
+    with connect(city, autocommit=True) as conn:
+        g = load_road_graph(conn, "drive")
+    back = np.array([vertex_lonlat(int(v)) for v in g.node_ids])
+    assert np.abs(back - g.xy).max() <= 5e-7 + 1e-12
 
 
 def test_demo_city_pipes_connected_from_their_sources(city: str) -> None:
