@@ -1169,6 +1169,78 @@ def pgr_road_distances(conn: psycopg.Connection[Any], origin: int,
     return np.array([0.0 if d == int(origin) else got.get(d, np.inf) for d in dest])
 
 
+def road_within(conn: psycopg.Connection[Any], origin: int, cost: float,
+                mode: str = "drive", *, cache: GraphCache | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Road vertices within ``cost`` of ``origin``, by whichever side is faster now.
+
+    With the graph cached in this process, :meth:`Graph.within` (under a
+    millisecond at scale L); without, :func:`pgr_road_within` in the database
+    (a few milliseconds), rather than loading the graph for one question
+    (200 ms at L). See ``bench/README.md`` (network benchmark).
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        The caller's connection.
+    origin : int
+        A road vertex key.
+    cost : float
+        Largest path length, m.
+    mode : {"drive", "walk"}
+        As in :func:`road_graph`.
+    cache : GraphCache, optional
+        Defaults to :data:`CACHE`.
+
+    Returns
+    -------
+    vertices : numpy.ndarray
+        Vertex keys, ascending.
+    distance : numpy.ndarray
+        Their path length from the origin, m.
+    """
+    c = cache or CACHE
+    if not c.cached(conn, "road", mode=mode):
+        return pgr_road_within(conn, origin, cost, mode)
+    g = road_graph(conn, mode, cache=c)
+    idx, dist = g.within(origin, cost)
+    order = np.argsort(g.node_ids[idx], kind="stable")
+    return g.node_ids[idx][order], dist[order]
+
+
+def road_distances(conn: psycopg.Connection[Any], origin: int, destinations: Iterable[int],
+                   mode: str = "drive", *, cache: GraphCache | None = None) -> np.ndarray:
+    """Shortest-path lengths from one road vertex, by whichever side is faster now.
+
+    With the graph cached, :meth:`Graph.distances`; without,
+    :func:`pgr_road_distances` (one pgRouting query beats loading the graph for
+    one question; from the second question on, the loaded graph wins).
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        The caller's connection.
+    origin : int
+        A road vertex key.
+    destinations : iterable of int
+        Vertex keys.
+    mode : {"drive", "walk"}
+        As in :func:`road_graph`.
+    cache : GraphCache, optional
+        Defaults to :data:`CACHE`.
+
+    Returns
+    -------
+    numpy.ndarray
+        One length (m) per destination; ``inf`` where unreachable.
+    """
+    c = cache or CACHE
+    dest = [int(d) for d in destinations]
+    if not c.cached(conn, "road", mode=mode):
+        return pgr_road_distances(conn, origin, dest, mode)
+    return road_graph(conn, mode, cache=c).distances([origin], dest)[0]
+
+
 def invalidate(table: str, database: str | None = None) -> int:
     """Drop the process's graphs built from ``table`` (see :meth:`GraphCache.invalidate`)."""
     return CACHE.invalidate(table, database)
@@ -1177,5 +1249,5 @@ def invalidate(table: str, database: str | None = None) -> int:
 __all__ = [
     "CACHE", "ROAD_MODES", "SUPPLY_KINDS", "UTILITIES", "Graph", "GraphCache", "Path", "Valves",
     "invalidate", "load_pipe_graph", "load_road_graph", "pgr_road_distances", "pgr_road_within",
-    "pipe_graph", "road_graph", "vertex_lonlat",
+    "pipe_graph", "road_distances", "road_graph", "road_within", "vertex_lonlat",
 ]

@@ -25,7 +25,9 @@ from spatial.network import (
     pgr_road_distances,
     pgr_road_within,
     pipe_graph,
+    road_distances,
     road_graph,
+    road_within,
     vertex_lonlat,
 )
 from spatial.synth import generate
@@ -409,6 +411,23 @@ def test_demo_city_agrees_with_pgrouting(city: str) -> None:
 def load_road_graph_walk(info: str) -> Graph:
     with connect(info, autocommit=True) as conn:
         return load_road_graph(conn, "walk")
+
+
+def test_one_off_questions_go_to_pgrouting_until_the_graph_is_cached(
+        city: str, cache: GraphCache) -> None:
+    with connect(city, autocommit=True) as conn:
+        ids = load_road_graph(conn, "walk").node_ids
+        origin, targets = int(ids[3]), ids[::7].tolist()
+        nodes, cost = road_within(conn, origin, 800.0, "walk", cache=cache)
+        far = road_distances(conn, origin, targets, "walk", cache=cache)
+        assert cache.loads == 0  # pgRouting answered
+        road_graph(conn, "walk", cache=cache)
+        nodes2, cost2 = road_within(conn, origin, 800.0, "walk", cache=cache)
+        far2 = road_distances(conn, origin, targets, "walk", cache=cache)
+        assert cache.loads == 1
+    assert nodes.tolist() == nodes2.tolist() and len(nodes) > 1
+    np.testing.assert_allclose(cost, cost2, rtol=1e-9)
+    np.testing.assert_allclose(far, far2, rtol=1e-9)
 
 
 def test_vertex_keys_round_trip(city: str) -> None:
