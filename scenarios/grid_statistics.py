@@ -229,3 +229,73 @@ def grid_statistics(
         for n in [*path(e), root]:
             n.events[e["status"]] += 1
     return root
+
+
+#: Levels of a statistics tree whose units have a geometry, with their tables.
+_SHAPED = ("street_office", "community", "grid", "building")
+
+
+def unit_features(conn: psycopg.Connection[Any], root: StatsNode,
+                  polygon_wkt: str | None = None) -> list[dict[str, Any]]:
+    """The units of a statistics tree as GeoJSON features with their figures.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        The connection the tree was computed on (dict rows): a unit the
+        caller cannot see has no geometry and is left out.
+    root : StatsNode
+        From :func:`grid_statistics`.
+    polygon_wkt : str, optional
+        The polygon of an ``area`` root (WKT, EPSG:4490), drawn as its feature.
+
+    Returns
+    -------
+    list of dict
+        One feature per node, depth first from the root: ``id``
+        (``level.id``), geometry (EPSG:4490 lon/lat) and properties
+        ``level``, ``unit_id``, ``name``, ``parent`` (the parent feature's
+        id), ``households``, ``occupied``, ``residents``, ``elderly``,
+        ``tags``, ``events``.
+    """
+    nodes: list[tuple[StatsNode, StatsNode | None]] = []
+    pending: list[tuple[StatsNode, StatsNode | None]] = [(root, None)]
+    while pending:
+        node, parent = pending.pop()
+        nodes.append((node, parent))
+        pending.extend((c, node) for c in reversed(node.children))
+    wanted: dict[str, list[int]] = {}
+    for node, _ in nodes:
+        if node.level in _SHAPED and node.id is not None:
+            wanted.setdefault(node.level, []).append(node.id)
+    shapes: dict[tuple[str, int | None], Any] = {}
+    for level, ids in wanted.items():
+        query = sql.SQL("SELECT id, ST_AsGeoJSON(geom, 9)::json AS geometry FROM {} "
+                        "WHERE id = ANY(%s)").format(sql.Identifier("onemap", level))
+        for r in conn.execute(query, (ids,)).fetchall():
+            shapes[(level, r["id"])] = r["geometry"]
+    if polygon_wkt is not None:
+        row = conn.execute("SELECT ST_AsGeoJSON(ST_GeomFromText(%s, 4490), 9)::json AS g",
+                           (polygon_wkt,)).fetchone()
+        shapes[("area", None)] = row["g"] if row else None
+
+    def key(node: StatsNode) -> str:
+        return node.level if node.id is None else f"{node.level}.{node.id}"
+
+    features = []
+    for node, parent in nodes:
+        geometry = shapes.get((node.level, node.id))
+        if geometry is None:
+            continue
+        features.append({
+            "type": "Feature", "id": key(node), "geometry": geometry,
+            "properties": {
+                "level": node.level, "unit_id": node.id, "name": node.name,
+                "parent": None if parent is None else key(parent),
+                "households": node.households, "occupied": node.occupied,
+                "residents": node.residents, "elderly": node.elderly,
+                "tags": dict(sorted(node.tags.items())),
+                "events": dict(sorted(node.events.items())),
+            },
+        })
+    return features

@@ -123,6 +123,8 @@ class Job:
         The worker running (or that ran) it.
     attempts, max_attempts : int
         Runs started so far, and the most it gets.
+    outputs : list of str or None
+        The output ids the execute request selected (None: every output).
     """
 
     id: uuid.UUID
@@ -144,6 +146,7 @@ class Job:
     worker: str | None
     attempts: int
     max_attempts: int
+    outputs: list[str] | None = None
 
     @property
     def finished(self) -> bool:
@@ -224,6 +227,7 @@ def submit(
     lease: timedelta = DEFAULT_LEASE,
     retention: timedelta = DEFAULT_RETENTION,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    outputs: Collection[str] | None = None,
 ) -> Job:
     """Record a job.
 
@@ -250,6 +254,8 @@ def submit(
         How long the finished job and its result are kept.
     max_attempts : int
         Most runs the job gets when its worker dies.
+    outputs : collection of str, optional
+        The output ids the request selected (None: all).
 
     Returns
     -------
@@ -272,11 +278,11 @@ def submit(
         conn,
         sql.SQL(
             "INSERT INTO onemap.job (process_id, status, mode, inputs, response, message, user_id, "
-            " retention, max_attempts, worker, lease_until, started_at, attempts) "
+            " retention, max_attempts, worker, lease_until, started_at, attempts, outputs) "
             "VALUES (%(process)s, %(status)s, %(mode)s, %(inputs)s, %(response)s, %(message)s, "
             " %(user)s, %(retention)s, %(max)s, %(worker)s, "
             " CASE WHEN %(claimed)s THEN now() + %(lease)s END, "
-            " CASE WHEN %(claimed)s THEN now() END, %(attempts)s) "
+            " CASE WHEN %(claimed)s THEN now() END, %(attempts)s, %(outputs)s) "
             "RETURNING {}"
         ).format(_COLUMNS),
         {
@@ -285,6 +291,7 @@ def submit(
             "message": MSG_RUNNING if claimed else MSG_ACCEPTED, "user": principal.user_id,
             "retention": retention, "max": max_attempts, "worker": worker,
             "claimed": claimed, "lease": lease, "attempts": 1 if claimed else 0,
+            "outputs": None if outputs is None else list(outputs),
         },
     )
     return _job(row)
@@ -456,6 +463,79 @@ def complete(
     )
 
 
+@dataclass(frozen=True)
+class Output:
+    """One named output of a job.
+
+    Attributes
+    ----------
+    media_type : str
+        Its media type; JSON types (:func:`is_json_media_type`) hold a
+        JSON-ready value, others bytes.
+    value : object
+        The value.
+    """
+
+    media_type: str
+    value: Any
+
+
+def complete_outputs(
+    conn: psycopg.Connection[Any],
+    job_id: uuid.UUID,
+    worker: str,
+    outputs: Mapping[str, Output],
+) -> bool:
+    """Store a job's named outputs, one row each, and mark it successful.
+
+    The rows and the status change are one transaction: a job is never seen
+    successful with some of its outputs missing.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        An owner connection.
+    job_id : uuid.UUID
+        The job.
+    worker : str
+        The worker that claimed it.
+    outputs : mapping of str to Output
+        Output id → output.
+
+    Returns
+    -------
+    bool
+        False when the job was no longer this worker's (nothing is stored).
+
+    Raises
+    ------
+    TypeError
+        If a non-JSON output is not bytes or text.
+    """
+    rows: list[tuple[uuid.UUID, str, str, Jsonb | None, bytes | None]] = []
+    for output_id, output in outputs.items():
+        if is_json_media_type(output.media_type):
+            rows.append((job_id, output_id, output.media_type, Jsonb(output.value), None))
+        elif isinstance(output.value, (bytes, str)):
+            raw = output.value.encode("utf-8") if isinstance(output.value, str) else output.value
+            rows.append((job_id, output_id, output.media_type, None, raw))
+        else:
+            raise TypeError(f"output {output_id!r} ({output.media_type}) must be bytes or str, "
+                            f"got {type(output.value).__name__}")
+    with conn.transaction():
+        mine = _update_own(
+            conn, job_id, worker,
+            "status = 'successful', result = NULL, result_bytes = NULL, "
+            "result_media_type = NULL, progress = 100, message = %s, " + _FINISHED_NOW,
+            (MSG_SUCCESSFUL,))
+        if mine:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO onemap.job_output (job_id, output_id, media_type, value, "
+                    " value_bytes) VALUES (%s, %s, %s, %s, %s)", rows)
+    return mine
+
+
 def fail(conn: psycopg.Connection[Any], job_id: uuid.UUID, worker: str, message: str) -> bool:
     """Mark a running job failed.
 
@@ -614,11 +694,52 @@ def get_result(
     return row["result_media_type"], value
 
 
+def get_outputs(
+    conn: psycopg.Connection[Any], job_id: str | uuid.UUID, principal: Principal
+) -> dict[str, Output] | None:
+    """The named outputs of a successful job the principal may see.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        An owner connection.
+    job_id : str or uuid.UUID
+        The job.
+    principal : Principal
+        Who asks (see :func:`get`).
+
+    Returns
+    -------
+    dict of str to Output, or None
+        Output id → output; None for a job that stored one unnamed result
+        (:func:`complete`: read it with :func:`get_result`).
+
+    Raises
+    ------
+    NotFoundError
+        If the job is not visible or has not succeeded.
+    """
+    query = sql.SQL("SELECT status, result_media_type FROM onemap.job "
+                    "WHERE id = %(id)s AND {}").format(_VISIBLE)
+    row = _visible_row(conn, query, job_id, principal)
+    if row["status"] != "successful":
+        raise NotFoundError(f"job {str(job_id)[:64]!r} has no result ({row['status']})")
+    if row["result_media_type"] is not None:
+        return None
+    rows = fetch_dicts(conn, "SELECT output_id, media_type, value, value_bytes "
+                             "FROM onemap.job_output WHERE job_id = %s ORDER BY output_id",
+                       (job_uuid(job_id),))
+    return {r["output_id"]: Output(r["media_type"], r["value"] if r["value"] is not None
+                                   else bytes(r["value_bytes"])) for r in rows}
+
+
 def dismiss(conn: psycopg.Connection[Any], job_id: str | uuid.UUID, principal: Principal) -> Job:
     """Dismiss a job: cancel it if it has not finished, drop its result.
 
-    A running job's worker notices at its next heartbeat and its result is
-    not stored. The row stays as a tombstone until :func:`purge_expired`.
+    A running job's worker notices within :data:`WATCH_SECONDS` (its
+    watcher polls the row), cancels the statement the job's connection is
+    running and rolls its transaction back; its result is not stored. The
+    row stays as a tombstone until :func:`purge_expired`.
 
     Parameters
     ----------
@@ -644,7 +765,9 @@ def dismiss(conn: psycopg.Connection[Any], job_id: str | uuid.UUID, principal: P
         " result_bytes = NULL, finished_at = coalesce(finished_at, now()), "
         " expires_at = now(), lease_until = NULL WHERE id = %(id)s AND {} RETURNING {}"
     ).format(_VISIBLE, _COLUMNS)
-    return _job(_visible_row(conn, query, job_id, principal, message=MSG_DISMISSED))
+    job = _job(_visible_row(conn, query, job_id, principal, message=MSG_DISMISSED))
+    conn.execute("DELETE FROM onemap.job_output WHERE job_id = %s", (job.id,))
+    return job
 
 
 # --- housekeeping --------------------------------------------------------------------
@@ -753,19 +876,39 @@ def principal_for_user(conn: psycopg.Connection[Any], user_id: int | None) -> Pr
 
 # --- running a job -------------------------------------------------------------------
 
-#: Runs a job: its inputs → (media type, result).
-Handler = Callable[[Job], tuple[str, Any]]
+#: Runs a job: its inputs → (media type, result), or its named outputs.
+Handler = Callable[[Job], "tuple[str, Any] | Mapping[str, Output]"]
+
+#: Seconds between a running job's looks at its row: a dismissal stops the
+#: job's work within about this long.
+WATCH_SECONDS = 0.25
+
+
+class JobDismissedError(NotFoundError):
+    """The job was dismissed (``DELETE /jobs/{id}``) while it ran; its work stopped."""
 
 
 @dataclass
 class _Running:
-    """The job the current thread runs, for :func:`report_progress`."""
+    """The job the current thread runs, for :func:`report_progress` and its watcher."""
 
     job_id: uuid.UUID
     worker: str
     conninfo: str | None
     lease: timedelta
     lost: threading.Event = field(default_factory=threading.Event)
+    connections: list[psycopg.Connection[Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stop_work(self) -> None:
+        """Mark the job lost and cancel what its connections are running."""
+        self.lost.set()
+        with self.lock:
+            for conn in self.connections:
+                try:
+                    conn.cancel_safe(timeout=2.0)
+                except (psycopg.Error, OSError) as exc:  # closed meanwhile: nothing to stop
+                    LOGGER.debug("job %s: cancel: %s", self.job_id, type(exc).__name__)
 
 
 _running: contextvars.ContextVar[_Running | None] = contextvars.ContextVar(
@@ -777,6 +920,77 @@ def _pool_connection(conninfo: str | None) -> Any:
     from spatial.db import get_pool
 
     return get_pool(conninfo).connection()
+
+
+def job_dismissed() -> bool:
+    """Whether the running job was dismissed (or taken back) meanwhile.
+
+    Outside a job: False.
+
+    Examples
+    --------
+    >>> job_dismissed()
+    False
+    """
+    state = _running.get()
+    return state is not None and state.lost.is_set()
+
+
+def check_dismissed() -> None:
+    """Stop here if the running job was dismissed: a cancellation point.
+
+    Raises
+    ------
+    JobDismissedError
+        If it was; the job's transaction then rolls back.
+
+    Examples
+    --------
+    >>> check_dismissed()  # not in a job: nothing to stop
+    """
+    if job_dismissed():
+        raise JobDismissedError(MSG_DISMISSED)
+
+
+@contextmanager
+def cancellable(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
+    """Let a dismissal cancel the statement ``conn`` runs for the current job.
+
+    The job's watcher calls ``conn.cancel_safe()`` when the job is dismissed:
+    a long statement stops at once (``QueryCanceled``), and the work's
+    transaction rolls back. Outside a job this does nothing.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        The connection the job's work runs on.
+
+    Yields
+    ------
+    psycopg.Connection
+        ``conn``.
+
+    Raises
+    ------
+    JobDismissedError
+        When the job was dismissed, in place of the cancelled statement's error.
+    """
+    state = _running.get()
+    if state is None:
+        yield conn
+        return
+    check_dismissed()
+    with state.lock:
+        state.connections.append(conn)
+    try:
+        yield conn
+    except psycopg.errors.QueryCanceled:
+        if state.lost.is_set():
+            raise JobDismissedError(MSG_DISMISSED) from None
+        raise
+    finally:
+        with state.lock:
+            state.connections.remove(conn)
 
 
 def report_progress(progress: int, message: str | None = None) -> bool:
@@ -794,7 +1008,8 @@ def report_progress(progress: int, message: str | None = None) -> bool:
     Returns
     -------
     bool
-        False when the job was dismissed meanwhile: the process may stop.
+        False when the job was dismissed meanwhile: the process should stop
+        (:func:`check_dismissed`).
 
     Examples
     --------
@@ -815,34 +1030,52 @@ def report_progress(progress: int, message: str | None = None) -> bool:
         LOGGER.warning("job %s: progress not recorded: %s", state.job_id, type(exc).__name__)
         return True
     if not mine:
-        state.lost.set()
+        state.stop_work()
     return mine
 
 
+def _still_mine(conn: psycopg.Connection[Any], state: _Running) -> bool:
+    rows = fetch_dicts(conn, "SELECT 1 AS mine FROM onemap.job WHERE id = %s "
+                             "AND status = 'running' AND worker = %s", (state.job_id, state.worker))
+    return bool(rows)
+
+
 @contextmanager
-def _lease_kept(state: _Running) -> Iterator[None]:
-    """Renew the job's lease every third of it while the block runs."""
+def _watched(state: _Running, watch_seconds: float = WATCH_SECONDS) -> Iterator[None]:
+    """While the block runs: look at the job's row every ``watch_seconds`` and
+    renew its lease every third of it.
+
+    When the job is no longer this worker's (dismissed, or requeued after its
+    lease ran out) its work is stopped: :meth:`_Running.stop_work`.
+    """
     done = threading.Event()
 
-    def renew() -> None:
-        while not done.wait(state.lease.total_seconds() / 3):
+    def watch() -> None:
+        renew_every = state.lease.total_seconds() / 3
+        renewed = time.monotonic()
+        while not done.wait(watch_seconds):
             try:
                 with _pool_connection(state.conninfo) as conn:
-                    mine = heartbeat(conn, state.job_id, state.worker, lease=state.lease)
+                    if time.monotonic() - renewed >= renew_every:
+                        mine = heartbeat(conn, state.job_id, state.worker, lease=state.lease)
+                        renewed = time.monotonic()
+                    else:
+                        mine = _still_mine(conn, state)
             except Exception as exc:
-                LOGGER.warning("job %s: lease not renewed: %s", state.job_id, type(exc).__name__)
+                LOGGER.warning("job %s: not watched: %s", state.job_id, type(exc).__name__)
                 continue
             if not mine:
-                state.lost.set()
+                LOGGER.info("job %s: dismissed or taken back; stopping its work", state.job_id)
+                state.stop_work()
                 return
 
-    keeper = threading.Thread(target=renew, name=f"lease-{state.job_id}", daemon=True)
-    keeper.start()
+    watcher = threading.Thread(target=watch, name=f"watch-{state.job_id}", daemon=True)
+    watcher.start()
     try:
         yield
     finally:
         done.set()
-        keeper.join()
+        watcher.join()
 
 
 @dataclass(frozen=True)
@@ -854,12 +1087,15 @@ class Outcome:
     job : Job
         The job as it was claimed.
     status : str
-        ``successful`` or ``failed``.
+        ``successful``, ``failed`` or ``dismissed`` (it was dismissed while
+        it ran and its work stopped).
     stored : bool
         Whether the outcome was recorded (False: the job was dismissed or
         taken back meanwhile).
     media_type, result
-        The result of a successful run.
+        The result of a successful run with one unnamed result.
+    outputs : dict of str to Output, optional
+        The named outputs of a successful run.
     error : BaseException or None
         What a failed run raised (not stored; the edge maps it to a status).
     message : str or None
@@ -873,6 +1109,7 @@ class Outcome:
     result: Any = None
     error: BaseException | None = None
     message: str | None = None
+    outputs: dict[str, Output] | None = None
 
 
 def run_job(
@@ -891,7 +1128,7 @@ def run_job(
     job : Job
         A job claimed by ``worker`` (running).
     handler : callable
-        Job → (media type, result).
+        Job → (media type, result), or a mapping of output id → :class:`Output`.
     worker : str
         The claiming worker.
     principal : Principal, optional
@@ -906,7 +1143,9 @@ def run_job(
     -------
     Outcome
         Onemap errors fail the job with their (safe) message; anything else
-        with a generic message naming the job, its stack in the log.
+        with a generic message naming the job, its stack in the log. A job
+        dismissed while it ran ends ``dismissed``: its work was stopped
+        (:func:`cancellable`, :func:`check_dismissed`) and nothing is stored.
     """
     state = _Running(job.id, worker, conninfo, lease)
     error: BaseException | None = None
@@ -919,21 +1158,41 @@ def run_job(
                     raise AuthenticationError(MSG_NO_SUBMITTER) from exc
         token = _running.set(state)
         try:
-            with acting_as(principal), _lease_kept(state):
-                media_type, result = handler(job)
+            with acting_as(principal), _watched(state):
+                answer = handler(job)
         finally:
             _running.reset(token)
+        if state.lost.is_set():
+            raise JobDismissedError(MSG_DISMISSED)
+        outputs: dict[str, Output] | None = None
+        media_type: str | None = None
+        result: Any = None
         with _pool_connection(conninfo) as conn:
-            stored = complete(conn, job.id, worker, media_type=media_type, result=result)
+            if isinstance(answer, Mapping):
+                outputs = dict(answer)
+                stored = complete_outputs(conn, job.id, worker, outputs)
+            else:
+                media_type, result = answer
+                stored = complete(conn, job.id, worker, media_type=media_type, result=result)
         if not stored:
             LOGGER.info("job %s: finished but no longer ours (dismissed or requeued)", job.id)
-        return Outcome(job, "successful", stored, media_type, result)
-    except OnemapError as exc:
-        LOGGER.info("job %s (%s) failed: %s", job.id, job.process_id, exc)
-        error, message = exc, str(exc)
+        return Outcome(job, "successful", stored, media_type, result, outputs=outputs)
+    except JobDismissedError as exc:
+        LOGGER.info("job %s (%s): dismissed while it ran; its work stopped", job.id,
+                    job.process_id)
+        return Outcome(job, "dismissed", False, error=exc, message=MSG_DISMISSED)
     except Exception as exc:
-        LOGGER.exception("job %s (%s) failed", job.id, job.process_id)
-        error, message = exc, MSG_INTERNAL.format(id=job.id)
+        if state.lost.is_set():  # its work was stopped (a cancelled statement): not a failure
+            LOGGER.info("job %s (%s): dismissed while it ran (%s)", job.id, job.process_id,
+                        type(exc).__name__)
+            return Outcome(job, "dismissed", False, error=JobDismissedError(MSG_DISMISSED),
+                           message=MSG_DISMISSED)
+        if isinstance(exc, OnemapError):
+            LOGGER.info("job %s (%s) failed: %s", job.id, job.process_id, exc)
+            error, message = exc, str(exc)
+        else:
+            LOGGER.exception("job %s (%s) failed", job.id, job.process_id)
+            error, message = exc, MSG_INTERNAL.format(id=job.id)
     try:
         with _pool_connection(conninfo) as conn:
             stored = fail(conn, job.id, worker, message)

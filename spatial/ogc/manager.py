@@ -21,6 +21,8 @@ message; its details go to the log.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import signal
 import threading
@@ -211,6 +213,139 @@ def validate_for(processor: BaseProcessor, data: Any) -> dict[str, Any]:
     return validate_inputs(processor.metadata, data)
 
 
+# --- outputs: selection and response form -----------------------------------------
+
+
+def select_outputs(metadata: Mapping[str, Any], requested: Any) -> list[str] | None:
+    """Check an execute request's ``outputs`` against the declared outputs.
+
+    Parameters
+    ----------
+    metadata : mapping
+        The process description.
+    requested : dict or None
+        The request's ``outputs``: output id → ``{"transmissionMode": "value",
+        "format": {"mediaType": ...}}`` (both optional).
+
+    Returns
+    -------
+    list of str or None
+        The selected output ids; None when the request selects none (every
+        output is returned).
+
+    Raises
+    ------
+    InvalidInputError
+        For an undeclared output, a transmission mode other than ``value`` or
+        a media type the output is not offered in, naming the output.
+
+    Examples
+    --------
+    >>> meta = {"outputs": {"a": {"schema": {"contentMediaType": "application/json"}},
+    ...                     "b": {"schema": {}}}}
+    >>> select_outputs(meta, {"b": {}}), select_outputs(meta, None)
+    (['b'], None)
+    >>> select_outputs(meta, {"c": {}})
+    Traceback (most recent call last):
+    spatial.errors.InvalidInputError: invalid output / 输出无效: outputs.c: no such output; \
+declared: a, b
+    """
+    if not requested:
+        return None
+    declared = metadata.get("outputs") or {}
+    selected = []
+    for output_id, spec in requested.items():
+        where = f"invalid output / 输出无效: outputs.{str(output_id)[:64]}"
+        if output_id not in declared:
+            raise InvalidInputError(f"{where}: no such output; declared: "
+                                    f"{', '.join(declared)}")
+        spec = spec or {}
+        mode = spec.get("transmissionMode", "value")
+        if mode != "value":
+            raise InvalidInputError(f"{where}: transmissionMode {str(mode)[:32]!r} is not "
+                                    "offered, only 'value'")
+        wanted = (spec.get("format") or {}).get("mediaType")
+        offered = (declared[output_id].get("schema") or {}).get("contentMediaType")
+        if wanted is not None and offered is not None and wanted != offered:
+            raise InvalidInputError(f"{where}: format {str(wanted)[:64]!r} is not offered, "
+                                    f"only {offered!r}")
+        selected.append(output_id)
+    return selected
+
+
+def _qualified(output: jobs.Output) -> Any:
+    """An output's value in a results document (OGC API Processes 1.0 ``results``):
+    numbers, strings and booleans as they are; objects and arrays as a qualified
+    value with their media type; bytes base64-encoded."""
+    value = output.value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"value": base64.b64encode(bytes(value)).decode("ascii"),
+                "mediaType": output.media_type, "encoding": "base64"}
+    if isinstance(value, (dict, list)):
+        return {"value": value, "mediaType": output.media_type}
+    return value
+
+
+def render_outputs(outputs: Mapping[str, jobs.Output], selected: list[str] | None,
+                   response: str) -> tuple[str, Any]:
+    """The answer to an execution (or its job's results) for the request's form.
+
+    - ``document``: a results document, an object keyed by output id
+      (:func:`_qualified` values);
+    - ``raw`` with one output: that output's value, in its media type;
+    - ``raw`` with several: one JSON object keyed by output id with their
+      values. OGC API Processes 1.0 answers that case with
+      ``multipart/related``, which no JSON client (the map widget included)
+      reads; select one output to get it raw.
+
+    Examples
+    --------
+    >>> out = {"a": jobs.Output("application/json", {"n": 1}),
+    ...        "b": jobs.Output("application/geo+json", {"type": "FeatureCollection"})}
+    >>> render_outputs(out, ["b"], "raw")
+    ('application/geo+json', {'type': 'FeatureCollection'})
+    >>> render_outputs(out, None, "raw")[1]["a"]
+    {'n': 1}
+    >>> render_outputs(out, ["a"], "document")
+    ('application/json', {'a': {'value': {'n': 1}, 'mediaType': 'application/json'}})
+    """
+    chosen = {k: outputs[k] for k in (selected or outputs) if k in outputs}
+    if response == "document":
+        return "application/json", {k: _qualified(v) for k, v in chosen.items()}
+    if len(chosen) == 1:
+        [only] = chosen.values()
+        return only.media_type, only.value
+    return "application/json", {k: v.value for k, v in chosen.items()}
+
+
+def execution_mode_async(metadata: Mapping[str, Any],
+                         preference: RequestedProcessExecutionMode | None) -> bool:
+    """Whether an execution runs asynchronously (OGC API Processes 1.0, 7.11.2.3).
+
+    The process's ``jobControlOptions`` decide when it offers one mode only
+    (a long optimisation: ``async-execute`` alone); when it offers both, the
+    caller's ``Prefer: respond-async`` does, and synchronous is the default.
+    A preference the process cannot honour is ignored, as HTTP preferences
+    are: ``Preference-Applied`` tells the caller what happened.
+
+    Examples
+    --------
+    >>> execution_mode_async({"jobControlOptions": ["async-execute"]}, None)
+    True
+    >>> execution_mode_async({"jobControlOptions": ["sync-execute", "async-execute"]}, None)
+    False
+    >>> execution_mode_async({"jobControlOptions": ["sync-execute"]},
+    ...                      RequestedProcessExecutionMode.respond_async)
+    False
+    """
+    options = metadata.get("jobControlOptions") or ["sync-execute"]
+    if "sync-execute" not in options:
+        return True
+    if "async-execute" not in options:
+        return False
+    return preference == RequestedProcessExecutionMode.respond_async
+
+
 # --- the manager -----------------------------------------------------------------
 
 
@@ -321,12 +456,20 @@ class JobManager(BaseManager):
         """Media type and result of one of the caller's successful jobs."""
         try:
             with _owner() as conn:
-                media_type, value = jobs.get_result(conn, job_id, current_principal())
+                principal = current_principal()
+                outputs = jobs.get_outputs(conn, job_id, principal)
+                if outputs is None:
+                    media_type, value = jobs.get_result(conn, job_id, principal)
+                else:
+                    job = jobs.get(conn, job_id, principal)
+                    media_type, value = render_outputs(outputs, job.outputs, job.response)
         except NotFoundError:
             raise JobResultNotFoundError() from None
-        if jobs.is_json_media_type(media_type):
-            return media_type, value
-        return media_type, bytes(value)
+        if not jobs.is_json_media_type(media_type):
+            return media_type, bytes(value)
+        if media_type != "application/json":  # pygeoapi passes other types through as they are
+            return media_type, json.dumps(value, ensure_ascii=False)
+        return media_type, value
 
     def delete_job(self, job_id: str) -> bool:
         """Dismiss one of the caller's jobs (cancel it, drop its result)."""
@@ -337,16 +480,20 @@ class JobManager(BaseManager):
             raise JobNotFoundError() from None
         return True
 
-    def run(self, job: jobs.Job) -> tuple[str, Any]:
-        """Run a job's process: the handler given to workers and to sync runs."""
+    def run(self, job: jobs.Job) -> tuple[str, Any] | dict[str, jobs.Output]:
+        """Run a job's process: the handler given to workers and to sync runs.
+
+        A process with named outputs (``run_outputs``) returns them by id;
+        another its media type and result.
+        """
         processor = self.get_processor(job.process_id)
         processor.set_job_id(str(job.id))
+        run_outputs = getattr(processor, "run_outputs", None)
+        if callable(run_outputs):  # a declared process: its named outputs
+            return dict(run_outputs(job.inputs))
         media_type, outputs = processor.execute(job.inputs)
         if isinstance(outputs, bytes) and jobs.is_json_media_type(media_type):
             outputs = outputs.decode("utf-8")
-        if job.response == "document":
-            outputs = {"outputs": [outputs]}
-            media_type = "application/json"
         return media_type, outputs
 
     def worker(self, threads: int | None = None) -> jobs.JobWorker:
@@ -385,17 +532,17 @@ class JobManager(BaseManager):
         if subscriber is not None:
             LOGGER.debug("callbacks are not supported; subscriber ignored")
         response = requested_response if requested_response in ("raw", "document") else "raw"
-        options = processor.metadata.get("jobControlOptions", ["sync-execute"])
-        run_async = (execution_mode == RequestedProcessExecutionMode.respond_async
-                     or "sync-execute" not in options)
+        run_async = execution_mode_async(processor.metadata, execution_mode)
         try:
+            selected = select_outputs(processor.metadata, requested_outputs)
             inputs = validate_for(processor, data_dict)
             with _owner() as conn:
                 job = jobs.submit(
                     conn, process_id, inputs, principal=principal,
                     mode="async" if run_async else "sync", response=response,
                     worker=None if run_async else self.sync_worker, lease=self.lease,
-                    retention=self.retention, max_attempts=self.max_attempts)
+                    retention=self.retention, max_attempts=self.max_attempts,
+                    outputs=selected)
         except OnemapError as exc:
             raise execute_error(http_status(exc), str(exc)) from None
         if run_async:
@@ -408,9 +555,16 @@ class JobManager(BaseManager):
             error = outcome.error
             status = http_status(error) if isinstance(error, OnemapError) else 500
             raise execute_error(status, outcome.message or "")
-        headers = (None if execution_mode is None
+        headers = (None if execution_mode != RequestedProcessExecutionMode.wait
                    else {"Preference-Applied": RequestedProcessExecutionMode.wait.value})
-        return str(job.id), outcome.media_type, outcome.result, JobStatus.successful, headers
+        media_type: str | None
+        if outcome.outputs is not None:
+            media_type, value = render_outputs(outcome.outputs, selected, response)
+        else:
+            media_type, value = outcome.media_type, outcome.result
+            if response == "document":  # one unnamed result
+                media_type, value = "application/json", {"outputs": [value]}
+        return str(job.id), media_type, value, JobStatus.successful, headers
 
     def __repr__(self) -> str:
         return f"<JobManager> {self.name}"

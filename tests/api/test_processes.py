@@ -132,7 +132,9 @@ def test_grid_statistics_drill_down_known_answers(staff_client: TestClient,
     office = unit_id(tiny_city_db, "street_office", "示范街道")
     r = execute(staff_client, "grid-statistics", {"level": "street_office", "unit_id": office})
     assert r.status_code == 200, r.text
-    root = r.json()
+    # two outputs, none selected: both, keyed by output id
+    assert set(r.json()) == {"statistics", "units"}
+    root = r.json()["statistics"]
     assert (root["households"], root["occupied"], root["residents"]) == (96, 80, 80)
     assert root["events"] == {"reported": 1} and root["as_of"]
     [community] = root["children"]
@@ -143,11 +145,11 @@ def test_grid_statistics_drill_down_known_answers(staff_client: TestClient,
     assert len(grids["第二网格"]["children"]) == 4
     assert {b["level"] for b in grids["第二网格"]["children"]} == {"building"}
 
-    area = execute(staff_client, "grid-statistics", {"polygon": WEST}).json()
+    area = execute(staff_client, "grid-statistics", {"polygon": WEST}).json()["statistics"]
     assert (area["level"], area["households"], area["residents"]) == ("area", 48, 40)
     shallow = execute(staff_client, "grid-statistics", {
         "level": "community", "unit_id": community["id"], "depth": "grid",
-        "as_of": "2024-06-30"}).json()
+        "as_of": "2024-06-30"}).json()["statistics"]
     assert shallow["as_of"] == "2024-06-30"
     assert all(g["children"] == [] for g in shallow["children"])
 
@@ -170,7 +172,8 @@ def test_async_execution_is_a_job_with_status_and_results(staff_client: TestClie
     assert status["processID"] == "grid-statistics" and status["finished"]
     result = staff_client.get(f"/jobs/{job}/results", params={"f": "json"})
     assert result.status_code == 200
-    assert (result.json()["households"], result.json()["residents"]) == (96, 80)
+    tree = result.json()["statistics"]
+    assert (tree["households"], tree["residents"]) == (96, 80)
     listed = staff_client.get("/jobs", params={"f": "json"}).json()["jobs"]
     assert job in [j["jobID"] for j in listed]
 
@@ -185,7 +188,8 @@ def test_a_job_runs_as_its_submitter_under_row_level_security(
     for name, who in (("grid worker", worker), ("district admin", staff_client)):
         job = job_id_of(execute(who, "grid-statistics", inputs, headers=ASYNC))
         assert wait_for(who, job)["status"] == "successful"
-        counted[name] = who.get(f"/jobs/{job}/results", params={"f": "json"}).json()["households"]
+        result = who.get(f"/jobs/{job}/results", params={"f": "json"}).json()
+        counted[name] = result["statistics"]["households"]
     # the worker thread ran each job as its submitter: the grid worker's own grid only
     assert counted == {"grid worker": 48, "district admin": 96}
 

@@ -228,9 +228,10 @@ def test_owslib_processes(server: Server) -> None:
     assert "locate" in listed
     assert set(api.process("locate")["inputs"]) >= {"x", "y"}
     result = api.execute("locate", POINT)
-    # OWSLib asks for response=document: the outputs come wrapped in a document
-    outputs = result.get("outputs", result)
-    got = outputs[0] if isinstance(outputs, list) else outputs
+    # OWSLib asks for response=document: a results document, by output id, each object
+    # value qualified with its media type (OGC API Processes 1.0)
+    assert result["location"]["mediaType"] == "application/json"
+    got = result["location"]["value"]
     assert got["grid"]["name"] == "第一网格"
     assert got["community"]["name"] == "示范社区"
     assert got["point"]["coordinates"] == [POINT["x"], POINT["y"]]
