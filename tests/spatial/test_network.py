@@ -290,6 +290,17 @@ def test_lost_listener_drops_the_graphs(conn: psycopg.Connection[Any],
     assert again is not first and cache.cached(conn, "road", mode="walk")
 
 
+def test_network_tables_notify_on_every_write(conn: psycopg.Connection[Any]) -> None:
+    """The cache is only as fresh as these triggers (150_tiles.sql)."""
+    rows = conn.execute(
+        "SELECT c.relname, array_agg(t.tgname ORDER BY t.tgname) AS triggers "
+        "FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "WHERE c.relnamespace = 'onemap'::regnamespace AND c.relname = ANY (%s) "
+        "AND t.tgname LIKE 'tile\\_%%' GROUP BY c.relname", (list(NETWORK_TABLES),)).fetchall()
+    assert {r["relname"]: r["triggers"] for r in rows} == {
+        t: ["tile_delete", "tile_insert", "tile_update"] for t in NETWORK_TABLES}
+
+
 def test_invalidate_hook(conn: psycopg.Connection[Any], cache: GraphCache) -> None:
     insert_roads(conn)
     road_graph(conn, "drive", cache=cache)
