@@ -923,7 +923,8 @@ def build_tunnels(ctx: CityContext) -> dict[str, Any]:
             carried.add("drainage")
         utilities.append([u for u in ("water", "drainage", "gas", "heat", "power", "telecom")
                           if u in carried])
-    status = np.where(rng.random(n) < 0.9, "in_service", "under_repair")
+    # an object array: a fixed-width "<U12" from np.where would cut the longest status
+    status = np.where(rng.random(n) < 0.9, "in_service", "under_repair").astype(object)
     if n >= 5:  # a large city has one still being built
         status[-1] = "under_construction"
     tunnels = gpd.GeoDataFrame({
