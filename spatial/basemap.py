@@ -8,7 +8,8 @@ position of the tile's centre (:func:`spatial.crs.wgs84_to_gcj02`), moves the
 256 px window by that offset in AMap's pixel space, fetches the (up to four)
 AMap tiles the window covers and crops them into one PNG. Within a tile the
 offset changes by far less than a pixel (it varies over tens of kilometres),
-so one translation per tile is exact to the pixel.
+so one translation per tile is exact to the pixel. The same tiles are the base
+map of the HTML pages' Leaflet maps (:func:`leaflet_base_map`).
 
 :func:`gcj_window` and :func:`compose` are pure (tested offline); only
 :func:`fetch_amap` touches the network, and only when ``ONEMAP_AMAP=1``.
@@ -118,6 +119,43 @@ def _fetch_amap_cached(z: int, x: int, y: int) -> bytes:
         raise ValueError("ONEMAP_AMAP_URL must be an http(s) URL")
     with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - scheme checked
         return bytes(resp.read())
+
+
+#: Where the server serves the shifted AMap tiles (``spatial/ogc/styles.py``).
+AMAP_ROUTE = "/basemaps/amap/{z}/{x}/{y}.png"
+AMAP_ATTRIBUTION = "© 高德地图 AMap (GCJ-02, shifted to WGS84 by onemap)"
+
+
+def leaflet_base_map(base: str, amap: bool) -> dict[str, str]:
+    """The base map under the Leaflet maps of the HTML pages (pygeoapi's ``server.map``).
+
+    Only what the server itself serves, so the pages work on an intranet: its
+    AMap proxy when AMap is configured, otherwise none (an empty ``url``: the
+    templates add no tile layer and the features lie on a plain background).
+    Never a public tile server such as OpenStreetMap's.
+
+    Parameters
+    ----------
+    base : str
+        The server's URL (pygeoapi's ``server.url``), without a trailing slash.
+    amap : bool
+        ``ONEMAP_AMAP=1`` (:class:`spatial.styles.BaseMaps`).
+
+    Returns
+    -------
+    dict
+        ``{"url": tile URL template or "", "attribution": text or ""}``.
+
+    Examples
+    --------
+    >>> leaflet_base_map("http://10.0.0.5:8000/", amap=True)["url"]
+    'http://10.0.0.5:8000/basemaps/amap/{z}/{x}/{y}.png'
+    >>> leaflet_base_map("http://10.0.0.5:8000", amap=False)
+    {'url': '', 'attribution': ''}
+    """
+    if not amap:
+        return {"url": "", "attribution": ""}
+    return {"url": base.rstrip("/") + AMAP_ROUTE, "attribution": AMAP_ATTRIBUTION}
 
 
 def fetch_amap(z: int, x: int, y: int) -> bytes | None:

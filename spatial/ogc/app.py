@@ -31,7 +31,7 @@ from spatial.errors import OnemapError, http_status
 from spatial.ogc import fixes
 from spatial.ogc.openapi import write_document
 from spatial.ogc.problems import error_response, problem
-from spatial.settings import get_settings
+from spatial.settings import Settings, get_settings
 
 LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -249,6 +249,35 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
                 LOGGER.exception("shutdown hook failed")
 
 
+def _html_page_settings(starlette_app: Any, settings: Settings) -> None:
+    """What pygeoapi's HTML pages (web/templates) show beyond its configuration.
+
+    * ``server.map``: the Leaflet maps draw only what this server serves (an
+      intranet reaches nothing else): its AMap proxy with ``ONEMAP_AMAP=1``,
+      otherwise no base map (:func:`spatial.basemap.leaflet_base_map`);
+    * ``onemap.widget_themes``: the theme in which an item page opens its
+      feature in the widget (:func:`spatial.ogc.web.widget_themes`).
+
+    Set for each app, not in the YAML, which pygeoapi reads once per process.
+    """
+    from pygeoapi import l10n
+
+    from spatial.basemap import leaflet_base_map
+    from spatial.ogc import web
+    from spatial.styles import BaseMaps, StyleCatalog
+
+    api = starlette_app.api_
+    base_map = leaflet_base_map(api.tpl_config["server"]["url"], BaseMaps.from_env().amap)
+    for config in (starlette_app.CONFIG, api.tpl_config):
+        config["server"]["map"] = dict(base_map)
+    catalog = StyleCatalog(settings.root / "styles")
+    api.tpl_config["onemap"] = {"widget_themes": web.widget_themes(
+        {sid: catalog.style(sid, "") for sid in catalog.ids})}
+    # pygeoapi keeps each language's translation of the configuration
+    # (l10n.translate_struct): dropped, or the pages kept an earlier app's.
+    l10n._cfg_cache.clear()
+
+
 def create_app() -> Starlette:
     """Build the onemap ASGI application.
 
@@ -269,6 +298,7 @@ def create_app() -> Starlette:
     from pygeoapi import starlette_app  # reads the configuration on import
 
     fixes.without_adapter_gzip()  # compressed once, below, for every route
+    _html_page_settings(starlette_app, settings)
 
     from spatial.ogc import auth
     from spatial.ogc.contract import ContractMiddleware

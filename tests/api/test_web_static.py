@@ -101,6 +101,53 @@ def test_cors_origins_limit_every_route(tiny_city_db: str,
             assert "access-control-allow-origin" not in other.headers, path
 
 
+def test_only_the_server_frames_the_widget_by_default_and_nobody_the_mobile_map(
+        client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ONEMAP_CORS_ORIGINS (CORS for every origin) no other page may frame /widget/."""
+    monkeypatch.delenv("ONEMAP_CORS_ORIGINS", raising=False)
+    for path in ("/widget/", "/widget/?theme=lighting&origin=https://evil.example",
+                 "/widget/onemap-widget.js"):
+        got = client.get(path)
+        assert got.status_code == 200, path
+        assert got.headers["content-security-policy"] == "frame-ancestors 'self'", path
+    for path in ("/m/", "/m/manifest.webmanifest"):
+        got = client.get(path)
+        assert got.status_code == 200, path
+        assert got.headers["content-security-policy"] == "frame-ancestors 'none'", path
+        assert got.headers["x-frame-options"] == "DENY", path
+    # the iframe page is not the rest of the API: no framing policy there to break clients
+    assert "content-security-policy" not in client.get("/collections?f=json").headers
+
+
+def test_the_widgets_host_origins_may_frame_it(tiny_city_db: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONEMAP_CORS_ORIGINS names the consoles: they may call the API and frame /widget/."""
+    from spatial.ogc.app import create_app
+
+    monkeypatch.setenv("ONEMAP_CORS_ORIGINS",
+                       "https://console.example, http://10.1.2.3:8080")
+    with TestClient(create_app()) as c:
+        page = c.get("/widget/?theme=lighting")
+        assert page.status_code == 200
+        assert page.headers["content-security-policy"] == (
+            "frame-ancestors 'self' https://console.example http://10.1.2.3:8080")
+        assert c.get("/m/").headers["content-security-policy"] == "frame-ancestors 'none'"
+    # '*' beside named origins: any page may call the API, only those frame the widget
+    monkeypatch.setenv("ONEMAP_CORS_ORIGINS", "*,https://console.example")
+    tmp = TestClient(Starlette(routes=web.routes()))
+    assert tmp.get("/widget/").headers["content-security-policy"] == (
+        "frame-ancestors 'self' https://console.example")
+
+
+@pytest.mark.parametrize("value", ["https://console.example/", "https://a.example; script-src *",
+                                   "console.example", "https://a.example https://b.example"])
+def test_an_entry_that_is_not_an_origin_is_refused_at_start(
+        value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONEMAP_CORS_ORIGINS", value)
+    with pytest.raises(ValueError, match=r"ONEMAP_CORS_ORIGINS: .* is not an origin"):
+        web.routes()
+
+
 class _Head(HTMLParser):
     """The ``<link>`` and ``<meta>`` tags of a page, as attribute dicts."""
 

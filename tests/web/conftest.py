@@ -30,7 +30,7 @@ import yaml
 from PIL import Image, ImageDraw
 from psycopg import sql
 
-from tests.conftest import create_database, drop_database, live_uvicorn
+from tests.conftest import create_database, drop_database, free_port, live_uvicorn
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -200,14 +200,29 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(web_city: WebCity,
+def host_origin() -> str:
+    """The origin of the console pages that embed the widget (tests/web/test_widget.py).
+
+    Its port is chosen before the server starts, so that the server names it in
+    ``ONEMAP_CORS_ORIGINS``, which lets those pages frame ``/widget/``.
+    """
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="session")
+def live_server(web_city: WebCity, host_origin: str,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """``uvicorn spatial.ogc.app:create_app`` on a free port over the S city."""
+    """``uvicorn spatial.ogc.app:create_app`` on a free port over the S city.
+
+    CORS for every origin, as by default; framing ``/widget/`` only for
+    :func:`host_origin` (the same page served from another origin may not).
+    """
     tmp = tmp_path_factory.mktemp("web-server")
     photos = tmp / "photos"
     log = tmp / "uvicorn.log"
     env = {"DATABASE_URL": web_city.database,
-           "ONEMAP_RASTER_DIR": web_city.facts["raster_dir"], "ONEMAP_PHOTO_DIR": str(photos)}
+           "ONEMAP_RASTER_DIR": web_city.facts["raster_dir"], "ONEMAP_PHOTO_DIR": str(photos),
+           "ONEMAP_CORS_ORIGINS": f"*,{host_origin}"}
     with live_uvicorn(env, log) as url:
         yield LiveServer(url, web_city.database, log, photos)
 

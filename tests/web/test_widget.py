@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port
 from tests.web.conftest import LiveServer, Runner, WebCity
 
 #: Who embeds the widget: the external system with its API key, the others with a token.
@@ -65,13 +64,18 @@ window.addEventListener("message", function (e) {{
 
 
 @pytest.fixture(scope="module")
-def host_pages(live_server: LiveServer, web_city: WebCity,
+def host_pages(live_server: LiveServer, web_city: WebCity, host_origin: str,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Host pages for the worker and the other grid's worker, on their own server."""
+    """Host pages for the worker and the other grid's worker, on their own server.
+
+    Its origin is the one the server lets frame ``/widget/`` (``host_origin``);
+    ``iframe_elsewhere`` is the iframe page from the same server by the name
+    ``localhost``, an origin the server does not name.
+    """
     root = tmp_path_factory.mktemp("host")
     lon, lat = web_city.facts["household"]["point"]
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = host_origin
+    port = int(url.rsplit(":", 1)[1])
     # a token that was never issued (or has expired): the sign-in form, then the map
     (root / "expired.html").write_text(HOST_PAGE.format(
         base=live_server.url, credential='data-onemap-token="om_expired-or-never-issued"',
@@ -97,7 +101,8 @@ def host_pages(live_server: LiveServer, web_city: WebCity,
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "the host page server did not start"
                 time.sleep(0.1)
-        yield {user: f"{url}/{user}.html" for user in (*USERS, "expired", "iframe")}
+        yield {**{user: f"{url}/{user}.html" for user in (*USERS, "expired", "iframe")},
+               "iframe_elsewhere": f"http://localhost:{port}/iframe.html"}
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -298,6 +303,26 @@ def test_a_token_revoked_under_the_map_asks_again_and_recovers(session: dict[str
     revoked = session["auth"]["revoked"]
     assert revoked["overlay"], revoked
     assert revoked["recovered"] > 0, revoked
+
+
+def test_only_the_named_host_origin_may_frame_the_widget(session: dict[str, Any]) -> None:
+    """The same iframe page from an origin ONEMAP_CORS_ORIGINS does not name: Chromium
+    refuses the frame (frame-ancestors) and the widget never starts in it."""
+    elsewhere = session["iframe_elsewhere"]
+    assert elsewhere["refused"], elsewhere
+    assert elsewhere["widget_frames"] == [] and elsewhere["messages"] == [], elsewhere
+
+
+def test_an_item_pages_link_opens_the_record_in_the_widget(session: dict[str, Any],
+                                                          web_city: WebCity) -> None:
+    """/widget/?record=building/<id>&center=… (the API's item page link) opens the record there."""
+    opened = session["record_link"]
+    household = web_city.facts["household"]
+    assert (opened["collection"], opened["id"], opened["status"]) == (
+        "building", household["building_id"], 200), opened
+    # at the building (the drill-down centres its outline, not the given point exactly)
+    assert opened["center"] == pytest.approx(household["point"], abs=1e-3), opened
+    assert "token" not in opened["href"], opened
 
 
 def test_iframe_gets_its_token_by_message_not_in_the_url(session: dict[str, Any]) -> None:

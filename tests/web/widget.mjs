@@ -398,6 +398,41 @@ await main(async (browser) => {
   iframe.urls_with_token = widgetUrls.filter((u) => /token=|om_/.test(u));
   await framed.context().close();
 
+  // --- the same host page from an origin the server does not name: no frame ----------
+  const elsewhere = watch(await (await browser.newContext({ viewport: { width: 1280, height: 800 } }))
+    .newPage(), 'iframe-elsewhere');
+  const refusals = [];
+  elsewhere.on('console', (m) => { if (/frame-ancestors/.test(m.text())) refusals.push(m.text()); });
+  await elsewhere.goto(PARAMS.hosts.iframe_elsewhere);
+  await until(() => refusals.length > 0, 'a page of another origin framed /widget/', 30000);
+  const iframeElsewhere = {
+    refused: refusals.length > 0,
+    widget_frames: (await Promise.all(elsewhere.frames()
+      .filter((f) => f !== elsewhere.mainFrame())
+      .map((f) => f.evaluate(() => Boolean(window.onemap)).catch(() => false))))
+      .filter(Boolean),
+    messages: await elsewhere.evaluate(() => window.messages.map((m) => m.type)),
+  };
+  await elsewhere.context().close();
+
+  // --- an API item page's link: /widget/?record=<collection>/<id>&center=… opens it ----
+  const linked = watch(await (await browser.newContext({ viewport: { width: 1280, height: 800 } }))
+    .newPage(), 'record-link');
+  await linked.goto(`${BASE}/widget/?theme=grid_management&lang=zh&center=${H.point.join(',')}`
+    + `&record=building/${H.building_id}#token=${USERS.worker.token}`);
+  await linked.waitForFunction(() => {
+    const w = window.onemap && window.onemap.widgets && window.onemap.widgets[0];
+    return w && w.popupState && w.popupState.status;
+  }, null, { timeout: 30000 });
+  const recordLink = await linked.evaluate(() => {
+    const w = window.onemap.widgets[0];
+    const s = w.popupState;
+    return { collection: s.collection, id: s.id, status: s.status,
+      center: w.map.getCenter().toArray(), href: window.location.href };
+  });
+  await linked.context().close();
+
   return { toggled, history, masked, grid, household, stats_tables: stats, labels, popup,
-    foreign, foreign_grid: foreignGrid, from_popup: fromPopup, place, counted, auth, iframe };
+    foreign, foreign_grid: foreignGrid, from_popup: fromPopup, place, counted, auth, iframe,
+    iframe_elsewhere: iframeElsewhere, record_link: recordLink };
 });
