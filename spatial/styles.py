@@ -6,6 +6,10 @@ A style file is a MapLibre style (version 8) whose URLs start with ``{base}``
 - ``onemap:title`` — ``{"zh": ..., "en": ...}``;
 - ``onemap:underlay`` — the id of a style drawn underneath (the thematic
   styles name ``base``): its sources and layers are put before the style's own;
+- ``onemap:underlay-source`` — one of the style's own sources whose tiles
+  carry the underlay's source layers too (a theme of ``layers/themes.yml``
+  with ``include: [base]``): the underlay's layers read it instead of their
+  own sources, so the style makes one tile request per tile position;
 - per layer ``onemap:label`` (zh/en) and, for a colour chosen by a
   ``["match", ["get", prop], ...]`` expression, ``onemap:categories``
   (``{"property": prop, "values": {value: {"zh", "en"}}}``) — the legend is
@@ -108,8 +112,9 @@ class StyleCatalog:
     Raises
     ------
     ValueError
-        A file that is not a version-8 style, names an unknown underlay, or
-        whose layers name a source it does not have.
+        A file that is not a version-8 style, names an unknown underlay or an
+        underlay source it does not have, or whose layers name a source it
+        does not have.
 
     Examples
     --------
@@ -143,7 +148,16 @@ class StyleCatalog:
             if under not in raw or under == sid:
                 raise ValueError(f"styles/{sid}.json: unknown underlay {under!r}")
             base = StyleCatalog._complete(under, raw)
-            style["sources"] = {**base["sources"], **style.get("sources", {})}
+            via = style["metadata"].get("onemap:underlay-source")
+            if via is None:
+                style["sources"] = {**base["sources"], **style.get("sources", {})}
+            elif via in style.get("sources", {}):
+                for layer in base["layers"]:
+                    if "source" in layer:
+                        layer["source"] = via
+            else:
+                raise ValueError(f"styles/{sid}.json: onemap:underlay-source {via!r} is not "
+                                 f"one of its sources")
             own = style.get("layers", [])
             for layer in own:
                 layer.setdefault("metadata", {})["onemap:group"] = "thematic"

@@ -150,6 +150,12 @@ def _layer_query(layer: LayerSpec, level: Level, tms_id: str, timed: bool) -> sq
         parts["key"] = sql.Identifier(str(level.key))
     elif level.kind == "grid":
         parts["cell"] = sql.Literal(level.cell_px)
+        # Split by a checked column (never with a rollup, tiles/spec.py): the
+        # cells' key gains it (grid.sql's {by} and {by_c}).
+        parts["by"] = parts["by_c"] = sql.SQL("")
+        if level.by:
+            parts["by"] = sql.SQL(", v.{}").format(sql.Identifier(level.by))
+            parts["by_c"] = sql.SQL(", c.{}").format(sql.Identifier(level.by))
         if level.rollup:
             parts.update(_rollup_window(layer, timed))
             parts["rollup"] = sql.Identifier("rollup", level.rollup)
@@ -193,9 +199,7 @@ def _rollup_window(layer: LayerSpec, timed: bool) -> dict[str, sql.Composable]:
 def _mvt_columns(level: Level) -> list[str]:
     if level.kind == "features":
         return ["geom", "id", *level.properties]
-    if level.kind == "grid":
-        return ["geom", "count"]
-    return ["geom", str(level.key), "count"]
+    return ["geom", *level.carried]
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,12 @@ WORLD_M = 40075016.68557849
 #: The columns a rollup table has (see :attr:`Level.rollup`).
 ROLLUP_COLUMNS = frozenset({"hour", "count", "geom", "geom_3857"})
 ROLLUP_CELL_M = WORLD_M / 2**17
+#: Columns a grid level cannot be split ``by``: the geometries, and ``count``,
+#: the property the cells carry.
+_NOT_BY = frozenset({"geom", "geom_3857", "count"})
+#: ``information_schema`` types a grid level cannot be split ``by``: geometries
+#: (and other extension types), and values that are no single comparable scalar.
+_NOT_BY_TYPES = frozenset({"USER-DEFINED", "ARRAY", "json", "jsonb", "bytea"})
 
 
 class SpecError(ValueError):
@@ -71,8 +77,8 @@ class Level:
         First and last zoom, inclusive.
     kind : str
         ``features``, ``count_by`` (one point per ``key`` with ``count``),
-        ``grid`` (cells of ``cell_px`` pixels with ``count``) or ``lines``
-        (points joined per ``key`` in ``order``).
+        ``grid`` (cells of ``cell_px`` pixels with ``count``, one per value of
+        ``by`` when given) or ``lines`` (points joined per ``key`` in ``order``).
     properties : tuple of str
         Attributes of real features.
     simplify_px : float
@@ -87,6 +93,10 @@ class Level:
         A ``grid`` level's table in schema ``rollup`` of counts per UTC hour and
         :data:`ROLLUP_CELL_M` Web Mercator cell (``hour``, ``count``, cell
         centres ``geom_3857`` and ``geom``), read instead of counting every row.
+    by : str or None
+        A ``grid`` level's column splitting each cell: one point per (cell,
+        value) carrying ``count`` and the value, so a style can draw open
+        events' density and leave the closed ones out.
     """
 
     zoom: tuple[int, int]
@@ -97,6 +107,24 @@ class Level:
     cell_px: int = 32
     order: str | None = None
     rollup: str | None = None
+    by: str | None = None
+
+    @property
+    def carried(self) -> tuple[str, ...]:
+        """The properties a tile carries at this level (besides geometry and feature id).
+
+        Examples
+        --------
+        >>> Level((10, 11), "grid", by="status").carried
+        ('status', 'count')
+        >>> Level((12, 13), "count_by", key="building_id").carried
+        ('building_id', 'count')
+        >>> Level((14, 22), "features", properties=("name",)).carried
+        ('name',)
+        """
+        if self.kind == "features":
+            return self.properties
+        return (*(n for n in (self.key, self.by) if n), "count")
 
 
 @dataclass(frozen=True)
@@ -286,7 +314,8 @@ def _parse_level(raw: Any, where: str) -> Level:
     (what, body), = raw.items()
     if not isinstance(body, dict):
         raise SpecError(f"{where}: {what} must be a mapping, got {body!r}")
-    known = {"zoom", "properties", "simplify_px", "kind", "key", "cell_px", "order", "rollup"}
+    known = {"zoom", "properties", "simplify_px", "kind", "key", "cell_px", "order", "rollup",
+             "by"}
     unknown = set(body) - known
     if unknown:
         raise SpecError(f"{where}: unknown keys {sorted(unknown)}")
@@ -299,6 +328,15 @@ def _parse_level(raw: Any, where: str) -> Level:
     if rollup is not None and (kind != "grid" or not isinstance(rollup, str)
                                or not _IDENTIFIER.match(rollup)):
         raise SpecError(f"{where}: rollup names a table of a grid level, got {rollup!r}")
+    by = body.get("by")
+    if by is not None:
+        # A rollup table holds counts per hour and cell only: it cannot split them.
+        if kind != "grid" or rollup is not None:
+            raise SpecError(f"{where}: by splits the cells of a grid level without a rollup, "
+                            f"not a {kind} level{' with a rollup' if rollup else ''}")
+        if not isinstance(by, str) or not _IDENTIFIER.match(by) or by in _NOT_BY:
+            raise SpecError(f"{where}: by names a plain column of the layer (not "
+                            f"{', '.join(sorted(_NOT_BY))}), got {by!r}")
     props = body.get("properties", [])
     if not isinstance(props, list) or not all(isinstance(p, str) for p in props):
         raise SpecError(f"{where}: properties must be a list of column names, got {props!r}")
@@ -311,6 +349,7 @@ def _parse_level(raw: Any, where: str) -> Level:
         cell_px=int(body.get("cell_px", 32)),
         order=body.get("order"),
         rollup=rollup,
+        by=by,
     )
 
 
@@ -421,15 +460,48 @@ def load_spec(tiles_path: Path, themes_path: Path, config_path: Path) -> TileSpe
     defaults = raw.get("defaults") or {}
     layers = {lid: _parse_layer(lid, body, defaults, *collections[lid])
               for lid, body in declared.items()}
-    themes = {}
+    themes: dict[str, LayerSet] = {}
     for tid, body in themes_raw.items():
-        ids = (body or {}).get("layers") or []
+        body = body or {}
+        unknown_keys = sorted(set(body) - {"title", "layers", "include"})
+        if unknown_keys:
+            raise SpecError(f"layers/themes.yml: {tid}: unknown keys {unknown_keys}")
+        ids = body.get("layers") or []
         unknown = [lid for lid in ids if lid not in layers]
         if unknown or not ids:
             raise SpecError(f"layers/themes.yml: {tid}: unknown or no layers {unknown}")
         themes[tid] = LayerSet(tid, "theme", dict(body.get("title") or {"en": tid}),
-                               tuple(layers[lid] for lid in ids))
+                               tuple(layers[lid] for lid in _theme_layers(tid, body, themes)))
     return TileSpec(layers, themes)
+
+
+def _theme_layers(tid: str, body: Mapping[str, Any],
+                  earlier: Mapping[str, LayerSet]) -> list[str]:
+    """A theme's layer ids: those of the themes it ``include``s, then its own, each once.
+
+    An included theme must be declared above (no cycles); its layers come first,
+    in its order, because they are drawn underneath (the base map); a layer of
+    the theme already included keeps the included position.
+
+    Examples
+    --------
+    >>> base = LayerSet("base", "theme", {}, tuple(
+    ...     LayerSpec(i, i, 0, 1, 60, 10, (), ()) for i in ("land_use", "grid", "road")))
+    >>> _theme_layers("t", {"include": ["base"], "layers": ["grid", "event"]}, {"base": base})
+    ['land_use', 'grid', 'road', 'event']
+    """
+    include = body.get("include") or []
+    if not isinstance(include, list) or not all(isinstance(t, str) for t in include):
+        raise SpecError(f"layers/themes.yml: {tid}: include must be a list of theme ids, "
+                        f"got {include!r}")
+    ids: list[str] = []
+    for other in include:
+        if other not in earlier:
+            raise SpecError(f"layers/themes.yml: {tid}: include names {other!r}, which is "
+                            f"not a theme declared above it")
+        ids.extend(lyr.id for lyr in earlier[other].layers)
+    ids.extend(body.get("layers") or [])
+    return list(dict.fromkeys(ids))
 
 
 def view_tables(conn: psycopg.Connection[Any]) -> dict[str, set[str]]:
@@ -466,8 +538,9 @@ def bind_catalog(spec: TileSpec, conn: psycopg.Connection[Any]) -> TileSpec:
     Raises
     ------
     SpecError
-        A view is missing, a declared property, key or order column is not
-        one of its columns, a ``reads`` table is not read by the view, or the
+        A view is missing, a declared property, key, order or ``by`` column is
+        not one of its columns, a ``by`` column is no plain column (a
+        geometry, an array, JSON), a ``reads`` table is not read by the view, or the
         view of a public layer reads a non-public table it does not declare
         under ``reads`` (its tiles would be shared by callers who see
         different values).
@@ -499,7 +572,7 @@ def bind_catalog(spec: TileSpec, conn: psycopg.Connection[Any]) -> TileSpec:
             continue
         wanted = {c for c, _ in layer.order} | ({layer.time_field} - {None})
         for lvl in layer.levels:
-            wanted |= set(lvl.properties) | ({lvl.key, lvl.order} - {None})
+            wanted |= set(lvl.properties) | ({lvl.key, lvl.order, lvl.by} - {None})
         wanted |= {"id", "geom"}
         unknown = sorted(str(c) for c in wanted - cols)
         if unknown:
@@ -519,6 +592,11 @@ def bind_catalog(spec: TileSpec, conn: psycopg.Connection[Any]) -> TileSpec:
         bound[lid] = dataclasses.replace(layer, columns=cols, geometry_type=gtype,
                                          column_types=types[lid])
         for lvl in layer.levels:
+            by_type = dict(types[lid]).get(lvl.by) if lvl.by else None
+            if by_type in _NOT_BY_TYPES:
+                problems.append(f"{lid}: grid cells split by {lvl.by!r}, a {by_type} column "
+                                f"of layers.{lid}; by needs a plain column (text, a number, "
+                                f"a date, a boolean)")
             if lvl.rollup:
                 missing = sorted(ROLLUP_COLUMNS - rollups.get(lvl.rollup, frozenset()))
                 if missing:

@@ -364,8 +364,7 @@ class TileService:
         props: dict[str, Any] = {}
         levels = []
         for lvl in layer.levels:
-            names = (list(lvl.properties) if lvl.kind == "features"
-                     else [n for n in (lvl.key, "count") if n])
+            names = list(lvl.carried)
             for name in names:
                 props.setdefault(name, layer.property_schema(name))
             levels.append({"zoom": list(lvl.zoom), "kind": lvl.kind,

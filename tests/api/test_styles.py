@@ -39,8 +39,15 @@ def level_properties(layer_id: str, z: int) -> set[str] | None:
             agg = level["aggregate"]
             a, b = agg["zoom"]
             if a <= z <= b:
-                return {"count"} | ({agg["key"]} if "key" in agg else set())
+                return {"count"} | {agg[k] for k in ("key", "by") if k in agg}
     return None
+
+
+def theme_layers(theme: str) -> list[str]:
+    """A theme's layers: those of the themes it includes (the base map) and its own."""
+    body = THEMES[theme]
+    return [*(lyr for other in body.get("include", []) for lyr in theme_layers(other)),
+            *body["layers"]]
 
 
 def source_layers(source: dict[str, Any]) -> set[str]:
@@ -49,7 +56,7 @@ def source_layers(source: dict[str, Any]) -> set[str]:
     path = url.removeprefix(BASE)
     parts = path.split("/")
     if parts[1] == "tiles":  # /tiles/{theme}/...
-        return set(THEMES[parts[2]]["layers"])
+        return set(theme_layers(parts[2]))
     assert parts[1] == "collections", url
     return {parts[2]}
 
@@ -107,8 +114,9 @@ def test_style_is_whole_and_matches_the_tiles(client: Any, sid: str) -> None:
     ids = [layer["id"] for layer in style["layers"]]
     assert len(ids) == len(set(ids))
     assert style["layers"][0]["type"] == "background"
-    if sid != "base":  # thematic styles draw the base map underneath
-        assert "base" in style["sources"] and "base-road-label" in ids
+    if sid != "base":  # thematic styles draw the base map underneath, from their own tiles
+        assert "base-road-label" in ids
+        assert set(theme_layers("base")) <= source_layers(next(iter(style["sources"].values())))
     # labels above everything else: road names over pipes and lamps
     kinds = [layer["type"] for layer in style["layers"]]
     assert "symbol" not in kinds or all(k == "symbol" for k in kinds[kinds.index("symbol"):]), \
@@ -117,12 +125,12 @@ def test_style_is_whole_and_matches_the_tiles(client: Any, sid: str) -> None:
     for source in style["sources"].values():
         lowest = min(TILES[name]["minzoom"] for name in source_layers(source))
         assert source.get("minzoom", 0) <= lowest, (source["tiles"][0], lowest)
-    # one themed source (and the base map's): one request per tile and view
+    # one themed source, the base map's layers included: one request per tile position
+    # and view, for every style (the operations map's refuse load included)
     themed = [s for s in style["sources"].values() if "/tiles/" in s["tiles"][0]
               and "/collections/" not in s["tiles"][0]]
-    assert len(themed) == (1 if sid == "base" else 2), sid
-    collections = [s for s in style["sources"] if s not in {"base", "city_ops", sid}]
-    assert collections == (["refuse_facility"] if sid == "operations" else []), collections
+    assert len(style["sources"]) == len(themed) == 1, (sid, list(style["sources"]))
+    assert {ly["source"] for ly in style["layers"] if "source" in ly} == set(style["sources"])
     drawn: dict[tuple[str, str], set[int]] = {}
     for layer in style["layers"]:
         if layer["type"] == "background":
@@ -230,9 +238,6 @@ def test_history_is_hidden_by_default(client: Any, sid: str) -> None:
         name = layer.get("source-layer")
         if name not in {"event", "alley_problem", "spill_report"} or is_label_layer(layer):
             continue
-        if layer["id"].endswith("-density-z10"):  # all events at city scale: hidden
-            assert layer["layout"]["visibility"] == "none"
-            continue
         flt = layer["filter"]
         assert flt[:2] == ["match", ["get", "status"]], layer["id"]
         history = layer["id"].endswith("-history")
@@ -244,6 +249,13 @@ def test_history_is_hidden_by_default(client: Any, sid: str) -> None:
         entry = next(e for e in entries if layer["id"] in e["layers"])
         assert entry["visible"] is not history
     assert any(ly["id"].endswith("-history") for ly in style["layers"])
+    # events at city scale (z10–11, density cells split by status): the open ones drawn,
+    # the closed ones a switch away
+    if sid != "alleys":
+        density = [ly for ly in style["layers"] if ly.get("source-layer") == "event"
+                   and ly.get("maxzoom", 23) <= 12 and not is_label_layer(ly)]
+        assert {ly["id"].removeprefix(ly["source"] + "-") for ly in density} == {
+            "event-density", "event-density-history"}, [ly["id"] for ly in density]
 
 
 @pytest.mark.parametrize("sid", STYLE_IDS)
@@ -313,6 +325,13 @@ def test_tiles_carry_what_the_styles_read(staff_client: Any, tiny_city_db: str) 
     (again,) = _tile_features(staff_client, ops, "city_ops", "alley_problem", 16,
                               116.466, 39.916)
     assert again["properties"]["source"] == "hotline_12345"
+    # and the refuse facilities by load and the base map's roads from the same tiles
+    (facility,) = _tile_features(staff_client, ops, "city_ops", "refuse_facility", 16,
+                                 116.468, 39.915)
+    assert facility["properties"]["kind"] == "refuse_building"
+    assert "load_class" in facility["properties"]
+    roads = _tile_features(staff_client, ops, "city_ops", "road", 16, 116.468, 39.9175)
+    assert "示范路" in {f["properties"].get("name") for f in roads}
 
 
 def test_urls_follow_the_server_or_onemap_url(client: Any,

@@ -128,8 +128,11 @@ def test_reads_make_the_scope_classes_differ(tiny_city_db: str) -> None:
     spec = load_spec(TILES, THEMES, CONFIG)
     layerset = spec.collection("refuse_facility")
     assert layerset.tables == ("refuse_facility", "refuse_load_reading")
-    assert spec.theme("refuse").tables == ("community", "refuse_facility",
-                                           "refuse_load_reading")
+    # the refuse theme, the base map's layers included (layers/themes.yml include: [base])
+    assert spec.theme("refuse").tables == ("building", "community", "district", "grid",
+                                           "land_use", "refuse_facility",
+                                           "refuse_load_reading", "road", "street_office")
+    assert "refuse_load_reading" in spec.theme("city_ops").tables
     from spatial import users
     from spatial.db import connect
 

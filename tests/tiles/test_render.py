@@ -59,8 +59,13 @@ def render(db: str, layerset: LayerSet, principal: Principal, z: int, y: int, x:
 def test_theme_tile_carries_its_layers(tiny_city_db: str, spec: TileSpec,
                                        admin: Principal) -> None:
     layers, tile = render(tiny_city_db, spec.theme("grid_management"), admin, *Z13)
-    assert set(layers) == {"grid", "compound", "building", "household", "resident", "key_unit",
-                           "event"}
+    # the base map's layers first (layers/themes.yml include: [base]), then the theme's
+    # own, each once: a themed style draws both from this one tile
+    assert tile.layers == ("land_use", "district", "street_office", "community", "grid", "road",
+                           "building", "compound", "household", "resident", "key_unit", "event")
+    # (the tiny city has no land use)
+    assert set(layers) == {"district", "street_office", "community", "grid", "road", "building",
+                           "compound", "household", "resident", "key_unit", "event"}
     assert len(layers["grid"]["features"]) == 2
     assert {f["properties"]["name"] for f in layers["grid"]["features"]} == {"第一网格", "第二网格"}
     assert tile.truncated == ()
@@ -80,6 +85,45 @@ def test_low_zoom_aggregates(tiny_city_db: str, spec: TileSpec, admin: Principal
     # lamps → density cells whose counts add up to every lamp
     lamps, _ = render(tiny_city_db, spec.collection("lamp"), admin, *Z13)
     assert sum(f["properties"]["count"] for f in lamps["lamp"]["features"]) == 29
+
+
+@pytest.mark.parametrize("z", [10, 11])
+def test_grid_cells_split_by_status(tiny_city_db: str, spec: TileSpec, admin: Principal,
+                                    z: int) -> None:
+    """Event density at city scale, one cell per status (``by: status``): the counts of
+    each status add up to the events of that status in the tile, so a style can draw
+    the open ones' density and leave the closed ones to the history."""
+    with psycopg.connect(tiny_city_db) as conn:
+        conn.execute("""
+            INSERT INTO onemap.event (source, category, description, geom, status,
+                                      community_id, grid_id)
+            SELECT 'grid_worker', 'city_appearance', 'test ' || i,
+                   ST_Point(116.4605 + (i % 7) * 0.0028, 39.9155 + (i / 7) * 0.0035, 4490),
+                   (ARRAY['reported', 'assigned', 'handled', 'closed', 'evaluated'])[1 + i % 5],
+                   g.community_id, g.id
+            FROM onemap.grid g, generate_series(0, 33) AS i
+            WHERE g.code = '110105001001-01'""")
+        y, x = tms.lonlat_to_tile("WebMercatorQuad", 116.47, 39.922, z)
+        b = tms.tile_bounds("WebMercatorQuad", z, y, x)
+        expected = dict(conn.execute("""
+            SELECT status, count(*)::int FROM onemap.event
+            WHERE ST_Transform(geom, 3857) && ST_MakeEnvelope(%s, %s, %s, %s, 3857)
+            GROUP BY status""", (b.minx, b.miny, b.maxx, b.maxy)).fetchall())
+    assert sum(expected.values()) == 35 and len(expected) == 5  # 34 and the tiny city's
+    layers, _ = render(tiny_city_db, spec.collection("event"), admin, z, y, x)
+    cells = layers["event"]["features"]
+    assert {frozenset(f["properties"]) for f in cells} == {frozenset({"count", "status"})}
+    counted: dict[str, int] = {}
+    for f in cells:
+        counted[f["properties"]["status"]] = (counted.get(f["properties"]["status"], 0)
+                                              + f["properties"]["count"])
+    assert counted == expected
+    # one point per (cell, status): no status twice at a cell's centre
+    places = [(tuple(f["geometry"]["coordinates"]), f["properties"]["status"]) for f in cells]
+    assert len(places) == len(set(places))
+    # the themed tile carries the same cells
+    themed, _ = render(tiny_city_db, spec.theme("grid_management"), admin, z, y, x)
+    assert sorted(map(str, themed["event"]["features"])) == sorted(map(str, cells))
 
 
 def test_features_at_high_zoom(tiny_city_db: str, spec: TileSpec, admin: Principal) -> None:

@@ -44,7 +44,10 @@ def test_metadata_routes(client: Any) -> None:
     assert any(link["rel"] == "item" for link in tileset["links"])
     tj = client.get("/tiles/lighting/WebMercatorQuad/tilejson.json").json()
     assert tj["tiles"][0].endswith("/tiles/lighting/WebMercatorQuad/{z}/{y}/{x}")
-    assert {v["id"] for v in tj["vector_layers"]} == {"road", "road_lighting_segment", "lamp"}
+    # the base map's layers and the theme's: one source draws both
+    assert [v["id"] for v in tj["vector_layers"]] == [
+        "land_use", "district", "street_office", "community", "grid", "road", "building",
+        "road_lighting_segment", "lamp"]  # (distribution boxes are internal)
 
 
 def test_metadata_types_properties_as_tiles_carry_them(staff_client: Any) -> None:
@@ -56,6 +59,10 @@ def test_metadata_types_properties_as_tiles_carry_them(staff_client: Any) -> Non
     tj = staff_client.get("/collections/event/tiles/WebMercatorQuad/tilejson.json").json()
     fields = tj["vector_layers"][0]["fields"]
     assert fields["status"] == "string" and fields["count"] == "integer"
+    # events at city scale: density cells per status (layers/tiles.yml by: status)
+    event = staff_client.get("/collections/event/tiles/WebMercatorQuad").json()["layers"][0]
+    assert event["onemap:levels"][0] == {"zoom": [10, 11], "kind": "grid",
+                                         "properties": ["status", "count"]}
 
 
 def test_tile_gzip_etag_and_304(client: Any) -> None:

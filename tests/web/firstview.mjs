@@ -35,13 +35,17 @@ async function load(page, url) {
   const before = SENT.filter((r) => r.at <= idleAt);
   const tiles = before.filter((r) => TILE.test(r.url));
   const sources = {};
+  const positions = new Set();
   tiles.forEach((r) => {
     const m = r.url.match(/\/(tiles\/[^/]+|collections\/[^/]+\/tiles)\//);
     const k = m ? m[1] : 'other';
     sources[k] = (sources[k] || 0) + 1;
+    positions.add(r.url.match(/\/(\d+\/\d+\/\d+)(\?|$)/)[1]);  // z/y/x
   });
   return { idle_ms: Math.round(seen.idle), map_ms: Math.round(seen.map),
     requests: before.length, tile_requests: tiles.length, tile_sources: sources,
+    // tile positions of the view: one request each when a style reads one source
+    tile_positions: positions.size,
     // both in the page's clock: the statistics' request vs the first idle
     stats_started_ms: seen.stats == null ? null : Math.round(seen.stats),
     stats_after_idle: seen.stats == null ? null : seen.stats >= seen.idle,
