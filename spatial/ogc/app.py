@@ -344,6 +344,8 @@ def create_app() -> Starlette:
     startup_hooks.append(tile_service.start)
     from spatial.ogc import photos
     routes += photos.routes()  # /collections/event/items/{id}/photos (event photos)
+    from spatial.ogc import whatif
+    routes += whatif.routes(starlette_app.api_.manager)  # /scenarios (what-if scenarios)
 
     from spatial.ogc.styles import styles_routes
     routes += styles_routes(settings)  # /styles, /styles/{id}[/legend], /fonts, /basemaps/amap
