@@ -8,13 +8,14 @@ configuration and this list agree and that every process's example runs.
 
 from __future__ import annotations
 
-from scenarios.processes import grid_statistics, locate
+from scenarios.processes import grid_statistics, locate, service_area
 from scenarios.processes.base import Process
 from spatial.errors import ConfigurationError
 
 PROCESSES: dict[str, Process] = {p.id: p for p in (
     locate.PROCESS,
     grid_statistics.PROCESS,
+    service_area.PROCESS,
 )}
 
 

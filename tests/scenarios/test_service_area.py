@@ -71,7 +71,7 @@ def test_partial_edges_are_cut_to_their_reached_part() -> None:
     assert half.length == pytest.approx(0.005) and features[2]["properties"]["reached_m"] == 50.0
     # reached from both ends, not meeting: two pieces of 30 m each
     sa = ServiceArea(g, [1, 2], 30.0).solve()
-    cut = [f for f in sa.features() if f["id"] == 2][0]
+    cut = next(f for f in sa.features() if f["id"] == 2)
     assert cut["geometry"]["type"] == "MultiLineString"
     assert cut["properties"]["reached_m"] == 60.0 and cut["properties"]["complete"] is False
     assert shapely.geometry.shape(cut["geometry"]).length == pytest.approx(0.006)
