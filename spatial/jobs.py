@@ -1064,6 +1064,8 @@ def _watched(state: _Running, watch_seconds: float = WATCH_SECONDS) -> Iterator[
             except Exception as exc:
                 LOGGER.warning("job %s: not watched: %s", state.job_id, type(exc).__name__)
                 continue
+            if done.is_set():  # the run ended while we looked: nothing to stop
+                return
             if not mine:
                 LOGGER.info("job %s: dismissed or taken back; stopping its work", state.job_id)
                 state.stop_work()
@@ -1075,7 +1077,9 @@ def _watched(state: _Running, watch_seconds: float = WATCH_SECONDS) -> Iterator[
         yield
     finally:
         done.set()
-        watcher.join()
+        # Not longer than a look takes: with the pool exhausted the watcher may be
+        # waiting for a connection, and the run's caller must not wait with it.
+        watcher.join(timeout=max(1.0, 4 * watch_seconds))
 
 
 @dataclass(frozen=True)
