@@ -311,9 +311,10 @@ def _export(
     where: sql.Composable = sql.SQL("")
     params: list[Any] = []
     if bbox is not None:
-        from spatial.features import bbox_condition, check_bbox
+        from spatial.features import bbox_condition
+        from spatial.params import parse_bbox
 
-        check_bbox(bbox)
+        bbox = parse_bbox(bbox)  # CRS84 longitude/latitude, as the API's bbox
         condition, params = bbox_condition(table, bbox)  # intersects, as the API's bbox
         where = sql.SQL(" WHERE ") + condition
     geom_sql: sql.Composable = sql.SQL("t.geom")

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -27,6 +26,7 @@ from spatial.catalog import Column, Table, get_table
 from spatial.cql import to_sql as cql_to_sql
 from spatial.db import SCHEMA, fetch_tuples
 from spatial.errors import InvalidInputError, NotFoundError
+from spatial.params import parse_bbox
 
 LOGGER = logging.getLogger(__name__)
 
@@ -114,100 +114,7 @@ class FeatureQuery:
         if self.offset < 0:
             raise InvalidInputError(f"offset must not be negative, got {self.offset}")
         if self.bbox is not None:
-            check_bbox(self.bbox)
-
-
-def check_bbox(bbox: tuple[float, ...] | list[float]) -> None:
-    """Validate a longitude/latitude bounding box.
-
-    Parameters
-    ----------
-    bbox : sequence of float
-        ``(minx, miny, maxx, maxy)``.
-
-    Raises
-    ------
-    InvalidInputError
-        When it does not have four finite numbers within ±180/±90 with min ≤ max.
-
-    Examples
-    --------
-    >>> check_bbox((116.3, 39.9, 116.5, 40.0))
-    >>> check_bbox((116.5, 39.9, 116.3, 40.0))
-    Traceback (most recent call last):
-    ...
-    spatial.errors.InvalidInputError: bbox minimum exceeds maximum: [116.5, 39.9, 116.3, 40.0]
-    """
-    if len(bbox) != 4:
-        raise InvalidInputError(f"bbox needs 4 numbers, got {len(bbox)}")
-    values = [float(v) for v in bbox]
-    if not all(math.isfinite(v) for v in values):
-        raise InvalidInputError(f"bbox must be finite numbers: {values}")
-    minx, miny, maxx, maxy = values
-    if not (
-        -180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90
-    ):
-        raise InvalidInputError(f"bbox outside longitude/latitude range: {values}")
-    if minx > maxx or miny > maxy:
-        raise InvalidInputError(f"bbox minimum exceeds maximum: {values}")
-
-
-def parse_datetime_interval(value: str) -> tuple[datetime | None, datetime | None]:
-    """Parse an OGC API ``datetime`` value: an instant or a closed interval.
-
-    Features and tiles read it the same way: a time without an offset is UTC,
-    and a date alone means that whole UTC day.
-
-    Parameters
-    ----------
-    value : str
-        ``2026-01-01T00:00:00Z``, ``2026-01-01/2026-02-01``, ``../2026-02-01`` …
-
-    Returns
-    -------
-    tuple
-        ``(start, end)``, both inclusive and timezone-aware; ``..`` or an empty
-        part gives None (open).
-
-    Raises
-    ------
-    InvalidInputError
-        When a part is not an RFC 3339 date or date-time, or the interval ends
-        before it starts.
-
-    Examples
-    --------
-    >>> parse_datetime_interval("2026-01-01/..")
-    (datetime.datetime(2026, 1, 1, 0, 0, tzinfo=datetime.timezone.utc), None)
-    >>> parse_datetime_interval("2026-01-01")[1].isoformat()
-    '2026-01-01T23:59:59.999999+00:00'
-    """
-
-    def one(part: str, end: bool) -> datetime | None:
-        part = part.strip()
-        if part in ("", ".."):
-            return None
-        try:
-            moment = datetime.fromisoformat(part)
-        except ValueError:
-            raise InvalidInputError(
-                f"datetime must be an RFC 3339 instant or interval, got {value!r} "
-                "/ 时间参数有误") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        if end and len(part) == 10:  # a date: up to the end of that day
-            moment += timedelta(days=1) - timedelta(microseconds=1)
-        return moment
-
-    if "/" in value:
-        start_text, _, end_text = value.partition("/")
-        start, end = one(start_text, False), one(end_text, True)
-    else:
-        start, end = one(value, False), one(value, True)
-    if start is not None and end is not None and start > end:
-        raise InvalidInputError(
-            f"datetime interval ends before it starts: {value!r} / 时间参数有误")
-    return start, end
+            parse_bbox(self.bbox)  # the one rule set: four finite lon/lat numbers, min ≤ max
 
 
 def parse_text_search(value: str) -> tuple[str, ...]:

@@ -31,7 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 from spatial.access import SERVING_ROLE, Principal
 from spatial.db import AsyncPool
 from spatial.errors import AuthenticationError, PermissionDeniedError
-from spatial.features import parse_datetime_interval
+from spatial.params import parse_datetime as parse_datetime_param
 from tiles import tms as tmslib
 from tiles.spec import LayerSet, LayerSpec, Level
 
@@ -78,9 +78,9 @@ def _template(name: str) -> str:
 def parse_datetime(value: str | None) -> tuple[datetime, datetime] | None:
     """An OGC ``datetime`` parameter as a closed interval with both ends set.
 
-    Read as features read it (:func:`spatial.features.parse_datetime_interval`:
-    times without an offset are UTC, a date alone is that whole day); an open
-    end becomes the earliest or latest representable instant.
+    Read as on every route (:func:`spatial.params.parse_datetime`: times
+    without an offset are UTC, a date alone is that whole day); an open end
+    becomes the earliest or latest representable instant.
 
     Returns
     -------
@@ -99,11 +99,11 @@ def parse_datetime(value: str | None) -> tuple[datetime, datetime] | None:
     >>> parse_datetime("yesterday")
     Traceback (most recent call last):
     ...
-    spatial.errors.InvalidInputError: datetime must be an RFC 3339 instant or interval, ...
+    spatial.errors.InvalidInputError: datetime must be RFC 3339 (2026-01-01T08:00:00Z) or ...
     """
     if value is None:
         return None
-    start, end = parse_datetime_interval(value)
+    start, end = parse_datetime_param(value)
     return start or _OPEN_START, end or _OPEN_END
 
 

@@ -9,7 +9,8 @@ body that is not UTF-8. This module states what a request may carry:
   accepts (OGC API Features Parts 1–3, Coverages, Processes, pygeoapi's
   ``f``/``lang``), plus a collection's property names on ``items``;
 * :func:`check_query_values` — the format of the standard parameters
-  (``bbox``, ``datetime``, ``limit``, ``offset``, ``skipGeometry`` …);
+  (``limit``, ``offset``, ``skipGeometry`` …; ``bbox`` and ``datetime`` by
+  :mod:`spatial.params`, the one reading every route shares);
 * :func:`check_body` — a JSON request body must be UTF-8, well-formed strict
   JSON (:func:`spatial.wellformed.loads`: no ``NaN``/``Infinity``, nesting at
   most :data:`~spatial.wellformed.MAX_JSON_DEPTH` levels, no NUL or lone
@@ -35,13 +36,11 @@ integer is a 400.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import threading
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,6 +52,7 @@ from spatial.errors import (
     http_status,
 )
 from spatial.ogc.problems import problem
+from spatial.params import parse_bbox, parse_datetime
 from spatial.wellformed import bad_character, check_text, loads
 
 LOGGER = logging.getLogger(__name__)
@@ -132,16 +132,7 @@ _EXECUTION = BODY_NEEDED[2][1]
 #: ``offset`` goes to PostgreSQL as a bigint.
 MAX_OFFSET = 2**63 - 1
 _TRUE_FALSE = frozenset({"true", "false", "1", "0", "yes", "no"})
-_LONLAT_CRS = frozenset({
-    "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
-    "https://www.opengis.net/def/crs/OGC/1.3/CRS84",
-    "CRS84",
-})
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _SORT_KEY = re.compile(r"^[+-]?[^\W\d]\w*$")
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?)?$"
-)
 #: application/json, application/geo+json, application/query-cql-json, text/json …
 _JSON_TYPES = re.compile(r"^(application|text)/([a-z0-9.+-]*[+-])?json$")
 _ZH = " / 请求参数有误"
@@ -240,102 +231,6 @@ def _integer(name: str, value: str, low: int, high: int) -> int:
     return number
 
 
-def check_bbox(value: str, bbox_crs: str | None = None) -> list[float]:
-    """Parse a ``bbox`` parameter: 4 or 6 finite numbers, minimum ≤ maximum.
-
-    In CRS84 (no ``bbox-crs``) longitudes must lie in ±180° and latitudes in
-    ±90°. A box crossing the antimeridian (minimum longitude greater than the
-    maximum, which OGC allows) is refused: onemap serves one city.
-
-    Raises
-    ------
-    InvalidInputError
-        Saying which rule was broken.
-
-    Examples
-    --------
-    >>> check_bbox("116.4,39.9,116.5,40.0")
-    [116.4, 39.9, 116.5, 40.0]
-    >>> check_bbox("116.5,39.9,116.4,40.0")
-    Traceback (most recent call last):
-    ...
-    spatial.errors.InvalidInputError: bbox minimum exceeds maximum on axis 1: \
-116.5 > 116.4 / 请求参数有误
-    """
-    parts = value.split(",")
-    if len(parts) not in (4, 6):
-        raise InvalidInputError(
-            f"bbox needs 4 numbers (minx,miny,maxx,maxy) or 6, got {len(parts)}: {value!r}{_ZH}")
-    if not all(_NUMBER.match(p.strip()) for p in parts):
-        raise InvalidInputError(f"bbox must be finite numbers, got {value!r}{_ZH}")
-    numbers = [float(p) for p in parts]
-    if not all(math.isfinite(v) for v in numbers):
-        raise InvalidInputError(f"bbox must be finite numbers, got {value!r}{_ZH}")
-    half = len(numbers) // 2
-    for axis in range(half):
-        if numbers[axis] > numbers[axis + half]:
-            raise InvalidInputError(
-                f"bbox minimum exceeds maximum on axis {axis + 1}: "
-                f"{numbers[axis]} > {numbers[axis + half]}{_ZH}")
-    if bbox_crs is None or bbox_crs.strip() in _LONLAT_CRS:
-        lons = numbers[0], numbers[half]
-        lats = numbers[1], numbers[half + 1]
-        if not (all(-180 <= v <= 180 for v in lons) and all(-90 <= v <= 90 for v in lats)):
-            raise InvalidInputError(
-                f"bbox outside longitude ±180 / latitude ±90 (CRS84): {value!r}{_ZH}")
-    return numbers
-
-
-def check_datetime(value: str) -> None:
-    """Check a ``datetime`` parameter: an RFC 3339 instant or interval.
-
-    Raises
-    ------
-    InvalidInputError
-        For anything else, an interval open at both ends, or start after end.
-
-    Examples
-    --------
-    >>> check_datetime("2026-01-01T00:00:00Z/..")
-    >>> check_datetime("yesterday")
-    Traceback (most recent call last):
-    ...
-    spatial.errors.InvalidInputError: datetime must be RFC 3339 (2026-01-01T08:00:00Z) or \
-an interval start/end with '..' for an open end, got 'yesterday' / 请求参数有误
-    """
-    hint = ("datetime must be RFC 3339 (2026-01-01T08:00:00Z) or an interval start/end "
-            f"with '..' for an open end, got {value!r}{_ZH}")
-    parts = value.split("/")
-    if len(parts) > 2:
-        raise InvalidInputError(hint)
-    instants: list[datetime | None] = []
-    for part in parts:
-        part = part.strip()
-        if part in ("..", "") and len(parts) == 2:
-            instants.append(None)
-            continue
-        if not _RFC3339.match(part):
-            raise InvalidInputError(hint)
-        try:
-            parsed = datetime.fromisoformat(part.replace("z", "Z").replace("t", "T"))
-        except ValueError:
-            raise InvalidInputError(hint) from None
-        instants.append(parsed)
-    if len(instants) == 2:
-        start, end = instants
-        if start is None and end is None:
-            raise InvalidInputError(f"datetime interval open at both ends: {value!r}{_ZH}")
-        if start is not None and end is not None and _key(start) > _key(end):
-            raise InvalidInputError(f"datetime interval starts after it ends: {value!r}{_ZH}")
-
-
-def _key(moment: datetime) -> datetime:
-    """Aware and naive date-times made comparable (naive ones count as UTC)."""
-    if moment.tzinfo is not None:
-        return moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
-
-
 def check_query_values(kind: str, params: Mapping[str, str]) -> None:
     """Check the format of the standard parameters a request carries.
 
@@ -366,9 +261,9 @@ def check_query_values(kind: str, params: Mapping[str, str]) -> None:
     if "offset" in params:
         _integer("offset", params["offset"], 0, MAX_OFFSET)
     if "bbox" in params:
-        check_bbox(params["bbox"], params.get("bbox-crs"))
+        parse_bbox(params["bbox"], params.get("bbox-crs"))
     if "datetime" in params:
-        check_datetime(params["datetime"])
+        parse_datetime(params["datetime"])
     if "skipGeometry" in params and params["skipGeometry"].strip().lower() not in _TRUE_FALSE:
         raise InvalidInputError(
             f"skipGeometry must be true or false, got {params['skipGeometry']!r}{_ZH}")

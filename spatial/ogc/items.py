@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-import pyproj
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
@@ -40,11 +39,11 @@ from spatial.features import (
     FeatureQuery,
     check_cursor,
     count_matches,
-    parse_datetime_interval,
     parse_text_search,
     stream_features,
 )
 from spatial.ogc.problems import error_response
+from spatial.params import parse_bbox, parse_datetime
 
 LOGGER = logging.getLogger(__name__)
 
@@ -59,36 +58,6 @@ _STANDARD = frozenset({
     "properties", "sortby", "filter", "filter-lang", "filter-crs", "skipGeometry",
     "resulttype", "q",
 })
-
-
-def bbox_lonlat(value: str, bbox_crs: str | None) -> tuple[float, float, float, float]:
-    """A ``bbox`` parameter as longitude/latitude, whatever its ``bbox-crs``.
-
-    Examples
-    --------
-    >>> bbox_lonlat("116.4,39.9,116.5,40.0", None)
-    (116.4, 39.9, 116.5, 40.0)
-    >>> bbox_lonlat("39.9,116.4,40.0,116.5", "http://www.opengis.net/def/crs/EPSG/0/4326")
-    (116.4, 39.9, 116.5, 40.0)
-    """
-    try:
-        v = [float(x) for x in value.split(",")]
-    except ValueError:
-        raise InvalidInputError(f"bbox must be numbers, got {value!r}") from None
-    if len(v) == 6:
-        v = [v[0], v[1], v[3], v[4]]
-    if len(v) != 4:
-        raise InvalidInputError(f"bbox needs 4 or 6 numbers, got {len(v)}")
-    if not bbox_crs:
-        return v[0], v[1], v[2], v[3]
-    srid, northing_first = crs_axes(bbox_crs)
-    if northing_first:
-        v = [v[1], v[0], v[3], v[2]]
-    if srid is None or srid in (4326, 4490):
-        return v[0], v[1], v[2], v[3]
-    t = pyproj.Transformer.from_crs(srid, 4490, always_xy=True)
-    minx, miny, maxx, maxy = t.transform_bounds(v[0], v[1], v[2], v[3], densify_pts=21)
-    return minx, miny, maxx, maxy
 
 
 def wants_geojson(request: Request) -> bool:
@@ -211,9 +180,9 @@ class StreamingItems:
             q = FeatureQuery(
                 limit=limit,
                 offset=offset,
-                bbox=bbox_lonlat(params["bbox"], params.get("bbox-crs"))
+                bbox=parse_bbox(params["bbox"], params.get("bbox-crs"))
                 if params.get("bbox") else None,
-                datetime_range=parse_datetime_interval(params["datetime"])
+                datetime_range=parse_datetime(params["datetime"])
                 if params.get("datetime") else None,
                 equals=equals,
                 select=tuple(p for p in (params.get("properties") or "").split(",") if p),

@@ -25,6 +25,7 @@ from http import HTTPStatus
 from typing import Any, TypeVar
 
 import psycopg
+from pygeoapi.crs import DEFAULT_STORAGE_CRS
 from pygeoapi.provider.base import (
     BaseProvider,
     ProviderConnectionError,
@@ -51,11 +52,11 @@ from spatial.errors import (
 from spatial.features import (
     FeatureQuery,
     get_feature,
-    parse_datetime_interval,
     parse_text_search,
     query_features,
 )
 from spatial.ogc import etag
+from spatial.params import parse_bbox, parse_datetime
 
 LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -122,22 +123,6 @@ def _northing_first(crs: Any) -> bool:
     return bool(axes) and axes[0].direction.lower() in ("north", "south")
 
 
-def bbox_to_lonlat(bbox: list[float], storage_crs: Any) -> tuple[float, float, float, float]:
-    """Put a bbox that pygeoapi transformed into the storage CRS back in lon/lat order.
-
-    pygeoapi hands the provider the bbox in the storage CRS's authority axis
-    order; for EPSG:4490 that is latitude first, while PostGIS is x/y.
-    """
-    if len(bbox) == 6:  # minx, miny, minz, maxx, maxy, maxz
-        bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
-    if len(bbox) != 4:
-        raise InvalidInputError(f"bbox needs 4 or 6 numbers, got {len(bbox)}")
-    a, b, c, d = (float(v) for v in bbox)
-    if _northing_first(storage_crs):
-        return b, a, d, c
-    return a, b, c, d
-
-
 class PostGISProvider(BaseProvider):
     """Feature provider for a table or view of the ``onemap`` schema.
 
@@ -153,6 +138,7 @@ class PostGISProvider(BaseProvider):
         self.table: str = data["table"] if isinstance(data, dict) else str(data)
         self.schema: str = (data.get("schema") if isinstance(data, dict) else None) or LAYERS_SCHEMA
         self.id_field: str = provider_def.get("id_field") or "id"
+        self.storage_crs_uri: str = provider_def.get("storage_crs") or DEFAULT_STORAGE_CRS
         with _translated():
             self._fields = self._describe()
 
@@ -199,8 +185,10 @@ class PostGISProvider(BaseProvider):
             fq = FeatureQuery(
                 limit=int(limit),
                 offset=int(offset),
-                bbox=bbox_to_lonlat(bbox, self.storage_crs) if bbox else None,
-                datetime_range=parse_datetime_interval(datetime_) if datetime_ else None,
+                # pygeoapi hands the bbox transformed into the storage CRS, in
+                # its authority axis order (latitude first for EPSG:4490).
+                bbox=parse_bbox(bbox, self.storage_crs_uri) if bbox else None,
+                datetime_range=parse_datetime(datetime_) if datetime_ else None,
                 equals=dict(properties or []),
                 select=tuple(select_properties or ()),
                 sortby=tuple((s["property"], s.get("order", "+") != "-") for s in sortby or []),
