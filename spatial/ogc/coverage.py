@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from pygeoapi.provider.base import (
 )
 from pygeoapi.provider.rasterio_ import RasterioProvider
 
+from spatial.crs import parse_crs
 from spatial.settings import get_settings
 
 LOGGER = logging.getLogger(__name__)
@@ -36,17 +36,6 @@ LOGGER = logging.getLogger(__name__)
 #: Directory of the rasters (as in :mod:`spatial.synth.rasters`).
 RASTER_DIR_ENV = "ONEMAP_RASTER_DIR"
 
-_EPSG = re.compile(
-    r"^(?:(?:https?://www\.opengis\.net/def/crs/EPSG/0/)|(?:EPSG:)|(?:urn:ogc:def:crs:EPSG::))?"
-    r"(\d{4,6})$",
-    re.IGNORECASE,
-)
-_CRS84 = {
-    "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
-    "https://www.opengis.net/def/crs/OGC/1.3/CRS84",
-    "urn:ogc:def:crs:OGC:1.3:CRS84",
-    "CRS84",
-}
 
 
 class CoverageUnavailableError(ProviderTypeError):
@@ -68,8 +57,9 @@ def epsg_code(crs: str | int) -> int:
     Parameters
     ----------
     crs : str or int
-        An EPSG number, ``EPSG:n``, an OGC URI or URN, or CRS84 (→ 4326:
-        with ``always_xy`` the same numbers).
+        Anything :func:`spatial.crs.parse_crs` reads to an EPSG code: an EPSG
+        number, ``EPSG:n``, an OGC URI or URN, or CRS84 (→ 4326: with
+        ``always_xy`` the same numbers).
 
     Returns
     -------
@@ -88,14 +78,14 @@ def epsg_code(crs: str | int) -> int:
     >>> epsg_code("http://www.opengis.net/def/crs/OGC/1.3/CRS84")
     4326
     """
-    text = str(crs).strip()
-    if text in _CRS84:
-        return 4326
-    match = _EPSG.match(text)
-    if not match:
+    try:
+        code = parse_crs(crs)
+    except (TypeError, ValueError) as exc:
+        raise ProviderInvalidQueryError(user_msg=f"bbox-crs: {exc}") from None
+    if not isinstance(code, int):  # GCJ-02, BD-09: no EPSG code for rasterio
         raise ProviderInvalidQueryError(
-            user_msg=f"bbox-crs must be an EPSG code or OGC CRS URI, got {text!r}")
-    return int(match.group(1))
+            user_msg=f"bbox-crs must be an EPSG code or OGC CRS URI, got {crs!r}")
+    return code
 
 
 def raster_path(data: str | os.PathLike[str]) -> Path:
