@@ -6,9 +6,10 @@ Not a comparison: figures for the README against the customer's 2 s budget for
 cold
     a new browser context (empty HTTP cache) opens ``/widget/?theme=…#key=…`` at
     1280×800 with no centre given, so the view is the widget's default one (the
-    data's extent). The server starts with an empty tile cache, but the styles run
-    one after another: tiles a style shares with an earlier one (the base map) are
-    already in the server's cache.
+    data's extent). The server starts with an empty tile cache and the styles run
+    one after another on it; they share no tiles, as each theme's tiles carry the
+    base map's layers (``include: [base]`` in layers/themes.yml; before, the base
+    map's tiles were in the server's cache after the first style).
 warm
     the same page loaded again ``--repeat`` times in that context (the browser's
     cache and the server's tile cache).
