@@ -254,7 +254,11 @@ expected an EPSG code, 'EPSG:nnnn', an OGC CRS URI, 'CRS84', 'gcj02' or 'bd09'
 
     def parse(self, raw: Mapping[str, Any]) -> Point:
         source = _crs(self.crs, raw.get(self.crs, self.default_crs))
-        x, y = float(raw[self.x]), float(raw[self.y])
+        try:
+            x, y = float(raw[self.x]), float(raw[self.y])
+        except OverflowError:  # a JSON integer of hundreds of digits
+            raise invalid(f"{self.x}/{self.y}", "a coordinate is too large / 坐标数值过大") \
+                from None
         try:
             lon_a, lat_a = to_storage([x], [y], source)
         except (TypeError, ValueError) as exc:
@@ -324,7 +328,8 @@ def polygon_wkt(name: str, geometry: Any, crs: int | str) -> str:
     """
     try:
         geom = shape(geometry)
-    except (AttributeError, IndexError, KeyError, TypeError, ValueError, ShapelyError) as exc:
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError, OverflowError,
+            ShapelyError) as exc:
         raise invalid(name, str(exc)) from None
     if geom.is_empty or geom.geom_type not in ("Polygon", "MultiPolygon"):
         raise invalid(name, f"an empty or non-polygon geometry ({geom.geom_type})")

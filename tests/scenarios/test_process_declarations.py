@@ -94,6 +94,7 @@ def test_a_point_in_any_supported_crs_arrives_in_the_storage_crs(crs: Any) -> No
     ({"x": 1, "y": 2, "crs": "EPSG:3"}, "crs: unsupported CRS"),
     ({"x": 1, "y": 2, "crs": True}, "crs: CRS must be an int or str"),
     ({"x": 500, "y": 2, "crs": "EPSG:4326"}, "x/y"),
+    ({"x": 10**400, "y": 2, "crs": "EPSG:4326"}, "x/y: a coordinate is too large"),
 ])
 def test_a_bad_point_names_the_input(raw: dict[str, Any], reason: str) -> None:
     with pytest.raises(InvalidInputError, match=reason):
@@ -114,6 +115,9 @@ def test_an_area_is_a_unit_or_a_polygon_in_any_crs() -> None:
                 {"level": "grid", "unit_id": 4, "polygon": {}, "crs": "CRS84"}):
         with pytest.raises(InvalidInputError, match="give either level and unit_id, or polygon"):
             area.parse(raw)
+    huge = [[10**400, 0], [1, 0], [1, 1], [10**400, 0]]  # valid JSON, no float
+    with pytest.raises(InvalidInputError, match="polygon: int too large"):
+        area.parse({"polygon": {"type": "Polygon", "coordinates": [huge]}, "crs": "CRS84"})
     with pytest.raises(ValueError, match="levels must be among"):
         AreaInput(levels=("province",))
 
