@@ -1,9 +1,9 @@
 """The one error hierarchy of onemap.
 
 Everything onemap raises on purpose derives from :class:`OnemapError`. The
-edges (CLI, OGC API) translate these into exit codes or HTTP statuses with
-:data:`HTTP_STATUS`; anything else is a programmer error and is answered with a
-safe, generic message while its stack goes to the log.
+edges (CLI, OGC API) translate these into exit codes, or HTTP statuses and OGC
+exception codes with :data:`ERROR_ANSWERS`; anything else is a programmer error
+and is answered with a safe, generic message while its stack goes to the log.
 """
 
 from __future__ import annotations
@@ -53,20 +53,60 @@ class ConflictError(OnemapError):
     """The write conflicts with the current state, e.g. a stale ETag (409/412)."""
 
 
-#: Error class → HTTP status, used by the web edge. Subclasses inherit the
-#: status of their nearest listed ancestor.
-HTTP_STATUS: dict[type[OnemapError], int] = {
-    PayloadTooLargeError: 413,
-    UnsupportedMediaTypeError: 415,
-    InvalidInputError: 400,
-    AuthenticationError: 401,
-    PermissionDeniedError: 403,
-    NotFoundError: 404,
-    ConflictError: 412,
-    DatabaseUnavailableError: 503,
-    ConfigurationError: 500,
-    OnemapError: 500,
+class MalformedBodyError(InvalidInputError):
+    """A request body that cannot be read: not UTF-8, not JSON, not an object (400)."""
+
+
+#: Error class → HTTP status and OGC exception code: the one mapping every route
+#: answers with (:func:`spatial.ogc.problems.error_response` on our routes, the
+#: contract middleware, pygeoapi's provider and process errors). A class not
+#: listed takes the answer of its nearest listed ancestor. The codes are those
+#: pygeoapi gives its own errors of the same kind (``InvalidParameterValue``,
+#: ``NotFound``, ``NoApplicableCode`` …), so a client sees one code for one kind
+#: of refusal whichever layer refused.
+ERROR_ANSWERS: dict[type[OnemapError], tuple[int, str]] = {
+    PayloadTooLargeError: (413, "PayloadTooLarge"),
+    UnsupportedMediaTypeError: (415, "UnsupportedMediaType"),
+    MalformedBodyError: (400, "OperationParsingFailed"),
+    InvalidInputError: (400, "InvalidParameterValue"),
+    AuthenticationError: (401, "NotAuthenticated"),
+    PermissionDeniedError: (403, "Forbidden"),
+    NotFoundError: (404, "NotFound"),
+    ConflictError: (412, "PreconditionFailed"),
+    DatabaseUnavailableError: (503, "ServiceUnavailable"),
+    ConfigurationError: (500, "NoApplicableCode"),
+    OnemapError: (500, "NoApplicableCode"),
 }
+#: Error class → HTTP status (the first half of :data:`ERROR_ANSWERS`).
+HTTP_STATUS: dict[type[OnemapError], int] = {
+    cls: status for cls, (status, _) in ERROR_ANSWERS.items()}
+
+
+def error_answer(error: OnemapError | type[OnemapError]) -> tuple[int, str]:
+    """Return the HTTP status and OGC exception code of an onemap error.
+
+    Parameters
+    ----------
+    error : OnemapError or its class
+        The error raised.
+
+    Returns
+    -------
+    tuple
+        ``(status, code)`` of the nearest class listed in :data:`ERROR_ANSWERS`.
+
+    Examples
+    --------
+    >>> error_answer(InvalidInputError("bbox has 3 numbers"))
+    (400, 'InvalidParameterValue')
+    >>> error_answer(NotFoundError)
+    (404, 'NotFound')
+    """
+    cls = error if isinstance(error, type) else type(error)
+    for ancestor in cls.__mro__:
+        if ancestor in ERROR_ANSWERS:
+            return ERROR_ANSWERS[ancestor]
+    return 500, "NoApplicableCode"
 
 
 def http_status(error: OnemapError) -> int:
@@ -80,14 +120,22 @@ def http_status(error: OnemapError) -> int:
     Returns
     -------
     int
-        The status of the nearest class listed in :data:`HTTP_STATUS`.
+        The status of the nearest class listed in :data:`ERROR_ANSWERS`.
 
     Examples
     --------
     >>> http_status(InvalidInputError("bbox has 3 numbers"))
     400
     """
-    for cls in type(error).__mro__:
-        if cls in HTTP_STATUS:
-            return HTTP_STATUS[cls]
-    return 500
+    return error_answer(error)[0]
+
+
+def ogc_code(error: OnemapError) -> str:
+    """Return the OGC exception code for an onemap error.
+
+    Examples
+    --------
+    >>> ogc_code(PermissionDeniedError("not yours"))
+    'Forbidden'
+    """
+    return error_answer(error)[1]

@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from spatial.errors import OnemapError, http_status
+from spatial.errors import NotFoundError, OnemapError, http_status
 from spatial.ogc import fixes
 from spatial.ogc.openapi import write_document
 from spatial.ogc.problems import error_response, problem
@@ -84,7 +84,7 @@ async def onemap_error(request: Request, exc: Exception) -> JSONResponse:
     """Answer an onemap error raised on our own routes as an OGC exception document.
 
     The message of an :class:`~spatial.errors.OnemapError` is safe to show by
-    contract; the status comes from :data:`spatial.errors.HTTP_STATUS`.
+    contract; status and code come from :data:`spatial.errors.ERROR_ANSWERS`.
     """
     if not isinstance(exc, OnemapError):  # registered for OnemapError only
         raise TypeError(f"not an onemap error: {exc!r}")
@@ -198,7 +198,7 @@ class Unrouted:
             if path != "/" and (served_there or allowed_there):
                 response = RedirectResponse(URL(scope=moved), status_code=307)
             else:
-                response = problem(404, "NotFound", f"nothing is served at {path} / 无此资源")
+                response = error_response(NotFoundError(f"nothing is served at {path} / 无此资源"))
         await response(scope, receive, send)
 
 
@@ -209,7 +209,7 @@ _BELOW_ITEM = re.compile(r"^/collections/[^/]+/items/[^/]+/.")
 async def not_found(request: Request, exc: Exception) -> JSONResponse:
     """The router's 404 (a path no route takes, e.g. one with a line break) as an
     OGC exception document."""
-    return problem(404, "NotFound", f"nothing is served at {request.url.path} / 无此资源")
+    return error_response(NotFoundError(f"nothing is served at {request.url.path} / 无此资源"))
 
 
 class ContextExecutor(ThreadPoolExecutor):

@@ -53,7 +53,7 @@ from spatial.errors import (
     PermissionDeniedError,
 )
 from spatial.ogc.contract import classify, feature_provider
-from spatial.ogc.problems import CHALLENGE, error_response, problem
+from spatial.ogc.problems import CHALLENGE, error_response
 
 LOGGER = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def unauthorized(message: str, *, invalid: bool = True) -> JSONResponse:
         False when there were none.
     """
     challenge = CHALLENGE + (', error="invalid_token"' if invalid else "")
-    return problem(401, "AuthenticationError", message, {"WWW-Authenticate": challenge})
+    return error_response(AuthenticationError(message), {"WWW-Authenticate": challenge})
 
 
 def forbidden(message: str) -> JSONResponse:
@@ -207,7 +207,7 @@ def forbidden(message: str) -> JSONResponse:
     message : str
         Safe to show.
     """
-    return problem(403, "PermissionDeniedError", message)
+    return error_response(PermissionDeniedError(message))
 
 
 def feature_write(method: str, path: str, content_type: str | None

@@ -20,7 +20,10 @@ body that is not UTF-8. This module states what a request may carry:
   hold no NUL (:func:`parse_query_string` adds: no parameter repeated);
 * :class:`ContractMiddleware` — applies them to every request before pygeoapi
   sees it and answers an OGC exception document (``{"code", "type",
-  "description"}``) with 400.
+  "description"}``) with the status and code of
+  :data:`spatial.errors.ERROR_ANSWERS`: 400 ``InvalidParameterValue`` for a
+  query, 400 ``OperationParsingFailed`` for a body it cannot read
+  (:class:`~spatial.errors.MalformedBodyError`), 413 or 415.
 
 Only bodies it checks are read: JSON (or no ``Content-Type``) and ``text/*``,
 at most :func:`json_body_cap` bytes (``ONEMAP_MAX_JSON_BYTES``, default
@@ -47,11 +50,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spatial.errors import (
     InvalidInputError,
+    MalformedBodyError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
     http_status,
 )
-from spatial.ogc.problems import problem
+from spatial.ogc.problems import error_response
 from spatial.params import parse_bbox, parse_datetime
 from spatial.wellformed import bad_character, check_text, loads
 
@@ -748,21 +752,21 @@ class ContractMiddleware:
             await self.app(scope, receive, send)
             return
         method = scope["method"]
-        code = "InvalidParameterValue"
         try:
             check_text(scope.get("path", ""), "the path")
             pairs = query_pairs(scope.get("query_string", b""))
             if method in ("GET", "HEAD"):
                 await self._check_get(scope, pairs)
             elif method in ("POST", "PUT", "PATCH"):
-                code = "OperationParsingFailed"
-                receive = await self._check_body(scope, receive)
+                try:
+                    receive = await self._check_body(scope, receive)
+                except InvalidInputError as exc:
+                    if type(exc) is not InvalidInputError:  # 413, 415: their own answer
+                        raise
+                    raise MalformedBodyError(str(exc)) from None
         except InvalidInputError as exc:
-            status = http_status(exc)
-            if status != 400:  # 413, 415: the class names it, as on the routes
-                code = type(exc).__name__
-            LOGGER.info("%d %s %s: %s", status, method, scope.get("path"), exc)
-            await problem(status, code, str(exc))(scope, receive, send)
+            LOGGER.info("%d %s %s: %s", http_status(exc), method, scope.get("path"), exc)
+            await error_response(exc)(scope, receive, send)
             return
         refusal = await self.authorize(scope)
         if refusal is not None:

@@ -22,13 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from pygeoapi.provider.base import (
-    ProviderInvalidQueryError,
+    ProviderGenericError,
     ProviderQueryError,
     ProviderTypeError,
 )
 from pygeoapi.provider.rasterio_ import RasterioProvider
 
 from spatial.crs import parse_crs
+from spatial.errors import InvalidInputError
+from spatial.ogc.provider import provider_error
 from spatial.settings import get_settings
 
 LOGGER = logging.getLogger(__name__)
@@ -51,6 +53,11 @@ class CoverageUnavailableError(ProviderTypeError):
     ogc_exception_code = "ServiceUnavailable"
 
 
+def _refused(user_msg: str) -> ProviderGenericError:
+    """A 400 with the code every route gives a bad input (spatial.errors.ERROR_ANSWERS)."""
+    return provider_error(InvalidInputError(user_msg))
+
+
 def epsg_code(crs: str | int) -> int:
     """EPSG code of a ``bbox-crs`` value.
 
@@ -68,7 +75,7 @@ def epsg_code(crs: str | int) -> int:
 
     Raises
     ------
-    ProviderInvalidQueryError
+    ProviderInvalidQueryError (400 ``InvalidParameterValue``, as every route)
         For anything else (400).
 
     Examples
@@ -81,9 +88,9 @@ def epsg_code(crs: str | int) -> int:
     try:
         code = parse_crs(crs)
     except (TypeError, ValueError) as exc:
-        raise ProviderInvalidQueryError(user_msg=f"bbox-crs: {exc}") from None
+        raise _refused(user_msg=f"bbox-crs: {exc}") from None
     if not isinstance(code, int):  # GCJ-02, BD-09: no EPSG code for rasterio
-        raise ProviderInvalidQueryError(
+        raise _refused(
             user_msg=f"bbox-crs must be an EPSG code or OGC CRS URI, got {crs!r}")
     return code
 
@@ -140,7 +147,7 @@ class RasterCoverageProvider(RasterioProvider):
 
         Raises
         ------
-        ProviderInvalidQueryError
+        ProviderInvalidQueryError (400 ``InvalidParameterValue``)
             For a bbox or subset that does not select any cell, a subset that
             is not a ``low:high`` pair of numbers, or an unknown ``bbox-crs``.
         """
@@ -163,7 +170,7 @@ class RasterCoverageProvider(RasterioProvider):
         except ProviderQueryError as exc:
             # rasterio.mask says "Input shapes do not overlap raster."
             if "overlap" in str(exc):
-                raise ProviderInvalidQueryError(
+                raise _refused(
                     user_msg="the bbox or subset does not overlap the coverage "
                              f"(its extent: {self._extent()})") from None
             raise
@@ -174,13 +181,13 @@ class RasterCoverageProvider(RasterioProvider):
         try:
             numbers = [float(v) for v in values]
         except (TypeError, ValueError):
-            raise ProviderInvalidQueryError(
+            raise _refused(
                 user_msg=f"subset {axis} needs numbers, got {values!r}") from None
         if len(numbers) != 2 or not all(math.isfinite(v) for v in numbers):
-            raise ProviderInvalidQueryError(
+            raise _refused(
                 user_msg=f"subset {axis} needs an interval {axis}(low:high), got {values!r}")
         if numbers[0] > numbers[1]:
-            raise ProviderInvalidQueryError(
+            raise _refused(
                 user_msg=f"subset {axis}: low exceeds high: {numbers}")
         return numbers
 

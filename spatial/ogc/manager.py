@@ -52,21 +52,12 @@ from spatial.errors import (
     InvalidInputError,
     NotFoundError,
     OnemapError,
-    http_status,
+    error_answer,
 )
 from spatial.wellformed import check_json_value
 
 LOGGER = logging.getLogger(__name__)
 
-#: OGC exception type per HTTP status of a failed execution.
-OGC_CODES: dict[int, str] = {
-    400: "InvalidParameterValue",
-    401: "NotAuthorized",
-    403: "Forbidden",
-    404: "NotFound",
-    412: "Conflict",
-    503: "ServiceUnavailable",
-}
 _DATABASE_DOWN = "the job store is unavailable; try again later / 作业库暂不可用，请稍后再试"
 
 
@@ -81,25 +72,38 @@ def _timestamp(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def execute_error(status: int, message: str) -> ProcessorExecuteError:
-    """A pygeoapi execution error with our status and a safe message.
+def execute_error(error: BaseException | None, message: str) -> ProcessorExecuteError:
+    """A pygeoapi execution error with the status and code of an onemap error.
 
     Parameters
     ----------
-    status : int
-        HTTP status.
+    error : BaseException or None
+        What failed: an :class:`~spatial.errors.OnemapError` is answered with
+        the status and OGC code of :data:`spatial.errors.ERROR_ANSWERS`, as on
+        every other route; anything else is 500 ``NoApplicableCode``.
     message : str
-        Shown to the client.
+        Shown to the client (safe: the error's own message, or a generic one).
 
     Returns
     -------
     ProcessorExecuteError
         pygeoapi answers it with an OGC exception document.
+
+    Examples
+    --------
+    >>> from spatial.errors import ConflictError
+    >>> e = execute_error(ConflictError("stale"), "stale")
+    >>> int(e.http_status_code), e.ogc_exception_code
+    (412, 'PreconditionFailed')
+    >>> int(execute_error(None, "failed").http_status_code)
+    500
     """
-    error = ProcessorExecuteError(user_msg=message)
-    error.http_status_code = HTTPStatus(status)
-    error.ogc_exception_code = OGC_CODES.get(status, "NoApplicableCode")
-    return error
+    status, code = (error_answer(error) if isinstance(error, OnemapError)
+                    else (500, "NoApplicableCode"))
+    translated = ProcessorExecuteError(user_msg=message)
+    translated.http_status_code = HTTPStatus(status)
+    translated.ogc_exception_code = code
+    return translated
 
 
 # --- input validation ------------------------------------------------------------
@@ -544,7 +548,7 @@ class JobManager(BaseManager):
                     retention=self.retention, max_attempts=self.max_attempts,
                     outputs=selected)
         except OnemapError as exc:
-            raise execute_error(http_status(exc), str(exc)) from None
+            raise execute_error(exc, str(exc)) from None
         if run_async:
             LOGGER.info("job %s (%s) accepted", job.id, process_id)
             return (str(job.id), "application/json", None, JobStatus.accepted,
@@ -552,9 +556,7 @@ class JobManager(BaseManager):
         outcome = jobs.run_job(job, self.run, worker=self.sync_worker, principal=principal,
                                lease=self.lease)
         if outcome.status != "successful":
-            error = outcome.error
-            status = http_status(error) if isinstance(error, OnemapError) else 500
-            raise execute_error(status, outcome.message or "")
+            raise execute_error(outcome.error, outcome.message or "")
         headers = (None if execution_mode != RequestedProcessExecutionMode.wait
                    else {"Preference-Applied": RequestedProcessExecutionMode.wait.value})
         media_type: str | None

@@ -4,9 +4,11 @@ Every route of onemap — the contract middleware, authentication, the
 streaming items path, the tile and style routes, static files, what no route
 serves — answers a refusal through :func:`problem` or :func:`error_response`,
 in the shape pygeoapi uses for its own (``{"code", "type", "description"}``,
-OGC API Common's exception), with the status of
-:data:`spatial.errors.HTTP_STATUS` and, on a 401, the ``WWW-Authenticate``
-challenge RFC 6750 asks for.
+OGC API Common's exception), with the status and code of
+:data:`spatial.errors.ERROR_ANSWERS` and, on a 401, the ``WWW-Authenticate``
+challenge RFC 6750 asks for. pygeoapi's routes get the same status and code
+through the provider's and the job manager's translations, which read the same
+table (:mod:`spatial.ogc.provider`, :mod:`spatial.ogc.manager`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 
 from starlette.responses import JSONResponse
 
-from spatial.errors import OnemapError, http_status
+from spatial.errors import OnemapError, error_answer
 
 LOGGER = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ def problem(status: int, code: str, description: str,
     >>> r = problem(404, "NotFound", "no such job")
     >>> r.status_code, bytes(r.body)
     (404, b'{"code":"NotFound","type":"NotFound","description":"no such job"}')
-    >>> problem(401, "AuthenticationError", "sign in").headers["www-authenticate"]
+    >>> problem(401, "NotAuthenticated", "sign in").headers["www-authenticate"]
     'Bearer realm="onemap"'
     """
     headers = dict(headers or {})
@@ -59,17 +61,18 @@ def problem(status: int, code: str, description: str,
 
 
 def error_response(error: OnemapError, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The answer to an onemap error: its class names the code, the table its status.
+    """The answer to an onemap error: status and code from :data:`~spatial.errors.ERROR_ANSWERS`.
 
     A status of 500 or more is logged (the message is safe by contract).
 
     Examples
     --------
     >>> from spatial.errors import InvalidInputError
-    >>> error_response(InvalidInputError("bbox has 3 numbers")).status_code
-    400
+    >>> r = error_response(InvalidInputError("bbox has 3 numbers"))
+    >>> r.status_code, bytes(r.body)[:32]
+    (400, b'{"code":"InvalidParameterValue",')
     """
-    status = http_status(error)
+    status, code = error_answer(error)
     if status >= 500:
         LOGGER.error("%s: %s", type(error).__name__, error)
-    return problem(status, type(error).__name__, str(error), headers)
+    return problem(status, code, str(error), headers)

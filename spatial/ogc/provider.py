@@ -42,12 +42,11 @@ from spatial.crs import crs_axes
 from spatial.db import get_pool
 from spatial.editing import create_feature, delete_feature, feature_etag, update_feature
 from spatial.errors import (
-    AuthenticationError,
-    ConflictError,
     DatabaseUnavailableError,
     InvalidInputError,
     NotFoundError,
-    PermissionDeniedError,
+    OnemapError,
+    error_answer,
 )
 from spatial.features import (
     FeatureQuery,
@@ -62,56 +61,59 @@ LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class ProviderNotAuthenticatedError(ProviderGenericError):
-    """The layer needs a signed-in caller (401)."""
-
-    ogc_exception_code = "NotAuthenticated"
-    http_status_code = HTTPStatus.UNAUTHORIZED
-    default_msg = "sign in first / 请先登录"
-
-
-class ProviderForbiddenError(ProviderGenericError):
-    """The caller's roles do not include the layer (403)."""
-
-    ogc_exception_code = "Forbidden"
-    http_status_code = HTTPStatus.FORBIDDEN
-    default_msg = "not allowed / 无权访问"
+#: pygeoapi's class for each kind of onemap error (pygeoapi itself catches
+#: ProviderItemNotFoundError when it checks whether an item exists); the status
+#: and code are not the class's but :data:`spatial.errors.ERROR_ANSWERS`'s.
+_PYGEOAPI_CLASS: tuple[tuple[type[OnemapError], type[ProviderGenericError]], ...] = (
+    (NotFoundError, ProviderItemNotFoundError),
+    (InvalidInputError, ProviderInvalidQueryError),
+    (DatabaseUnavailableError, ProviderConnectionError),
+    (OnemapError, ProviderGenericError),
+)
+_DATABASE_AWAY = "the database is unavailable; retry shortly / 数据库暂不可用，请稍后重试"
 
 
-class ProviderPreconditionFailedError(ProviderGenericError):
-    """A write's ``If-Match`` does not match the feature's current ETag (412)."""
+def provider_error(error: OnemapError) -> ProviderGenericError:
+    """An onemap error as pygeoapi's provider error, with the one status and code.
 
-    ogc_exception_code = "PreconditionFailed"
-    http_status_code = HTTPStatus.PRECONDITION_FAILED
-    default_msg = "the feature changed since it was read / 要素已被他人修改"
+    Parameters
+    ----------
+    error : OnemapError
+        The error raised under the provider.
 
+    Returns
+    -------
+    ProviderGenericError
+        pygeoapi answers it with ``http_status_code`` and ``ogc_exception_code``,
+        here those of :func:`spatial.errors.error_answer`, and the error's message.
 
-class ProviderUnavailableError(ProviderConnectionError):
-    """The database is away or every connection is busy (503, as elsewhere in the API)."""
-
-    ogc_exception_code = "DatabaseUnavailableError"
-    http_status_code = HTTPStatus.SERVICE_UNAVAILABLE
-    default_msg = "the database is unavailable; retry shortly / 数据库暂不可用，请稍后重试"
+    Examples
+    --------
+    >>> from spatial.errors import PermissionDeniedError
+    >>> e = provider_error(PermissionDeniedError("not yours"))
+    >>> int(e.http_status_code), e.ogc_exception_code, e.message
+    (403, 'Forbidden', 'not yours')
+    """
+    base = next(cls for kind, cls in _PYGEOAPI_CLASS if isinstance(error, kind))
+    translated = base(user_msg=str(error))
+    status, code = error_answer(error)
+    translated.http_status_code = HTTPStatus(status)
+    translated.ogc_exception_code = code
+    return translated
 
 
 @contextmanager
 def _translated() -> Iterator[None]:
-    """Map onemap errors to pygeoapi's provider errors."""
+    """Map onemap errors to pygeoapi's provider errors (:func:`provider_error`)."""
     try:
         yield
-    except AuthenticationError as exc:
-        raise ProviderNotAuthenticatedError(user_msg=str(exc)) from exc
-    except PermissionDeniedError as exc:
-        raise ProviderForbiddenError(user_msg=str(exc)) from exc
-    except NotFoundError as exc:
-        raise ProviderItemNotFoundError(user_msg=str(exc)) from exc
-    except ConflictError as exc:
-        raise ProviderPreconditionFailedError(user_msg=str(exc)) from exc
-    except InvalidInputError as exc:
-        raise ProviderInvalidQueryError(user_msg=str(exc)) from exc
-    except (DatabaseUnavailableError, psycopg.OperationalError) as exc:
+    except OnemapError as exc:
+        if isinstance(exc, DatabaseUnavailableError):
+            LOGGER.exception("database unavailable")
+        raise provider_error(exc) from exc
+    except psycopg.OperationalError as exc:
         LOGGER.exception("database unavailable")
-        raise ProviderUnavailableError() from exc
+        raise provider_error(DatabaseUnavailableError(_DATABASE_AWAY)) from exc
     except psycopg.Error as exc:
         LOGGER.exception("query failed")
         raise ProviderGenericError() from exc

@@ -36,7 +36,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from spatial.ogc.problems import problem
+from spatial.errors import NotFoundError
+from spatial.ogc.problems import error_response
 from spatial.settings import get_settings
 
 LOGGER = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def resolve_inside(root: Path, relative: str) -> Path | None:
 
 
 def _not_found(path: str) -> JSONResponse:
-    return problem(404, "NotFound", f"no such file: {path} / 文件不存在")
+    return error_response(NotFoundError(f"no such file: {path} / 文件不存在"))
 
 
 class StaticDirectory:

@@ -49,7 +49,7 @@ def _bearer(token: str) -> dict[str, str]:
 def _assert_401(response: Any) -> None:
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
-    assert response.json()["code"] == "AuthenticationError"
+    assert response.json()["code"] == "NotAuthenticated"
 
 
 def test_login_then_me(client: Any, users: dict[str, int]) -> None:
@@ -115,7 +115,7 @@ def test_bad_login_bodies_are_400(client: Any, users: dict[str, int], body: byte
     assert response.status_code == 400
     # A body that is not UTF-8 JSON is stopped by the contract middleware
     # (OGC's code); the rest by the login route.
-    assert response.json()["code"] in ("InvalidInputError", "OperationParsingFailed")
+    assert response.json()["code"] in ("InvalidParameterValue", "OperationParsingFailed")
     assert message in response.json()["description"]
 
 
@@ -194,7 +194,7 @@ def test_login_log_is_for_district_admins(client: Any, users: dict[str, int]) ->
     analyst = _login(client, "analyst")
     forbidden = client.get("/auth/login-log", headers=_bearer(analyst))
     assert forbidden.status_code == 403
-    assert forbidden.json()["code"] == "PermissionDeniedError"
+    assert forbidden.json()["code"] == "Forbidden"
     admin = _bearer(_login(client, "admin"))
     everything = client.get("/auth/login-log", headers=admin).json()
     assert [(r["username"], r["success"]) for r in everything["records"]] == [
@@ -211,7 +211,7 @@ def test_login_log_is_for_district_admins(client: Any, users: dict[str, int]) ->
                    {"success": "maybe"}, {"password": "x"}, {"ip": "300.1.1.1"}):
         response = client.get("/auth/login-log", params=params, headers=admin)
         assert response.status_code == 400, params
-        assert response.json()["code"] == "InvalidInputError"
+        assert response.json()["code"] == "InvalidParameterValue"
 
 
 def test_principal_cache_expires_and_forgets(monkeypatch: pytest.MonkeyPatch) -> None:

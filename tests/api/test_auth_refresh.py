@@ -110,4 +110,4 @@ def test_an_api_key_is_not_refreshed(client: Any, staff: int,
     key = auth.create_api_key(owner, "staff", label="console backend")
     refused = client.post("/auth/refresh", headers={"X-API-Key": key.key})
     assert refused.status_code == 400
-    assert refused.json()["code"] == "InvalidInputError"
+    assert refused.json()["code"] == "InvalidParameterValue"

@@ -138,7 +138,7 @@ def test_a_body_without_content_type_on_items(app: App) -> None:
     body = json.dumps({"op": "=", "args": [{"property": "status"}, "fault"]})
     r = app.send("POST", "/collections/lamp/items", content=body)
     assert problem(r, 415, "Content-Type", "application/geo+json")["code"] == \
-        "UnsupportedMediaTypeError"
+        "UnsupportedMediaType"
 
 
 # --- item 3: who may write, answered before pygeoapi reads anything ------------------------

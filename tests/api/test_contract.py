@@ -271,7 +271,7 @@ def test_json_body_over_the_cap_is_413_unread(client: Any,
                "properties": {"description": "x" * 4096}}
     r = client.post("/collections/event/items", json=feature)
     text = problem(r, 413)
-    assert r.json()["code"] == "PayloadTooLargeError" and JSON_CAP_ENV in text
+    assert r.json()["code"] == "PayloadTooLarge" and JSON_CAP_ENV in text
     # under the cap the contract lets a body through as before
     r = client.post("/collections/lamp/items", params={"f": "json"},
                     json={"op": "=", "args": [{"property": "status"}, "fault"]},
@@ -285,7 +285,7 @@ def test_chunked_json_over_the_cap_stops_being_read(client: Any,
     r, pulled = post_streamed(client.app, "/processes/locate/execution",
                               {"Content-Type": "application/json"}, b" " * 16384, 1000)
     assert r.status_code == 413, r.text
-    assert r.json()["code"] == "PayloadTooLargeError"
+    assert r.json()["code"] == "PayloadTooLarge"
     assert pulled == 5  # the fifth 16 kB chunk passes 64 kB: the other 995 are never read
     # a declared length over the cap is refused before any byte is read
     r, pulled = post_streamed(client.app, "/processes/locate/execution",

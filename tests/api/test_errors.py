@@ -1,4 +1,4 @@
-"""onemap's own routes answer onemap errors with the status of spatial.errors.HTTP_STATUS."""
+"""onemap's own routes answer onemap errors as spatial.errors.ERROR_ANSWERS says."""
 
 from __future__ import annotations
 
@@ -18,17 +18,16 @@ from spatial.errors import (
 from spatial.ogc.app import onemap_error
 
 
-@pytest.mark.parametrize(("error", "status"), [
-    (InvalidInputError("bbox has 3 numbers"), 400),
-    (PermissionDeniedError("not your grid"), 403),
-    (NotFoundError("no grid 7"), 404),
-    (ConflictError("stale ETag"), 412),
-    (DatabaseUnavailableError("database down"), 503),
+@pytest.mark.parametrize(("error", "status", "code"), [
+    (InvalidInputError("bbox has 3 numbers"), 400, "InvalidParameterValue"),
+    (PermissionDeniedError("not your grid"), 403, "Forbidden"),
+    (NotFoundError("no grid 7"), 404, "NotFound"),
+    (ConflictError("stale ETag"), 412, "PreconditionFailed"),
+    (DatabaseUnavailableError("database down"), 503, "ServiceUnavailable"),
 ])
-def test_error_status_and_document(error: Exception, status: int) -> None:
+def test_error_status_and_document(error: Exception, status: int, code: str) -> None:
     request = Request({"type": "http", "method": "GET", "path": "/x", "headers": []})
     response = asyncio.run(onemap_error(request, error))
     assert response.status_code == status
     body = json.loads(bytes(response.body))
-    name = type(error).__name__
-    assert body == {"code": name, "type": name, "description": str(error)}
+    assert body == {"code": code, "type": code, "description": str(error)}

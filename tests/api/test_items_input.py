@@ -67,7 +67,7 @@ def test_a_malformed_cursor_is_refused_before_any_byte(client: Any, cursor: str)
         assert r.status_code == 400, body[:300]
         assert r.headers["content-type"].startswith("application/json")
     doc = json.loads(body)
-    assert doc["code"] == "InvalidInputError"
+    assert doc["code"] == "InvalidParameterValue"
     assert doc["description"].startswith("cursor must be the id of a building feature")
     assert len(doc["description"]) < 300  # 400 digits are not echoed back whole
 

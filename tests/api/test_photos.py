@@ -181,7 +181,7 @@ def test_a_chunked_upload_over_the_cap_is_413_and_not_read_to_the_end(
                               {"Content-Type": "image/jpeg", **gw.headers},
                               jpeg()[:16] + b"\0" * (chunk - 16), 1024)
     assert r.status_code == 413, r.text
-    assert r.json()["code"] == "PhotoTooLargeError" and "8 MB" in r.json()["description"]
+    assert r.json()["code"] == "PayloadTooLarge" and "8 MB" in r.json()["description"]
     assert pulled == photos.MAX_BYTES // chunk + 1  # the chunk that passed the cap, no more
     assert rows(tiny_city_db, event_id) == []
 
@@ -295,7 +295,7 @@ def test_history_follows_the_event_and_its_scope(workers: dict[str, Any]) -> Non
     # the event's scope decides: another grid's worker cannot tell it exists
     other = workers["grid2"].get(path)
     assert other.status_code == 404, other.text
-    assert other.json()["code"] == "NotFoundError"
+    assert other.json()["code"] == "NotFound"
     assert workers["public"].get(path).status_code == 401  # the public reads no events
     assert gw.get("/collections/event/items/999999999/history").status_code == 404
     assert gw.get("/collections/event/items/abc/history").status_code == 400

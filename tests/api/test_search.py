@@ -124,7 +124,7 @@ def test_limit_is_clamped_and_wildcards_are_literal(clients: dict[str, Any]) -> 
 def test_bad_input_is_400(clients: dict[str, Any], params: dict[str, str]) -> None:
     response = clients["public"].get("/search", params=params)
     assert response.status_code == 400, response.text
-    assert response.json()["code"] == "InvalidInputError"
+    assert response.json()["code"] == "InvalidParameterValue"
 
 
 @pytest.mark.parametrize("name", ["160_search.sql", "175_search_units.sql"])
