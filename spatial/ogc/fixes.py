@@ -1,8 +1,16 @@
 """Fixes to pygeoapi 0.24 that onemap installs when it builds its app.
 
-Each replaces one function pygeoapi's item API looks up by name; each is
-small, tested through the real app (tests/api/test_crs.py, test_cql.py), and
-worth reporting upstream:
+Each replaces or wraps one function pygeoapi looks up by name; each names, in
+its docstring, the pygeoapi 0.24.0 behaviour it fixes ("Upstream behaviour
+fixed"), is tested through the real app, and is worth reporting upstream.
+Reviewed against pygeoapi 0.24.0 (issue 14): every one is still needed —
+``pygeoapi.crs.transform_bbox`` and ``_inplace_transform_filter_geometries``
+still call ``pyproj.Transformer.from_crs`` per call, ``create_crs_transform_spec``
+still returns None when ``crs=`` names the storage CRS, ``delete_job`` still
+returns ``{}`` as its headers ("TODO: this response does not have any
+headers"), the TileMatrixSets pages still pass ``api.tpl_config`` twice.
+Errors are not translated here: pygeoapi's routes get onemap's statuses and
+codes from the provider and the job manager (:data:`spatial.errors.ERROR_ANSWERS`).
 
 * pygeoapi builds a new :class:`pyproj.Transformer` for every request that has
   a ``bbox`` or a spatial ``filter``. PROJ's operation search makes that about
@@ -59,11 +67,14 @@ def cached_transform_bbox(
 ) -> list[float]:
     """pygeoapi's ``transform_bbox`` with the pyproj transformer cached.
 
-    pygeoapi 0.24 builds a new :class:`pyproj.Transformer` for every request
-    that carries a ``bbox``; PROJ's operation search makes that ~0.9 s for
-    CRS84 → EPSG:4490 on this machine, which alone would break the 1-second
-    budget for an information query. Same arithmetic (corner points, Web
-    Mercator latitude clipped), transformer built once per CRS pair.
+    Upstream behaviour fixed: pygeoapi 0.24's ``pygeoapi.crs.transform_bbox``
+    (called by ``api.itemtypes.get_collection_items``) builds a new
+    :class:`pyproj.Transformer` for every request that carries a ``bbox``;
+    PROJ's operation search makes that ~0.9 s for CRS84 → EPSG:4490 on this
+    machine, which alone would break the 1-second budget for an information
+    query. Same arithmetic (corner points, Web Mercator latitude clipped),
+    transformer built once per CRS pair. The bbox text itself is read before
+    pygeoapi sees it by :func:`spatial.params.parse_bbox` (contract middleware).
     """
     transformer = _transformer(_crs_key(from_crs), _crs_key(to_crs), always_xy)
     if transformer.target_crs is not None and transformer.target_crs.to_epsg() == 3857:
@@ -81,10 +92,12 @@ def explicit_crs_transform_spec(provider_def: dict[str, Any],
                                  query_crs_uri: str | None = None) -> Any:
     """pygeoapi's ``create_crs_transform_spec``, but never silent about the CRS asked for.
 
-    pygeoapi answers None when ``crs=`` names the storage CRS (EPSG:4490), so the
+    Upstream behaviour fixed: pygeoapi 0.24's ``pygeoapi.crs.create_crs_transform_spec``
+    answers None when ``crs=`` names the storage CRS (EPSG:4490), so the
     provider cannot tell that the caller wants EPSG:4490's declared axis order
     (latitude first) rather than the CRS84 order it answers by default. Here
-    such a request still yields a spec whose target is the CRS asked for.
+    such a request still yields a spec whose target is the CRS asked for
+    (tests/api/test_crs.py).
     """
     from pygeoapi.crs import DEFAULT_STORAGE_CRS, CrsTransformSpec, get_crs
 
@@ -103,9 +116,13 @@ _ORIGINAL_SPEC: Any = None
 def transform_filter_geometries(node: Any, filter_crs: Any, storage_crs: Any) -> None:
     """Bring the geometry literals of a parsed CQL2 filter into the storage CRS.
 
-    Does what pygeoapi's own step does (geometries with an inline ``SRID=``
-    keep theirs; every literal is labelled with the storage CRS afterwards),
-    with cached transformers.
+    Upstream behaviour fixed: pygeoapi 0.24's
+    ``pygeoapi.crs._inplace_transform_filter_geometries`` builds a new
+    :class:`pyproj.Transformer` for every geometry literal of every filter
+    (~0.9 s each for CRS84 → EPSG:4490). Does what pygeoapi's own step does
+    (geometries with an inline ``SRID=`` keep theirs; every literal is labelled
+    with the storage CRS afterwards), with cached transformers
+    (tests/api/test_cql.py).
     """
     import pygeofilter.values
     import shapely
@@ -131,7 +148,13 @@ def transform_filter_geometries(node: Any, filter_crs: Any, storage_crs: Any) ->
 
 
 def delete_job_with_content_type(api: Any, request: Any, job_id: str) -> Any:
-    """pygeoapi's ``delete_job``, its response given a JSON ``Content-Type``."""
+    """pygeoapi's ``delete_job``, its response given a JSON ``Content-Type``.
+
+    Upstream behaviour fixed: pygeoapi 0.24's ``api.processes.delete_job``
+    returns ``{}`` as its headers, and its Starlette adapter fails on a response
+    without ``Content-Type``: every ``DELETE /jobs/{id}`` was a 500
+    (tests/api/test_processes.py).
+    """
     headers, status, content = _ORIGINAL_DELETE_JOB(api, request, job_id)
     headers = dict(headers or {})
     headers.setdefault("Content-Type", "application/json")
@@ -144,7 +167,13 @@ _ORIGINAL_DELETE_JOB: Any = None
 def with_field_titles(original: Any) -> Any:
     """Wrap pygeoapi's queryables or schema function: each property titled in the
     request's language from ``layers/fields.yml`` (JSON answers; a property without
-    a title keeps what pygeoapi gave it), coded columns with their values and labels."""
+    a title keeps what pygeoapi gave it), coded columns with their values and labels.
+
+    Upstream behaviour fixed: pygeoapi 0.24's ``get_collection_queryables``
+    titles every property with its column name and ``get_collection_schema``
+    gives none, and neither knows a column's coded values
+    (tests/api/test_field_titles.py).
+    """
     if getattr(original, "onemap_titled", False):
         return original
 
@@ -184,6 +213,9 @@ def with_field_titles(original: Any) -> Any:
 def without_adapter_gzip() -> None:
     """Switch pygeoapi's gzip off after its API object is built (idempotent).
 
+    Upstream behaviour fixed: pygeoapi 0.24 labels every answer ``Content-Encoding:
+    gzip`` under ``server.gzip`` but compresses only on its adapter's success
+    path (see the module's documentation; tests/api/test_compression.py).
     pygeoapi's ``API.__init__`` turns ``server.gzip`` into a format entry
     ``FORMAT_TYPES['gzip']``, which is all its header code looks at; without it
     no response is labelled ``Content-Encoding: gzip`` by pygeoapi and ``f=gzip``
