@@ -25,6 +25,7 @@ import yaml
 
 from spatial.db import fetch_tuples
 from spatial.errors import NotFoundError
+from spatial.extents import FALLBACK_BBOX
 
 LOGGER = logging.getLogger(__name__)
 #: libyaml's safe loader where PyYAML has it (about 10× faster: the server reads
@@ -143,8 +144,10 @@ class LayerSpec:
     #: Without ``datetime=``, only rows this recent (a PostgreSQL interval, e.g.
     #: ``2 hours`` before now) — live layers such as GPS fixes.
     default_window: str | None = None
-    #: Extent (lon/lat) from the collection's configuration.
-    bbox: tuple[float, float, float, float] = (-180.0, -90.0, 180.0, 90.0)
+    #: Extent (lon/lat) from the collection's configuration; feature collections
+    #: declare none (their advertised extent comes from the data,
+    #: :mod:`spatial.extents`), so the city's fallback box.
+    bbox: tuple[float, float, float, float] = FALLBACK_BBOX
     #: Other tables (``onemap.layer_access`` names) the view ``layers.<id>``
     #: reads and that decide what a caller sees in it, e.g. the internal load
     #: readings joined to the public refuse facilities: they count for the
@@ -404,7 +407,7 @@ def _parse_layer(lid: str, raw: Any, defaults: Mapping[str, Any], title: str,
         max_features=max_features,
         order=_parse_order(raw.get("order", defaults.get("order", "id")), where),
         levels=levels, time_field=time_field, default_window=window,
-        bbox=tuple(bbox) if bbox and len(bbox) == 4 else (-180.0, -90.0, 180.0, 90.0),
+        bbox=tuple(bbox) if bbox and len(bbox) == 4 else FALLBACK_BBOX,
         reads=tuple(sorted(set(reads))), daily=daily,
     )
 
