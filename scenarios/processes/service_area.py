@@ -34,7 +34,6 @@ from scenarios.processes.base import (
 )
 from scenarios.service_area import Origin, facility_origins, service_area
 from spatial import whatif
-from spatial.errors import NotFoundError
 from spatial.network import road_graph
 
 COLLECTION = "refuse_facility"
@@ -82,24 +81,6 @@ class OriginInput(Input):
             self.point.check(conn, value.point)
         else:
             self.facilities.check(conn, value.facilities)
-
-
-@dataclass(frozen=True)
-class StoredScenario(ScenarioInput):
-    """:class:`ScenarioInput` checked against the store (``spatial.whatif``).
-
-    Until the shared input type reads the store itself: an id the caller
-    cannot see (absent, malformed or someone else's) is the shared input's 404.
-    """
-
-    def check(self, conn: psycopg.Connection[Any], value: str | None) -> None:
-        if value is None:
-            return
-        try:  # the store's row-level security: absent and unseen read the same
-            whatif.get(conn, value)
-        except NotFoundError:
-            raise NotFoundError(f"{self.name}: unknown scenario {value[:64]!r} / 无此情景") \
-                from None
 
 
 def run(conn: psycopg.Connection[Any], inputs: Mapping[str, Any],
@@ -153,7 +134,7 @@ PROCESS = Process(
                                  "direction.",
                            "zh": "walk：所有道路双向；drive：单行道按其方向。"},
               schema={"type": "string", "enum": ["walk", "drive"], "default": "walk"}),
-        StoredScenario(),
+        ScenarioInput(),
     ),
     outputs=(
         SummaryOutput(
