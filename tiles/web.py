@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 from spatial.access import Principal, current_principal
 from spatial.errors import NotFoundError
+from spatial.extents import get_extent_cache
 from tiles import render as rendering
 from tiles import tms as tmslib
 from tiles.cache import TileCache, TileKey, scope_class_async
@@ -385,7 +386,7 @@ class TileService:
         tms = tmslib.get_tms(tms_id)
         layers = await self.readable(layerset, current_principal())
         base = self._base(request, layerset)
-        bbox = _union_bbox(layers or list(layerset.layers))
+        bbox = await self._bounds(layers, layerset)
         doc = {
             "title": _title(layerset), "dataType": "vector",
             "crs": tmslib.crs_uri(tms_id), "tileMatrixSetURI": tms.uri or
@@ -405,6 +406,25 @@ class TileService:
         }
         return JSONResponse(doc)
 
+    async def _bounds(self, layers: list[LayerSpec],
+                      layerset: LayerSet) -> tuple[float, float, float, float]:
+        """The union of the readable layers' extents as the caller may learn them
+        (:mod:`spatial.extents`, as the collections advertise them); the declared
+        boxes when none is readable or the database cannot say."""
+        if not layers:
+            return _union_bbox(list(layerset.layers))
+        principal = current_principal()
+        cache = get_extent_cache(self._conninfo())
+        try:
+            boxes = [(await asyncio.to_thread(cache.extent, lyr.id, principal)).bbox
+                     for lyr in layers]
+        except Exception:  # the declared box is still an answer
+            LOGGER.warning("extents of %s not computed; declared bounds served",
+                           layerset.id, exc_info=True)
+            return _union_bbox(layers)
+        return (min(b[0] for b in boxes), min(b[1] for b in boxes),
+                max(b[2] for b in boxes), max(b[3] for b in boxes))
+
     async def _tilejson(self, request: Request, layerset: LayerSet) -> JSONResponse:
         tms_id = request.path_params["tms"]
         tmslib.get_tms(tms_id)
@@ -417,7 +437,7 @@ class TileService:
             "scheme": "xyz", "crs": tmslib.crs_uri(tms_id),
             "tiles": [f"{base}/{tms_id}/{{z}}/{{y}}/{{x}}{query}"],
             "minzoom": low, "maxzoom": high,
-            "bounds": list(_union_bbox(layers or list(layerset.layers))),
+            "bounds": list(await self._bounds(layers, layerset)),
             "vector_layers": [
                 {"id": lyr.id, "description": lyr.title,
                  "minzoom": self._levels(tms_id, lyr.minzoom, lyr.maxzoom)[0],

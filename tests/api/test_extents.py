@@ -152,3 +152,12 @@ def test_a_scoped_caller_learns_only_its_rows_extent(
     assert "temporal" not in doc["extent"]
     listed = {c["id"]: c for c in anonymous.get("/collections?f=json").json()["collections"]}
     assert _close(_bbox(listed["household"]), city)
+
+
+def test_tiles_bound_what_the_collections_advertise(
+        make_client: Any, tiny_city_ids: dict[str, int], events: None) -> None:
+    worker = make_client(["grid_worker"], [("grid", tiny_city_ids["grid1"])])
+    for cid in ("lamp", "event"):
+        box = _bbox(worker.get(f"/collections/{cid}?f=json").json())
+        tilejson = worker.get(f"/collections/{cid}/tiles/WebMercatorQuad/tilejson.json").json()
+        assert _close(tilejson["bounds"], box), cid
