@@ -190,6 +190,7 @@ class ExtentCache:
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[Any, ...], _Entry] = OrderedDict()
         self._layers: dict[str, _Layer] | None = None
+        self._layers_at = 0.0
         self._versions: tuple[float, dict[str, int]] | None = None
 
     def extent(self, view: str, principal: Principal,
@@ -297,12 +298,14 @@ class ExtentCache:
         return versions
 
     def _layer(self, view: str) -> _Layer:
+        now = time.monotonic()
         with self._lock:
             layers = self._layers
-        if layers is None or view not in layers:
+            stale = layers is None or view not in layers or now - self._layers_at > self.max_age
+        if layers is None or stale:  # a new view, or layer_access changed by a migration
             layers = self._load_layers()
             with self._lock:
-                self._layers = layers
+                self._layers, self._layers_at = layers, now
         # A view unknown to layer_access counts as scoped to nobody: the city's extent.
         return layers.get(view) or _Layer(frozenset({view}), "scoped", frozenset())
 
