@@ -10,8 +10,9 @@ published view ``layers.<id>`` and keeps them until the data changes.
 (``spatial/sql/150_tiles.sql``). A cached extent remembers the versions of
 its view's tables; each lookup reads the versions (one small query, shared
 for :data:`VERSION_SECONDS` by every lookup of the process) and recomputes
-when one moved. An edit therefore shows at the next request after it is
-committed, through the API, ``onemap import`` or ``psql`` alike; what bumps
+when one moved, unless it is younger than :data:`MIN_AGE_SECONDS`. An edit
+therefore shows within about three seconds of its commit, through the API,
+``onemap import`` or ``psql`` alike; what bumps
 no version (a redefined view, a load with triggers disabled, a changed data
 scope) shows after :data:`MAX_AGE_SECONDS` at the latest.
 
@@ -64,6 +65,11 @@ FALLBACK_BBOX: tuple[float, float, float, float] = (115.4, 39.4, 117.6, 41.1)
 #: Seconds a reading of ``onemap.tile_version`` serves every lookup (one
 #: ``/collections`` page asks for every layer).
 VERSION_SECONDS = 1.0
+
+#: Seconds an extent is served after it was computed even if a version moved: a
+#: live feed (GPS fixes every few seconds, 1.46 M rows taking 0.5 s to span)
+#: costs one computation per layer this often, not one per request.
+MIN_AGE_SECONDS = 2.0
 
 #: Seconds after which a cached extent is recomputed even if no version moved.
 MAX_AGE_SECONDS = 300.0
@@ -264,9 +270,10 @@ class ExtentCache:
     def _cached(self, key: tuple[Any, ...], tables: frozenset[str]) -> Extent | None:
         with self._lock:
             entry = self._entries.get(key)
-        if entry is None or time.monotonic() - entry.at > self.max_age:
+        age = time.monotonic() - entry.at if entry is not None else 0.0
+        if entry is None or age > self.max_age:
             return None
-        if entry.versions != self._table_versions(tables):
+        if age > MIN_AGE_SECONDS and entry.versions != self._table_versions(tables):
             return None
         with self._lock:
             if key in self._entries:
