@@ -19,6 +19,10 @@ a job or answer for it, and a job outlives the process that accepted it.
   :func:`get`, :func:`list_jobs`, :func:`get_result`, :func:`dismiss`.
   Finished jobs expire after their retention; :func:`purge_expired` deletes
   them.
+- The features of a job's feature outputs are stored as rows too
+  (``onemap.job_feature``, read by :mod:`spatial.job_layers`), with the job's
+  completion; every output is bounded (:func:`result_limits`), and a job whose
+  result is above the bound fails saying which output and which bound.
 - :class:`JobWorker` runs claimed jobs in background threads, woken by
   ``LISTEN onemap_job`` (the table's trigger notifies) or its poll interval.
 
@@ -52,6 +56,7 @@ from spatial.access import ANONYMOUS, Principal, acting_as
 from spatial.db import CONNECT_TIMEOUT, database_away, fetch_dicts, listen_connection
 from spatial.errors import (
     AuthenticationError,
+    InvalidInputError,
     NotFoundError,
     OnemapError,
 )
@@ -84,6 +89,22 @@ MSG_REQUEUED = ("requeued after its worker stopped (attempt %s of %s) / "
                 "工作进程中断，作业已重新排队（第 %s 次，共 %s 次）")
 MSG_GAVE_UP = ("the server stopped while the job ran (%s of %s attempts) / "
                "服务器在作业运行时停止（已尝试 %s 次，共 %s 次）")
+# format() fields: output, count, limit, variable
+MSG_TOO_MANY_FEATURES = ("output {output!r} has {count} features, more than the {limit} a "
+                         "result may hold ({variable}); ask for a smaller area / "
+                         "输出 {output} 有 {count} 个要素，超过结果上限 {limit} 个（{variable}），"
+                         "请缩小范围")
+MSG_TOO_MANY_BYTES = ("output {output!r} is {count} bytes, more than the {limit} a result may "
+                      "hold ({variable}); ask for a smaller area / "
+                      "输出 {output} 为 {count} 字节，超过结果上限 {limit} 字节（{variable}），"
+                      "请缩小范围")
+
+#: Environment variables bounding each output of a job: features of a feature
+#: output (GeoJSON), and bytes of any output (JSON as stored, or raw bytes).
+MAX_RESULT_FEATURES_ENV = "ONEMAP_MAX_RESULT_FEATURES"
+MAX_RESULT_BYTES_ENV = "ONEMAP_MAX_RESULT_BYTES"
+DEFAULT_MAX_RESULT_FEATURES = 200_000
+DEFAULT_MAX_RESULT_BYTES = 256 * 1024 * 1024
 MSG_NO_SUBMITTER = ("the account that submitted the job no longer exists or is disabled / "
                     "提交作业的账号不存在或已停用")
 
@@ -463,6 +484,90 @@ def complete(
     )
 
 
+class ResultTooLargeError(InvalidInputError):
+    """An output of a job is above the bound a result may reach (:func:`result_limits`)."""
+
+
+def _positive_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip().replace("_", "")
+    if not raw:
+        return default
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    LOGGER.warning("%s=%r is not a positive integer; using %d", name, raw, default)
+    return default
+
+
+def result_limits() -> tuple[int, int]:
+    """The most features a feature output, and bytes any output, may hold.
+
+    Returns
+    -------
+    tuple of int
+        ``ONEMAP_MAX_RESULT_FEATURES`` and ``ONEMAP_MAX_RESULT_BYTES`` when they
+        are positive integers, else :data:`DEFAULT_MAX_RESULT_FEATURES` and
+        :data:`DEFAULT_MAX_RESULT_BYTES` (a bad value is logged).
+
+    Examples
+    --------
+    >>> min(result_limits()) >= 1
+    True
+    """
+    return (_positive_env(MAX_RESULT_FEATURES_ENV, DEFAULT_MAX_RESULT_FEATURES),
+            _positive_env(MAX_RESULT_BYTES_ENV, DEFAULT_MAX_RESULT_BYTES))
+
+
+def is_feature_output(media_type: str | None, value: Any) -> bool:
+    """Whether an output is a feature output: a GeoJSON FeatureCollection.
+
+    Examples
+    --------
+    >>> is_feature_output("application/geo+json", {"type": "FeatureCollection", "features": []})
+    True
+    >>> is_feature_output("application/json", {"features": []})
+    False
+    """
+    base = (media_type or "").split(";", 1)[0].strip().lower()
+    return (base == "application/geo+json" and isinstance(value, Mapping)
+            and isinstance(value.get("features"), list))
+
+
+def check_result_size(outputs: Mapping[str, Output]) -> None:
+    """Refuse outputs above the bounds of :func:`result_limits`.
+
+    Parameters
+    ----------
+    outputs : mapping of str to Output
+        Output id → output, as a run produced them.
+
+    Raises
+    ------
+    ResultTooLargeError
+        Naming the first output above a bound, its size and the bound.
+
+    Examples
+    --------
+    >>> check_result_size({"n": Output("application/json", {"n": 1})})
+    """
+    max_features, max_bytes = result_limits()
+    for output_id, output in outputs.items():
+        if is_feature_output(output.media_type, output.value):
+            count = len(output.value["features"])
+            if count > max_features:
+                raise ResultTooLargeError(MSG_TOO_MANY_FEATURES.format(
+                    output=output_id, count=count, limit=max_features,
+                    variable=MAX_RESULT_FEATURES_ENV))
+        if isinstance(output.value, (bytes, str)) and not is_json_media_type(output.media_type):
+            size = len(output.value.encode("utf-8") if isinstance(output.value, str)
+                       else output.value)
+        else:
+            size = len(json.dumps(output.value, ensure_ascii=False, separators=(",", ":"),
+                                  default=str).encode("utf-8"))
+        if size > max_bytes:
+            raise ResultTooLargeError(MSG_TOO_MANY_BYTES.format(
+                output=output_id, count=size, limit=max_bytes, variable=MAX_RESULT_BYTES_ENV))
+
+
 @dataclass(frozen=True)
 class Output:
     """One named output of a job.
@@ -489,7 +594,10 @@ def complete_outputs(
     """Store a job's named outputs, one row each, and mark it successful.
 
     The rows and the status change are one transaction: a job is never seen
-    successful with some of its outputs missing.
+    successful with some of its outputs missing. The features of each feature
+    output (a GeoJSON FeatureCollection, :func:`is_feature_output`) are stored
+    as rows of ``onemap.job_feature`` too, in the same transaction, for paging
+    and tiles (:mod:`spatial.job_layers`).
 
     Parameters
     ----------
@@ -511,7 +619,11 @@ def complete_outputs(
     ------
     TypeError
         If a non-JSON output is not bytes or text.
+    ResultTooLargeError
+        If an output is above the bounds of :func:`result_limits` (nothing is
+        stored; the job fails with its message).
     """
+    check_result_size(outputs)
     rows: list[tuple[uuid.UUID, str, str, Jsonb | None, bytes | None]] = []
     for output_id, output in outputs.items():
         if is_json_media_type(output.media_type):
@@ -533,6 +645,8 @@ def complete_outputs(
                 cur.executemany(
                     "INSERT INTO onemap.job_output (job_id, output_id, media_type, value, "
                     " value_bytes) VALUES (%s, %s, %s, %s, %s)", rows)
+            if any(is_feature_output(o.media_type, o.value) for o in outputs.values()):
+                conn.execute("SELECT onemap.store_job_features(%s)", (job_id,))
     return mine
 
 
