@@ -103,6 +103,7 @@ PROCESS = Process(
                         "unit_id": {"type": "integer", "nullable": True},
                         "name": {"type": "string"},
                         "parent": {"type": "string", "nullable": True}, **_COUNTS},
+            colour_by="residents",
         ),
     ),
     run=run,

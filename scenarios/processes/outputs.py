@@ -101,10 +101,16 @@ class SummaryOutput(Output):
 
 @dataclass(frozen=True)
 class FeatureOutput(Output):
-    """Features with one kind of geometry and these properties (GeoJSON)."""
+    """Features with one kind of geometry and these properties (GeoJSON).
+
+    A job stores its features as a map layer too (``/jobs/{id}/results/{output}/
+    items``, ``tiles``, ``style``); ``colour_by`` names a numeric property its
+    style colours the features by (None: one colour).
+    """
 
     geometry: tuple[str, ...] = ("Polygon", "MultiPolygon")
     properties: Mapping[str, Any] = field(default_factory=dict)
+    colour_by: str | None = None
     media_type: ClassVar[str] = "application/geo+json"
 
     def schema(self) -> dict[str, Any]:
