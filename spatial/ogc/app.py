@@ -346,6 +346,9 @@ def create_app() -> Starlette:
     routes += photos.routes()  # /collections/event/items/{id}/photos (event photos)
     from spatial.ogc import whatif
     routes += whatif.routes(starlette_app.api_.manager)  # /scenarios (what-if scenarios)
+    from spatial.ogc import results
+    # /jobs/{id}/results/{output}/items, tiles, style: feature outputs as layers
+    routes += results.routes(starlette_app.api_.manager)
 
     from spatial.ogc.styles import styles_routes
     routes += styles_routes(settings)  # /styles, /styles/{id}[/legend], /fonts, /basemaps/amap
