@@ -190,7 +190,8 @@ def tile(conn: psycopg.Connection[Any], found: FeatureLayer, z: int, x: int, y: 
          extent: int = 4096, buffer: int = 64) -> bytes:
     """One WebMercatorQuad vector tile of a layer.
 
-    Its one MVT layer is named after the output; each feature has its place
+    Read from the stored EPSG:3857 column (``geom_3857``, as the tile engine's
+    layers). Its one MVT layer is named after the output; each feature has its place
     in the output as MVT id and its properties as attributes (objects and
     arrays as JSON text).
 
@@ -213,16 +214,16 @@ def tile(conn: psycopg.Connection[Any], found: FeatureLayer, z: int, x: int, y: 
     rows = fetch_dicts(
         conn,
         "WITH env AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS tile, "
-        "  ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, "
-        "   margin => %(buffer)s::float8 / %(extent)s), 4490) AS near) "
+        "  ST_TileEnvelope(%(z)s, %(x)s, %(y)s, "
+        "   margin => %(buffer)s::float8 / %(extent)s) AS near) "
         "SELECT coalesce((SELECT ST_AsMVT(t, %(name)s, %(extent)s, 'geom', 'fid') FROM ("
-        " SELECT f.fid, ST_AsMVTGeom(ST_Transform(f.geom, 3857), env.tile, %(extent)s, "
+        " SELECT f.fid, ST_AsMVTGeom(f.geom_3857, env.tile, %(extent)s, "
         "   %(buffer)s, true) AS geom, "
         "  (SELECT coalesce(jsonb_object_agg(k, CASE WHEN jsonb_typeof(v) IN ('object', 'array') "
         "     THEN to_jsonb(v::text) ELSE v END), '{}'::jsonb) "
         "    FROM jsonb_each(f.properties) AS p(k, v)) AS properties "
         " FROM onemap.job_feature f, env WHERE f.job_id = %(job)s AND f.output_id = %(output)s "
-        "  AND f.geom && env.near) t WHERE t.geom IS NOT NULL), ''::bytea) AS mvt",
+        "  AND f.geom_3857 && env.near) t WHERE t.geom IS NOT NULL), ''::bytea) AS mvt",
         {"z": z, "x": x, "y": y, "extent": extent, "buffer": buffer,
          "name": found.output_id, "job": found.job.id, "output": found.output_id},
     )

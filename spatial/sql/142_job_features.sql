@@ -26,6 +26,9 @@ COMMENT ON TABLE onemap.job_feature IS
     '作业结果要素 — one feature of a job''s feature output (EPSG:4490), for paging and tiles';
 
 CREATE INDEX IF NOT EXISTS job_feature_geom_idx ON onemap.job_feature USING gist (geom);
+-- The stored EPSG:3857 column every geom table has (090_mercator.sql): the result's
+-- tiles read it, as the tile engine's do.
+SELECT onemap.ensure_mercator('onemap.job_feature');
 
 -- Fill onemap.job_feature from a job's stored GeoJSON outputs (onemap.job_output).
 -- A feature without a geometry (null) is kept, with a NULL geom.

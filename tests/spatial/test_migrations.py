@@ -71,6 +71,13 @@ def test_changed_migration_is_reapplied(empty_db: str) -> None:
         assert migrate(conn) == ["000_migrations.sql"]
 
 
+#: Geometry columns left untyped on purpose, and why.
+UNTYPED = {
+    "job_feature": "one table holds every process's feature outputs (142_job_features.sql), "
+                   "whose geometry kinds differ; each output's kind is its declaration's",
+}
+
+
 def test_geometry_columns_are_typed_indexed_and_in_storage_crs(conn: psycopg.Connection) -> None:
     tables = geometry_tables(conn)
     assert len(tables) >= 30, tables
@@ -83,7 +90,8 @@ def test_geometry_columns_are_typed_indexed_and_in_storage_crs(conn: psycopg.Con
     for r in rows:
         expected = 3857 if r["f_geometry_column"] == "geom_3857" else 4490
         assert r["srid"] == expected, r
-        assert r["type"] != "GEOMETRY", f"untyped geometry column: {r}"
+        if r["f_table_name"] not in UNTYPED:
+            assert r["type"] != "GEOMETRY", f"untyped geometry column: {r}"
     unindexed = conn.execute(
         """
         SELECT g.f_table_name, g.f_geometry_column
