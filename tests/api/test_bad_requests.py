@@ -340,7 +340,7 @@ PATH_VALUES = {
     "z": "14", "x": "13492", "y": "6208", "theme": "admin", "sid": "lamp", "style_id": "lamp",
     "fontstack": "Noto Sans Regular", "range": "0-255", "path": "index.html",
     "location_id": "1", "instance_id": "1", "resource_id": "lamp",
-    "scenario_id": str(uuid.UUID(int=0)),
+    "scenario_id": str(uuid.UUID(int=0)), "output_id": "units",
 }
 
 
