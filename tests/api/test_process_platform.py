@@ -103,6 +103,13 @@ def test_configuration_and_registry_agree() -> None:
         assert isinstance(adapter, ProcessAdapter)
         assert adapter.process is registry.PROCESSES[process_id]
         assert adapter.metadata["id"] == process_id
+    # configurations written before the adapter name the processes' earlier classes
+    from scenarios.processes import GridStatisticsProcessor, LocateProcessor
+
+    for old, process_id in ((LocateProcessor, "locate"),
+                            (GridStatisticsProcessor, "grid-statistics")):
+        name = f"scenarios.processes.{old.__name__}"
+        assert load_plugin("process", {"name": name}).process is registry.PROCESSES[process_id]
 
 
 @pytest.mark.parametrize("process_id", sorted(registry.PROCESSES))
