@@ -135,6 +135,11 @@ LAYERS_SCHEMA = "layers"
 #: Columns kept for the server's own use: the stored Web Mercator copy for tiles.
 _INTERNAL = frozenset({"geom_3857"})
 
+#: Tables with a ``geom`` column that hold the server's own records, not the
+#: city's: the features of job results (``142_job_features.sql``), each readable
+#: by who may see its job only. Never a layer, never exported.
+SYSTEM_GEOMETRY_TABLES = frozenset({"job_feature"})
+
 _cache: dict[tuple[str, str, str], Table] = {}
 _lock = threading.Lock()
 
@@ -199,6 +204,8 @@ def get_table(
 def geometry_tables(conn: psycopg.Connection[Any]) -> list[str]:
     """Names of the schema's tables (not views) that carry a ``geom`` column.
 
+    The city's tables: :data:`SYSTEM_GEOMETRY_TABLES` are left out.
+
     Parameters
     ----------
     conn : psycopg.Connection
@@ -218,9 +225,10 @@ def geometry_tables(conn: psycopg.Connection[Any]) -> list[str]:
         JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = g.f_table_schema
         WHERE g.f_table_schema = %s AND g.f_geometry_column = 'geom'
           AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+          AND NOT g.f_table_name = ANY(%s)
         ORDER BY 1
         """,
-        (SCHEMA,),
+        (SCHEMA, sorted(SYSTEM_GEOMETRY_TABLES)),
     )
     return [r[0] for r in rows]
 
