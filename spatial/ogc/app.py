@@ -306,6 +306,7 @@ def create_app() -> Starlette:
     from spatial.ogc.items import StreamingItems, warm_up
     from spatial.ogc.manager import worker_hook
     from spatial.ogc.metrics import MetricsMiddleware, metrics
+    from spatial.ogc.problems import ChallengeMiddleware
     from tiles.web import create_service as create_tile_service
 
     # Our routes come before pygeoapi's mount; outermost middleware first.
@@ -323,6 +324,7 @@ def create_app() -> Starlette:
     middleware.insert(0, Middleware(GZipMiddleware, minimum_size=500, compresslevel=6,
                                     exclude_content_types=GZIP_EXCLUDED))
     middleware.insert(0, web.cors_middleware())  # outermost: CORS for every route (widget)
+    middleware.append(Middleware(ChallengeMiddleware))  # every 401 names its challenge
     middleware.append(Middleware(auth.AuthMiddleware))  # the request's principal
     middleware.append(Middleware(ContractMiddleware))  # 400 for unknown/malformed input
     middleware.append(Middleware(ItemHeadersMiddleware))  # If-Match/Content-Crs in, ETag out

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 
+from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spatial.errors import OnemapError, error_answer
 
@@ -76,3 +78,36 @@ def error_response(error: OnemapError, headers: dict[str, str] | None = None) ->
     if status >= 500:
         LOGGER.error("%s: %s", type(error).__name__, error)
     return problem(status, code, str(error), headers)
+
+
+class ChallengeMiddleware:
+    """Adds the ``WWW-Authenticate`` challenge to a 401 that lacks one.
+
+    pygeoapi 0.24 answers a provider's or a process's authentication error
+    (translated from :data:`spatial.errors.ERROR_ANSWERS`) with its own exception
+    response, which carries no challenge; RFC 6750 §3 asks every 401 for one.
+    Onemap's own routes already send it (:func:`problem`), so only answers
+    without the header are touched.
+
+    Parameters
+    ----------
+    app : ASGI application
+        The application wrapped.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def challenged(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                headers = MutableHeaders(scope=message)
+                if "www-authenticate" not in headers:
+                    headers.append("WWW-Authenticate", CHALLENGE)
+            await send(message)
+
+        await self.app(scope, receive, challenged)
