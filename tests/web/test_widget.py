@@ -339,3 +339,13 @@ def test_screenshots_saved(session: dict[str, Any]) -> None:
 
     for name in ("worker-household", "other-worker-household", "expired-sign-in"):
         assert (ARTIFACTS / "widget" / f"{name}.png").stat().st_size > 10_000
+
+
+def test_widget_opened_directly_offers_sign_in(session: dict[str, Any]) -> None:
+    """The README's quick start opens /widget/ with no credential: the public map has a
+    登录 button whose form can be closed, and signing in there gives the widget a token."""
+    direct = session["direct_sign_in"]
+    assert direct["button"] == "登录", direct
+    assert "登录后可查看" in direct["form_message"], direct
+    assert direct["cancelled"], direct
+    assert direct["after"] == {"has_token": True, "button_hidden": True}, direct

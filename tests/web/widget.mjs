@@ -432,7 +432,31 @@ await main(async (browser) => {
   });
   await linked.context().close();
 
+  // --- /widget/ opened directly, no credential (the README's quick start): the public
+  // map with a 登录 button; signing in there shows the caller's households ------------
+  const direct = watch(await (await browser.newContext({ viewport: { width: 1280, height: 800 } }))
+    .newPage(), 'direct');
+  await direct.goto(`${BASE}/widget/?lang=zh&center=${H.point.join(',')}`);
+  await direct.evaluate(() => window.onemap.ready);
+  const signInButton = direct.getByTestId('onemap-signin');
+  const directSignIn = { button: await signInButton.isVisible() && await signInButton.innerText() };
+  await signInButton.click();
+  directSignIn.form_message = await direct.getByTestId('onemap-auth-message').textContent();
+  await direct.getByTestId('onemap-auth-cancel').click();
+  directSignIn.cancelled = !(await direct.getByTestId('onemap-auth').count());
+  await signInButton.click();
+  await direct.getByTestId('onemap-auth-username').fill(USERS.worker.username);
+  await direct.getByTestId('onemap-auth-password').fill(USERS.worker.password);
+  await direct.getByTestId('onemap-auth-submit').click();
+  await direct.getByTestId('onemap-auth').waitFor({ state: 'detached', timeout: 30000 });
+  directSignIn.after = await direct.evaluate(() => {
+    const w = window.onemap.widgets[0];
+    return { has_token: /^om_/.test(w.token),
+      button_hidden: document.querySelector('[data-testid=onemap-signin]').style.display === 'none' };
+  });
+  await direct.context().close();
+
   return { toggled, history, masked, grid, household, stats_tables: stats, labels, popup,
     foreign, foreign_grid: foreignGrid, from_popup: fromPopup, place, counted, auth, iframe,
-    iframe_elsewhere: iframeElsewhere, record_link: recordLink };
+    iframe_elsewhere: iframeElsewhere, record_link: recordLink, direct_sign_in: directSignIn };
 });

@@ -53,6 +53,7 @@
       hour: "1 小时", day: "1 天", week: "7 天", children: "下级",
       authTitle: "登录已失效", authText: "登录凭据无效或已过期，地图无法加载。请重新登录。",
       relogin: "重新登录", username: "用户名", password: "密码", signingIn: "登录中…",
+      signIn: "登录", signInText: "登录后可查看您权限范围内的住户、居民和事件。", cancel: "取消",
       openEvents: "未办结事件", yes: "是", no: "否", beijing: "北京时间", here: "所在位置",
     },
     en: {
@@ -71,6 +72,8 @@
       children: "Below",
       authTitle: "Signed out", authText: "The sign-in is invalid or has expired, so the map cannot load. Please sign in again.",
       relogin: "Sign in again", username: "User name", password: "Password", signingIn: "Signing in…",
+      signIn: "Sign in", signInText: "Sign in to see the households, residents and events within your remit.",
+      cancel: "Cancel",
       openEvents: "Open events", yes: "Yes", no: "No", beijing: "Beijing time", here: "Located in",
     },
   };
@@ -316,6 +319,7 @@
     this.tokenExpires = expiresAt ? (typeof expiresAt === "number" ? expiresAt : Date.parse(expiresAt) || null) : null;
     this._scheduleRefresh();
     if (this.authState) this._authRecovered();
+    if (this.ui && this.ui.signInBtn) this._renderLabels();
     return this.token;
   };
 
@@ -325,6 +329,7 @@
     if (key) this.token = "";
     clearTimeout(this._refreshTimer);
     if (this.authState) this._authRecovered();
+    if (this.ui && this.ui.signInBtn) this._renderLabels();
     return this.apiKey;
   };
 
@@ -403,6 +408,15 @@
     this._renderAuth();
   };
 
+  /* The sign-in form on request (the 登录 / Sign in button of a widget without a
+   * credential, e.g. /widget/ opened directly): the same form as after a 401, with
+   * a way to close it and keep the public map. */
+  Widget.prototype.askSignIn = function () {
+    if (this.authState) return;
+    this.authState = { status: 0, asked: true };
+    this._renderAuth();
+  };
+
   /* Promise resolved when a sign-in (or a new credential from the host) arrives. */
   Widget.prototype._authWait = function () {
     var self = this;
@@ -451,16 +465,23 @@
     var pass = el("input", { name: "password", type: "password", autocomplete: "current-password",
       testid: "onemap-auth-password" });
     var error = el("div", { className: "onemap-auth-error", testid: "onemap-auth-error" });
+    var asked = !!this.authState.asked;
+    var textKey = asked ? "signInText" : "authText";
     var submit = el("button", { type: "submit", className: "onemap-btn", testid: "onemap-auth-submit",
-      text: this.t("relogin") });
-    var form = el("form", { testid: "onemap-auth-form" }, [
-      el("h4", { text: this.t("authTitle") }),
-      el("p", { testid: "onemap-auth-message", text: this.t("authText") }),
+      text: this.t(asked ? "signIn" : "relogin") });
+    var parts = [
+      el("h4", { text: this.t(asked ? "signIn" : "authTitle") }),
+      el("p", { testid: "onemap-auth-message", text: this.t(textKey) }),
       // both languages: whoever sits at the console reads one of them
-      el("p", { style: "color:#666;font-size:12px", text: TEXT[this.lang === "zh" ? "en" : "zh"].authText }),
+      el("p", { style: "color:#666;font-size:12px", text: TEXT[this.lang === "zh" ? "en" : "zh"][textKey] }),
       el("label", {}, [this.t("username"), user]),
       el("label", {}, [this.t("password"), pass]),
-      error, submit]);
+      error, submit];
+    if (asked) {
+      parts.push(el("button", { type: "button", className: "onemap-btn", testid: "onemap-auth-cancel",
+        text: this.t("cancel"), onclick: function () { self.authState = null; self._renderAuth(); } }));
+    }
+    var form = el("form", { testid: "onemap-auth-form" }, parts);
     form.addEventListener("submit", function (e) {
       e.preventDefault();
       error.textContent = self.t("signingIn");
@@ -733,8 +754,11 @@
     });
     this.ui.langBtn = el("button", { className: "onemap-btn", testid: "onemap-lang-toggle",
       onclick: function () { self.setLang(self.lang === "zh" ? "en" : "zh"); } });
+    // shown only while the widget has no credential (the public map)
+    this.ui.signInBtn = el("button", { className: "onemap-btn", testid: "onemap-signin",
+      onclick: function () { self.askSignIn(); } });
     this.ui.top = el("div", { className: "onemap-box onemap-top", testid: "onemap-search" },
-      [this.ui.searchInput, this.ui.langBtn, this.ui.results]);
+      [this.ui.searchInput, this.ui.langBtn, this.ui.signInBtn, this.ui.results]);
     this.ui.switcherTitle = el("h4");
     this.ui.switcherList = el("div");
     this.ui.switcher = el("div", { testid: "onemap-layer-switcher" },
@@ -757,6 +781,8 @@
   Widget.prototype._renderLabels = function () {
     this.ui.searchInput.placeholder = this.t("search");
     this.ui.langBtn.textContent = this.t("lang");
+    this.ui.signInBtn.textContent = this.t("signIn");
+    this.ui.signInBtn.style.display = this.token || this.apiKey ? "none" : "";
     this.ui.switcherTitle.textContent = this.t("layers");
     this.ui.legendTitle.textContent = this.t("legend");
     this.root.setAttribute("lang", this.lang === "zh" ? "zh-CN" : "en");
