@@ -88,7 +88,7 @@ down:
 	@test -x $(ONEMAP) && $(ONEMAP) db stop || true
 
 lint: install
-	$(VENV)/bin/ruff check spatial tiles scenarios tests bench
+	$(VENV)/bin/ruff check spatial tiles scenarios server democity tests bench
 	$(VENV)/bin/mypy
 
 clean: down

@@ -69,7 +69,7 @@ def server(workers: int) -> Iterator[str]:
            "no_proxy": "127.0.0.1,localhost"}
     log = (BENCH_DIR / "first-view-uvicorn.log").open("w", encoding="utf-8")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "spatial.ogc.app:create_app", "--factory",
+        [sys.executable, "-m", "uvicorn", "server.app:create_app", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
          "--log-level", "warning", "--no-access-log"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

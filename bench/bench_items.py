@@ -3,7 +3,7 @@
 Both answer ``GET /collections/household/items?f=json&limit=10000`` from the
 same provider SQL (GeoJSON assembled in PostGIS) as the same analyst:
 
-A  onemap's streaming route (:mod:`spatial.ogc.items`): a server-side cursor,
+A  onemap's streaming route (:mod:`server.items`): a server-side cursor,
    each feature written out as it arrives;
 B  pygeoapi's items handler (its Starlette app, our provider): the page built
    as one dictionary, decorated, serialised, then sent.
@@ -47,7 +47,7 @@ async def one(app: Any, headers: dict[str, str]) -> tuple[float, int]:
 
 
 def run(app: Any, headers: dict[str, str], rounds: int) -> dict[str, float]:
-    from spatial.ogc.app import ContextExecutor
+    from server.app import ContextExecutor
 
     async def main() -> dict[str, float]:
         asyncio.get_running_loop().set_default_executor(ContextExecutor())
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    from spatial.ogc.app import create_app
+    from server.app import create_app
 
     app = create_app()
     from pygeoapi import starlette_app

@@ -10,7 +10,7 @@ z18 tiles as MapLibre does. Each view shows one layer set: the ``base`` theme
 The same views are served in the same run by
 
 onemap
-    ``uvicorn spatial.ogc.app:create_app`` as an analyst (API key made for the
+    ``uvicorn server.app:create_app`` as an analyst (API key made for the
     run): ``/tiles/{theme}/...`` for themes, ``/collections/{id}/tiles/...``
     for single layers — one request per tile. Skipped, with a message, while
     the tile engine is not in the app.
@@ -416,10 +416,10 @@ class OnemapPeer(Peer):
             import tiles.web  # noqa: F401
         except ImportError:
             return "the tile engine (tiles/web.py) is not in this checkout yet"
-        import spatial.ogc.app
+        import server.app
 
-        if "tiles.web" not in Path(spatial.ogc.app.__file__).read_text():
-            return "the tile routes are not wired into spatial/ogc/app.py yet"
+        if "tiles.web" not in Path(server.app.__file__).read_text():
+            return "the tile routes are not wired into server/app.py yet"
         return None
 
     def command(self, port: int) -> tuple[list[str], dict[str, str]]:
@@ -428,7 +428,7 @@ class OnemapPeer(Peer):
         cache_dir.mkdir(parents=True)
         env = {"ONEMAP_TILE_CACHE_DIR": str(cache_dir), "ONEMAP_JOB_THREADS": "0",
                "ONEMAP_URL": f"http://127.0.0.1:{port}"}
-        cmd = [sys.executable, "-m", "uvicorn", "spatial.ogc.app:create_app", "--factory",
+        cmd = [sys.executable, "-m", "uvicorn", "server.app:create_app", "--factory",
                "--host", "127.0.0.1", "--port", str(port), "--workers", str(self.workers),
                "--log-level", "warning", "--no-access-log"]
         return cmd, env

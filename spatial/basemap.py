@@ -121,7 +121,7 @@ def _fetch_amap_cached(z: int, x: int, y: int) -> bytes:
         return bytes(resp.read())
 
 
-#: Where the server serves the shifted AMap tiles (``spatial/ogc/styles.py``).
+#: Where the server serves the shifted AMap tiles (``server/styles.py``).
 AMAP_ROUTE = "/basemaps/amap/{z}/{x}/{y}.png"
 AMAP_ATTRIBUTION = "© 高德地图 AMap (GCJ-02, shifted to WGS84 by onemap)"
 

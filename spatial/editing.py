@@ -1,6 +1,6 @@
 """Writing features: create, replace and delete rows of the model's tables.
 
-The core of OGC API Features Part 4 (the provider in :mod:`spatial.ogc.provider`
+The core of OGC API Features Part 4 (the provider in :mod:`server.provider`
 only adapts). A GeoJSON feature is checked against its base table
 ``onemap.<table>`` before PostgreSQL is asked to store it, so a bad write is a
 400 naming the property, never a 500, and nothing half-written stays:
@@ -503,7 +503,7 @@ def check_can_write(conn: psycopg.Connection[Any], table: str, action: Action) -
     """Refuse a caller whose roles may not write the layer (``onemap.can_write``).
 
     The web edge asks this before pygeoapi handles a write
-    (:class:`spatial.ogc.auth.AuthMiddleware`), and every write here asks it
+    (:class:`server.auth.AuthMiddleware`), and every write here asks it
     again first.
 
     Parameters

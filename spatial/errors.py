@@ -58,7 +58,7 @@ class MalformedBodyError(InvalidInputError):
 
 
 #: Error class → HTTP status and OGC exception code: the one mapping every route
-#: answers with (:func:`spatial.ogc.problems.error_response` on our routes, the
+#: answers with (:func:`server.problems.error_response` on our routes, the
 #: contract middleware, pygeoapi's provider and process errors). A class not
 #: listed takes the answer of its nearest listed ancestor. The codes are those
 #: pygeoapi gives its own errors of the same kind (``InvalidParameterValue``,

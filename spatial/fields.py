@@ -4,7 +4,7 @@ A property is titled by its column name, shared by every collection that has it
 (``created_at`` is 创建时间 everywhere), unless the collection overrides it
 because the name means something else there (a resident's ``name`` is 姓名).
 The titles are data: the OGC API serves them as the JSON Schema ``title`` of each
-property of ``/collections/{id}/queryables`` and ``/schema`` (spatial.ogc.fixes),
+property of ``/collections/{id}/queryables`` and ``/schema`` (server.fixes),
 and the widget labels its record popup with them.
 
 Coded values (``status: working``) have labels too, by column name. They are served

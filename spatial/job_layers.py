@@ -15,7 +15,7 @@ stored properties are already what the submitter may see (personal data
 masked as in the source layers); only those who may see the job read them.
 Every function takes an *owner* connection: the table is a system table.
 Nothing here knows pygeoapi or the tile engine; the routes are
-:mod:`spatial.ogc.results`.
+:mod:`server.results`.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ a job or answer for it, and a job outlives the process that accepted it.
 The queue is a system table, so every function here takes an *owner*
 connection (:func:`spatial.db.get_pool` / :func:`spatial.db.connect`), never a
 request connection. Nothing here knows pygeoapi; the OGC edge is
-:mod:`spatial.ogc.manager`.
+:mod:`server.manager`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ connection, so row-level security applies as for any read:
   ``alley`` and ``onemap.alley`` is their ledger along the same lines, and an
   expressway row stands for the whole right-of-way (60–80 m, side roads and
   pavements included), so walking follows every row, as the generator's own
-  walking distances do (``spatial/synth/refuse.py``).
+  walking distances do (``democity/refuse.py``).
 - :func:`pipe_graph` — one utility: pipe segments (not abandoned) as edges
   between their nodes, both ways; valves at a node cut the network there when
   closed, valves on a segment cut that segment; the nodes where the network

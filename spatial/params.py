@@ -1,8 +1,8 @@
 """The one reading of the OGC API's ``datetime`` and ``bbox``/``bbox-crs`` parameters.
 
 Every surface that takes them — the contract middleware
-(:mod:`spatial.ogc.contract`), the streaming items path
-(:mod:`spatial.ogc.items`), the pygeoapi provider (:mod:`spatial.ogc.provider`),
+(:mod:`server.contract`), the streaming items path
+(:mod:`server.items`), the pygeoapi provider (:mod:`server.provider`),
 the feature query (:mod:`spatial.features`), the exporter and the tiles — calls
 :func:`parse_datetime` and :func:`parse_bbox`, so a value accepted or refused on
 one route is accepted or refused, with the same message, on every other.

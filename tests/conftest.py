@@ -78,7 +78,7 @@ def free_port() -> int:
 
 @contextmanager
 def live_uvicorn(env: dict[str, str], log: Path) -> Iterator[str]:
-    """``uvicorn spatial.ogc.app:create_app`` in a subprocess on a free port; yields its URL.
+    """``uvicorn server.app:create_app`` in a subprocess on a free port; yields its URL.
 
     ``env`` is added to the environment (``DATABASE_URL`` …); ``ONEMAP_URL`` and
     no-proxy settings are set here. Output goes to ``log``; the test fails with
@@ -93,7 +93,7 @@ def live_uvicorn(env: dict[str, str], log: Path) -> Iterator[str]:
             "no_proxy": "127.0.0.1,localhost"}
     with log.open("w", encoding="utf-8") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "spatial.ogc.app:create_app",
+            [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app",
              "--host", "127.0.0.1", "--port", str(port)],
             cwd=Path(__file__).resolve().parents[1], env=full, stdout=out,
             stderr=subprocess.STDOUT)
@@ -251,7 +251,7 @@ def client(tiny_city_db: str) -> Iterator[Any]:
     """A client of the real ASGI application, reading the tiny city."""
     from starlette.testclient import TestClient
 
-    from spatial.ogc.app import create_app
+    from server.app import create_app
 
     with TestClient(create_app()) as c:
         yield c
@@ -314,9 +314,9 @@ def make_client(tiny_city_db: str) -> Iterator[Any]:
     """
     from starlette.testclient import TestClient
 
+    from server.app import create_app
     from spatial import auth, users
     from spatial.db import connect
-    from spatial.ogc.app import create_app
 
     with TestClient(create_app()) as client:
 

@@ -10,7 +10,7 @@ process::
         process: locate
 
 pygeoapi builds an adapter per request; the adapter reads its declaration
-from :mod:`scenarios.processes.registry`. :class:`spatial.ogc.manager.JobManager`
+from :mod:`scenarios.processes.registry`. :class:`server.manager.JobManager`
 calls :meth:`ProcessAdapter.validate` before a job is recorded and
 :meth:`ProcessAdapter.run_outputs` to run it.
 """

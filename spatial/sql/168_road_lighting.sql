@@ -14,7 +14,7 @@
 --   lamp_off       otherwise, lamps switched off
 --   no_lamp        no lamp would reach the gap at all
 --
--- (the same rule spatial/synth/lighting.py uses to plant truth.unlit_stretch).
+-- (the same rule democity/lighting.py uses to plant truth.unlit_stretch).
 -- onemap.rebuild_road_lighting(road_ids) rewrites the segments of those roads
 -- (all when NULL): lit and unlit pieces covering each road from fraction 0 to
 -- 1 without overlap. Statement-level triggers on lamp, lamp_circuit,
@@ -31,7 +31,7 @@ COMMENT ON COLUMN onemap.lamp_circuit.status IS
 
 -- The reach of a lamp, by road class: the largest design spacing of the class
 -- (CJJ 45: spacing about three to four mounting heights). The generator reads
--- it from here (spatial/synth/lighting.py), so the truth it plants and this
+-- it from here (democity/lighting.py), so the truth it plants and this
 -- derivation use the same figures; tests/spatial/test_road_lighting.py checks
 -- that it is the largest spacing of the generator's design. After changing
 -- it, run SELECT onemap.rebuild_road_lighting().

@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from server.auth import CACHE, PrincipalCache, credential_from_headers
 from spatial import auth
-from spatial.ogc.auth import CACHE, PrincipalCache, credential_from_headers
 from spatial.users import create_user, set_active
 
 PASSWORD = "Street-office-42"

@@ -9,9 +9,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from server.auth import CACHE
 from spatial import auth
 from spatial.errors import AuthenticationError
-from spatial.ogc.auth import CACHE
 from spatial.users import create_user, set_active
 
 PASSWORD = "Street-office-42"

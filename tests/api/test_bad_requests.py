@@ -56,9 +56,9 @@ def app(server_conninfo: str, template_db: str) -> Iterator[App]:
     """One application for the module: every request here is refused, nothing is written."""
     from starlette.testclient import TestClient
 
+    from server.app import create_app
     from spatial import auth, users
     from spatial.db import connect
-    from spatial.ogc.app import create_app
     from tests.api.test_coverages import tiny_city_clone
 
     with tiny_city_clone(server_conninfo, template_db) as info, \

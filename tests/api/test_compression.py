@@ -1,7 +1,7 @@
 """Response compression: every body decodes by its own headers, compressed at most once.
 
 The application compresses in one place (Starlette's GZipMiddleware, wired in
-``spatial.ogc.app``); pygeoapi's own gzip is off (``spatial.ogc.fixes``). It used
+``server.app``); pygeoapi's own gzip is off (``server.fixes``). It used
 to label its format errors ``Content-Encoding: gzip`` without compressing them.
 The bodies are read raw here (``iter_raw``), as a client that does not trust the
 headers blindly would see them.

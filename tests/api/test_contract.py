@@ -11,8 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from spatial.errors import InvalidInputError
-from spatial.ogc.contract import (
+from server.contract import (
     ALLOWED,
     DEFAULT_MAX_JSON_BYTES,
     JSON_CAP_ENV,
@@ -24,7 +23,8 @@ from spatial.ogc.contract import (
     classify,
     parse_query_string,
 )
-from spatial.ogc.coverage import RASTER_DIR_ENV
+from server.coverage import RASTER_DIR_ENV
+from spatial.errors import InvalidInputError
 from tests.api.test_coverages import tiny_city_app, write_test_rasters
 
 
@@ -295,7 +295,7 @@ def test_chunked_json_over_the_cap_stops_being_read(client: Any,
 
 
 def test_the_default_cap_and_a_bad_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    from spatial.ogc.contract import json_body_cap
+    from server.contract import json_body_cap
 
     monkeypatch.delenv(JSON_CAP_ENV, raising=False)
     assert json_body_cap() == DEFAULT_MAX_JSON_BYTES == 16 * 1024 * 1024

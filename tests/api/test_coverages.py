@@ -22,8 +22,8 @@ from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from spatial.ogc.coverage import RASTER_DIR_ENV, raster_path
-from spatial.synth.rasters import DEM_CELL_DEG, raster_dir, write_cog
+from democity.rasters import DEM_CELL_DEG, raster_dir, write_cog
+from server.coverage import RASTER_DIR_ENV, raster_path
 
 #: The demo city's extent (pygeoapi-config.yml) and a population cell of ~100 m.
 WEST, SOUTH, EAST, NORTH = 116.41, 39.89, 116.49, 39.95
@@ -75,7 +75,7 @@ def tiny_city_app(server_conninfo: str, template_db: str) -> Iterator[Any]:
     """A client of the application over :func:`tiny_city_clone`."""
     from starlette.testclient import TestClient
 
-    from spatial.ogc.app import create_app
+    from server.app import create_app
 
     with tiny_city_clone(server_conninfo, template_db) as info, \
             pytest.MonkeyPatch.context() as mp:
@@ -244,7 +244,7 @@ def test_bad_coverage_requests_are_400(client: Any, rasters: dict[str, Path],
 def test_without_rasters_the_app_starts_and_says_so(
         client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A fresh clone before `make up`: the collections are listed, the data is a 503."""
-    from spatial.ogc.openapi import available_config, build_document
+    from server.openapi import available_config, build_document
     from spatial.settings import get_settings
 
     monkeypatch.setenv(RASTER_DIR_ENV, str(tmp_path / "not-yet"))

@@ -1,9 +1,9 @@
 """One error, one answer: every OnemapError gets the same status and OGC code on every route.
 
 Each subclass of :class:`spatial.errors.OnemapError` is raised under each surface —
-the streaming features path (spatial.ogc.items), pygeoapi's features path through
-the provider (spatial.ogc.provider), the tiles (tiles.web), a process execution
-through pygeoapi and the job manager (spatial.ogc.manager) and a plain route of
+the streaming features path (server.items), pygeoapi's features path through
+the provider (server.provider), the tiles (tiles.web), a process execution
+through pygeoapi and the job manager (server.manager) and a plain route of
 ours (/search) — and the answer must carry the status and code of
 :data:`spatial.errors.ERROR_ANSWERS`.
 
@@ -51,15 +51,15 @@ def _async_raiser(error: OnemapError) -> Callable[..., Any]:
 
 #: surface → (what to patch, how, the request).
 SURFACES: dict[str, tuple[str, bool, str, str]] = {
-    "features (streaming)": ("spatial.ogc.items.check_can_read", False, "GET",
+    "features (streaming)": ("server.items.check_can_read", False, "GET",
                              "/collections/lamp/items?f=json&limit=1"),
-    "features (pygeoapi provider)": ("spatial.ogc.provider.get_feature", False, "GET",
+    "features (pygeoapi provider)": ("server.provider.get_feature", False, "GET",
                                      "/collections/lamp/items/1?f=json"),
     "tiles": ("tiles.render.render", True, "GET",
               "/collections/lamp/tiles/WebMercatorQuad/13/3103/6746"),
-    "processes": ("spatial.ogc.manager.validate_for", False, "POST",
+    "processes": ("server.manager.validate_for", False, "POST",
                   "/processes/locate/execution"),
-    "plain route": ("spatial.ogc.search._search", False, "GET", "/search?q=lamp"),
+    "plain route": ("server.search._search", False, "GET", "/search?q=lamp"),
 }
 
 

@@ -8,6 +8,7 @@ import json
 import pytest
 from starlette.requests import Request
 
+from server.app import onemap_error
 from spatial.errors import (
     ConflictError,
     DatabaseUnavailableError,
@@ -15,7 +16,6 @@ from spatial.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from spatial.ogc.app import onemap_error
 
 
 @pytest.mark.parametrize(("error", "status", "code"), [

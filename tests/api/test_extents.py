@@ -1,5 +1,5 @@
 """Each collection's extent comes from its data, stays current and leaks no rows
-(spatial/extents.py, spatial/ogc/collections.py), through the real application."""
+(spatial/extents.py, server/collections.py), through the real application."""
 
 from __future__ import annotations
 

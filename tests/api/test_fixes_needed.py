@@ -1,7 +1,7 @@
-"""Each runtime fix of spatial.ogc.fixes is still needed: the upstream behaviour is still there.
+"""Each runtime fix of server.fixes is still needed: the upstream behaviour is still there.
 
 When pygeoapi is upgraded and one of these fails, upstream has fixed that
-behaviour: remove the matching rewrite from spatial/ogc/fixes.py.
+behaviour: remove the matching rewrite from server/fixes.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pygeoapi.crs
 import pyproj
 import pytest
 
-from spatial.ogc import fixes
+from server import fixes
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CGCS2000 = "http://www.opengis.net/def/crs/EPSG/0/4490"

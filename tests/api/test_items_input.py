@@ -51,8 +51,8 @@ def jsonld_ids(client: Any, collection: str = "building", **params: Any) -> set[
 
 @pytest.fixture
 def installed() -> None:
-    """The collection marks and conformance classes (spatial.ogc.collections) in place."""
-    from spatial.ogc import collections
+    """The collection marks and conformance classes (server.collections) in place."""
+    from server import collections
 
     collections.install()
 
@@ -132,8 +132,8 @@ def test_paging_combinations_answer_whole_or_refuse(client: Any, params: dict[st
 def test_an_error_of_the_query_comes_before_the_body(client: Any,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever the query raises up to its first rows is the caller's 400, not a cut body."""
+    from server import items as route
     from spatial.errors import InvalidInputError
-    from spatial.ogc import items as route
 
     def failing(*args: Any, **kwargs: Any) -> Iterator[tuple[Any, str]]:
         raise InvalidInputError("a filter value does not fit its property: probe")

@@ -3,7 +3,7 @@
 pygeoapi's templates load Bootstrap, Leaflet and its plugins, Swagger UI and
 ReDoc from unpkg, cdnjs and jsDelivr; on an intranet the pages break. onemap's
 templates (``web/templates``, ``server.templates.path``) load them from
-``/static/vendor/`` (``spatial/ogc/web.py``, ``web/package.json``).
+``/static/vendor/`` (``server/web.py``, ``web/package.json``).
 
 For a sample of pages: every ``src`` and every ``<link>`` that loads something
 (stylesheet, icon, preload …) names the server's own origin, and answers 200.
@@ -125,8 +125,8 @@ def pages(tiny_template_db: str, server_conninfo: str) -> Iterator[dict[str, Any
     from one application start on the tiny city."""
     from starlette.testclient import TestClient
 
+    from server.app import create_app
     from spatial.db import close_pools
-    from spatial.ogc.app import create_app
     from tests.conftest import create_database, drop_database
 
     # a clone of its own: a connection to the template would stop other tests cloning it
@@ -191,7 +191,7 @@ def test_with_amap_the_map_pages_draw_the_servers_amap_proxy(
         tiny_city_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from starlette.testclient import TestClient
 
-    from spatial.ogc.app import create_app
+    from server.app import create_app
 
     monkeypatch.setenv("ONEMAP_AMAP", "1")
     with TestClient(create_app()) as client:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from spatial.ogc.metrics import route_template
+from server.metrics import route_template
 
 
 def test_server_timing_header_on_every_response(client: Any) -> None:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from openapi_spec_validator import validate
 
-from spatial.ogc.openapi import (
+from server.openapi import (
     broken_refs,
     iter_refs,
     load_components,
@@ -30,8 +30,8 @@ def document(tiny_city_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     one served in a test session is whichever app came first."""
     from pygeoapi.util import yaml_load
 
-    from spatial.ogc.coverage import RASTER_DIR_ENV
-    from spatial.ogc.openapi import build_document
+    from server.coverage import RASTER_DIR_ENV
+    from server.openapi import build_document
     from tests.api.test_coverages import write_test_rasters
 
     monkeypatch.setenv(RASTER_DIR_ENV, str(tmp_path))
@@ -81,7 +81,7 @@ def test_standard_responses_are_the_right_ones(document: dict[str, Any]) -> None
     assert "featureGeoJSON" in str(ok("/collections/lamp/items/{featureId}"))
     exception = resolve(document, "#/components/schemas/exception")
     assert exception["required"] == ["code"]
-    # unknown parameters are refused (spatial.ogc.contract): none is advertised as welcome
+    # unknown parameters are refused (server.contract): none is advertised as welcome
     assert "vendorSpecificParameters" not in str(document)
 
 
@@ -154,8 +154,8 @@ def served_app() -> Iterator[tuple[list[Any], dict[str, Any]]]:
     (the file create_app wrote). No database needed: nothing is started."""
     from starlette.routing import Mount, Route
 
-    from spatial.ogc.app import create_app
-    from spatial.ogc.openapi import write_document
+    from server.app import create_app
+    from server.openapi import write_document
     from spatial.settings import get_settings
 
     with pytest.MonkeyPatch.context() as mp:
@@ -262,7 +262,7 @@ def test_the_cached_file_name_follows_the_described_routes(
     """Editing openapi_paths.yml names a new cached document (no stale one is served)."""
     from pygeoapi.util import yaml_load
 
-    from spatial.ogc import openapi
+    from server import openapi
     from spatial.settings import get_settings
 
     with CONFIG.open(encoding="utf-8") as fh:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from openapi_schema_validator import OAS30Validator
 
-from spatial.ogc.openapi import resolve
+from server.openapi import resolve
 from tests.api.test_styles import STYLE_IDS
 
 WRITES = ("post", "put", "patch", "delete")
@@ -71,7 +71,7 @@ def test_item_updates_document_404_412_and_if_match(document: dict[str, Any]) ->
 
 
 def test_items_document_the_parameters_they_take(client: Any, document: dict[str, Any]) -> None:
-    from spatial.ogc.contract import ITEMS
+    from server.contract import ITEMS
 
     op = document["paths"]["/collections/lamp/items"]["get"]
     names = {p["name"] if "name" in p else resolve(document, p["$ref"])["name"]

@@ -1,6 +1,6 @@
 """Event photos through the real application: upload, dedupe, types, sizes,
 scope, bytes round-trip and the row in PostGIS (spatial/photos.py,
-spatial/ogc/photos.py, spatial/sql/165_photos.sql).
+server/photos.py, spatial/sql/165_photos.sql).
 
 The tiny city: grid 1 west of 116.47, grid 2 east (tests/data/tiny_city.sql).
 """

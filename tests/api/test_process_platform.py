@@ -215,9 +215,9 @@ def probe(tiny_city_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     and a factory of clients acting as a new user (like ``make_client``)."""
     import uuid
 
+    from server.app import create_app
     from spatial import auth, users
     from spatial.db import connect
-    from spatial.ogc.app import create_app
 
     with psycopg.connect(tiny_city_db, autocommit=True) as conn:
         conn.execute("CREATE TABLE public.process_probe (tag text)")

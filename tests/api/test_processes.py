@@ -245,7 +245,7 @@ def test_progress_of_a_running_job_shows_in_its_status(tiny_city_db: str) -> Non
 def create_app_without_worker() -> Any:
     """An application whose lifespan is never run (so no job worker): a server that
     accepts jobs and goes away before running them."""
-    from spatial.ogc.app import create_app
+    from server.app import create_app
 
     return create_app()
 
@@ -256,7 +256,7 @@ def test_a_job_survives_a_restart(tiny_city_db: str) -> None:
     assert before.get(f"/jobs/{job}", params={"f": "json"}).json()["status"] == "accepted"
     del before  # the server goes away; the job is in the database
 
-    from spatial.ogc.app import create_app
+    from server.app import create_app
 
     with TestClient(create_app()) as after:  # a new server, its worker started
         listed = after.get("/jobs", params={"f": "json"}).json()["jobs"]
@@ -273,7 +273,7 @@ def test_a_job_whose_worker_died_runs_again(tiny_city_db: str) -> None:
         assert jobs.claim_next(conn, "killed-server") is not None  # then it was killed:
         conn.execute("UPDATE onemap.job SET lease_until = now() - interval '1 second'")
 
-    from spatial.ogc.app import create_app
+    from server.app import create_app
 
     with TestClient(create_app()) as restarted:  # its worker requeues at start-up
         status = wait_for(restarted, job)

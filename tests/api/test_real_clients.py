@@ -26,7 +26,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from spatial.ogc.coverage import RASTER_DIR_ENV
+from server.coverage import RASTER_DIR_ENV
 from tests.api.test_coverages import tiny_city_clone, write_test_rasters
 from tests.conftest import live_uvicorn
 
@@ -56,7 +56,7 @@ class Server:
 @pytest.fixture(scope="module")
 def server(server_conninfo: str, template_db: str,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``uvicorn spatial.ogc.app:create_app`` on a free port over the tiny city."""
+    """``uvicorn server.app:create_app`` on a free port over the tiny city."""
     tmp = tmp_path_factory.mktemp("server")
     write_test_rasters(tmp)
     with tiny_city_clone(server_conninfo, template_db) as database:
@@ -113,7 +113,7 @@ def collection_ids(server: Server) -> set[str]:
 def test_ogrinfo_lists_the_collections(server: Server) -> None:
     out = run(gdal("ogrinfo"), "-ro", "-q", f"OAPIF:{server.url}")
     layers = set(re.findall(r"^\d+: (\S+)", out, flags=re.MULTILINE))
-    # the coverages are no vector layers (spatial.ogc.collections marks them)
+    # the coverages are no vector layers (server.collections marks them)
     assert layers == collection_ids(server) - COVERAGES
     assert {"building", "lamp", "road"} <= layers
     assert COVERAGES.issubset(collection_ids(server))

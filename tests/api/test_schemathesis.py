@@ -36,7 +36,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from spatial.ogc.coverage import RASTER_DIR_ENV
+from server.coverage import RASTER_DIR_ENV
 from tests.api.test_coverages import tiny_city_clone, write_test_rasters
 from tests.conftest import live_uvicorn
 

@@ -260,8 +260,8 @@ def test_history_is_hidden_by_default(client: Any, sid: str) -> None:
 
 @pytest.mark.parametrize("sid", STYLE_IDS)
 def test_styles_land_on_the_city(client: Any, sid: str) -> None:
-    """The centre the styles open at is the generated city's (spatial/synth ORIGIN_LONLAT)."""
-    from spatial.synth.context import ORIGIN_LONLAT
+    """The centre the styles open at is the generated city's (democity ORIGIN_LONLAT)."""
+    from democity.context import ORIGIN_LONLAT
 
     style = client.get(f"/styles/{sid}").json()
     assert style["center"] == list(ORIGIN_LONLAT) and 14 <= style["zoom"] <= 16

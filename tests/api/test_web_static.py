@@ -1,4 +1,4 @@
-"""Static routes (spatial/ogc/web.py): MapLibre, the widget, the mobile map."""
+"""Static routes (server/web.py): MapLibre, the widget, the mobile map."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from spatial.ogc import web
+from server import web
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 MAPLIBRE = WEB / "node_modules" / "maplibre-gl" / "dist" / "maplibre-gl.js"
@@ -90,7 +90,7 @@ def test_cors_origins_limit_every_route(tiny_city_db: str,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """With ONEMAP_CORS_ORIGINS set, no route (pygeoapi's included) allows another origin."""
 
-    from spatial.ogc.app import create_app
+    from server.app import create_app
 
     monkeypatch.setenv("ONEMAP_CORS_ORIGINS", "https://console.example")
     with TestClient(create_app()) as c:
@@ -122,7 +122,7 @@ def test_only_the_server_frames_the_widget_by_default_and_nobody_the_mobile_map(
 def test_the_widgets_host_origins_may_frame_it(tiny_city_db: str,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """ONEMAP_CORS_ORIGINS names the consoles: they may call the API and frame /widget/."""
-    from spatial.ogc.app import create_app
+    from server.app import create_app
 
     monkeypatch.setenv("ONEMAP_CORS_ORIGINS",
                        "https://console.example, http://10.1.2.3:8080")

@@ -1,4 +1,4 @@
-"""``/scenarios`` over HTTP (spatial/ogc/whatif.py): store, list, read, replace, delete and
+"""``/scenarios`` over HTTP (server/whatif.py): store, list, read, replace, delete and
 compare what-if scenarios as the caller; bad input a 400/404 naming what was wrong, never a
 500 and never another scope's data; the stored city unchanged by a comparison."""
 

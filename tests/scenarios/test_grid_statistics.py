@@ -11,11 +11,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from democity import generate
+from democity.context import REFERENCE_TIME
 from scenarios.grid_statistics import grid_statistics
 from spatial.db import connect
 from spatial.errors import InvalidInputError, NotFoundError
-from spatial.synth import generate
-from spatial.synth.context import REFERENCE_TIME
 from tests.conftest import create_database, drop_database
 
 

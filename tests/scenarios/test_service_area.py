@@ -12,11 +12,11 @@ import networkx as nx
 import numpy as np
 import pytest
 
+from democity import generate
 from scenarios.service_area import Origin, ServiceArea, facility_origins, service_area
 from spatial import whatif
 from spatial.db import connect
 from spatial.network import Graph, load_road_graph
-from spatial.synth import generate
 
 # Hand-solved -------------------------------------------------------------------------
 

@@ -415,7 +415,7 @@ def test_serving_role_cannot_read_secrets(conn: psycopg.Connection[Any]) -> None
 
 @pytest.fixture
 def cli(tiny_city_db: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from spatial.cli import main
+    from server.cli import main
 
     monkeypatch.setenv("DATABASE_URL", tiny_city_db)
     monkeypatch.setenv("COLUMNS", "200")

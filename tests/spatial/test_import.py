@@ -27,7 +27,7 @@ import pytest
 import shapely
 from click.testing import CliRunner
 
-from spatial.cli import main
+from server.cli import main
 from spatial.crs import bd09_to_wgs84, gcj02_to_wgs84, wgs84_to_gcj02
 from spatial.errors import InvalidInputError, PermissionDeniedError
 from spatial.exporter import export_layer

@@ -14,6 +14,7 @@ import numpy as np
 import psycopg
 import pytest
 
+from democity import generate
 from spatial.access import ANONYMOUS, apply_principal
 from spatial.db import connect
 from spatial.errors import PermissionDeniedError
@@ -30,7 +31,6 @@ from spatial.network import (
     road_within,
     vertex_lonlat,
 )
-from spatial.synth import generate
 
 NETWORK_TABLES = ("road", "pipe_segment", "pipe_node", "valve")
 

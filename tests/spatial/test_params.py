@@ -1,8 +1,8 @@
 """spatial.params: the one reading of ``datetime`` and ``bbox``/``bbox-crs``.
 
 Cases marked "differed" are those on which the former parsers disagreed
-(spatial.ogc.contract.check_datetime/check_bbox, spatial.features.
-parse_datetime_interval/check_bbox, spatial.ogc.items.bbox_lonlat).
+(server.contract.check_datetime/check_bbox, spatial.features.
+parse_datetime_interval/check_bbox, server.items.bbox_lonlat).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Hand-made streets in a fresh clone: straight east–west roads in EPSG:4548
 metres with lamps 8 m off the centreline, so every expected stretch is a sum
 a reader can check. The agreement with the planted truth of a generated city
-is tested beside the generator (tests/spatial/test_synth_networks.py).
+is tested beside the generator (tests/democity/test_networks.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from spatial.synth.lighting import DESIGN, lamp_reach
+from democity.lighting import DESIGN, lamp_reach
 
 #: A point in the demo district (EPSG:4490), the west end of every test road.
 ORIGIN = (116.47, 39.92)

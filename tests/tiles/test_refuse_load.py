@@ -214,8 +214,8 @@ def test_a_public_layer_must_declare_what_it_reads(conn: psycopg.Connection[Any]
 
 
 def test_demo_readings_are_replayed_onto_today(tiny_city_db: str) -> None:
-    from spatial.synth.context import REFERENCE_TIME
-    from spatial.synth.refuse import replay_today
+    from democity.context import REFERENCE_TIME
+    from democity.refuse import replay_today
 
     last_day = REFERENCE_TIME - timedelta(days=2)  # 2026-10-29 00:00 UTC = 08:00 Beijing
     with psycopg.connect(tiny_city_db, autocommit=True) as conn:

@@ -163,8 +163,8 @@ def web_city(browser_tools: dict[str, str], server_conninfo: str, template_db: s
 
     Asks for the browser first: without one there is nothing to generate a city for.
     """
+    from democity import generate
     from spatial.db import connect
-    from spatial.synth import generate
 
     name = f"onemap_t_web_{uuid.uuid4().hex[:8]}"
     info = create_database(server_conninfo, name, template=template_db)
@@ -212,7 +212,7 @@ def host_origin() -> str:
 @pytest.fixture(scope="session")
 def live_server(web_city: WebCity, host_origin: str,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """``uvicorn spatial.ogc.app:create_app`` on a free port over the S city.
+    """``uvicorn server.app:create_app`` on a free port over the S city.
 
     CORS for every origin, as by default; framing ``/widget/`` only for
     :func:`host_origin` (the same page served from another origin may not).

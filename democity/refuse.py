@@ -1,0 +1,504 @@
+"""Refuse buildings, transfer stations, treatment plants and a year of loads.
+
+Refuse buildings (垃圾楼) stand at street corners, roughly one per
+1,500–3,000 households, placed so that residential buildings reach one
+within ``WALK_REACH_M`` walking along the streets — except in a planted gap
+or two, an area where no site could be had. Each residential building takes
+its refuse to the nearest refuse building by walking distance; refuse
+buildings deliver to the nearest transfer station (转运站), transfer stations
+to the nearest treatment plant (处理厂) outside the city.
+
+Daily loads follow the residents served: 1 kg per person and day
+(``truth.refuse_demand``), a little more at weekends and in summer, less over
+the Spring Festival, with noise; a few refuse buildings run close to their
+capacity. Loads are read at 21:00 Beijing time each day (tonnes so far that
+day) and hourly over the last day. Who walks where, the gaps and the
+expected loads are in ``truth``.
+
+The city ends at a fixed reference time, but the maps show *today's* load:
+:func:`replay_today` (run by ``onemap setup`` for the demo city) replays the
+last synthetic day's hourly readings on the current local day, up to now.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import dijkstra
+
+from democity.context import METRIC_EPSG, REFERENCE_TIME, CityContext
+from democity.writer import to_ewkb_hex
+from spatial.db import fetch_tuples
+
+LOGGER = logging.getLogger(__name__)
+
+#: A household should reach a refuse building within this walk (m).
+WALK_REACH_M = 500.0
+#: Sites are kept this far (straight line, m) from the centre of a planted gap.
+GAP_RADIUS_M = 600.0
+#: A new refuse building is only built if it brings this many households within reach.
+MIN_SITE_HOUSEHOLDS = 100.0
+#: From the street corner to the refuse building's door (m).
+SITE_ACCESS_M = 12.0
+KG_PER_PERSON_DAY = 1.0
+BEIJING = timedelta(hours=8)
+#: The Spring Festival holiday of the synthetic year (Beijing empties out).
+SPRING_FESTIVAL = (date(2026, 2, 14), date(2026, 2, 23))
+
+
+class Walk:
+    """Walking distances on the road graph, from sites at graph nodes to buildings.
+
+    Parameters
+    ----------
+    graph : networkx.Graph
+        The road graph (``xy`` on nodes, ``length`` on edges).
+    footprints : array of shapely geometries
+        Buildings to reach.
+    """
+
+    def __init__(self, graph: nx.Graph, footprints: np.ndarray) -> None:
+        self.nodes = np.array(sorted(graph.nodes), dtype=np.int64)
+        index = {int(n): i for i, n in enumerate(self.nodes)}
+        self.xy = np.array([graph.nodes[int(n)]["xy"] for n in self.nodes], float)
+        u, v, w, geoms = [], [], [], []
+        for a, b, d in sorted(graph.edges(data=True), key=lambda e: (min(e[0], e[1]),
+                                                                     max(e[0], e[1]))):
+            u.append(index[a])
+            v.append(index[b])
+            w.append(float(d.get("length") or d["geometry"].length))
+            geoms.append(d["geometry"])
+        n = len(self.nodes)
+        self.matrix = coo_matrix((w + w, (u + v, v + u)), shape=(n, n)).tocsr()
+        # Each building's way to the street: nearest edge, and the walk to its two ends.
+        lines = np.asarray(geoms, dtype=object)
+        tree = shapely.STRtree(lines)
+        self.home_xy = shapely.get_coordinates(shapely.centroid(footprints))
+        homes = shapely.points(self.home_xy)
+        near = tree.query_nearest(homes, all_matches=False, return_distance=True)
+        edge = np.empty(len(footprints), int)
+        edge[near[0][0]] = near[0][1]
+        self.perp = np.empty(len(footprints))
+        self.perp[near[0][0]] = near[1]
+        line = lines[edge]
+        at = shapely.line_locate_point(line, homes)
+        start = shapely.get_coordinates(shapely.get_point(line, 0))
+        head = np.array(u)[edge]
+        tail = np.array(v)[edge]
+        # The edge's geometry may run from v to u.
+        flip = np.hypot(*(start - self.xy[head]).T) > np.hypot(*(start - self.xy[tail]).T)
+        self.a = np.where(flip, tail, head)
+        self.b = np.where(flip, head, tail)
+        self.to_a = at
+        self.to_b = shapely.length(line) - at
+
+    def from_sites(self, sites: np.ndarray, limit: float = np.inf) -> tuple[np.ndarray,
+                                                                          np.ndarray]:
+        """Walk (m) from each building to the nearest site, and which site (index)."""
+        if len(sites) == 0:
+            inf = np.full(len(self.perp), np.inf)
+            return inf, np.full(len(self.perp), -1)
+        dist, _, src = dijkstra(self.matrix, indices=sites, min_only=True, limit=limit,
+                                return_predecessors=True)
+        via_a = self.to_a + dist[self.a]
+        via_b = self.to_b + dist[self.b]
+        walk = self.perp + np.minimum(via_a, via_b) + SITE_ACCESS_M
+        which_node = np.where(via_a <= via_b, src[self.a], src[self.b])
+        lookup = np.full(len(self.nodes), -1)
+        lookup[sites] = np.arange(len(sites))
+        which = np.where(which_node >= 0, lookup[np.maximum(which_node, 0)], -1)
+        lost = ~np.isfinite(walk) | (which < 0)
+        if lost.any() and np.isinf(limit):
+            # Off the connected street network: the nearest site as the crow flies, detoured.
+            d = np.hypot(*(self.home_xy[lost][:, None] - self.xy[sites][None]).transpose(2, 0, 1))
+            which[lost] = np.argmin(d, axis=1)
+            walk[lost] = 1.4 * d.min(axis=1) + SITE_ACCESS_M
+        return walk, which
+
+
+    def from_node(self, site: int, limit: float) -> np.ndarray:
+        """Walk (m) from each building to one site, inf beyond ``limit``."""
+        dist = dijkstra(self.matrix, indices=int(site), limit=limit)
+        return np.asarray(self.perp + np.minimum(self.to_a + dist[self.a],
+                                                 self.to_b + dist[self.b]) + SITE_ACCESS_M)
+
+
+def _kmeans(rng: np.random.Generator, xy: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
+    centres = xy[rng.choice(len(xy), size=k, replace=False, p=w / w.sum())]
+    for _ in range(12):
+        label = np.argmin(((xy[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+        for j in range(k):
+            m = label == j
+            if m.any():
+                centres[j] = np.average(xy[m], axis=0, weights=w[m] + 1e-9)
+    return centres
+
+
+def place_refuse_buildings(ctx: CityContext, walk: Walk, homes: pd.DataFrame
+                           ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Sites (indices of graph nodes) and the planted gap centres."""
+    rng = ctx.rng("refuse.sites")
+    hh = homes["households"].to_numpy(float)
+    xy = homes[["cx", "cy"]].to_numpy()
+    total = hh.sum()
+    n_gaps = 1 if total < 20_000 else 2 + int(total // 250_000)
+    gaps: list[np.ndarray] = []
+    # Gaps open towards the fringe, where sites are hardest to find.
+    fringe = np.hypot(*(xy - np.average(xy, axis=0, weights=hh)).T) ** 2
+    for _ in range(n_gaps):
+        far = np.ones(len(xy), bool)
+        for g in gaps:
+            far &= np.hypot(*(xy - g).T) > 3 * GAP_RADIUS_M
+        if not far.any():
+            break
+        p = hh * far * fringe
+        gaps.append(xy[rng.choice(len(xy), p=p / p.sum())].copy())
+    allowed = np.ones(len(walk.nodes), bool)
+    for g in gaps:
+        allowed &= np.hypot(*(walk.xy - g).T) > GAP_RADIUS_M
+    allowed_idx = np.flatnonzero(allowed)
+    node_tree = shapely.STRtree(shapely.points(walk.xy[allowed_idx]))
+    k0 = max(1, round(total / 2200))
+    centres = _kmeans(rng, xy, hh, min(k0, len(xy)))
+    snapped = node_tree.query_nearest(shapely.points(centres), all_matches=False)[1]
+    sites = sorted({int(allowed_idx[i]) for i in snapped})
+    # Fill: while a building that could be served is not, add the site near it
+    # that brings the most uncovered households within reach.
+    hopeless = np.zeros(len(xy), bool)
+    dist, _ = walk.from_sites(np.array(sites), limit=4 * WALK_REACH_M)
+    for _ in range(10 * k0 + 200):
+        open_ = (dist > WALK_REACH_M) & ~hopeless
+        if not open_.any():
+            break
+        worst = int(np.argmax(np.where(open_, hh, -1)))
+        reach = _node_walk(walk, worst, WALK_REACH_M)
+        cands = allowed_idx[reach[allowed_idx] <= WALK_REACH_M - SITE_ACCESS_M - 30.0]
+        if cands.size == 0:
+            hopeless[worst] = True
+            continue
+        best, gain, best_walk = -1, -1.0, dist
+        for c in cands[np.argsort(reach[cands])][:25]:
+            d = walk.from_node(int(c), WALK_REACH_M)
+            got = float(hh[open_ & (d <= WALK_REACH_M)].sum())
+            if got > gain:
+                best, gain, best_walk = int(c), got, d
+        if gain < MIN_SITE_HOUSEHOLDS:
+            # Too few homes around to justify a site: this corner stays unserved.
+            hopeless |= open_ & (np.hypot(*(xy - xy[worst]).T) < 300.0)
+            continue
+        sites.append(best)
+        dist = np.minimum(dist, best_walk)
+    return np.array(sorted(set(sites)), dtype=np.int64), gaps
+
+
+def _node_walk(walk: Walk, building: int, limit: float) -> np.ndarray:
+    """Walk from one building to every graph node (m)."""
+    da = dijkstra(walk.matrix, indices=int(walk.a[building]), limit=limit)
+    db = dijkstra(walk.matrix, indices=int(walk.b[building]), limit=limit)
+    return np.asarray(walk.perp[building] + np.minimum(da + walk.to_a[building],
+                                                       db + walk.to_b[building]))
+
+
+def _daily_factor(rng: np.random.Generator, days: list[date], n: int) -> np.ndarray:
+    """Per facility and day: weekday, season, Spring Festival and noise; mean 1."""
+    doy = np.array([d.timetuple().tm_yday for d in days], float)
+    weekend = np.array([d.weekday() >= 5 for d in days])
+    festival = np.array([SPRING_FESTIVAL[0] <= d <= SPRING_FESTIVAL[1] for d in days])
+    common = (np.where(weekend, 1.06, 0.98) * (1 + 0.08 * np.sin(2 * np.pi * (doy - 110) / 365))
+              * np.where(festival, 0.75, 1.0))
+    common /= common.mean()
+    return common[None, :] * rng.normal(1.0, 0.06, (n, len(days))).clip(0.7, 1.3)
+
+
+#: Share of a day's refuse delivered by each hour 06:00..21:00 (Beijing time), cumulative.
+HOURLY = np.cumsum([0.02, 0.10, 0.14, 0.08, 0.05, 0.04, 0.04, 0.04, 0.04, 0.05, 0.06, 0.08,
+                    0.10, 0.09, 0.04, 0.03])
+
+
+def load_rows(ids: np.ndarray, daily: np.ndarray, days: list[date]) -> Iterator[tuple[Any, ...]]:
+    """Readings: 21:00 every day, hourly on the last day; tonnes so far that day."""
+    at21 = [datetime(d.year, d.month, d.day, 21, tzinfo=REFERENCE_TIME.tzinfo) - BEIJING
+            for d in days]
+    last = days[-1]
+    hours = [datetime(last.year, last.month, last.day, h, tzinfo=REFERENCE_TIME.tzinfo)
+             - BEIJING for h in range(6, 22)]
+    frac = HOURLY / HOURLY[-1]
+    for i, fid in enumerate(ids.tolist()):
+        row = np.round(daily[i], 2)
+        for j in range(len(days) - 1):
+            yield fid, at21[j], float(row[j])
+        for h, f in zip(hours, frac, strict=True):
+            yield fid, h, round(float(daily[i, -1] * f), 2)
+
+
+def build(ctx: CityContext) -> None:
+    """Place refuse facilities, write a year of loads and the truth.
+
+    Parameters
+    ----------
+    ctx : CityContext
+        Needs ``graphs["road"]``, ``frames["building"]``,
+        ``frames["household_summary"]`` and ``frames["street_office"]``.
+    """
+    rng = ctx.rng("refuse.facilities")
+    summary = ctx.frames["household_summary"]
+    building = ctx.frames["building"]
+    homes = building[["id", "geometry"]].merge(
+        summary[["building_id", "households", "residents"]],
+        left_on="id", right_on="building_id")
+    homes = homes[homes["households"] > 0].sort_values("id").reset_index(drop=True)
+    footprints = np.asarray(homes.geometry.values, dtype=object)
+    centre = shapely.get_coordinates(shapely.centroid(footprints))
+    homes["cx"], homes["cy"] = centre[:, 0], centre[:, 1]
+    graph: nx.Graph = ctx.graphs["road"]
+    with ctx.step("refuse facilities", 3) as task:
+        walk = Walk(graph, footprints)
+        sites, gaps = place_refuse_buildings(ctx, walk, homes)
+        dist, which = walk.from_sites(sites)
+        task.advance()
+        residents = homes["residents"].to_numpy(float)
+        households = homes["households"].to_numpy()
+        n_rb = len(sites)
+        served_res = np.bincount(which[which >= 0], weights=residents[which >= 0],
+                                 minlength=n_rb)
+        served_hh = np.bincount(which[which >= 0], weights=households[which >= 0],
+                                minlength=n_rb)
+        expected_rb = served_res * KG_PER_PERSON_DAY / 1000.0
+        # A few of the busier ones run close to capacity.
+        near = np.zeros(n_rb, bool)
+        busy = np.flatnonzero(expected_rb >= 2.0)
+        if busy.size == 0:
+            busy = np.array([int(np.argmax(expected_rb))])
+        near[rng.choice(busy, size=max(1, round(0.12 * busy.size)), replace=False)] = True
+        cap_rb = np.where(near, np.round(expected_rb / rng.uniform(0.92, 0.98, n_rb), 2),
+                          np.maximum(2.5, np.ceil(expected_rb * rng.uniform(1.3, 1.8, n_rb)
+                                                  / 2.5) * 2.5))
+        rb_xy = _door(walk.xy[sites], centre, rng)
+
+        # Transfer stations, then plants outside the city.
+        n_ts = min(n_rb, max(1, round(math.sqrt(households.sum()) / 60)))
+        ts_xy = _kmeans(rng, rb_xy, expected_rb + 1e-6, n_ts)
+        ts_of = np.argmin(np.hypot(*(rb_xy[:, None] - ts_xy[None]).transpose(2, 0, 1)), axis=1)
+        expected_ts = np.bincount(ts_of, weights=expected_rb, minlength=n_ts)
+        cap_ts = np.maximum(30.0, np.ceil(expected_ts * rng.uniform(1.3, 1.6, n_ts) / 10) * 10)
+        x0, y0, x1, y1 = shapely.total_bounds(footprints)
+        plants = [(x1 + rng.uniform(1500, 3000), (y0 + y1) / 2, "incineration"),
+                  ((x0 + x1) / 2, y0 - rng.uniform(1500, 3000), "landfill")]
+        plants = plants[:1 if households.sum() < 100_000 else 2]
+        tp_xy = np.array([p[:2] for p in plants])
+        tp_of = np.argmin(np.hypot(*(ts_xy[:, None] - tp_xy[None]).transpose(2, 0, 1)), axis=1)
+        expected_tp = np.bincount(tp_of, weights=expected_ts, minlength=len(plants))
+        cap_tp = np.maximum(500.0, np.ceil(expected_tp * 1.5 / 50) * 50)
+
+        ids = ctx.ids.take("refuse_facility", n_rb + n_ts + len(plants))
+        rb_ids, ts_ids, tp_ids = ids[:n_rb], ids[n_rb:n_rb + n_ts], ids[n_rb + n_ts:]
+        so_of = _street_office(ctx, np.vstack([rb_xy, ts_xy]))
+        so_names = ctx.frames["street_office"].set_index("id")["name"]
+        names = _names(ctx, walk.nodes[sites], "垃圾楼") + [
+            f"{so_names.get(s, '朝阳').removesuffix('街道')}垃圾转运站{'' if k == 0 else k + 1}"
+            for k, s in enumerate(so_of[n_rb:])]
+        facilities = gpd.GeoDataFrame({
+            "id": ids,
+            "code": [f"HW-{i:05d}" for i in ids],
+            "kind": ["refuse_building"] * n_rb + ["transfer_station"] * n_ts
+            + ["treatment_plant"] * len(plants),
+            "treatment": [None] * (n_rb + n_ts) + [p[2] for p in plants],
+            "name": names + ["东郊生活垃圾焚烧厂", "南郊生活垃圾卫生填埋场"][:len(plants)],
+            "operator": [f"{so_names.get(s, '')}环卫所" for s in so_of[:n_rb]]
+            + ["朝阳区环境卫生服务中心"] * n_ts + ["北京环境卫生工程集团"] * len(plants),
+            "capacity_t_per_day": np.round(np.concatenate([cap_rb, cap_ts, cap_tp]), 2),
+            "street_office_id": pd.array([*so_of.tolist(), *[None] * len(plants)],
+                                         dtype="Int64"),
+        }, geometry=shapely.points(np.vstack([rb_xy, ts_xy, tp_xy])), crs=METRIC_EPSG)
+        ctx.writer.copy_frame("refuse_facility", facilities)
+        ctx.frames["refuse_facility"] = facilities
+        task.advance()
+
+        # A year of loads.
+        days = [(REFERENCE_TIME - BEIJING).date() - timedelta(days=k) for k in range(365, 0, -1)]
+        load_rng = ctx.rng("refuse.loads")
+        daily_rb = expected_rb[:, None] * _daily_factor(load_rng, days, n_rb)
+        daily_ts = np.zeros((n_ts, len(days)))
+        np.add.at(daily_ts, ts_of, daily_rb)
+        daily_ts *= load_rng.normal(1.0, 0.02, daily_ts.shape)
+        daily_tp = np.zeros((len(plants), len(days)))
+        np.add.at(daily_tp, tp_of, daily_ts)
+        ctx.writer.copy_rows("refuse_load_reading", ("facility_id", "measured_at", "load_t"),
+                             load_rows(ids, np.vstack([daily_rb, daily_ts, daily_tp]), days))
+        task.advance()
+
+    _write_truth(ctx, homes, dist, which, rb_ids, gaps, footprints)
+    ctx.writer.copy_frame("refuse_facility_load", pd.DataFrame({
+        "facility_id": ids,
+        "kind": facilities["kind"].to_numpy(),
+        "downstream_id": pd.array([*ts_ids[ts_of], *tp_ids[tp_of], *[None] * len(plants)],
+                                  dtype="Int64"),
+        "served_households": np.concatenate([
+            served_hh, np.bincount(ts_of, weights=served_hh, minlength=n_ts),
+            np.bincount(tp_of, weights=np.bincount(ts_of, weights=served_hh, minlength=n_ts),
+                        minlength=len(plants))]).astype(int),
+        "served_residents": np.concatenate([
+            served_res, np.bincount(ts_of, weights=served_res, minlength=n_ts),
+            np.bincount(tp_of, weights=np.bincount(ts_of, weights=served_res, minlength=n_ts),
+                        minlength=len(plants))]).astype(int),
+        "expected_t_per_day": np.concatenate([expected_rb, expected_ts, expected_tp]),
+        "capacity_t_per_day": np.round(np.concatenate([cap_rb, cap_ts, cap_tp]), 2),
+        "near_capacity": np.concatenate([near, np.zeros(n_ts + len(plants), bool)]),
+    }), schema="truth")
+    ctx.truth["refuse"] = {
+        "walk_reach_m": WALK_REACH_M, "site_access_m": SITE_ACCESS_M,
+        "kg_per_person_day": KG_PER_PERSON_DAY, "refuse_buildings": n_rb,
+        "transfer_stations": n_ts, "treatment_plants": len(plants),
+        "planted_gaps": len(gaps),
+        "households_beyond_walk": int(households[dist > WALK_REACH_M].sum()),
+    }
+
+
+def _door(corner: np.ndarray, homes_xy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Refuse buildings stand a few metres off the corner, towards the homes."""
+    tree = shapely.STRtree(shapely.points(homes_xy))
+    near = tree.query_nearest(shapely.points(corner), all_matches=False)[1]
+    d = homes_xy[near] - corner
+    d /= np.maximum(np.hypot(*d.T), 1e-9)[:, None]
+    return corner + d * rng.uniform(8.0, SITE_ACCESS_M, len(corner))[:, None]
+
+
+def _street_office(ctx: CityContext, xy: np.ndarray) -> np.ndarray:
+    so = ctx.frames["street_office"]
+    geoms = np.asarray(so.geometry.values, dtype=object)
+    tree = shapely.STRtree(geoms)
+    near = tree.query_nearest(shapely.points(xy), all_matches=False)
+    out = np.full(len(xy), int(so["id"].iloc[0]), dtype=np.int64)
+    out[near[0]] = so["id"].to_numpy()[near[1]]
+    return out
+
+
+def _names(ctx: CityContext, nodes: np.ndarray, suffix: str) -> list[str]:
+    """Name facilities after a street at their corner: 光华路垃圾楼, 光华路2号垃圾楼…"""
+    graph: nx.Graph = ctx.graphs["road"]
+    road = ctx.frames["road"]
+    road_name = dict(zip(road["id"].astype(int), road["name"].fillna(""), strict=True))
+    used: dict[str, int] = {}
+    out = []
+    for n in nodes.tolist():
+        names = sorted(str(road_name.get(int(d["road_id"]), ""))
+                       for _, _, d in graph.edges(n, data=True))
+        street = next((s for s in names if s), "")
+        used[street] = used.get(street, 0) + 1
+        k = used[street]
+        out.append(f"{street}{suffix}" if k == 1 else f"{street}{k}号{suffix}")
+    return out
+
+
+def _write_truth(ctx: CityContext, homes: pd.DataFrame, dist: np.ndarray, which: np.ndarray,
+                 rb_ids: np.ndarray, gaps: list[np.ndarray], footprints: np.ndarray) -> None:
+    beyond = dist > WALK_REACH_M
+    xy = homes[["cx", "cy"]].to_numpy()
+    gap_id = np.full(len(homes), -1)
+    if beyond.any():
+        idx = np.flatnonzero(beyond)
+        g = nx.Graph()
+        g.add_nodes_from(idx.tolist())
+        tree = shapely.STRtree(shapely.points(xy[idx]))
+        pairs = tree.query(shapely.points(xy[idx]), predicate="dwithin", distance=400.0)
+        g.add_edges_from(zip(idx[pairs[0]].tolist(), idx[pairs[1]].tolist(), strict=True))
+        rows = []
+        for k, comp in enumerate(sorted(nx.connected_components(g), key=min), start=1):
+            members = np.array(sorted(comp))
+            gap_id[members] = k
+            hull = shapely.convex_hull(shapely.union_all(footprints[members])).buffer(20.0)
+            planted = any(np.hypot(*(xy[members] - c).T).min() < GAP_RADIUS_M for c in gaps)
+            rows.append((k, planted, len(members), int(homes["households"].to_numpy()[
+                members].sum()), int(homes["residents"].to_numpy()[members].sum()),
+                float(dist[members].max()), str(to_ewkb_hex([shapely.MultiPolygon([hull])])[0])))
+        ctx.writer.copy_rows("refuse_gap", ("id", "planted", "buildings", "households",
+                                            "residents", "max_walk_m", "geom"), rows,
+                             schema="truth")
+    ctx.writer.copy_frame("refuse_access", pd.DataFrame({
+        "building_id": homes["id"].to_numpy(),
+        "facility_id": rb_ids[which],
+        "households": homes["households"].to_numpy(),
+        "residents": homes["residents"].to_numpy(),
+        "walk_m": np.round(dist, 1),
+        "beyond_walk": beyond,
+        "gap_id": pd.Series(gap_id).where(gap_id > 0).astype("Int64").array,
+    }), schema="truth")
+
+
+# The last generated day (the newest local day with readings before the
+# reference time), its readings moved by whole days onto today, those not in
+# the future; nothing when today is not after it.
+_REPLAY_SQL = """
+WITH today AS (
+    SELECT (%(now)s::timestamptz AT TIME ZONE 'Asia/Shanghai')::date AS day),
+last AS (
+    SELECT max((r.measured_at AT TIME ZONE 'Asia/Shanghai')::date) AS day
+    FROM onemap.refuse_load_reading r
+    WHERE r.measured_at < %(reference)s::timestamptz),
+moved AS (
+    SELECT r.facility_id, r.measured_at + (today.day - last.day) * interval '1 day' AS at,
+           r.load_t
+    FROM onemap.refuse_load_reading r, today, last
+    WHERE today.day > last.day
+      AND r.measured_at >= (last.day::timestamp AT TIME ZONE 'Asia/Shanghai')
+      AND r.measured_at < ((last.day + 1)::timestamp AT TIME ZONE 'Asia/Shanghai'))
+INSERT INTO onemap.refuse_load_reading (facility_id, measured_at, load_t)
+SELECT facility_id, at, load_t FROM moved WHERE at <= %(now)s::timestamptz
+ON CONFLICT (facility_id, measured_at) DO NOTHING
+"""
+
+
+def replay_today(conn: psycopg.Connection[Any], now: datetime | None = None) -> int:
+    """Give the synthetic city's refuse facilities readings for today (demo only).
+
+    The generated loads end the day before :data:`REFERENCE_TIME`, so the maps,
+    which show each facility's newest reading of the current local day, would
+    show no load. This copies the last generated day's readings onto the local
+    (Beijing) day of ``now``, keeping their times of day and dropping those
+    still in the future. Running it again later that day adds the hours
+    reached since; on a later day it replays the same generated day onto
+    that day. Only for a
+    database holding a generated city (a ``truth.generation`` row): it never
+    invents readings for a real one.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        Owner connection; the statement is committed when the connection
+        autocommits (the caller's transaction otherwise).
+    now : datetime, optional
+        Timezone-aware; defaults to the database's ``now()``.
+
+    Returns
+    -------
+    int
+        Readings added (0 for a database that holds no generated city).
+
+    Raises
+    ------
+    ValueError
+        If ``now`` has no timezone.
+    """
+    if now is not None and now.tzinfo is None:
+        raise ValueError(f"now must be timezone-aware, got {now!r}")
+    generated = fetch_tuples(conn, "SELECT to_regclass('truth.generation') IS NOT NULL")[0][0]
+    if not generated or not fetch_tuples(
+            conn, "SELECT EXISTS (SELECT 1 FROM truth.generation)")[0][0]:
+        return 0
+    with conn.cursor() as cur:
+        cur.execute(_REPLAY_SQL, {"now": now or fetch_tuples(conn, "SELECT now()")[0][0],
+                                  "reference": REFERENCE_TIME})
+        added = cur.rowcount
+    LOGGER.info("replayed %d refuse load readings onto today", added)
+    return added
