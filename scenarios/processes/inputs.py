@@ -12,6 +12,9 @@ Each type describes the OGC inputs it reads (:meth:`Input.describe`), parses
 them (:meth:`Input.parse`: a 400 naming the input) and checks what needs the
 database through the caller's connection (:meth:`Input.check`: a 404 naming
 the input for what the caller cannot see, telling nothing more).
+Each schema carries the form control it wants (:func:`form_hint`, the
+``x-onemap-input`` keyword), so a client builds its form from the
+description alone.
 """
 
 from __future__ import annotations
@@ -65,6 +68,48 @@ def input_description(title: Text, description: Text, schema: Mapping[str, Any],
     """One OGC process input taking one value (optional unless ``required``)."""
     return {"title": dict(title), "description": dict(description), "schema": dict(schema),
             "minOccurs": 1 if required else 0, "maxOccurs": 1}
+
+
+#: The schema keyword telling a client which form control an input wants
+#: (``x-`` keywords are OpenAPI extensions; JSON Schema validators ignore them).
+FORM = "x-onemap-input"
+
+
+def form_hint(kind: str, group: str, part: str | None = None,
+              **extra: str) -> dict[str, dict[str, str]]:
+    """The :data:`FORM` keyword of an input's schema: what a generic form shows for it.
+
+    Several OGC inputs may make one value (a point is ``x``, ``y`` and ``crs``;
+    an area is ``level`` and ``unit_id`` or ``polygon``, and ``crs``): they
+    share ``group`` (the value's key) and each names its ``part``. A client
+    reading the process description builds its form from these, with no code
+    per process (the staff-console widget's analysis panel, ``web/widget``).
+
+    Parameters
+    ----------
+    kind : str
+        ``point`` (pick on the map), ``area`` (an admin unit from a list, or a
+        polygon drawn on the map), ``time-window``, ``id-set`` (features of
+        ``collection`` picked on the map or typed), ``scenario`` (one of
+        ``list``, a URL path) or ``date``.
+    group : str
+        The key of the value the inputs make together.
+    part : str, optional
+        Which part of it this input is (``x``, ``y``, ``crs``, ``level``,
+        ``unit_id``, ``polygon``).
+    **extra : str
+        ``collection`` (a collection id; ``{input}`` stands for another input's
+        value, e.g. the units of the chosen ``level``), ``list``.
+
+    Examples
+    --------
+    >>> form_hint("point", "point", "x")
+    {'x-onemap-input': {'kind': 'point', 'group': 'point', 'part': 'x'}}
+    """
+    hint = {"kind": kind, "group": group}
+    if part is not None:
+        hint["part"] = part
+    return {FORM: {**hint, **extra}}
 
 
 def _crs(name: str, value: Any) -> int | str:
@@ -167,7 +212,8 @@ class DateInput(Input):
 
     def describe(self) -> dict[str, dict[str, Any]]:
         return {self.name: input_description(self.title, self.description,
-                                             {"type": "string", "format": "date"})}
+                                             {"type": "string", "format": "date",
+                                              **form_hint("date", self.name)})}
 
     def parse(self, raw: Mapping[str, Any]) -> date | None:
         if self.name not in raw:
@@ -237,19 +283,20 @@ expected an EPSG code, 'EPSG:nnnn', an OGC CRS URI, 'CRS84', 'gcj02' or 'bd09'
                 {"en": "x: longitude or easting", "zh": "X：经度或东坐标"},
                 {"en": f"First coordinate of the point, in `{self.crs}`.",
                  "zh": f"点的第一个坐标（{self.crs} 坐标系）。"},
-                {"type": "number"}, required=True),
+                {"type": "number", **form_hint("point", self.key, "x")}, required=True),
             self.y: input_description(
                 {"en": "y: latitude or northing", "zh": "Y：纬度或北坐标"},
                 {"en": f"Second coordinate of the point, in `{self.crs}`.",
                  "zh": f"点的第二个坐标（{self.crs} 坐标系）。"},
-                {"type": "number"}, required=True),
+                {"type": "number", **form_hint("point", self.key, "y")}, required=True),
             self.crs: input_description(
                 {"en": "Coordinate reference system", "zh": "坐标系"},
                 {"en": "EPSG code or URI, CRS84, gcj02 or bd09; x/y are always "
                        "longitude/latitude (easting/northing) order. Phone GPS is EPSG:4326.",
                  "zh": "EPSG 编码或 URI、CRS84、gcj02 或 bd09；x/y 始终为经度/纬度顺序。"
                        "手机 GPS 为 EPSG:4326。"},
-                {"oneOf": _CRS_SCHEMA, "default": self.default_crs}),
+                {"oneOf": _CRS_SCHEMA, "default": self.default_crs,
+                 **form_hint("point", self.key, "crs")}),
         }
 
     def parse(self, raw: Mapping[str, Any]) -> Point:
@@ -387,12 +434,15 @@ either level and unit_id, or polygon / 请给出 level 与 unit_id，或 polygon
                 {"en": "Level of the unit", "zh": "单元级别"},
                 {"en": f"With {self.unit_id}; instead of {self.polygon}.",
                  "zh": f"与 {self.unit_id} 一起给出；或改用 {self.polygon}。"},
-                {"type": "string", "enum": list(self.levels)}),
+                {"type": "string", "enum": list(self.levels),
+                 **form_hint("area", self.key, "level")}),
             self.unit_id: input_description(
                 {"en": "Id of the unit", "zh": "单元编号"},
                 {"en": "The id of the " + ", ".join(self.levels) + ".",
                  "zh": "单元（" + "、".join(self.levels) + "）的 id。"},
-                {"type": "integer", "minimum": 1}),
+                # the unit is one of the collection named by the level (its table)
+                {"type": "integer", "minimum": 1,
+                 **form_hint("area", self.key, "unit_id", collection="{" + self.level + "}")}),
             self.polygon: input_description(
                 {"en": "Area (GeoJSON polygon)", "zh": "区域（GeoJSON 多边形）"},
                 {"en": f"A GeoJSON Polygon or MultiPolygon in `{self.crs}`; buildings whose "
@@ -400,12 +450,13 @@ either level and unit_id, or polygon / 请给出 level 与 unit_id，或 polygon
                        f"{self.level}/{self.unit_id}.",
                  "zh": f"{self.crs} 坐标系下的 GeoJSON Polygon 或 MultiPolygon；代表点落在其中的"
                        f"楼栋计入。与 {self.level}/{self.unit_id} 二选一。"},
-                _POLYGON_SCHEMA),
+                {**_POLYGON_SCHEMA, **form_hint("area", self.key, "polygon")}),
             self.crs: input_description(
                 {"en": "CRS of the polygon", "zh": "多边形坐标系"},
                 {"en": "EPSG code or URI, CRS84, gcj02 or bd09 (x/y order).",
                  "zh": "EPSG 编码或 URI、CRS84、gcj02 或 bd09（经度/纬度顺序）。"},
-                {"oneOf": _CRS_SCHEMA, "default": self.default_crs}),
+                {"oneOf": _CRS_SCHEMA, "default": self.default_crs,
+                 **form_hint("area", self.key, "crs")}),
         }
 
     def parse(self, raw: Mapping[str, Any]) -> Area:
@@ -488,7 +539,8 @@ class TimeWindowInput(Input):
         moment = {"type": "string",
                   "anyOf": [{"format": "date"}, {"format": "date-time"}]}
         schema = {"type": "object", "required": ["start", "end"], "additionalProperties": False,
-                  "properties": {"start": moment, "end": moment}}
+                  "properties": {"start": moment, "end": moment},
+                  **form_hint("time-window", self.name)}
         return {self.name: input_description(self.title, self.description, schema,
                                              required=self.required)}
 
@@ -538,7 +590,8 @@ class IdSetInput(Input):
     def describe(self) -> dict[str, dict[str, Any]]:
         schema = {"type": "array", "items": {"type": "integer", "minimum": 1},
                   "minItems": 1, "maxItems": self.max_items,
-                  "x-onemap-collection": self.collection}
+                  "x-onemap-collection": self.collection,
+                  **form_hint("id-set", self.name, collection=self.collection)}
         return {self.name: input_description(self.title, self.description, schema,
                                              required=self.required)}
 
@@ -581,7 +634,8 @@ class ScenarioInput(Input):
         return self.name
 
     def describe(self) -> dict[str, dict[str, Any]]:
-        schema = {"type": "string", "minLength": 1, "maxLength": 64}
+        schema = {"type": "string", "minLength": 1, "maxLength": 64,
+                  **form_hint("scenario", self.name, list="/scenarios")}
         return {self.name: input_description(self.title, self.description, schema,
                                              required=self.required)}
 
