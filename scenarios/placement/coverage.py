@@ -1,0 +1,270 @@
+"""Coverage models: maximal covering (MCLP) and set covering (LSCP)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any, Self
+
+import numpy as np
+
+from scenarios.placement._solver import Mip, MipResult, Reporter, columns, solve_mip
+from scenarios.placement.base import FacilityModel
+
+
+class CoverageModel(FacilityModel):
+    """Models over the coverage matrix: a client is covered within ``reach``."""
+
+    def __init__(self, *args: Any, reach: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reach = reach
+        self.cover = self.costs <= reach + 1e-9 * max(1.0, reach)
+
+    @property
+    def covered(self) -> np.ndarray:
+        """Per client: within the reach of an open site."""
+        return (self.cover & self.is_open[None, :]).any(axis=1)
+
+    @property
+    def percentage_covered(self) -> float:
+        """Share of clients (by count, as spopt's ``perc_cov``) covered, in %."""
+        return 100.0 * float(self.covered.mean())
+
+    @property
+    def covered_weight(self) -> float:
+        """Demand within the reach of an open site."""
+        return float(self.weights[self.covered].sum())
+
+
+class MCLP(CoverageModel):
+    """Maximal covering: open ``p`` sites so that most demand is within ``reach``.
+
+    ``objective`` is the covered weight (maximised; ``bound`` is an upper
+    bound); clients are assigned to their nearest open site, covered or not.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> costs = np.array([[1, 9, 9], [2, 9, 9], [9, 1, 9], [9, 9, 1]], dtype=float)
+    >>> m = MCLP.from_cost_matrix(costs, weights=[1, 1, 3, 1], p=2, reach=2).solve()
+    >>> m.sites, m.objective, m.percentage_covered
+    ([0, 1], 5.0, 75.0)
+    """
+
+    _sense = -1.0
+
+    @classmethod
+    def from_cost_matrix(cls, costs: Any, weights: Any = None, *, p: int, reach: float,
+                         fixed: Sequence[Hashable] | None = None,
+                         candidates: Sequence[Hashable] | None = None,
+                         site_ids: Sequence[Hashable] | None = None,
+                         client_ids: Sequence[Hashable] | None = None) -> Self:
+        """Build a maximal covering model.
+
+        Parameters
+        ----------
+        costs, weights, p, fixed, candidates, site_ids, client_ids
+            As for :meth:`PMedian.from_cost_matrix`.
+        reach : float
+            A client is covered by a site at a cost of at most ``reach``.
+
+        Returns
+        -------
+        MCLP
+
+        Raises
+        ------
+        PlacementInputError
+            As :meth:`PMedian.from_cost_matrix`, or a negative reach.
+        """
+        r = cls._check_reach(reach)
+        return cls(**cls._prepare(costs, weights, p, fixed, candidates, site_ids, client_ids),
+                   reach=r)
+
+    def _infeasible_reason(self) -> str | None:
+        return None  # an uncovered client is allowed
+
+    def _evaluate(self, is_open: np.ndarray) -> tuple[float, np.ndarray]:
+        _, assign = super()._evaluate(is_open)
+        covered = (self.cover & is_open[None, :]).any(axis=1)
+        return float(self.weights[covered].sum()), assign
+
+    def _heuristic(self) -> np.ndarray | None:
+        assert self.p is not None
+        cov = (self.cover & self.allowed[None, :]).astype(np.float64)
+        w = self.weights
+        is_open = np.zeros(cov.shape[1], dtype=bool)
+        is_open[self.fixed] = True
+        count = cov[:, is_open].sum(axis=1)
+        for _ in range(self.p - int(is_open.sum())):
+            gain = (w * (count == 0)) @ cov
+            gain[~self.allowed | is_open] = -1.0
+            j = int(np.argmax(gain))
+            is_open[j] = True
+            count += cov[:, j]
+        # interchange: drop one open site, add the best, while it improves
+        removable = is_open.copy()
+        removable[self.fixed] = False
+        improved = True
+        while improved:
+            improved = False
+            for r in np.flatnonzero(removable):
+                count_wo = count - cov[:, r]
+                loss = float(w[(count_wo == 0) & (count > 0)].sum())
+                gain = (w * (count_wo == 0)) @ cov
+                gain[~self.allowed | is_open] = -1.0
+                j = int(np.argmax(gain))
+                if gain[j] > loss + 1e-9:
+                    is_open[r], is_open[j] = False, True
+                    removable[r], removable[j] = False, True
+                    count = count_wo + cov[:, j]
+                    improved = True
+        return is_open
+
+    def _exact(self, start: np.ndarray | None, time_limit: float, reporter: Reporter,
+               mip_gap: float) -> MipResult:
+        assert self.p is not None
+        allowed_idx = np.flatnonzero(self.allowed)
+        ny = allowed_idx.size
+        cov = self.cover[:, allowed_idx]
+        active = np.flatnonzero((self.weights > 0) & cov.any(axis=1))
+        nz = active.size
+        ci, sj = np.nonzero(cov[active])
+        # rows: [0, nz) z_i - Σ_{j covers i} y_j <= 0; last: Σy = p
+        a = columns([
+            (np.arange(nz), ny + np.arange(nz), np.ones(nz)),
+            (ci, sj, -np.ones(ci.size)),
+            (np.full(ny, nz), np.arange(ny), np.ones(ny)),
+        ], (nz + 1, ny + nz))
+        lower = np.zeros(ny + nz)
+        lower[np.searchsorted(allowed_idx, self.fixed)] = 1.0
+        mip = Mip(
+            cost=np.r_[np.zeros(ny), -self.weights[active]],
+            lower=lower, upper=np.ones(ny + nz),
+            integer=np.r_[np.ones(ny, bool), np.zeros(nz, bool)],
+            matrix=a,
+            row_lower=np.r_[np.full(nz, -np.inf), self.p],
+            row_upper=np.r_[np.zeros(nz), self.p],
+        )
+        x0 = None
+        if start is not None:
+            covered = (cov[active] & start[allowed_idx][None, :]).any(axis=1)
+            x0 = np.r_[start[allowed_idx].astype(float), covered.astype(float)]
+        res = solve_mip(mip, x0, time_limit, reporter, mip_gap)
+        flip = (lambda v: None if v is None else -v)  # noqa: E731
+        return MipResult(res.status, res.x, flip(res.objective), flip(res.bound))
+
+
+def set_cover_mip(cover: np.ndarray, allowed_idx: np.ndarray, fixed_pos: np.ndarray,
+                   max_sites: int | None) -> Mip:
+    """min Σy s.t. every row of ``cover`` (clients × allowed sites) has an open site."""
+    n, ny = cover.shape
+    ci, sj = np.nonzero(cover)
+    blocks = [(ci, sj, np.ones(ci.size))]
+    row_lower, row_upper = [np.ones(n)], [np.full(n, np.inf)]
+    if max_sites is not None:
+        blocks.append((np.full(ny, n), np.arange(ny), np.ones(ny)))
+        row_lower.append(np.array([-np.inf]))
+        row_upper.append(np.array([float(max_sites)]))
+    lower = np.zeros(ny)
+    lower[fixed_pos] = 1.0
+    return Mip(cost=np.ones(ny), lower=lower, upper=np.ones(ny), integer=np.ones(ny, bool),
+                matrix=columns(blocks, (n + (max_sites is not None), ny)),
+                row_lower=np.concatenate(row_lower), row_upper=np.concatenate(row_upper))
+
+
+def greedy_cover(cover: np.ndarray, allowed: np.ndarray, fixed: np.ndarray,
+                  limit: int | None = None) -> np.ndarray | None:
+    """Greedy set cover, then drop redundant non-fixed sites; None if it cannot cover."""
+    c = cover & allowed[None, :]
+    is_open = np.zeros(c.shape[1], dtype=bool)
+    is_open[fixed] = True
+    count = c[:, is_open].sum(axis=1)
+    cf = c.astype(np.float64)
+    while (count == 0).any():
+        gain = (count == 0).astype(np.float64) @ cf
+        gain[is_open] = 0
+        j = int(np.argmax(gain))
+        if gain[j] <= 0 or (limit is not None and is_open.sum() >= limit):
+            return None
+        is_open[j] = True
+        count += c[:, j]
+    fixed_mask = np.zeros_like(is_open)
+    fixed_mask[fixed] = True
+    for k in np.flatnonzero(is_open & ~fixed_mask):
+        if (count[c[:, k]] > 1).all():
+            is_open[k] = False
+            count -= c[:, k]
+    return is_open
+
+
+class LSCP(CoverageModel):
+    """Set covering: the fewest sites so that every client is within ``reach``.
+
+    ``objective`` is the number of open sites (fixed ones included). A client
+    no candidate reaches makes it infeasible, and ``message`` names it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> costs = np.array([[1, 5, 9], [5, 1, 5], [9, 5, 1]], dtype=float)
+    >>> LSCP.from_cost_matrix(costs, reach=5).solve().sites
+    [1]
+    >>> m = LSCP.from_cost_matrix(costs, reach=1, candidates=[0, 1]).solve()
+    >>> m.status, m.message
+    ('infeasible', 'clients 2 are beyond reach 1 of every candidate site')
+    """
+
+    _takes_p = False
+
+    @classmethod
+    def from_cost_matrix(cls, costs: Any, weights: Any = None, *, reach: float,
+                         fixed: Sequence[Hashable] | None = None,
+                         candidates: Sequence[Hashable] | None = None,
+                         site_ids: Sequence[Hashable] | None = None,
+                         client_ids: Sequence[Hashable] | None = None) -> Self:
+        """Build a set covering model.
+
+        Parameters
+        ----------
+        costs, weights, fixed, candidates, site_ids, client_ids
+            As for :meth:`PMedian.from_cost_matrix`; clients of weight 0 need
+            no cover.
+        reach : float
+            Every client must have an open site at a cost of at most ``reach``.
+
+        Returns
+        -------
+        LSCP
+
+        Raises
+        ------
+        PlacementInputError
+            As :meth:`PMedian.from_cost_matrix`, or a negative reach.
+        """
+        r = cls._check_reach(reach)
+        return cls(**cls._prepare(costs, weights, None, fixed, candidates, site_ids,
+                                  client_ids), reach=r)
+
+    def _infeasible_reason(self) -> str | None:
+        bad = np.flatnonzero((self.weights > 0) & ~(self.cover & self.allowed).any(axis=1))
+        if bad.size:
+            return (f"clients {self._client_names(bad)} are beyond reach {self.reach:g} "
+                    "of every candidate site")
+        return None
+
+    def _evaluate(self, is_open: np.ndarray) -> tuple[float, np.ndarray]:
+        _, assign = super()._evaluate(is_open)
+        return float(is_open.sum()), assign
+
+    def _heuristic(self) -> np.ndarray | None:
+        need = self.weights > 0
+        return greedy_cover(self.cover[need], self.allowed, self.fixed)
+
+    def _exact(self, start: np.ndarray | None, time_limit: float, reporter: Reporter,
+               mip_gap: float) -> MipResult:
+        allowed_idx = np.flatnonzero(self.allowed)
+        need = self.weights > 0
+        mip = set_cover_mip(self.cover[np.ix_(need, allowed_idx)], allowed_idx,
+                             np.searchsorted(allowed_idx, self.fixed), None)
+        x0 = None if start is None else start[allowed_idx].astype(float)
+        return solve_mip(mip, x0, time_limit, reporter, mip_gap)

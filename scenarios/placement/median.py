@@ -1,0 +1,412 @@
+"""p-median and capacitated p-median: least total weighted distance."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from scenarios.placement._solver import TOL, Mip, MipResult, Reporter, columns, solve_mip
+from scenarios.placement.base import FacilityModel, bad
+
+
+def _greedy_median(d: np.ndarray, w: np.ndarray, allowed: np.ndarray, fixed: np.ndarray,
+                   p: int) -> np.ndarray:
+    """Greedy add: open the site that lowers the weighted distance most, p times."""
+    m = d.shape[1]
+    is_open = np.zeros(m, dtype=bool)
+    is_open[fixed] = True
+    big = np.where(np.isfinite(d), d, 0.0).max() * 4 + 1.0
+    dd = np.where(np.isfinite(d), d, big)
+    near = dd[:, is_open].min(axis=1) if is_open.any() else np.full(d.shape[0], big * 2)
+    for _ in range(p - int(is_open.sum())):
+        totals = w @ np.minimum(near[:, None], dd)
+        totals[~allowed | is_open] = np.inf
+        j = int(np.argmin(totals))
+        is_open[j] = True
+        near = np.minimum(near, dd[:, j])
+    return is_open
+
+
+def _interchange(d: np.ndarray, w: np.ndarray, is_open: np.ndarray, allowed: np.ndarray,
+                 fixed: np.ndarray, max_rounds: int = 10_000) -> np.ndarray:
+    """Best-improvement vertex substitution (Teitz–Bart), vectorised per round.
+
+    The delta of swapping site ``j`` in for open ``r`` is
+    ``-gain[j] + M[j, r]``, where ``gain[j]`` is what adding ``j`` saves and
+    ``M[j, r] = Σ_{i served by r} w_i (clip(d_ij, d1_i, d2_i) - d1_i)`` what
+    losing ``r`` costs given ``j`` — one matrix product per round.
+    """
+    is_open = is_open.copy()
+    big = np.where(np.isfinite(d), d, 0.0).max() * 4 + 1.0
+    dd = np.where(np.isfinite(d), d, big)
+    removable = is_open.copy()
+    removable[fixed] = False
+    if not removable.any():
+        return is_open
+    n = dd.shape[0]
+    rows = np.arange(n)
+    for _ in range(max_rounds):
+        open_idx = np.flatnonzero(is_open)
+        sub = dd[:, open_idx]
+        if open_idx.size > 1:
+            part = np.argpartition(sub, 1, axis=1)[:, :2]
+            a, b = sub[rows, part[:, 0]], sub[rows, part[:, 1]]
+            first = np.where(a <= b, part[:, 0], part[:, 1])
+            d1, d2 = np.minimum(a, b), np.maximum(a, b)
+        else:
+            first = np.zeros(n, dtype=np.int64)
+            d1, d2 = sub[:, 0], np.full(n, big * 2)
+        gain = w @ np.maximum(d1[:, None] - dd, 0.0)
+        t = w[:, None] * (np.clip(dd, d1[:, None], d2[:, None]) - d1[:, None])
+        onehot = sp.csr_matrix((np.ones(n), (rows, first)), shape=(n, open_idx.size))
+        m_jr = np.asarray((onehot.T @ t).T)  # sites × open
+        delta = m_jr - gain[:, None]
+        delta[~allowed | is_open, :] = np.inf
+        delta[:, ~removable[open_idx]] = np.inf
+        k = int(np.argmin(delta))
+        j, r = divmod(k, open_idx.size)
+        if delta[j, r] >= -1e-9 * max(1.0, float(w @ d1)):
+            break
+        is_open[j] = True
+        is_open[open_idx[r]] = False
+        removable[j] = True
+        removable[open_idx[r]] = False
+    return is_open
+
+
+class PMedian(FacilityModel):
+    """p-median: open ``p`` sites so that the total weighted distance is least.
+
+    Build with :meth:`from_cost_matrix` or :meth:`from_geodataframe`; after
+    :meth:`solve`, ``objective`` is Σ weight × distance to the assigned site
+    and ``mean_distance`` its weighted mean (spopt's ``mean_dist``).
+
+    The exact model is the classic one with assignment variables only for
+    useful pairs: since ``p`` sites open, a client's nearest open site is
+    among its ``(candidates - p + 1)`` nearest (and no farther than its
+    nearest fixed site), so farther pairs are never needed and left out.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> costs = np.array([[0, 5, 9], [5, 0, 4], [9, 4, 0]], dtype=float)
+    >>> m = PMedian.from_cost_matrix(costs, weights=[1, 1, 5], p=1).solve()
+    >>> m.sites, m.objective, round(m.mean_distance, 3)
+    ([2], 13.0, 1.857)
+
+    Keep site 0 and add one ("add k"):
+
+    >>> PMedian.from_cost_matrix(costs, weights=[1, 1, 5], p=2, fixed=[0]).solve().sites
+    [0, 2]
+    """
+
+    #: Leave out assignment pairs that can never be needed (see the class notes).
+    reduce_pairs: bool = True
+
+    @classmethod
+    def from_cost_matrix(cls, costs: Any, weights: Any = None, *, p: int,
+                         fixed: Sequence[Hashable] | None = None,
+                         candidates: Sequence[Hashable] | None = None,
+                         site_ids: Sequence[Hashable] | None = None,
+                         client_ids: Sequence[Hashable] | None = None) -> Self:
+        """Build a p-median model from a clients × sites cost matrix.
+
+        Parameters
+        ----------
+        costs : array_like, shape (clients, sites)
+            Distance or cost from each client to each site; ``np.inf`` where a
+            site cannot be reached.
+        weights : array_like, optional
+            Demand per client (1 each by default).
+        p : int
+            Number of open sites in all, the fixed ones included.
+        fixed : sequence, optional
+            Ids of sites that must stay open (existing ones).
+        candidates : sequence, optional
+            Ids of sites that may open (every site by default; fixed ones always may).
+        site_ids, client_ids : sequence, optional
+            Ids for the columns and rows (their positions by default).
+
+        Returns
+        -------
+        PMedian
+
+        Raises
+        ------
+        PlacementInputError
+            (a ``ValueError``) naming the bad value: p out of range, no demand,
+            an unknown site id, a malformed matrix.
+        """
+        return cls(**cls._prepare(costs, weights, p, fixed, candidates, site_ids, client_ids))
+
+    @property
+    def mean_distance(self) -> float | None:
+        """Weighted mean distance from a client to its site."""
+        if self.objective is None:
+            return None
+        return self.objective / float(self.weights.sum())
+
+    def _heuristic(self) -> np.ndarray | None:
+        assert self.p is not None
+        start = _greedy_median(self.costs, self.weights, self.allowed, self.fixed, self.p)
+        return _interchange(self.costs, self.weights, start, self.allowed, self.fixed)
+
+    def _pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(client, allowed-site position) pairs that may carry an assignment."""
+        assert self.p is not None
+        active = np.flatnonzero(self.weights > 0)
+        d = self.costs[np.ix_(active, np.flatnonzero(self.allowed))]
+        keep = np.isfinite(d)
+        if self.reduce_pairs:
+            n_allowed = d.shape[1]
+            k = n_allowed - self.p  # 0-based rank of the (n_allowed - p + 1)-th nearest
+            limit = np.partition(np.where(keep, d, np.inf), k, axis=1)[:, k]
+            if self.fixed.size:
+                pos = np.searchsorted(np.flatnonzero(self.allowed), self.fixed)
+                limit = np.minimum(limit, d[:, pos].min(axis=1))
+            keep &= d <= limit[:, None]
+        ci, sj = np.nonzero(keep)
+        return active[ci], sj
+
+    def _exact(self, start: np.ndarray | None, time_limit: float, reporter: Reporter,
+               mip_gap: float) -> MipResult:
+        assert self.p is not None
+        allowed_idx = np.flatnonzero(self.allowed)
+        ny = allowed_idx.size
+        ci, sj = self._pairs()
+        nx = ci.size
+        active = np.unique(ci)
+        row_of = np.full(self.costs.shape[0], -1)
+        row_of[active] = np.arange(active.size)
+        na = active.size
+        xcol = ny + np.arange(nx)
+        # rows: [0, na) assignment = 1; [na, na+nx) x - y <= 0; last: Σy = p
+        a = columns([
+            (row_of[ci], xcol, np.ones(nx)),
+            (na + np.arange(nx), xcol, np.ones(nx)),
+            (na + np.arange(nx), sj, -np.ones(nx)),
+            (np.full(ny, na + nx), np.arange(ny), np.ones(ny)),
+        ], (na + nx + 1, ny + nx))
+        lower = np.zeros(ny + nx)
+        lower[np.searchsorted(allowed_idx, self.fixed)] = 1.0
+        mip = Mip(
+            cost=np.concatenate([np.zeros(ny), self.weights[ci] * self.costs[ci, allowed_idx[sj]]]),
+            lower=lower, upper=np.ones(ny + nx),
+            integer=np.r_[np.ones(ny, bool), np.zeros(nx, bool)],
+            matrix=a,
+            row_lower=np.r_[np.ones(na), np.full(nx, -np.inf), self.p],
+            row_upper=np.r_[np.ones(na), np.zeros(nx), self.p],
+        )
+        x0 = None
+        if start is not None:
+            _, assign = self._evaluate(start)
+            x0 = np.r_[start[allowed_idx].astype(float),
+                       (allowed_idx[sj] == assign[ci]).astype(float)]
+            # a client tied between two open sites: keep one assignment only
+            seen = np.zeros(self.costs.shape[0], bool)
+            for k in np.flatnonzero(x0[ny:]):
+                if seen[ci[k]]:
+                    x0[ny + k] = 0.0
+                seen[ci[k]] = True
+        return solve_mip(mip, x0, time_limit, reporter, mip_gap)
+
+
+# ------------------------------------------------------------ capacitated p-median
+
+
+class CapacitatedPMedian(PMedian):
+    """Capacitated p-median: p-median where each site serves at most its capacity.
+
+    Every client is served whole by one site (single sourcing: a building's
+    refuse goes to one refuse building). Capacities that cannot serve the
+    demand give ``status == "infeasible"`` with a ``message`` saying why — no
+    exception.
+
+    With ``fill_fixed=True`` each fixed site must be used to exactly its
+    capacity (spopt's ``fulfill_predefined_fac``: a school that must take its
+    quota of students).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> costs = np.array([[1, 9], [2, 8], [3, 1]], dtype=float)
+    >>> m = CapacitatedPMedian.from_cost_matrix(costs, p=2, capacities=[2, 2]).solve()
+    >>> m.assignment, m.objective
+    ([0, 0, 1], 4.0)
+    >>> m = CapacitatedPMedian.from_cost_matrix(costs, p=2, capacities=[1, 1]).solve()
+    >>> m.status, m.message
+    ('infeasible', 'the 2 largest capacities (2) cannot serve the demand (3)')
+    """
+
+    reduce_pairs = False
+
+    def __init__(self, *args: Any, capacities: np.ndarray, fill_fixed: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.capacities = capacities
+        self.fill_fixed = fill_fixed
+        # the exact phase's assignment, used by _evaluate until the layout is set
+        self._assign_override: np.ndarray | None = None
+        self._cap_pairs: tuple[np.ndarray, np.ndarray, int] = (np.zeros(0, int),
+                                                                np.zeros(0, int), 0)
+
+    @classmethod
+    def from_cost_matrix(cls, costs: Any, weights: Any = None, *, p: int,  # type: ignore[override]
+                         capacities: Any, fixed: Sequence[Hashable] | None = None,
+                         candidates: Sequence[Hashable] | None = None,
+                         fill_fixed: bool = False,
+                         site_ids: Sequence[Hashable] | None = None,
+                         client_ids: Sequence[Hashable] | None = None) -> Self:
+        """Build a capacitated p-median model.
+
+        Parameters
+        ----------
+        costs, weights, p, fixed, candidates, site_ids, client_ids
+            As for :meth:`PMedian.from_cost_matrix`; weights are the demand
+            that uses capacity (households, kg/day).
+        capacities : array_like, shape (sites,)
+            What each site can serve, in the weights' unit.
+        fill_fixed : bool
+            Fixed sites must be filled to exactly their capacity.
+
+        Returns
+        -------
+        CapacitatedPMedian
+
+        Raises
+        ------
+        PlacementInputError
+            As :meth:`PMedian.from_cost_matrix`, or capacities of the wrong
+            length or negative.
+        """
+        kw = cls._prepare(costs, weights, p, fixed, candidates, site_ids, client_ids)
+        cap = np.asarray(capacities, dtype=np.float64).ravel()
+        m = kw["costs"].shape[1]
+        if cap.shape != (m,):
+            raise bad(f"capacities has {cap.size} values for {m} sites")
+        if np.isnan(cap).any() or (cap < 0).any():
+            raise bad("capacities must be non-negative")
+        return cls(**kw, capacities=cap, fill_fixed=bool(fill_fixed))
+
+    def _infeasible_reason(self) -> str | None:
+        reason = super()._infeasible_reason()
+        if reason is not None:
+            return reason
+        assert self.p is not None
+        demand = float(self.weights.sum())
+        fixed_cap = float(self.capacities[self.fixed].sum())
+        others = np.sort(self.capacities[self.allowed & ~np.isin(
+            np.arange(self.capacities.size), self.fixed)])[::-1]
+        best = fixed_cap + float(others[: self.p - self.fixed.size].sum())
+        if best < demand - 1e-9:
+            return (f"the {self.p} largest capacities ({best:g}) cannot serve "
+                    f"the demand ({demand:g})")
+        if self.fill_fixed and fixed_cap > demand + 1e-9:
+            return (f"the fixed sites' capacity ({fixed_cap:g}) is more than the "
+                    f"demand ({demand:g}), so they cannot be filled")
+        return None
+
+    def _infeasible_message(self) -> str:
+        return (f"no layout of {self.p} sites can serve every client within the "
+                "capacities (each client served whole by one site)")
+
+    def _evaluate(self, is_open: np.ndarray) -> tuple[float, np.ndarray]:
+        assign = self._assign_override
+        if assign is None:
+            assign = self._capacitated_assign(is_open)
+        if assign is None or (assign < 0).any():
+            return np.inf, np.full(self.costs.shape[0], -1)
+        return float(np.dot(self.weights, self.costs[np.arange(assign.size), assign])), assign
+
+    def _capacitated_assign(self, is_open: np.ndarray) -> np.ndarray | None:
+        """Greedy by regret: the client with most to lose picks first."""
+        open_idx = np.flatnonzero(is_open)
+        d = self.costs[:, open_idx]
+        left = self.capacities[open_idx].copy()
+        n = d.shape[0]
+        assign = np.full(n, -1)
+        srt = np.sort(d, axis=1)
+        regret = (srt[:, 1] - srt[:, 0]) if open_idx.size > 1 else srt[:, 0]
+        regret = np.where(np.isfinite(regret), regret, np.finfo(float).max)
+        for i in np.argsort(-regret * np.maximum(self.weights, TOL), kind="stable"):
+            ok = (left >= self.weights[i] - 1e-9) & np.isfinite(d[i])
+            if not ok.any():
+                return None
+            k = int(np.argmin(np.where(ok, d[i], np.inf)))
+            assign[i] = open_idx[k]
+            left[k] -= self.weights[i]
+        if self.fill_fixed:
+            used = np.bincount(assign, weights=self.weights, minlength=self.costs.shape[1])
+            if not np.allclose(used[self.fixed], self.capacities[self.fixed]):
+                return None
+        return assign
+
+    def _heuristic(self) -> np.ndarray | None:
+        self._assign_override = None
+        start = super()._heuristic()
+        if start is None or self._capacitated_assign(start) is None:
+            return None
+        return start
+
+    def _set_layout(self, is_open: np.ndarray) -> None:
+        super()._set_layout(is_open)
+        self._assign_override = None
+
+    def _layout_from(self, x: np.ndarray) -> np.ndarray:
+        is_open = super()._layout_from(x)
+        ci, sj, _ = self._cap_pairs
+        allowed_idx = np.flatnonzero(self.allowed)
+        ny = allowed_idx.size
+        chosen = x[ny:] > 0.5
+        assign = np.full(self.costs.shape[0], -1)
+        assign[ci[chosen]] = allowed_idx[sj[chosen]]
+        self._assign_override = assign
+        return is_open
+
+    def _exact(self, start: np.ndarray | None, time_limit: float, reporter: Reporter,
+               mip_gap: float) -> MipResult:
+        assert self.p is not None
+        allowed_idx = np.flatnonzero(self.allowed)
+        ny = allowed_idx.size
+        d = self.costs[:, allowed_idx]
+        ci, sj = np.nonzero(np.isfinite(d))
+        nx = ci.size
+        n = self.costs.shape[0]
+        self._cap_pairs = (ci, sj, nx)
+        xcol = ny + np.arange(nx)
+        w = self.weights
+        cap = self.capacities[allowed_idx]
+        # rows: [0,n) Σx = 1; [n, n+ny) Σ w x - cap y <= 0; [.., +nx) x - y <= 0; Σy = p
+        r_cap, r_link, r_p = n, n + ny, n + ny + nx
+        a = columns([
+            (ci, xcol, np.ones(nx)),
+            (r_cap + sj, xcol, w[ci]),
+            (r_cap + np.arange(ny), np.arange(ny), -cap),
+            (r_link + np.arange(nx), xcol, np.ones(nx)),
+            (r_link + np.arange(nx), sj, -np.ones(nx)),
+            (np.full(ny, r_p), np.arange(ny), np.ones(ny)),
+        ], (r_p + 1, ny + nx))
+        cap_lower = np.full(ny, -np.inf)
+        fixed_pos = np.searchsorted(allowed_idx, self.fixed)
+        if self.fill_fixed:
+            cap_lower[fixed_pos] = 0.0  # Σ w x - cap y >= 0 too: filled exactly
+        lower = np.zeros(ny + nx)
+        lower[fixed_pos] = 1.0
+        mip = Mip(
+            cost=np.r_[np.zeros(ny), w[ci] * d[ci, sj]],
+            lower=lower, upper=np.ones(ny + nx),
+            integer=np.ones(ny + nx, bool),
+            matrix=a,
+            row_lower=np.r_[np.ones(n), cap_lower, np.full(nx, -np.inf), self.p],
+            row_upper=np.r_[np.ones(n), np.zeros(ny), np.zeros(nx), self.p],
+        )
+        x0 = None
+        if start is not None:
+            assign = self._capacitated_assign(start)
+            if assign is not None:
+                x0 = np.r_[start[allowed_idx].astype(float),
+                           (allowed_idx[sj] == assign[ci]).astype(float)]
+        return solve_mip(mip, x0, time_limit, reporter, mip_gap)
