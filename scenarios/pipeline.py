@@ -71,6 +71,8 @@ Valve 2 need not be closed: beyond it, ``cd`` and ``d`` are cut off anyway
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,7 +81,7 @@ import numpy as np
 from scipy.sparse import coo_array, csr_array
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
-from spatial.network import Graph
+from spatial.network import Graph, GraphCache, pipe_graph
 
 #: Graph names (``pipe:<utility>``) whose network flows by gravity and has no valves.
 GRAVITY_UTILITIES = ("drainage",)
@@ -673,8 +675,9 @@ class PipeNetwork:
         sg = self._segments
         seg = sg.result
         # Distinct (valve, segment) pairs over the valve's bounding slots.
-        valve = np.concatenate([sg.b_valve, sg.b_valve])
-        segs = np.concatenate([sg.a[sg.b_slot], sg.b[sg.b_slot]])
+        per_valve = np.repeat(np.arange(self.n_valves), np.diff(sg.valve_ptr))
+        valve = np.concatenate([per_valve, per_valve])
+        segs = np.concatenate([sg.a[sg.valve_slots], sg.b[sg.valve_slots]])
         pairs = np.unique(np.column_stack([valve, segs]), axis=0) if len(valve) \
             else np.empty((0, 2), np.int64)
         nv = self.n_valves
@@ -772,7 +775,15 @@ class PipeNetwork:
 
 @dataclass(eq=False)
 class _SegmentGraph:
-    """Segments, and the slots that bound them (the segment graph's edges)."""
+    """Segments, the slots that bound them (the segment graph's edges), and a
+    breadth-first tree of the fed segments from the sources.
+
+    One incident touches little of a large network, so nothing here scans
+    every segment per incident: a segment outside the section keeps its
+    supply when its tree path from the sources avoids the section and the
+    shut slots; only the subtrees hanging below those (usually a few hundred
+    segments) are re-examined, by connected components on that part alone.
+    """
 
     net: PipeNetwork
     result: ValveSegments
@@ -780,11 +791,21 @@ class _SegmentGraph:
     b: np.ndarray  # per bounding slot: the node's segment
     slot_ptr: np.ndarray  # bounding slot -> covering valves (CSR)
     slot_valves: np.ndarray
-    b_slot: np.ndarray  # (bounding slot, valve) rows: slot
-    b_valve: np.ndarray  # … and valve
+    valve_ptr: np.ndarray  # valve -> bounding slots (CSR)
+    valve_slots: np.ndarray
     normally_closed: np.ndarray  # per bounding slot
-    source_seg: np.ndarray
+    adj_ptr: np.ndarray  # segment -> (neighbour, slot) (CSR, both directions)
+    adj_nbr: np.ndarray
+    adj_slot: np.ndarray
+    seg_link_ptr: np.ndarray  # segment -> links (CSR)
+    seg_links: np.ndarray
+    seg_node_ptr: np.ndarray  # segment -> nodes (CSR)
+    seg_nodes: np.ndarray
     fed_normal: np.ndarray  # per segment
+    parent_slot: np.ndarray  # tree edge into each fed segment (-1 at the sources)
+    pre: np.ndarray  # preorder position in the tree (-1: not fed)
+    subtree: np.ndarray  # subtree size
+    by_pre: np.ndarray  # segment at each preorder position
 
     @classmethod
     def build(cls, net: PipeNetwork) -> _SegmentGraph:
@@ -795,10 +816,8 @@ class _SegmentGraph:
         # Elements: nodes 0..n-1, links n..n+m-1; joined at every uncovered slot.
         ends = np.column_stack([net.start, net.end]).ravel()
         open_slot = np.flatnonzero(~cut)
-        rows = n + open_slot // 2
-        cols = ends[open_slot]
-        graph = coo_array((np.ones(len(rows), np.int8), (rows, cols)),
-                          shape=(n + m, n + m)).tocsr()
+        graph = coo_array((np.ones(len(open_slot), np.int8),
+                           (n + open_slot // 2, ends[open_slot])), shape=(n + m, n + m)).tocsr()
         count, labels = connected_components(graph, directed=False)
         node_seg, link_seg = labels[:n].astype(np.int64), labels[n:].astype(np.int64)
         n_nodes = np.bincount(node_seg, minlength=count)
@@ -811,8 +830,7 @@ class _SegmentGraph:
         bounding = a_all != b_all
         new_id = np.cumsum(bounding) - 1
         sel = bounding[inverse]
-        b_slot = new_id[inverse[sel]]
-        b_valve = net.slot_valve[sel]
+        b_slot, b_valve = new_id[inverse[sel]], net.slot_valve[sel]
         order = np.lexsort((b_valve, b_slot))
         b_slot, b_valve = b_slot[order], b_valve[order]
         nb = int(bounding.sum())
@@ -820,42 +838,89 @@ class _SegmentGraph:
         slot_ptr = np.searchsorted(b_slot, np.arange(nb + 1))
         nc = np.zeros(nb, bool)
         np.logical_or.at(nc, b_slot, net.closed[b_valve])
+        by_valve = np.lexsort((b_slot, b_valve))
+        valve_ptr = np.searchsorted(b_valve[by_valve], np.arange(net.n_valves + 1))
         # Bounding valves per segment (distinct, valve order).
         pv = np.unique(np.column_stack([np.concatenate([a[b_slot], b[b_slot]]),
                                         np.concatenate([b_valve, b_valve])]), axis=0) \
             if len(b_slot) else np.empty((0, 2), np.int64)
-        valve_ptr = np.searchsorted(pv[:, 0], np.arange(count + 1))
-        result = ValveSegments(node_seg, link_seg, n_nodes, n_links, seg_len, valve_ptr,
+        result = ValveSegments(node_seg, link_seg, n_nodes, n_links, seg_len,
+                               np.searchsorted(pv[:, 0], np.arange(count + 1)),
                                pv[:, 1].copy(), net.valve_ids)
-        source_seg = np.unique(node_seg[net.sources])
-        self = cls(net, result, a, b, slot_ptr, b_valve, b_slot, b_valve, nc, source_seg,
-                   np.zeros(count, bool))
-        self.fed_normal = self._fed(np.zeros(count, bool), nc)
+        rows, nbr = np.concatenate([a, b]), np.concatenate([b, a])
+        slot = np.concatenate([np.arange(nb), np.arange(nb)])
+        adj = np.lexsort((nbr, rows))
+        lo = np.argsort(link_seg, kind="stable")
+        no = np.argsort(node_seg, kind="stable")
+        grid = np.arange(count + 1)
+        self = cls(net, result, a, b, slot_ptr, b_valve, valve_ptr, b_slot[by_valve], nc,
+                   np.searchsorted(rows[adj], grid), nbr[adj], slot[adj],
+                   np.searchsorted(link_seg[lo], grid), lo, np.searchsorted(node_seg[no], grid),
+                   no, *_tree(count, a, b, nc, node_seg[net.sources]))
         return self
 
     @property
     def n_segments(self) -> int:
         return self.result.n_segments
 
-    def _fed(self, removed: np.ndarray, cut: np.ndarray) -> np.ndarray:
-        """Segments connected to a source segment, with ``removed`` segments taken out
-        and ``cut`` bounding slots closed."""
-        s = self.n_segments
-        ok = ~cut & ~removed[self.a] & ~removed[self.b]
-        g = coo_array((np.ones(int(ok.sum()), np.int8), (self.a[ok], self.b[ok])),
-                      shape=(s, s)).tocsr()
-        _, labels = connected_components(g, directed=False)
-        src = self.source_seg[~removed[self.source_seg]]
-        fed_label = np.zeros(s, bool)
-        fed_label[labels[src]] = True
-        return fed_label[labels] & ~removed
+    def _around(self, segs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(segment, neighbour, slot) for every bounding slot of ``segs``."""
+        lo, hi = self.adj_ptr[segs], self.adj_ptr[segs + 1]
+        rows = _ranges(lo, hi - lo)
+        return np.repeat(segs, hi - lo), self.adj_nbr[rows], self.adj_slot[rows]
 
     def _valves_of(self, slots: np.ndarray) -> np.ndarray:
         """Covering valves of bounding slots (concatenated, with repeats)."""
-        if not len(slots):
-            return _EMPTY
         lo, hi = self.slot_ptr[slots], self.slot_ptr[slots + 1]
         return self.slot_valves[_ranges(lo, hi - lo)]
+
+    def _slots_of(self, valves: np.ndarray) -> np.ndarray:
+        """Bounding slots of valves (concatenated)."""
+        lo, hi = self.valve_ptr[valves], self.valve_ptr[valves + 1]
+        return self.valve_slots[_ranges(lo, hi - lo)]
+
+    def _lost(self, in_r: np.ndarray, r_segs: np.ndarray,
+              shut_slots: np.ndarray = _EMPTY) -> np.ndarray:
+        """Segments fed normally that lose every path to a source once the section
+        ``r_segs`` is out and ``shut_slots`` are closed (besides the normally closed)."""
+        s = self.n_segments
+        # In doubt: what hangs below the section or a shut tree edge in the tree.
+        roots = [r_segs[self.pre[r_segs] >= 0]]
+        if len(shut_slots):
+            ea, eb = self.a[shut_slots], self.b[shut_slots]
+            roots += [ea[self.parent_slot[ea] == shut_slots],
+                      eb[self.parent_slot[eb] == shut_slots]]
+        top = np.concatenate(roots)
+        lost = np.zeros(s, bool)
+        if not len(top):
+            return lost
+        start, size = self.pre[top], self.subtree[top]
+        order = np.argsort(start)
+        start, end = start[order], start[order] + size[order]
+        # Merge nested intervals (subtrees nest or are disjoint).
+        keep = end > np.concatenate([[-1], np.maximum.accumulate(end)[:-1]])
+        start, end = start[keep], end[keep]
+        doubt = self.by_pre[_ranges(start, end - start)]
+        doubt = doubt[~in_r[doubt]]
+        if not len(doubt):
+            return lost
+        cut = np.zeros(len(self.a), bool)
+        cut[shut_slots] = True
+        seg, nbr, slot = self._around(doubt)
+        ok = ~self.normally_closed[slot] & ~cut[slot] & ~in_r[nbr]
+        seg, nbr = seg[ok], nbr[ok]
+        local = np.full(s, -1, np.int64)
+        local[doubt] = np.arange(len(doubt))
+        inner = local[nbr] >= 0
+        k = len(doubt)
+        g = coo_array((np.ones(int(inner.sum()), np.int8), (local[seg[inner]], local[nbr[inner]])),
+                      shape=(k, k)).tocsr()
+        _, labels = connected_components(g, directed=False)
+        # A neighbour outside the doubt is fed: its tree path avoids the section.
+        fed_label = np.zeros(k, bool)
+        fed_label[labels[local[seg[~inner]]]] = True
+        lost[doubt[~fed_label[labels]]] = True
+        return lost
 
     def _plan(self, f: int, usable: np.ndarray) -> _Plan:
         """Grow the section from the failed link's segment until every needed slot
@@ -867,77 +932,84 @@ class _SegmentGraph:
         seg_f = int(self.result.link_segment[f])
         in_r[seg_f] = True
         ring_of[seg_f] = 0
-        first_ring = np.full(len(self.a), -1, np.int64)
+        r_segs = np.array([seg_f], np.int64)
+        first_ring: dict[int, int] = {}
         failed_seen = np.zeros(net.n_valves, bool)
         failed_order: list[int] = []
         failed_ring: list[int] = []
         ring = 0
-        slot_usable = np.zeros(len(self.a), bool)
-        if len(self.b_slot):
-            np.logical_or.at(slot_usable, self.b_slot, usable[self.b_valve])
         while True:
-            ra, rb = in_r[self.a], in_r[self.b]
-            boundary = ra != rb
-            first_ring[boundary & (first_ring < 0)] = ring
-            outer = np.where(ra, self.b, self.a)
-            fed = self._fed(in_r, self.normally_closed)
-            needed = boundary & fed[outer] & ~self.normally_closed
-            failing = np.flatnonzero(needed & ~slot_usable)
-            if not len(failing):
+            _, outer, slot = self._around(r_segs)
+            out = ~in_r[outer]
+            outer, slot = outer[out], slot[out]
+            for j in slot.tolist():
+                first_ring.setdefault(j, ring)
+            lost = self._lost(in_r, r_segs)
+            needed = (self.fed_normal[outer] & ~lost[outer]
+                      & ~self.normally_closed[slot])
+            need_slot, need_outer = slot[needed], outer[needed]
+            lo, hi = self.slot_ptr[need_slot], self.slot_ptr[need_slot + 1]
+            cover = usable[self.slot_valves[_ranges(lo, hi - lo)]]
+            can = np.zeros(len(need_slot), bool)
+            np.logical_or.at(can, np.repeat(np.arange(len(need_slot)), hi - lo), cover)
+            failing = ~can
+            if not failing.any():
                 break
-            bad = np.unique(self._valves_of(failing))
+            bad = np.unique(self._valves_of(need_slot[failing]))
             new = bad[~failed_seen[bad]]
             if len(new):
                 ring += 1
                 failed_seen[new] = True
                 failed_order.extend(new.tolist())
                 failed_ring.extend([ring] * len(new))
-            grow = outer[failing]
-            grow = grow[~in_r[grow]]
+            grow = np.unique(need_outer[failing])
             in_r[grow] = True
             ring_of[grow] = ring
-        return _Plan(in_r, ring_of, boundary, needed, first_ring, outer,
+            r_segs = np.concatenate([r_segs, grow])
+        return _Plan(in_r, r_segs, ring_of, slot, need_slot, first_ring,
                      np.array(failed_order, np.int64), np.array(failed_ring, np.int64), ring)
 
-    def _choose(self, plan: _Plan, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One usable valve per needed slot (the lowest index), then without the
-        valves another one's closing made redundant; (valves, their rings)."""
+    def _choose(self, plan: _Plan, usable: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One usable valve per needed slot (the lowest index), without the valves
+        another one's closing made redundant; (valves, their rings, segments lost)."""
         net = self.net
         ring_of_valve: dict[int, int] = {}
-        for j in np.flatnonzero(plan.needed).tolist():
+        for j in plan.needed.tolist():
             cand = self.slot_valves[self.slot_ptr[j]:self.slot_ptr[j + 1]]
             pick = [v for v in cand.tolist() if usable[v] and not net.closed[v]]
             if not pick:  # pragma: no cover - _plan grows until none remain
                 continue
-            r = int(plan.first_ring[j])
+            r = plan.first_ring[j]
             ring_of_valve[pick[0]] = min(ring_of_valve.get(pick[0], r), r)
         chosen = sorted(ring_of_valve, key=lambda v: (ring_of_valve[v], v))
         # A valve covering several slots (at a junction) cuts more than the
         # boundary: with it shut, another chosen valve's far side may have lost
         # its supply, so that valve is not needed. Opening one valve v alone
-        # merges the components around its slots with the section, so v is
-        # needed when one of them is fed with every chosen valve shut.
-        while chosen:
-            shut = np.zeros(net.n_valves, bool)
-            shut[chosen] = True
-            fed = self._fed(plan.in_r, self._slots_shut(shut))
-            sel = shut[self.b_valve]
-            v_rows, j_rows = self.b_valve[sel], self.b_slot[sel]
-            around = np.zeros(net.n_valves, bool)
-            np.logical_or.at(around, v_rows, fed[self.a[j_rows]] | fed[self.b[j_rows]])
-            spare = [v for v in chosen if not around[v]]
-            if not spare:
+        # joins the segments around its slots to the section, so v is needed
+        # when one of them is still fed with every chosen valve shut.
+        while True:
+            arr = np.array(chosen, np.int64)
+            shut = self._slots_of(arr)
+            lost = self._lost(plan.in_r, plan.r_segs, shut)
+            if not chosen:
                 break
-            chosen.remove(spare[-1])
-        return (np.array(chosen, np.int64),
-                np.array([ring_of_valve[v] for v in chosen], np.int64))
+            fed = self.fed_normal & ~lost & ~plan.in_r
+            lo, hi = self.valve_ptr[arr], self.valve_ptr[arr + 1]
+            around = np.zeros(len(arr), bool)
+            np.logical_or.at(around, np.repeat(np.arange(len(arr)), hi - lo),
+                             fed[self.a[shut]] | fed[self.b[shut]])
+            if around.all():
+                break
+            chosen.remove(int(arr[np.flatnonzero(~around)[-1]]))
+        return arr, np.array([ring_of_valve[v] for v in chosen], np.int64), lost
 
-    def _slots_shut(self, shut: np.ndarray) -> np.ndarray:
-        """Bounding slots cut: normally closed, or covered by a ``shut`` valve."""
-        cut = self.normally_closed.copy()
-        if len(self.b_slot):
-            np.logical_or.at(cut, self.b_slot, shut[self.b_valve])
-        return cut
+    def _elements(self, segs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Link and node indices of segments, ascending."""
+        lo, hi = self.seg_link_ptr[segs], self.seg_link_ptr[segs + 1]
+        links = np.sort(self.seg_links[_ranges(lo, hi - lo)])
+        lo, hi = self.seg_node_ptr[segs], self.seg_node_ptr[segs + 1]
+        return links, np.sort(self.seg_nodes[_ranges(lo, hi - lo)])
 
     def isolate(self, f: int, stuck: np.ndarray) -> Isolation:
         net = self.net
@@ -945,61 +1017,154 @@ class _SegmentGraph:
         usable[stuck] = False
         usable |= net.closed  # closed valves are boundaries whatever their state
         plan = self._plan(f, usable)
-        chosen, chosen_ring = self._choose(plan, usable)
+        chosen, chosen_ring, lost = self._choose(plan, usable)
         # Already closed on the boundary; open boundary valves left open.
-        bslots = np.flatnonzero(plan.boundary)
-        closed_b = np.unique(self._valves_of(bslots[self.normally_closed[bslots]]))
-        closed_b = closed_b[net.closed[closed_b]]
-        open_b = np.unique(self._valves_of(bslots[~self.normally_closed[bslots]]))
-        open_b = open_b[~np.isin(open_b, chosen) & ~net.closed[open_b]
-                        & ~np.isin(open_b, plan.failed)]
-        cut_off = self._cut_off(plan.in_r, chosen)
-        # The plan had every valve closed: what the fallback adds.
-        every = np.ones(net.n_valves, bool)
-        ideal = self._plan(f, every)
-        ideal_chosen, _ = self._choose(ideal, every)
-        ideal_lost = ideal.in_r | self._cut_off(ideal.in_r, ideal_chosen)
-        extra = (plan.in_r | cut_off) & ~ideal_lost
+        around = np.unique(self._valves_of(plan.boundary))
+        closed_b = around[net.closed[around]]
+        open_b = around[~net.closed[around] & ~np.isin(around, chosen)
+                        & ~np.isin(around, plan.failed)]
+        cut_off = np.flatnonzero(lost)
+        if plan.rings:  # what the plan would have lost had every valve closed
+            every = np.ones(net.n_valves, bool)
+            ideal = self._plan(f, every)
+            _, _, ideal_lost = self._choose(ideal, every)
+            ideal_lost[ideal.r_segs] = True
+            extra_l, extra_n = self._elements(np.flatnonzero(
+                ~ideal_lost & (lost | plan.in_r)))
+        else:
+            extra_l, extra_n = _EMPTY, _EMPTY
+        iso_l, iso_n = self._elements(plan.r_segs)
+        cut_l, cut_n = self._elements(cut_off)
         seg = self.result
-        iso_l = np.flatnonzero(plan.in_r[seg.link_segment])
-        iso_n = np.flatnonzero(plan.in_r[seg.node_segment])
-        cut_l = np.flatnonzero(cut_off[seg.link_segment])
-        cut_n = np.flatnonzero(cut_off[seg.node_segment])
-        ext_l = np.flatnonzero(extra[seg.link_segment])
-        ext_n = np.flatnonzero(extra[seg.node_segment])
         inside = net.sources[plan.in_r[seg.node_segment[net.sources]]]
         return Isolation(
-            failed_link=net.link_ids[f], valves=net.valve_ids[chosen],
-            valve_ring=chosen_ring,
+            failed_link=net.link_ids[f], valves=net.valve_ids[chosen], valve_ring=chosen_ring,
             already_closed=net.valve_ids[closed_b],
             failed_valves=net.valve_ids[plan.failed], failed_ring=plan.failed_ring,
             not_needed=net.valve_ids[open_b],
             isolated_links=net.link_ids[iso_l], isolated_nodes=net.node_ids[iso_n],
             link_ring=plan.ring_of[seg.link_segment[iso_l]],
             cut_off_links=net.link_ids[cut_l], cut_off_nodes=net.node_ids[cut_n],
-            extra_links=net.link_ids[ext_l], extra_nodes=net.node_ids[ext_n],
+            extra_links=net.link_ids[extra_l], extra_nodes=net.node_ids[extra_n],
             sources_inside=net.node_ids[inside], rings=plan.rings, isolated=not len(inside),
             isolated_link_index=iso_l, isolated_node_index=iso_n, cut_off_link_index=cut_l,
             cut_off_node_index=cut_n)
 
-    def _cut_off(self, in_r: np.ndarray, closed_valves: np.ndarray) -> np.ndarray:
-        """Segments fed normally and not after taking out the section and closing valves."""
-        shut = np.zeros(self.net.n_valves, bool)
-        shut[closed_valves] = True
-        return self.fed_normal & ~self._fed(in_r, self._slots_shut(shut)) & ~in_r
-
 
 @dataclass(frozen=True, eq=False)
 class _Plan:
-    in_r: np.ndarray
-    ring_of: np.ndarray
-    boundary: np.ndarray
-    needed: np.ndarray
-    first_ring: np.ndarray
-    outer: np.ndarray
+    in_r: np.ndarray  # per segment: in the section
+    r_segs: np.ndarray  # the section's segments
+    ring_of: np.ndarray  # per segment: ring it joined in (-1 outside)
+    boundary: np.ndarray  # bounding slots on the section's boundary
+    needed: np.ndarray  # … of those, the ones to close
+    first_ring: dict[int, int]  # slot -> ring it first bounded the section
     failed: np.ndarray
     failed_ring: np.ndarray
     rings: int
+
+
+def _tree(s: int, a: np.ndarray, b: np.ndarray, closed: np.ndarray, sources: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A breadth-first tree of the segment graph (normally closed slots shut)
+    from the source segments: (fed, parent slot, preorder, subtree size, segment
+    at each preorder position)."""
+    ok = np.flatnonzero(~closed)
+    src = np.unique(sources)
+    rows = np.concatenate([a[ok], b[ok], np.full(len(src), s)])
+    cols = np.concatenate([b[ok], a[ok], src])
+    g = coo_array((np.ones(len(rows), np.int8), (rows, cols)), shape=(s + 1, s + 1)).tocsr()
+    bfs, pred = breadth_first_order(g, s, directed=True, return_predecessors=True)
+    bfs = bfs[1:]  # without the super-source
+    fed = np.zeros(s, bool)
+    fed[bfs] = True
+    parent = pred[:s].astype(np.int64)
+    parent[~fed] = -1
+    # The slot of each tree edge: an open slot between the segment and its parent.
+    ea = np.concatenate([a[ok], b[ok]])
+    eb = np.concatenate([b[ok], a[ok]])
+    es = np.concatenate([ok, ok])
+    hit = (parent[ea] == eb) & (eb < s)
+    parent_slot = np.full(s, -1, np.int64)
+    parent_slot[ea[hit][::-1]] = es[hit][::-1]  # first such slot wins
+    parent[parent == s] = -1
+    # Subtree sizes (children before parents), then preorder positions
+    # (parents before children), one breadth-first level at a time.
+    depth = np.zeros(s, np.int64)
+    for v in bfs.tolist():
+        p = parent[v]
+        depth[v] = depth[p] + 1 if p >= 0 else 0
+    levels = [bfs[depth[bfs] == d] for d in range(int(depth[bfs].max()) + 1 if len(bfs) else 0)]
+    size = np.ones(s, np.int64)
+    for lev in reversed(levels[1:]):
+        np.add.at(size, parent[lev], size[lev])
+    pre = np.full(s, -1, np.int64)
+    if levels:
+        roots = levels[0]
+        pre[roots] = np.concatenate([[0], np.cumsum(size[roots])[:-1]])
+    for lev in levels[1:]:
+        order = lev[np.argsort(parent[lev], kind="stable")]
+        par = parent[order]
+        csum = np.cumsum(size[order])
+        first = np.ones(len(order), bool)
+        first[1:] = par[1:] != par[:-1]
+        group_start = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+        before = csum - size[order] - (csum[group_start] - size[order][group_start])
+        pre[order] = pre[par] + 1 + before
+    by_pre = np.empty(len(bfs), np.int64)
+    by_pre[pre[bfs]] = bfs
+    return fed, parent_slot, pre, size, by_pre
+
+
+# The database's networks ----------------------------------------------------------------
+
+#: Networks built from the latest graphs (one per graph object, a few kept).
+_NETWORKS: OrderedDict[int, tuple[Graph, PipeNetwork]] = OrderedDict()
+_NETWORKS_LOCK = threading.Lock()
+_NETWORKS_KEPT = 12
+
+
+def pipe_network(conn: Any, utility: str, *, cache: GraphCache | None = None) -> PipeNetwork:
+    """One utility's network from the database, built once per loaded graph.
+
+    The graph comes from :func:`spatial.network.pipe_graph` (cached per
+    process, dropped when the pipe tables change, read-permission checked on
+    ``conn``); the network and its segments are built on first use of that
+    graph and reused until the graph is replaced.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        The caller's connection.
+    utility : str
+        One of :data:`spatial.network.UTILITIES`.
+    cache : spatial.network.GraphCache, optional
+        Defaults to the process's graph cache.
+
+    Returns
+    -------
+    PipeNetwork
+
+    Raises
+    ------
+    ValueError
+        An unknown utility.
+    spatial.errors.PermissionDeniedError
+        The caller may not read the pipe tables.
+    """
+    graph = pipe_graph(conn, utility, cache=cache)
+    with _NETWORKS_LOCK:
+        hit = _NETWORKS.get(id(graph))
+        if hit is not None and hit[0] is graph:
+            _NETWORKS.move_to_end(id(graph))
+            return hit[1]
+    net = PipeNetwork.from_graph(graph)
+    net.valve_segments()  # the segment graph, built outside the lock
+    with _NETWORKS_LOCK:
+        _NETWORKS[id(graph)] = (graph, net)
+        while len(_NETWORKS) > _NETWORKS_KEPT:
+            _NETWORKS.popitem(last=False)
+    return net
 
 
 # Helpers -------------------------------------------------------------------------------
@@ -1066,4 +1231,5 @@ def _table(table: Any, names: Sequence[str], optional: int = 0) -> dict[str, lis
         else {c: [] for c in names[:required]}
 
 
-__all__ = ["GRAVITY_UTILITIES", "CriticalValves", "Isolation", "PipeNetwork", "ValveSegments"]
+__all__ = ["GRAVITY_UTILITIES", "CriticalValves", "Isolation", "PipeNetwork", "ValveSegments",
+           "pipe_network"]
