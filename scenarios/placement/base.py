@@ -44,6 +44,8 @@ class FacilityModel:
     _sense: ClassVar[float] = 1.0
     #: Whether the model takes ``p`` (LSCP does not).
     _takes_p: ClassVar[bool] = True
+    #: Seconds the heuristic's improvement steps may take (a greedy start is always made).
+    heuristic_budget: float = 0.8
 
     def __init__(self, costs: np.ndarray, weights: np.ndarray, *, p: int | None,
                  site_ids: Sequence[Hashable], client_ids: Sequence[Hashable],
@@ -72,6 +74,7 @@ class FacilityModel:
         self.heuristic_objective: float | None = None
         self.heuristic_time: float | None = None
         self.solve_time: float | None = None
+        self._deadline = np.inf
 
     # ---------------------------------------------------------------- building
     @classmethod
@@ -260,6 +263,7 @@ class FacilityModel:
             self._set_infeasible(reason, started)
             reporter.report("done", None, None, force=True)
             return self
+        self._deadline = started + self.heuristic_budget
         start = self._heuristic()
         self.heuristic_time = time.perf_counter() - started
         if start is not None:

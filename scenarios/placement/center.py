@@ -62,19 +62,27 @@ class PCenter(FacilityModel):
         is_open = np.zeros(d.shape[1], dtype=bool)
         is_open[self.fixed] = True
         near = d[:, is_open].min(axis=1) if is_open.any() else np.full(d.shape[0], np.inf)
+        closed = self.allowed & ~is_open
         for _ in range(self.p - int(is_open.sum())):
-            worst = np.minimum(near[:, None], d).max(axis=0)
-            worst[~self.allowed | is_open] = np.inf
-            j = int(np.argmin(worst))
-            is_open[j] = True
+            if time.perf_counter() < self._deadline:
+                # the site that makes the longest walk shortest
+                worst = np.minimum(near[:, None], d).max(axis=0)
+                worst[~closed] = np.inf
+                j = int(np.argmin(worst))
+            else:  # out of time: serve the worst-served client (Gonzalez)
+                far = int(np.argmax(near))
+                j = int(np.argmin(np.where(closed, d[far], np.inf)))
+            is_open[j], closed[j] = True, False
             near = np.minimum(near, d[:, j])
         removable = is_open.copy()
         removable[self.fixed] = False
         best = float(near.max())
         improved = True
-        while improved:
+        while improved and time.perf_counter() < self._deadline:
             improved = False
             for r in np.flatnonzero(removable):
+                if time.perf_counter() >= self._deadline:
+                    break
                 rest = is_open.copy()
                 rest[r] = False
                 base = d[:, rest].min(axis=1) if rest.any() else np.full(d.shape[0], np.inf)

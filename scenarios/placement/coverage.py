@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import time
 from collections.abc import Hashable, Sequence
 from typing import Any, Self
 
@@ -90,33 +92,42 @@ class MCLP(CoverageModel):
 
     def _heuristic(self) -> np.ndarray | None:
         assert self.p is not None
-        cov = (self.cover & self.allowed[None, :]).astype(np.float64)
-        w = self.weights
-        is_open = np.zeros(cov.shape[1], dtype=bool)
+        covt = np.ascontiguousarray((self.cover & self.allowed[None, :]).T, dtype=np.float32)
+        w = self.weights.astype(np.float32)
+        is_open = np.zeros(covt.shape[0], dtype=bool)
         is_open[self.fixed] = True
-        count = cov[:, is_open].sum(axis=1)
+        count = covt[is_open].sum(axis=0)
+        # lazy greedy: covered weight is submodular, stale gains are upper bounds
+        gains = covt @ (w * (count == 0))
+        heap = [(-float(gains[j]), int(j)) for j in np.flatnonzero(self.allowed & ~is_open)]
+        heapq.heapify(heap)
         for _ in range(self.p - int(is_open.sum())):
-            gain = (w * (count == 0)) @ cov
-            gain[~self.allowed | is_open] = -1.0
-            j = int(np.argmax(gain))
+            while True:
+                _, j = heapq.heappop(heap)
+                fresh = float(covt[j] @ (w * (count == 0)))
+                if not heap or fresh >= -heap[0][0]:
+                    break
+                heapq.heappush(heap, (-fresh, j))
             is_open[j] = True
-            count += cov[:, j]
+            count += covt[j]
         # interchange: drop one open site, add the best, while it improves
         removable = is_open.copy()
         removable[self.fixed] = False
         improved = True
-        while improved:
+        while improved and time.perf_counter() < self._deadline:
             improved = False
             for r in np.flatnonzero(removable):
-                count_wo = count - cov[:, r]
+                if time.perf_counter() >= self._deadline:
+                    break
+                count_wo = count - covt[r]
                 loss = float(w[(count_wo == 0) & (count > 0)].sum())
-                gain = (w * (count_wo == 0)) @ cov
+                gain = covt @ (w * (count_wo == 0))
                 gain[~self.allowed | is_open] = -1.0
                 j = int(np.argmax(gain))
-                if gain[j] > loss + 1e-9:
+                if gain[j] > loss + 1e-6 * max(1.0, loss):
                     is_open[r], is_open[j] = False, True
                     removable[r], removable[j] = False, True
-                    count = count_wo + cov[:, j]
+                    count = count_wo + covt[j]
                     improved = True
         return is_open
 
