@@ -55,6 +55,7 @@
       relogin: "重新登录", username: "用户名", password: "密码", signingIn: "登录中…",
       signIn: "登录", signInText: "登录后可查看您权限范围内的住户、居民和事件。", cancel: "取消",
       openEvents: "未办结事件", yes: "是", no: "否", beijing: "北京时间", here: "所在位置",
+      analysis: "分析",
     },
     en: {
       layers: "Layers", legend: "Legend", search: "Search address, building, room, alley",
@@ -75,6 +76,7 @@
       signIn: "Sign in", signInText: "Sign in to see the households, residents and events within your remit.",
       cancel: "Cancel",
       openEvents: "Open events", yes: "Yes", no: "No", beijing: "Beijing time", here: "Located in",
+      analysis: "Analysis",
     },
   };
 
@@ -95,7 +97,30 @@
     "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
 
   var HIGHLIGHT = "onemap-highlight"; // the GeoJSON source outlining the unit drilled into
+  // Sources of the analysis panel (its results and its inputs drawn on the map): not the
+  // theme's layers, so not in the switcher, the legend, the popups or the view statistics.
+  var ANALYSIS = /^onemap-analysis/;
   var maplibrePromise = null;
+  var analysisPromise = null;
+
+  function ownSource(id) { return id === HIGHLIGHT || ANALYSIS.test(id || ""); }
+
+  /* The analysis panel's module (web/widget/onemap-analysis.js), loaded on first use. */
+  function loadAnalysis(base) {
+    if (window.onemapAnalysis) return Promise.resolve(window.onemapAnalysis);
+    if (analysisPromise) return analysisPromise;
+    analysisPromise = new Promise(function (resolve, reject) {
+      var js = document.createElement("script");
+      js.src = base + "/widget/onemap-analysis.js";
+      js.onload = function () { resolve(window.onemapAnalysis); };
+      js.onerror = function () {
+        analysisPromise = null;
+        reject(new Error("the analysis panel could not be loaded from " + js.src));
+      };
+      document.head.appendChild(js);
+    });
+    return analysisPromise;
+  }
 
   function loadMapLibre(base) {
     if (window.maplibregl) return Promise.resolve(window.maplibregl);
@@ -685,7 +710,7 @@
 
   Widget.prototype._legendFromStyle = function () {
     return this.map.getStyle().layers.filter(function (l) {
-      return l.source && l.source !== HIGHLIGHT;
+      return l.source && !ownSource(l.source);
     }).map(function (l) {
       var paint = l.paint || {};
       var color = paint["fill-color"] || paint["line-color"] || paint["circle-color"] ||
@@ -713,7 +738,7 @@
     }
     var ownSwitch = this._ownSwitch;
     style.layers.forEach(function (l) {
-      if (!l.source || l.source === HIGHLIGHT) return;
+      if (!l.source || ownSource(l.source)) return;
       var key = ownSwitch[l.id] ? l.id : (l["source-layer"] || l.id);
       if (!seen[key]) {
         seen[key] = { key: key, layers: [] };
@@ -757,8 +782,10 @@
     // shown only while the widget has no credential (the public map)
     this.ui.signInBtn = el("button", { className: "onemap-btn", testid: "onemap-signin",
       onclick: function () { self.askSignIn(); } });
+    this.ui.analysisBtn = el("button", { className: "onemap-btn", testid: "onemap-analysis-toggle",
+      onclick: function () { self.toggleAnalysis(); } });
     this.ui.top = el("div", { className: "onemap-box onemap-top", testid: "onemap-search" },
-      [this.ui.searchInput, this.ui.langBtn, this.ui.signInBtn, this.ui.results]);
+      [this.ui.searchInput, this.ui.langBtn, this.ui.analysisBtn, this.ui.signInBtn, this.ui.results]);
     this.ui.switcherTitle = el("h4");
     this.ui.switcherList = el("div");
     this.ui.switcher = el("div", { testid: "onemap-layer-switcher" },
@@ -781,6 +808,7 @@
   Widget.prototype._renderLabels = function () {
     this.ui.searchInput.placeholder = this.t("search");
     this.ui.langBtn.textContent = this.t("lang");
+    this.ui.analysisBtn.textContent = this.t("analysis");
     this.ui.signInBtn.textContent = this.t("signIn");
     this.ui.signInBtn.style.display = this.token || this.apiKey ? "none" : "";
     this.ui.switcherTitle.textContent = this.t("layers");
@@ -808,6 +836,29 @@
     }
     if (this.panel) this._renderDrill();
     if (this.popupState) this._renderPopup();
+    if (this.analysis) this.analysis.relabel();
+  };
+
+  /* ---- the analysis panel (分析): web/widget/onemap-analysis.js ---- */
+
+  /* Open the analysis panel (its module loaded on first use); Promise of the panel
+   * (``.processes``, ``.choose(id)``, ``.run()``, ``.job``, ``.results``, ``.error``) once
+   * the processes are listed. */
+  Widget.prototype.openAnalysis = function () {
+    var self = this;
+    return Promise.all([this.ready, loadAnalysis(this.base)]).then(function (res) {
+      var Analysis = res[1];
+      if (!self.analysis) self.analysis = new Analysis(self, { el: el });
+      return self.analysis.open().then(function () { return self.analysis; });
+    });
+  };
+
+  Widget.prototype.toggleAnalysis = function () {
+    if (this.analysis && this.analysis.isOpen) {
+      this.analysis.close();
+      return Promise.resolve(this.analysis);
+    }
+    return this.openAnalysis();
   };
 
   Widget.prototype._renderSwitcher = function () {
@@ -1033,8 +1084,10 @@
   };
 
   Widget.prototype._onClick = function (e) {
+    // the analysis panel takes the click while the map is one of its inputs
+    if (this._clickHook && this._clickHook(e)) return;
     var feats = this.map.queryRenderedFeatures(e.point).filter(function (f) {
-      return f.source !== HIGHLIGHT && f.id != null && f.sourceLayer && !(f.properties && "count" in f.properties);
+      return !ownSource(f.source) && f.id != null && f.sourceLayer && !(f.properties && "count" in f.properties);
     });
     var where = [e.lngLat.lng, e.lngLat.lat];
     if (!feats.length) { this.showPlace(where); return; }
@@ -1547,7 +1600,7 @@
     // figures follow the switcher.
     var counts = {};
     this.map.queryRenderedFeatures().forEach(function (f) {
-      if (f.source === HIGHLIGHT) return;
+      if (ownSource(f.source)) return;
       var key = f.sourceLayer || f.layer.id;
       var p = f.properties || {};
       var n = typeof p.count === "number" ? p.count : 1;

@@ -1,0 +1,1068 @@
+/*
+ * onemap widget: the analysis panel (分析). Loaded by onemap-widget.js on first use
+ * (widget.openAnalysis()); plain ES5, no build step.
+ *
+ * The processes are the server's (GET /processes?lang=): the form of each is built from
+ * its description (GET /processes/{id}?lang=), input by input, with no code per process:
+ *   - the schema keyword "x-onemap-input" (scenarios/processes/inputs.py) groups the
+ *     inputs making one value and names the control: point (pick on the map), area (an
+ *     admin unit from a list, or a polygon drawn on the map), id-set (features picked on
+ *     the map from its collection, or ids typed), scenario (a list, GET /scenarios),
+ *     time-window, date;
+ *   - any other input by its schema: enum → select, number/integer → number field (its
+ *     minimum/maximum), boolean → checkbox, format date/date-time → date fields, other
+ *     strings → text, anything else → JSON.
+ * Coordinates go as the map has them, longitude/latitude: crs "CRS84".
+ *
+ * Run: POST /processes/{id}/execution ({inputs, response: "document"}) with
+ * "Prefer: respond-async" when the process allows it (jobControlOptions), then
+ * GET /jobs/{id} until it ends, showing the stage
+ * and the percentage; DELETE /jobs/{id} cancels. The results document
+ * (GET /jobs/{id}/results?f=json): the summary as a table, every feature output drawn
+ * from its tiles with its style and legend (GET /jobs/{id}/results/{output}/style).
+ * A refused input (400/404) shows the server's message next to the form and marks the
+ * inputs it names.
+ */
+(function () {
+  "use strict";
+
+  var PREFIX = "onemap-analysis"; // sources and layers of the panel (the widget skips them)
+  var INPUT_SOURCE = PREFIX + "-input";
+  var CRS = "CRS84"; // the map's coordinates: longitude, latitude
+  var ENDED = { successful: 1, failed: 1, dismissed: 1 };
+
+  var TEXT = {
+    zh: {
+      analysis: "分析", process: "分析功能", choose: "选择分析…", run: "运行", cancel: "取消",
+      close: "关闭", clear: "清除结果", pick: "在地图上选点", picking: "请点击地图…",
+      unit: "行政单元", polygon: "绘制多边形", draw: "开始绘制", finish: "完成",
+      drawing: "单击添加顶点，双击或点“完成”结束", vertices: "个顶点", redraw: "清除",
+      choosePick: "在地图上选择", ids: "id，逗号分隔", none: "（无）", start: "开始", end: "结束",
+      loading: "加载中…", results: "结果", legend: "图例", summary: "摘要", refused: "输入有误",
+      failed: "运行失败", dismissed: "已取消", successful: "已完成", accepted: "已提交",
+      running: "运行中", required: "必填", lonlat: "经纬度（CRS84）", features: "个要素",
+      noProcesses: "没有可用的分析", error: "出错", yes: "是", no: "否", items: "项",
+      street_office: "街道", community: "社区", grid: "网格", district: "区",
+      point: "位置", area: "区域", level: "级别", id: "编号", name: "名称", as_of: "统计日期",
+      tags: "标签", ambiguous: "边界附近", candidates: "候选", building: "最近楼栋",
+      household: "最近户室", reachable_km: "可达里程（公里）", edges: "道路段数", origins: "起点数",
+      distance_m: "距离（米）", mode: "方式", facilities: "设施", new_facilities: "新增设施",
+      capacity_total: "处理能力（吨/日）", closed_roads: "关闭道路", scenario: "情景",
+    },
+    en: {
+      analysis: "Analysis", process: "Analysis", choose: "Choose an analysis…", run: "Run",
+      cancel: "Cancel", close: "Close", clear: "Clear results", pick: "Pick on the map",
+      picking: "Click the map…", unit: "Admin unit", polygon: "Draw a polygon",
+      draw: "Start drawing", finish: "Finish",
+      drawing: "Click to add vertices; double-click or Finish to end", vertices: "vertices",
+      redraw: "Clear", choosePick: "Pick on the map", ids: "ids, comma-separated",
+      none: "(none)", start: "Start", end: "End", loading: "Loading…", results: "Results",
+      legend: "Legend", summary: "Summary", refused: "Invalid input", failed: "Failed",
+      dismissed: "Cancelled", successful: "Done", accepted: "Accepted", running: "Running",
+      required: "required", lonlat: "longitude/latitude (CRS84)", features: "features",
+      noProcesses: "No analyses available", error: "Error", yes: "Yes", no: "No", items: "items",
+      street_office: "Street office", community: "Community", grid: "Grid", district: "District",
+      point: "Location", area: "Area", level: "Level", id: "Id", name: "Name", as_of: "As of",
+      tags: "Tags", ambiguous: "Near a boundary", candidates: "Candidates",
+      building: "Nearest building", household: "Nearest household",
+      reachable_km: "Reachable (km)", edges: "Road edges", origins: "Origins",
+      distance_m: "Distance (m)", mode: "Mode", facilities: "Facilities",
+      new_facilities: "New facilities", capacity_total: "Capacity (t/day)",
+      closed_roads: "Closed roads", scenario: "Scenario",
+    },
+  };
+
+  function injectCss() {
+    if (document.getElementById("onemap-analysis-css")) return;
+    var s = document.createElement("style");
+    s.id = "onemap-analysis-css";
+    s.textContent = [
+      ".onemap-analysis{right:50px;top:8px;width:310px;max-height:calc(100% - 50px);z-index:4}",
+      ".onemap-root.onemap-analysing .onemap-right{right:370px}",
+      ".onemap-analysis select,.onemap-analysis input[type=number],.onemap-analysis input[type=text],",
+      ".onemap-analysis input[type=date],.onemap-analysis input[type=datetime-local],.onemap-analysis textarea",
+      "{box-sizing:border-box;width:100%;padding:3px;margin:1px 0}",
+      ".onemap-field{margin:6px 0;padding:4px;border:1px solid #e4e4e4;border-radius:4px}",
+      ".onemap-field>label{display:block;font-weight:600;font-size:12px}",
+      ".onemap-field.onemap-invalid{border-color:#c33;background:#fff4f4}",
+      ".onemap-field-error,.onemap-analysis-error{color:#a33;font-size:12px;white-space:pre-wrap}",
+      ".onemap-hint{color:#666;font-size:11px}",
+      ".onemap-pair{display:flex;gap:4px}.onemap-pair>*{flex:1}",
+      ".onemap-analysis progress{width:100%}",
+      ".onemap-ramp{display:inline-block;width:60px;height:10px;margin-right:6px;vertical-align:middle;border:1px solid #555}",
+    ].join("");
+    document.head.appendChild(s);
+  }
+
+  /* The part of a bilingual server message ("counting / 统计中 (1/2)") in `lang`. */
+  function inLang(message, lang) {
+    if (!message) return "";
+    var m = /^(.*?) \/ (.*?)( \(\d+\/\d+\))?( \d+%)?$/.exec(message);
+    if (!m) return message;
+    var zh = /[\u4e00-\u9fff]/.test(m[2]);
+    return (lang === "zh" ? (zh ? m[2] : m[1]) : (zh ? m[1] : m[2])) + (m[3] || "") + (m[4] || "");
+  }
+
+  /* The control an input wants: its x-onemap-input hint, else one from its schema. */
+  function hintOf(name, spec) {
+    var schema = (spec && spec.schema) || {};
+    var hint = schema["x-onemap-input"];
+    if (hint && hint.kind) return hint;
+    var kind = "json";
+    if (Array.isArray(schema.enum)) kind = "enum";
+    else if (schema.type === "number" || schema.type === "integer") kind = "number";
+    else if (schema.type === "boolean") kind = "boolean";
+    else if (schema.type === "string" && (schema.format === "date" || schema.format === "date-time")) kind = "date";
+    else if (schema.type === "object" && schema.properties && schema.properties.start && schema.properties.end) kind = "time-window";
+    else if (schema.type === "array" && schema["x-onemap-collection"]) kind = "id-set";
+    else if (schema.type === "string") kind = "text";
+    return { kind: kind, group: name, collection: schema["x-onemap-collection"] };
+  }
+
+  /* The inputs of a description grouped into the values a form asks for, in order. */
+  function groupsOf(description) {
+    var groups = [];
+    var byKey = {};
+    var inputs = (description && description.inputs) || {};
+    Object.keys(inputs).forEach(function (name) {
+      var spec = inputs[name];
+      var hint = hintOf(name, spec);
+      var key = hint.group || name;
+      var g = byKey[key];
+      if (!g) {
+        g = byKey[key] = { key: key, kind: hint.kind, parts: {}, names: [], required: false,
+          collection: hint.collection || null, list: hint.list || null };
+        groups.push(g);
+      }
+      if (hint.collection && !g.collection) g.collection = hint.collection;
+      g.parts[hint.part || "value"] = { name: name, spec: spec, hint: hint };
+      g.names.push(name);
+      if (spec.minOccurs >= 1) g.required = true;
+    });
+    return groups;
+  }
+
+  function Analysis(widget, helpers) {
+    this.w = widget;
+    this.el = helpers.el;
+    this.processes = null;   // [{id, title, description, jobControlOptions}]
+    this.process = null;     // the chosen process's description
+    this.groups = [];
+    this.values = {};        // group key → what the form holds
+    this.job = null;         // {id, status, progress, message, log: [{status, progress, message}]}
+    this.results = null;     // {jobId, process, document, summary, layers: [...]}
+    this.error = null;       // {status, message, inputs: [names]}
+    this.mode = null;        // {kind: "point"|"draw"|"ids", group} while the map is an input
+    this.isOpen = false;
+    this._lists = {};        // url → Promise of [{id, name}]
+    injectCss();
+    this._build();
+  }
+
+  Analysis.prototype.t = function (key) {
+    return TEXT[this.w.lang][key] || this.w.t(key);
+  };
+
+  Analysis.prototype.request = function (method, path, body, headers) {
+    var w = this.w;
+    var opts = { method: method, headers: w.headers() };
+    Object.keys(headers || {}).forEach(function (k) { opts.headers[k] = headers[k]; });
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    var url = /^https?:/.test(path) ? path : w.base + path;
+    return fetch(url, opts).then(function (r) {
+      if (r.status === 401) w._authRequired(401);
+      return r.json().catch(function () { return null; }).then(function (data) {
+        return { status: r.status, ok: r.ok, data: data };
+      });
+    }, function (err) { return { status: 0, ok: false, data: null, error: String(err) }; });
+  };
+
+  Analysis.prototype._build = function () {
+    var self = this;
+    var el = this.el;
+    this.ui = {};
+    this.ui.title = el("b");
+    this.ui.close = el("button", { className: "onemap-btn", testid: "onemap-analysis-close",
+      onclick: function () { self.close(); } });
+    this.ui.select = el("select", { testid: "onemap-analysis-process" });
+    this.ui.select.addEventListener("change", function () {
+      if (self.ui.select.value) self.choose(self.ui.select.value);
+    });
+    this.ui.about = el("div", { className: "onemap-hint", testid: "onemap-analysis-description" });
+    this.ui.form = el("form", { testid: "onemap-analysis-form" });
+    this.ui.form.addEventListener("submit", function (e) { e.preventDefault(); self.run(); });
+    this.ui.error = el("div", { className: "onemap-analysis-error", testid: "onemap-analysis-error",
+      role: "alert" });
+    this.ui.run = el("button", { type: "button", className: "onemap-btn", testid: "onemap-analysis-run",
+      onclick: function () { self.run(); } });
+    this.ui.cancel = el("button", { type: "button", className: "onemap-btn",
+      testid: "onemap-analysis-cancel", onclick: function () { self.cancel(); } });
+    this.ui.progress = el("div", { testid: "onemap-analysis-progress" });
+    this.ui.results = el("div", { testid: "onemap-analysis-results" });
+    this.ui.box = el("div", { className: "onemap-box onemap-analysis", testid: "onemap-analysis" }, [
+      el("div", {}, [this.ui.close, " ", this.ui.title]), this.ui.select, this.ui.about,
+      this.ui.form, el("div", {}, [this.ui.run, this.ui.cancel]), this.ui.error,
+      this.ui.progress, this.ui.results]);
+    this.ui.box.style.display = "none";
+    this.w.root.appendChild(this.ui.box);
+    this.render();
+  };
+
+  /* Show the panel and list the processes; Promise of the list. */
+  Analysis.prototype.open = function () {
+    this.isOpen = true;
+    this.ui.box.style.display = "";
+    this.w.root.classList.add("onemap-analysing");
+    return this.listProcesses();
+  };
+
+  Analysis.prototype.close = function () {
+    this.isOpen = false;
+    this._setMode(null);
+    this.ui.box.style.display = "none";
+    this.w.root.classList.remove("onemap-analysing");
+  };
+
+  /* Promise of the processes, titled in the widget's language (GET /processes?lang=). */
+  Analysis.prototype.listProcesses = function () {
+    var self = this;
+    var lang = this.w.lang;
+    return this.request("GET", "/processes?f=json&limit=100&lang=" + lang).then(function (r) {
+      var list = r.ok && r.data && Array.isArray(r.data.processes) ? r.data.processes : [];
+      if (lang !== self.w.lang) return self.processes;  // the language changed meanwhile
+      self.processes = list.map(function (p) {
+        return { id: p.id, title: p.title, description: p.description,
+          jobControlOptions: p.jobControlOptions || [] };
+      });
+      self.listStatus = r.status;
+      self.render();
+      return self.processes;
+    });
+  };
+
+  /* Choose a process: its description (GET /processes/{id}?lang=) and its form. */
+  Analysis.prototype.choose = function (id) {
+    var self = this;
+    var lang = this.w.lang;
+    var same = this.process && this.process.id === id;
+    if (!same) {
+      this.values = {};
+      this.error = null;
+      this._setMode(null);
+      this._drawInputs();
+    }
+    this.chosen = id;
+    return this.request("GET", "/processes/" + encodeURIComponent(id) + "?f=json&lang=" + lang)
+      .then(function (r) {
+        if (self.chosen !== id || lang !== self.w.lang) return self.process;
+        if (!r.ok || !r.data || !r.data.inputs) {
+          self.error = { status: r.status, message: (r.data && r.data.description) ||
+            self.t("error") + " " + r.status, inputs: [] };
+          self.process = null;
+          self.groups = [];
+        } else {
+          self.process = r.data;
+          self.groups = groupsOf(r.data);
+          self.groups.forEach(function (g) { self._defaults(g); });
+        }
+        self.render();
+        return self.process;
+      });
+  };
+
+  /* A group's starting values (the schema's defaults), once. */
+  Analysis.prototype._defaults = function (g) {
+    if (this.values[g.key]) return;
+    var v = this.values[g.key] = {};
+    var value = g.parts.value;
+    if (g.kind === "area") {
+      var levels = (g.parts.level && g.parts.level.spec.schema.enum) || [];
+      v.mode = g.parts.level ? "unit" : "polygon";
+      v.level = levels[0] || null;
+      v.unit = "";
+      v.ring = [];
+    } else if (g.kind === "point") {
+      v.x = ""; v.y = "";
+    } else if (g.kind === "id-set") {
+      v.ids = "";
+    } else if (g.kind === "time-window") {
+      v.start = ""; v.end = "";
+    } else if (value) {
+      var d = value.spec.schema["default"];
+      v.value = d === undefined || d === null ? "" : (g.kind === "boolean" ? !!d :
+        (typeof d === "object" ? JSON.stringify(d) : String(d)));
+    }
+  };
+
+  /* ---- rendering ---- */
+
+  Analysis.prototype.render = function () {
+    var self = this;
+    var el = this.el;
+    this.ui.title.textContent = this.t("analysis");
+    this.ui.close.textContent = this.t("close");
+    this.ui.run.textContent = this.t("run");
+    this.ui.cancel.textContent = this.t("cancel");
+    // the process list
+    var sel = this.ui.select;
+    sel.textContent = "";
+    sel.appendChild(el("option", { value: "", text: this.processes && !this.processes.length ?
+      this.t("noProcesses") : this.t("choose") }));
+    (this.processes || []).forEach(function (p) {
+      var o = el("option", { value: p.id, text: p.title || p.id, title: p.description || "" });
+      sel.appendChild(o);
+    });
+    sel.value = this.chosen || "";
+    this.ui.about.textContent = this.process ? (this.process.description || "") : "";
+    // the form
+    this.ui.form.textContent = "";
+    this.groups.forEach(function (g) { self.ui.form.appendChild(self._field(g)); });
+    // the error, next to the form
+    this.ui.error.textContent = this.error ? this.t("refused") + " (" + this.error.status + ")：" +
+      this.error.message : "";
+    this.renderStatus();
+  };
+
+  /* The run's state only (the form is left as it is, with what is being typed in it). */
+  Analysis.prototype.renderStatus = function () {
+    var running = !!(this.job && !ENDED[this.job.status]);
+    this.ui.run.disabled = !this.process || running;
+    this.ui.cancel.style.display = running ? "" : "none";
+    this._renderProgress();
+    this._renderResults();
+  };
+
+  /* The inputs a refusal names: "invalid input / 输入无效: x/y: …" or "unit_id: no …". */
+  function namedInputs(message, known) {
+    var names = [];
+    var text = String(message || "");
+    var at = text.indexOf("输入无效: ");
+    var rest = at >= 0 ? text.slice(at + 6) : text;
+    rest.split(/;\s*/).forEach(function (part) {
+      var head = part.split(":")[0].trim();
+      head.split(/[\/.]/).forEach(function (n) {
+        if (known.indexOf(n) >= 0 && names.indexOf(n) < 0) names.push(n);
+      });
+    });
+    return names;
+  }
+
+  Analysis.prototype._field = function (g) {
+    var self = this;
+    var el = this.el;
+    var v = this.values[g.key] || {};
+    var invalid = this.error && this.error.inputs.some(function (n) { return g.names.indexOf(n) >= 0; });
+    var box = el("div", { className: "onemap-field" + (invalid ? " onemap-invalid" : ""),
+      testid: "onemap-analysis-field", "data-input": g.key, "data-kind": g.kind,
+      "data-invalid": invalid ? "true" : "false" });
+    var first = g.parts.value || g.parts.level || g.parts.x || g.parts[Object.keys(g.parts)[0]];
+    var title = first.spec.title || first.name;
+    if (g.kind === "point" || g.kind === "area") title = this.t(g.kind);
+    box.appendChild(el("label", { text: title + (g.required ? " *" : ""),
+      title: (first.spec.description || "") }));
+    var control = {
+      point: this._pointControl, area: this._areaControl, "id-set": this._idsControl,
+      scenario: this._scenarioControl, "time-window": this._windowControl,
+    }[g.kind] || this._valueControl;
+    control.call(this, g, v, box);
+    if (first.spec.description && g.kind !== "area" && g.kind !== "point") {
+      box.appendChild(el("div", { className: "onemap-hint", text: first.spec.description }));
+    }
+    if (invalid) {
+      box.appendChild(el("div", { className: "onemap-field-error", testid: "onemap-analysis-field-error",
+        text: this.error.message }));
+    }
+    return box;
+  };
+
+  function setter(v, key, after) {
+    return function (e) {
+      var t = e.target;
+      v[key] = t.type === "checkbox" ? t.checked : t.value;
+      if (after) after();
+    };
+  }
+
+  Analysis.prototype._valueControl = function (g, v, box) {
+    var el = this.el;
+    var part = g.parts.value || g.parts[Object.keys(g.parts)[0]];
+    var schema = part.spec.schema || {};
+    var input;
+    if (g.kind === "enum") {
+      input = el("select", { name: part.name });
+      if (!g.required && schema["default"] === undefined) input.appendChild(el("option", { value: "", text: this.t("none") }));
+      schema.enum.forEach(function (option) {
+        input.appendChild(el("option", { value: String(option), text: String(option) }));
+      });
+      input.value = v.value;
+    } else if (g.kind === "number") {
+      input = el("input", { type: "number", name: part.name,
+        step: schema.type === "integer" ? "1" : "any" });
+      if (schema.minimum !== undefined) input.min = String(schema.minimum);
+      if (schema.maximum !== undefined) input.max = String(schema.maximum);
+      input.value = v.value;
+    } else if (g.kind === "boolean") {
+      input = el("input", { type: "checkbox", name: part.name });
+      input.checked = !!v.value;
+    } else if (g.kind === "date") {
+      input = el("input", { type: schema.format === "date-time" ? "datetime-local" : "date", name: part.name });
+      input.value = v.value;
+    } else if (g.kind === "text") {
+      input = el("input", { type: "text", name: part.name });
+      input.value = v.value;
+    } else {
+      input = el("textarea", { name: part.name, rows: "3", placeholder: "JSON" });
+      input.value = v.value;
+    }
+    input.setAttribute("data-testid", "onemap-analysis-input");
+    input.setAttribute("data-name", part.name);
+    input.addEventListener("change", setter(v, "value"));
+    input.addEventListener("input", setter(v, "value"));
+    box.appendChild(input);
+  };
+
+  Analysis.prototype._pointControl = function (g, v, box) {
+    var self = this;
+    var el = this.el;
+    var x = el("input", { type: "number", step: "any", name: g.parts.x.name, testid: "onemap-analysis-input",
+      "data-name": g.parts.x.name, placeholder: g.parts.x.name });
+    var y = el("input", { type: "number", step: "any", name: g.parts.y.name, testid: "onemap-analysis-input",
+      "data-name": g.parts.y.name, placeholder: g.parts.y.name });
+    x.value = v.x; y.value = v.y;
+    var redraw = function () { self._drawInputs(); };
+    x.addEventListener("input", setter(v, "x", redraw));
+    y.addEventListener("input", setter(v, "y", redraw));
+    var picking = this.mode && this.mode.group === g.key;
+    var pick = el("button", { type: "button", className: "onemap-btn", testid: "onemap-analysis-pick",
+      "data-input": g.key, text: picking ? this.t("picking") : this.t("pick"),
+      onclick: function () { self._setMode(picking ? null : { kind: "point", group: g.key }); } });
+    box.appendChild(el("div", { className: "onemap-pair" }, [x, y]));
+    box.appendChild(pick);
+    box.appendChild(el("span", { className: "onemap-hint", text: " " + this.t("lonlat") }));
+  };
+
+  Analysis.prototype._areaControl = function (g, v, box) {
+    var self = this;
+    var el = this.el;
+    var mode = el("select", { testid: "onemap-analysis-area-mode", "data-input": g.key });
+    if (g.parts.level) mode.appendChild(el("option", { value: "unit", text: this.t("unit") }));
+    if (g.parts.polygon) mode.appendChild(el("option", { value: "polygon", text: this.t("polygon") }));
+    mode.value = v.mode;
+    mode.addEventListener("change", function () {
+      v.mode = mode.value;
+      self._setMode(null);
+      self.render();
+      self._drawInputs();
+    });
+    box.appendChild(mode);
+    if (v.mode === "unit" && g.parts.level) {
+      var level = el("select", { name: g.parts.level.name, testid: "onemap-analysis-level",
+        "data-input": g.key });
+      (g.parts.level.spec.schema.enum || []).forEach(function (l) {
+        level.appendChild(el("option", { value: l, text: self.t(l) }));
+      });
+      level.value = v.level;
+      var unit = el("select", { name: g.parts.unit_id ? g.parts.unit_id.name : "unit_id",
+        testid: "onemap-analysis-unit", "data-input": g.key, "data-loading": "true" });
+      unit.appendChild(el("option", { value: "", text: this.t("loading") }));
+      level.addEventListener("change", function () { v.level = level.value; v.unit = ""; self.render(); });
+      unit.addEventListener("change", function () { v.unit = unit.value; });
+      box.appendChild(el("div", { className: "onemap-pair" }, [level, unit]));
+      var collection = this._collectionOf(g, v);
+      if (collection) {
+        this.units(collection).then(function (list) {
+          if (self.values[g.key] !== v || v.level !== level.value) return;
+          unit.textContent = "";
+          unit.appendChild(el("option", { value: "", text: self.t("choose").replace("分析", "") }));
+          list.forEach(function (u) {
+            unit.appendChild(el("option", { value: String(u.id), text: u.name || "#" + u.id }));
+          });
+          unit.value = v.unit;
+          unit.setAttribute("data-loading", "false");
+          unit.setAttribute("data-count", String(list.length));
+        });
+      }
+    } else if (g.parts.polygon) {
+      var drawing = this.mode && this.mode.group === g.key;
+      var n = (v.ring || []).length;
+      var draw = el("button", { type: "button", className: "onemap-btn", testid: "onemap-analysis-draw",
+        "data-input": g.key, text: this.t("draw"),
+        onclick: function () { v.ring = []; v.closed = false; self._setMode({ kind: "draw", group: g.key }); } });
+      draw.disabled = !!drawing;
+      box.appendChild(el("div", {}, [draw,
+        el("button", { type: "button", className: "onemap-btn", testid: "onemap-analysis-draw-finish",
+          "data-input": g.key, text: this.t("finish"),
+          onclick: function () { self._finishDrawing(); } }),
+        el("button", { type: "button", className: "onemap-btn", text: this.t("redraw"),
+          onclick: function () { v.ring = []; v.closed = false; self._setMode(null); self._drawInputs(); self.render(); } }),
+      ]));
+      box.appendChild(el("div", { className: "onemap-hint", testid: "onemap-analysis-vertices",
+        "data-count": String(n), "data-closed": v.closed ? "true" : "false",
+        text: (drawing ? this.t("drawing") + " — " : "") + n + " " + this.t("vertices") }));
+    }
+  };
+
+  /* The collection an area's units come from: "{level}" stands for the chosen level. */
+  Analysis.prototype._collectionOf = function (g, v) {
+    var hint = g.parts.unit_id && g.parts.unit_id.hint;
+    var template = (hint && hint.collection) || "{" + (g.parts.level ? g.parts.level.name : "level") + "}";
+    var values = {};
+    if (g.parts.level) values[g.parts.level.name] = v.level;
+    var out = template.replace(/\{([a-z_]+)\}/g, function (m, name) { return values[name] || ""; });
+    return /^[a-z][a-z0-9_]*$/.test(out) ? out : null;
+  };
+
+  /* Promise of a collection's features as the user may see them: [{id, name}] by name. */
+  Analysis.prototype.units = function (collection) {
+    var url = "/collections/" + encodeURIComponent(collection) + "/items?f=json&limit=1000";
+    if (!this._lists[url]) {
+      var self = this;
+      this._lists[url] = this.request("GET", url).then(function (r) {
+        if (!r.ok) delete self._lists[url];
+        var feats = (r.ok && r.data && r.data.features) || [];
+        return feats.map(function (f) {
+          var p = f.properties || {};
+          return { id: f.id, name: p.name || p.code || null };
+        }).sort(function (a, b) { return String(a.name).localeCompare(String(b.name), "zh"); });
+      });
+    }
+    return this._lists[url];
+  };
+
+  Analysis.prototype._idsControl = function (g, v, box) {
+    var self = this;
+    var el = this.el;
+    var part = g.parts.value || g.parts[Object.keys(g.parts)[0]];
+    var input = el("input", { type: "text", name: part.name, testid: "onemap-analysis-ids",
+      "data-input": g.key, placeholder: this.t("ids") });
+    input.value = v.ids;
+    input.addEventListener("input", setter(v, "ids"));
+    var picking = this.mode && this.mode.group === g.key;
+    box.appendChild(input);
+    box.appendChild(el("button", { type: "button", className: "onemap-btn", testid: "onemap-analysis-pick",
+      "data-input": g.key, text: (picking ? this.t("picking") : this.t("choosePick")) +
+        (g.collection ? " (" + this.w.title(g.collection) + ")" : ""),
+      onclick: function () { self._setMode(picking ? null : { kind: "ids", group: g.key }); } }));
+  };
+
+  Analysis.prototype._scenarioControl = function (g, v, box) {
+    var self = this;
+    var el = this.el;
+    var part = g.parts.value || g.parts[Object.keys(g.parts)[0]];
+    var select = el("select", { name: part.name, testid: "onemap-analysis-scenario", "data-input": g.key });
+    select.appendChild(el("option", { value: "", text: this.t("none") }));
+    select.addEventListener("change", setter(v, "value"));
+    box.appendChild(select);
+    var path = g.list || "/scenarios";
+    if (path.charAt(0) !== "/") return;
+    this.request("GET", path + (path.indexOf("?") < 0 ? "?" : "&") + "f=json&limit=100").then(function (r) {
+      var list = (r.ok && r.data && (r.data.scenarios || r.data.items)) || [];
+      list.forEach(function (s) {
+        select.appendChild(el("option", { value: String(s.id), text: s.name || String(s.id) }));
+      });
+      select.value = v.value || "";
+    });
+  };
+
+  Analysis.prototype._windowControl = function (g, v, box) {
+    var el = this.el;
+    var part = g.parts.value || g.parts[Object.keys(g.parts)[0]];
+    var props = (part.spec.schema && part.spec.schema.properties) || {};
+    var kindOf = function (p) {
+      var s = props[p] || {};
+      var any = (s.anyOf || []).map(function (a) { return a.format; });
+      return s.format === "date" && !any.length ? "date" : "datetime-local";
+    };
+    var start = el("input", { type: kindOf("start"), testid: "onemap-analysis-input",
+      "data-name": part.name + ".start", title: this.t("start") });
+    var end = el("input", { type: kindOf("end"), testid: "onemap-analysis-input",
+      "data-name": part.name + ".end", title: this.t("end") });
+    start.value = v.start; end.value = v.end;
+    start.addEventListener("input", setter(v, "start"));
+    end.addEventListener("input", setter(v, "end"));
+    box.appendChild(el("div", { className: "onemap-pair" }, [
+      el("label", {}, [this.t("start"), start]), el("label", {}, [this.t("end"), end])]));
+  };
+
+  /* ---- the map as an input: a point, a polygon's vertices, features of a collection ---- */
+
+  Analysis.prototype._setMode = function (mode) {
+    var self = this;
+    var map = this.w.map;
+    this.mode = mode;
+    if (!map) return;
+    map.getCanvas().style.cursor = mode ? "crosshair" : "";
+    if (mode && mode.kind === "draw") map.doubleClickZoom.disable();
+    else map.doubleClickZoom.enable();
+    // the widget asks first on every click (onemap-widget.js _onClick)
+    this.w._clickHook = mode ? function (e) { return self._mapClick(e); } : null;
+    if (!this._dblHook) {
+      this._dblHook = function (e) {
+        if (self.mode && self.mode.kind === "draw") {
+          e.preventDefault();
+          self._finishDrawing();
+        }
+      };
+      map.on("dblclick", this._dblHook);
+    }
+    if (this.isOpen) this.render();
+  };
+
+  Analysis.prototype._mapClick = function (e) {
+    var mode = this.mode;
+    if (!mode) return false;
+    var v = this.values[mode.group];
+    if (!v) return false;
+    var at = [Number(e.lngLat.lng.toFixed(7)), Number(e.lngLat.lat.toFixed(7))];
+    if (mode.kind === "point") {
+      v.x = String(at[0]);
+      v.y = String(at[1]);
+      this._setMode(null);
+    } else if (mode.kind === "draw") {
+      var last = v.ring[v.ring.length - 1];
+      if (!last || last[0] !== at[0] || last[1] !== at[1]) v.ring.push(at);
+      this.render();
+    } else if (mode.kind === "ids") {
+      var g = this.groups.filter(function (x) { return x.key === mode.group; })[0];
+      var feats = this.w.map.queryRenderedFeatures(e.point).filter(function (f) {
+        return f.id != null && (!g || !g.collection || f.sourceLayer === g.collection);
+      });
+      if (feats.length) {
+        var ids = String(v.ids || "").split(/[\s,，]+/).filter(Boolean);
+        var id = String(feats[0].id);
+        var at2 = ids.indexOf(id);
+        if (at2 >= 0) ids.splice(at2, 1); else ids.push(id);
+        v.ids = ids.join(",");
+        this.render();
+      }
+    }
+    this._drawInputs();
+    return true;
+  };
+
+  Analysis.prototype._finishDrawing = function () {
+    var mode = this.mode;
+    if (!mode || mode.kind !== "draw") return false;
+    var v = this.values[mode.group];
+    // a double-click's two clicks are one vertex
+    v.ring = v.ring.filter(function (p, i, all) {
+      var q = all[i - 1];
+      return !q || Math.abs(p[0] - q[0]) > 1e-7 || Math.abs(p[1] - q[1]) > 1e-7;
+    });
+    v.closed = v.ring.length >= 3;
+    this._setMode(null);
+    this._drawInputs();
+    return v.closed;
+  };
+
+  /* The point and polygon the form holds, drawn on the map. */
+  Analysis.prototype._drawInputs = function () {
+    var map = this.w.map;
+    if (!map) return;
+    var feats = [];
+    var self = this;
+    this.groups.forEach(function (g) {
+      var v = self.values[g.key] || {};
+      if (g.kind === "point" && v.x !== "" && v.y !== "" && isFinite(v.x) && isFinite(v.y)) {
+        feats.push({ type: "Feature", properties: { kind: "point" },
+          geometry: { type: "Point", coordinates: [Number(v.x), Number(v.y)] } });
+      }
+      if (g.kind === "area" && v.mode === "polygon" && v.ring && v.ring.length) {
+        var ring = v.ring.slice();
+        if (ring.length >= 3) {
+          feats.push({ type: "Feature", properties: { kind: "area" },
+            geometry: { type: "Polygon", coordinates: [ring.concat([ring[0]])] } });
+        } else if (ring.length === 2) {
+          feats.push({ type: "Feature", properties: { kind: "area" },
+            geometry: { type: "LineString", coordinates: ring } });
+        }
+        ring.forEach(function (p) {
+          feats.push({ type: "Feature", properties: { kind: "vertex" },
+            geometry: { type: "Point", coordinates: p } });
+        });
+      }
+    });
+    var data = { type: "FeatureCollection", features: feats };
+    var src = map.getSource(INPUT_SOURCE);
+    if (src) { src.setData(data); return; }
+    map.addSource(INPUT_SOURCE, { type: "geojson", data: data });
+    map.addLayer({ id: INPUT_SOURCE + "-fill", type: "fill", source: INPUT_SOURCE,
+      filter: ["==", ["geometry-type"], "Polygon"],
+      paint: { "fill-color": "#7c3aed", "fill-opacity": 0.15 } });
+    map.addLayer({ id: INPUT_SOURCE + "-line", type: "line", source: INPUT_SOURCE,
+      filter: ["!=", ["geometry-type"], "Point"],
+      paint: { "line-color": "#7c3aed", "line-width": 2, "line-dasharray": [2, 1] } });
+    map.addLayer({ id: INPUT_SOURCE + "-point", type: "circle", source: INPUT_SOURCE,
+      filter: ["==", ["geometry-type"], "Point"],
+      paint: { "circle-radius": ["case", ["==", ["get", "kind"], "vertex"], 4, 8],
+        "circle-color": "#7c3aed", "circle-stroke-color": "#fff", "circle-stroke-width": 2 } });
+  };
+
+  /* ---- the request ---- */
+
+  /* The execute request's inputs from the form: {inputs} or {error}. */
+  Analysis.prototype.inputs = function () {
+    var self = this;
+    var out = {};
+    var error = null;
+    this.groups.forEach(function (g) {
+      var v = self.values[g.key] || {};
+      var p = g.parts;
+      if (g.kind === "point") {
+        if (v.x === "" && v.y === "") return;
+        out[p.x.name] = Number(v.x);
+        out[p.y.name] = Number(v.y);
+        if (p.crs) out[p.crs.name] = CRS;
+      } else if (g.kind === "area") {
+        if (v.mode === "unit" && p.level) {
+          out[p.level.name] = v.level;
+          if (p.unit_id && v.unit !== "") out[p.unit_id.name] = Number(v.unit);
+        } else if (p.polygon && v.ring && v.ring.length) {
+          out[p.polygon.name] = { type: "Polygon",
+            coordinates: [v.ring.concat([v.ring[0]])] };
+          if (p.crs) out[p.crs.name] = CRS;
+        }
+      } else if (g.kind === "id-set") {
+        var ids = String(v.ids || "").split(/[\s,，]+/).filter(Boolean);
+        if (ids.length) out[(p.value || p[Object.keys(p)[0]]).name] = ids.map(function (s) {
+          return /^\d+$/.test(s) ? Number(s) : s;
+        });
+      } else if (g.kind === "time-window") {
+        if (v.start || v.end) out[(p.value || p[Object.keys(p)[0]]).name] = { start: v.start, end: v.end };
+      } else {
+        var part = p.value || p[Object.keys(p)[0]];
+        var schema = part.spec.schema || {};
+        if (g.kind === "boolean") { out[part.name] = !!v.value; return; }
+        if (v.value === "" || v.value === undefined || v.value === null) return;
+        if (g.kind === "number") out[part.name] = Number(v.value);
+        else if (g.kind === "json") {
+          try { out[part.name] = JSON.parse(v.value); } catch (e) {
+            error = error || { status: 0, message: part.name + ": JSON — " + e.message, inputs: [part.name] };
+          }
+        } else if (g.kind === "date" && schema.format === "date-time" && v.value.length === 16) {
+          out[part.name] = v.value + ":00";
+        } else out[part.name] = v.value;
+      }
+    });
+    return error ? { error: error } : { inputs: out };
+  };
+
+  /* Run the chosen process with the form's inputs; Promise of the job (or request) state. */
+  Analysis.prototype.run = function () {
+    var self = this;
+    var proc = this.process;
+    if (!proc) return Promise.resolve(null);
+    var built = this.inputs();
+    this.error = null;
+    if (built.error) {
+      this.error = built.error;
+      this.render();
+      return Promise.resolve(null);
+    }
+    var async = (proc.jobControlOptions || []).indexOf("async-execute") >= 0;
+    var headers = async ? { Prefer: "respond-async" } : {};
+    this.job = { id: null, status: "accepted", progress: 0, message: null, log: [] };
+    var job = this.job;
+    this._logJob(job);
+    this.render();
+    var path = "/processes/" + encodeURIComponent(proc.id) + "/execution?lang=" + this.w.lang;
+    // a results document: every output by id, with its media type
+    var body = { inputs: built.inputs, response: "document" };
+    return this.request("POST", path, body, headers).then(function (r) {
+      if (self.job !== job) return job;
+      if (!r.ok) {
+        job.status = "refused";
+        self.job = null;
+        var message = (r.data && (r.data.description || r.data.detail)) || self.t("error") + " " + r.status;
+        var names = [];
+        self.groups.forEach(function (g) { names = names.concat(g.names); });
+        self.error = { status: r.status, message: message, inputs: namedInputs(message, names) };
+        self.render();
+        return self.error;
+      }
+      self.clearResults();  // accepted: the earlier results give way
+      if (r.data && r.data.jobID && r.status === 201) {
+        job.id = r.data.jobID;
+        job.status = r.data.status || "accepted";
+        self._logJob(job);
+        self.render();
+        return self._poll(job);
+      }
+      // answered at once (a process that runs synchronously only): the results document
+      job.status = "successful";
+      job.progress = 100;
+      self._logJob(job);
+      return self._showResults(null, r.data).then(function () { return job; });
+    });
+  };
+
+  Analysis.prototype._logJob = function (job) {
+    var last = job.log[job.log.length - 1];
+    var entry = { status: job.status, progress: job.progress, message: job.message };
+    if (!last || last.status !== entry.status || last.progress !== entry.progress ||
+      last.message !== entry.message) job.log.push(entry);
+  };
+
+  /* GET /jobs/{id} until it ends; then its results. */
+  Analysis.prototype._poll = function (job) {
+    var self = this;
+    return new Promise(function (resolve) {
+      function step() {
+        if (self.job !== job) { resolve(job); return; }
+        self.request("GET", "/jobs/" + encodeURIComponent(job.id) + "?f=json").then(function (r) {
+          if (self.job !== job) { resolve(job); return; }
+          if (r.ok && r.data) {
+            job.status = r.data.status || job.status;
+            job.progress = r.data.progress != null ? r.data.progress : job.progress;
+            job.message = r.data.message || null;
+            self._logJob(job);
+            self.renderStatus();
+          } else if (r.status === 404) {
+            job.status = "dismissed";  // gone (cancelled elsewhere)
+          }
+          if (ENDED[job.status]) {
+            self.renderStatus();
+            if (job.status === "successful") {
+              self._showResults(job.id).then(function () { resolve(job); });
+            } else resolve(job);
+            return;
+          }
+          setTimeout(step, 400);
+        });
+      }
+      step();
+    });
+  };
+
+  /* Cancel the running job (DELETE /jobs/{id}); Promise of its state. */
+  Analysis.prototype.cancel = function () {
+    var self = this;
+    var job = this.job;
+    if (!job || !job.id || ENDED[job.status]) return Promise.resolve(job);
+    return this.request("DELETE", "/jobs/" + encodeURIComponent(job.id) + "?f=json").then(function (r) {
+      if (r.ok && r.data && r.data.status) job.status = r.data.status;
+      else if (r.ok || r.status === 404) job.status = "dismissed";
+      self._logJob(job);
+      self.renderStatus();
+      return job;
+    });
+  };
+
+  Analysis.prototype._renderProgress = function () {
+    var el = this.el;
+    var box = this.ui.progress;
+    var job = this.job;
+    box.textContent = "";
+    if (!job) { box.removeAttribute("data-status"); return; }
+    box.setAttribute("data-status", job.status);
+    box.setAttribute("data-progress", String(job.progress || 0));
+    var bar = el("progress", { max: "100" });
+    bar.value = job.progress || 0;
+    var stage = job.message && !ENDED[job.status] ? inLang(job.message, this.w.lang) : "";
+    box.appendChild(bar);
+    box.appendChild(el("div", { testid: "onemap-analysis-stage",
+      text: this.t(job.status) + (stage ? " — " + stage : "") + " " + (job.progress || 0) + "%" }));
+    if (job.status === "failed" && job.message) {
+      box.appendChild(el("div", { className: "onemap-analysis-error", text: inLang(job.message, this.w.lang) }));
+    }
+  };
+
+  /* ---- results ---- */
+
+  /* Draw a finished job's results: the summary as a table, the feature outputs as layers. */
+  Analysis.prototype._showResults = function (jobId, document_) {
+    var self = this;
+    var proc = this.process;
+    var got = document_ ? Promise.resolve({ ok: true, data: document_ }) :
+      this.request("GET", "/jobs/" + encodeURIComponent(jobId) + "/results?f=json");
+    return got.then(function (r) {
+      var doc = r.ok && r.data ? r.data : {};
+      var outputs = (proc && proc.outputs) || {};
+      var ids = Object.keys(outputs);
+      // a server answering one output raw: that output's value
+      if (ids.length === 1 && !Object.prototype.hasOwnProperty.call(doc, ids[0])) {
+        var one = {};
+        one[ids[0]] = doc;
+        doc = one;
+      }
+      var results = { jobId: jobId, process: proc ? proc.id : null, document: doc, summary: null,
+        tables: [], layers: [] };
+      self.results = results;
+      var jobs = [];
+      Object.keys(doc).forEach(function (id) {
+        var value = doc[id] && doc[id].value !== undefined && doc[id].mediaType ? doc[id].value : doc[id];
+        var schema = (outputs[id] && outputs[id].schema) || {};
+        var isFeatures = schema.format === "geojson-feature-collection" ||
+          schema.contentMediaType === "application/geo+json" ||
+          (value && value.type === "FeatureCollection");
+        if (isFeatures) {
+          if (jobId) jobs.push(self._addLayer(results, jobId, id, outputs[id], value));
+        } else if (value && Array.isArray(value.columns) && Array.isArray(value.rows)) {
+          results.tables.push({ output: id, title: outputs[id] && outputs[id].title, table: value });
+        } else if (value && typeof value === "object" && !results.summary) {
+          results.summary = { output: id, title: outputs[id] && outputs[id].title, value: value };
+        }
+      });
+      self.renderStatus();
+      return Promise.all(jobs).then(function () {
+        if (self.results === results) self.renderStatus();
+        return results;
+      });
+    });
+  };
+
+  /* One feature output as a layer: its style (tiles, paint, legend), fitted into view. */
+  Analysis.prototype._addLayer = function (results, jobId, output, described, value) {
+    var self = this;
+    var map = this.w.map;
+    var base = "/jobs/" + encodeURIComponent(jobId) + "/results/" + encodeURIComponent(output);
+    var count = value && Array.isArray(value.features) ? value.features.length : null;
+    return Promise.all([this.request("GET", base + "/style?f=json"),
+      this.request("GET", base + "/tiles/WebMercatorQuad?f=json")]).then(function (res) {
+      if (self.results !== results || !map) return;
+      var style = res[0].ok && res[0].data ? res[0].data : null;
+      var entry = { output: output, title: (described && described.title) || output, count: count,
+        sources: [], layers: [], legend: [], bounds: res[1].ok && res[1].data ? res[1].data.bounds : null };
+      if (style) {
+        var prefix = PREFIX + "-" + String(jobId).slice(0, 8) + "-";
+        Object.keys(style.sources || {}).forEach(function (sid) {
+          var src = JSON.parse(JSON.stringify(style.sources[sid]));
+          if (src.url && src.url.indexOf("http") !== 0) src.url = self.w.base + src.url;
+          map.addSource(prefix + sid, src);
+          entry.sources.push(prefix + sid);
+        });
+        (style.layers || []).forEach(function (l) {
+          var layer = JSON.parse(JSON.stringify(l));
+          layer.id = prefix + l.id;
+          if (layer.source) layer.source = prefix + layer.source;
+          // under the form's own drawing, above the theme
+          map.addLayer(layer, map.getLayer(INPUT_SOURCE + "-fill") ? INPUT_SOURCE + "-fill" : undefined);
+          entry.layers.push(layer.id);
+        });
+        entry.legend = ((style.metadata && style.metadata.legend) || []).map(function (e) {
+          return { layer: prefix + e.layer, kind: e.kind, title: e.title, colour: e.colour,
+            property: e.property || null, range: e.range || null };
+        });
+      }
+      results.layers.push(entry);
+      var b = entry.bounds;
+      if (Array.isArray(b) && b.length === 4 && b[0] <= b[2]) {
+        map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 40, maxZoom: 17, duration: 0 });
+      }
+    });
+  };
+
+  /* Remove the results' layers, summary and legend. */
+  Analysis.prototype.clearResults = function () {
+    var map = this.w.map;
+    var results = this.results;
+    this.results = null;
+    if (results && map) {
+      results.layers.forEach(function (entry) {
+        entry.layers.forEach(function (id) { if (map.getLayer(id)) map.removeLayer(id); });
+        entry.sources.forEach(function (id) { if (map.getSource(id)) map.removeSource(id); });
+      });
+    }
+    if (this.isOpen) this.renderStatus();
+  };
+
+  /* A summary value for a table cell: a unit by its name, counts summed, lists counted. */
+  Analysis.prototype._cell = function (v) {
+    var self = this;
+    if (v === null || v === undefined) return "—";
+    if (typeof v === "boolean") return this.t(v ? "yes" : "no");
+    if (typeof v === "number") return String(Math.round(v * 100) / 100);
+    if (typeof v === "string") return /^\d{4}-\d\d-\d\dT/.test(v) ? this.w.formatTime(v) : v;
+    if (Array.isArray(v)) return v.length + " " + this.t("items");
+    if (v.type === "Point" && Array.isArray(v.coordinates)) {
+      return v.coordinates.map(function (c) { return c.toFixed(6); }).join(", ");
+    }
+    var name = v.name || v.address || v.room_no;
+    if (name) return String(name);
+    var keys = Object.keys(v);
+    if (keys.length && keys.every(function (k) { return typeof v[k] === "number"; })) {
+      return keys.map(function (k) { return self.w.t(k) + " " + v[k]; }).join("，");
+    }
+    if (keys.length && keys.every(function (k) { return Array.isArray(v[k]); })) {
+      return keys.map(function (k) { return self.t(k) + " " + v[k].length; }).join("，");
+    }
+    return JSON.stringify(v).slice(0, 120);
+  };
+
+  Analysis.prototype._renderResults = function () {
+    var self = this;
+    var el = this.el;
+    var box = this.ui.results;
+    var lang = this.w.lang;
+    var r = this.results;
+    box.textContent = "";
+    if (!r) return;
+    box.appendChild(el("h4", {}, [this.t("results") + " ",
+      el("button", { className: "onemap-btn", testid: "onemap-analysis-clear", text: this.t("clear"),
+        onclick: function () { self.clearResults(); } })]));
+    if (r.summary) {
+      var table = el("table", { className: "onemap-kv", testid: "onemap-analysis-summary",
+        "data-output": r.summary.output });
+      Object.keys(r.summary.value).forEach(function (k) {
+        if (k === "children" || k === "crs") return;
+        table.appendChild(el("tr", { "data-key": k }, [el("td", { text: self.t(k) }),
+          el("td", { text: self._cell(r.summary.value[k]) })]));
+      });
+      box.appendChild(el("div", { className: "onemap-hint", text: r.summary.title || self.t("summary") }));
+      box.appendChild(table);
+    }
+    r.tables.forEach(function (t) {
+      var table = el("table", { className: "onemap-kv", testid: "onemap-analysis-table", "data-output": t.output });
+      table.appendChild(el("tr", {}, t.table.columns.map(function (c) { return el("th", { text: c }); })));
+      t.table.rows.slice(0, 20).forEach(function (row) {
+        table.appendChild(el("tr", {}, row.map(function (c) { return el("td", { text: self._cell(c) }); })));
+      });
+      box.appendChild(el("div", { className: "onemap-hint", text: t.title || t.output }));
+      box.appendChild(table);
+    });
+    if (r.layers.length) {
+      var legend = el("div", { testid: "onemap-analysis-legend" }, [el("b", { text: this.t("legend") })]);
+      r.layers.forEach(function (entry) {
+        entry.legend.forEach(function (e) {
+          var title = e.title && typeof e.title === "object" ? (e.title[lang] || e.title.en || entry.output) :
+            (e.title || entry.title || entry.output);
+          var sw;
+          var extra = "";
+          if (Array.isArray(e.colour)) {
+            sw = el("span", { className: "onemap-ramp" });
+            sw.style.background = "linear-gradient(to right," + e.colour.join(",") + ")";
+            if (e.property && e.range) {
+              extra = " (" + self.w.t(e.property) + " " + self._cell(e.range[0]) + " – " +
+                self._cell(e.range[1]) + ")";
+            }
+          } else {
+            sw = el("span", { className: "onemap-swatch" });
+            sw.style.background = e.kind === "line" ? "transparent" : e.colour;
+            sw.style.borderColor = e.colour;
+            if (e.kind === "line") sw.style.borderWidth = "0 0 3px 0";
+            if (e.kind === "circle") sw.style.borderRadius = "50%";
+          }
+          legend.appendChild(el("div", { testid: "onemap-analysis-legend-entry", "data-output": entry.output,
+            "data-layer": e.layer }, [sw, title + extra + (entry.count != null ? " — " + entry.count +
+              " " + self.t("features") : "")]));
+        });
+      });
+      box.appendChild(legend);
+    }
+  };
+
+  /* The widget's language changed: the list, the form and the results in it. */
+  Analysis.prototype.relabel = function () {
+    if (!this.isOpen && !this.processes) return;
+    this.render();
+    this.listProcesses();
+    if (this.chosen) this.choose(this.chosen);
+  };
+
+  Analysis.groupsOf = groupsOf;
+  Analysis.inLang = inLang;
+  window.onemapAnalysis = Analysis;
+})();
