@@ -321,8 +321,8 @@
     this.ui.form.textContent = "";
     this.groups.forEach(function (g) { self.ui.form.appendChild(self._field(g)); });
     // the error, next to the form
-    this.ui.error.textContent = this.error ? this.t("refused") + " (" + this.error.status + ")：" +
-      this.error.message : "";
+    this.ui.error.textContent = this.error ? this.t("refused") + " (" + this.error.status + ")" +
+      (this.w.lang === "zh" ? "：" : ": ") + this.error.message : "";
     this.renderStatus();
   };
 
