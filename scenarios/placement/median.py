@@ -10,7 +10,16 @@ from typing import Any, Self
 import numpy as np
 import scipy.sparse as sp
 
-from scenarios.placement._solver import TOL, Mip, MipResult, Reporter, columns, solve_mip
+from scenarios.placement._solver import (
+    INFEASIBLE,
+    OPTIMAL,
+    TOL,
+    Mip,
+    MipResult,
+    Reporter,
+    columns,
+    solve_mip,
+)
 from scenarios.placement.base import FacilityModel, bad
 
 
@@ -199,64 +208,201 @@ class PMedian(FacilityModel):
         return _interchange(dd, self.costs, self.weights, start, self.allowed, self.fixed,
                             self._deadline)
 
-    def _pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """(client, allowed-site position) pairs that may carry an assignment."""
+    def _pairs(self, open_pos: np.ndarray | None = None, sites: np.ndarray | None = None,
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(client, site position) pairs that may carry an assignment.
+
+        ``sites``: positions (into the allowed sites) still in the model (all
+        by default); ``open_pos``: those certainly open (the fixed ones by
+        default). A client's nearest open site is among its
+        ``len(sites) - p + 1`` nearest, and no farther than a certainly open one.
+        """
         assert self.p is not None
+        allowed_idx = np.flatnonzero(self.allowed)
+        if sites is None:
+            sites = np.arange(allowed_idx.size)
+        if open_pos is None:
+            open_pos = np.searchsorted(allowed_idx, self.fixed)
         active = np.flatnonzero(self.weights > 0)
-        d = self.costs[np.ix_(active, np.flatnonzero(self.allowed))]
+        d = self.costs[np.ix_(active, allowed_idx[sites])]
         keep = np.isfinite(d)
         if self.reduce_pairs:
-            n_allowed = d.shape[1]
-            k = n_allowed - self.p  # 0-based rank of the (n_allowed - p + 1)-th nearest
+            k = sites.size - self.p  # 0-based rank of the (sites - p + 1)-th nearest
             limit = np.partition(np.where(keep, d, np.inf), k, axis=1)[:, k]
-            if self.fixed.size:
-                pos = np.searchsorted(np.flatnonzero(self.allowed), self.fixed)
-                limit = np.minimum(limit, d[:, pos].min(axis=1))
+            if open_pos.size:
+                limit = np.minimum(limit, d[:, np.searchsorted(sites, open_pos)].min(axis=1))
             keep &= d <= limit[:, None]
         ci, sj = np.nonzero(keep)
-        return active[ci], sj
+        return active[ci], sites[sj]
 
     def _exact(self, start: np.ndarray | None, time_limit: float, reporter: Reporter,
                mip_gap: float) -> MipResult:
-        assert self.p is not None
+        assert self.p is not None and start is not None
+        started = time.perf_counter()
         allowed_idx = np.flatnonzero(self.allowed)
         ny = allowed_idx.size
-        ci, sj = self._pairs()
-        nx = ci.size
-        active = np.unique(ci)
+        y0 = start[allowed_idx].astype(float)
+        upper = self._evaluate(start)[0]
+        forced = np.zeros(ny, dtype=bool)
+        forced[np.searchsorted(allowed_idx, self.fixed)] = True
+        if int(forced.sum()) == self.p:  # every open site is fixed: nothing to choose
+            return MipResult(OPTIMAL, y0, upper, upper)
+        # 1. a Lagrangian bound (seconds, vectorised), and what it lets us fix
+        active = np.flatnonzero(self.weights > 0)
+        c = self.weights[active, None] * self.costs[np.ix_(active, allowed_idx)]
+        c[~np.isfinite(c)] = (float(c[np.isfinite(c)].max()) + 1.0) * 4 * active.size
+        integral = bool(np.all(np.mod(c, 1.0) == 0.0))
+        assign = self._evaluate(start)[1][active]
+        lam0 = c[np.arange(active.size), np.searchsorted(allowed_idx, assign)]
+        budget = min(max(1.0, 0.2 * time_limit), time_limit)
+        lower, closed, opened, upper, better, dual_choice = _lagrangian(
+            c, self.p, forced, upper, lam0, integral, started + budget, reporter)
+        # the relaxation's choice, improved by interchange, is often the optimum
+        trial = np.zeros_like(start)
+        trial[allowed_idx[dual_choice]] = True
+        trial = _interchange(_dense(self.costs), self.costs, self.weights, trial, self.allowed,
+                             self.fixed, time.perf_counter() + min(0.5, budget))
+        cost = self._evaluate(trial)[0]
+        if cost < upper - 1e-9 * max(1.0, abs(upper)):
+            upper, better = cost, trial[allowed_idx]
+        if better is not None:
+            y0 = better.astype(float)
+            start = np.zeros_like(start)
+            start[allowed_idx[better]] = True
+        if lower >= upper - 1e-9 * max(1.0, abs(upper)):
+            return MipResult(OPTIMAL, y0, upper, upper)
+        # 2. the MIP over what is left, warm-started when the start survived the fixing
+        sites = np.flatnonzero(~closed)
+        open_pos = np.flatnonzero(opened | forced)
+        ci, sj = self._pairs(open_pos, sites)
+        col_of = np.full(ny, -1)
+        col_of[sites] = np.arange(sites.size)
+        nys, nx = sites.size, ci.size
         row_of = np.full(self.costs.shape[0], -1)
-        row_of[active] = np.arange(active.size)
-        na = active.size
-        xcol = ny + np.arange(nx)
+        act = np.unique(ci)
+        row_of[act] = np.arange(act.size)
+        na = act.size
+        xcol = nys + np.arange(nx)
         # rows: [0, na) assignment = 1; [na, na+nx) x - y <= 0; last: Σy = p
         a = columns([
             (row_of[ci], xcol, np.ones(nx)),
             (na + np.arange(nx), xcol, np.ones(nx)),
-            (na + np.arange(nx), sj, -np.ones(nx)),
-            (np.full(ny, na + nx), np.arange(ny), np.ones(ny)),
-        ], (na + nx + 1, ny + nx))
-        lower = np.zeros(ny + nx)
-        lower[np.searchsorted(allowed_idx, self.fixed)] = 1.0
+            (na + np.arange(nx), col_of[sj], -np.ones(nx)),
+            (np.full(nys, na + nx), np.arange(nys), np.ones(nys)),
+        ], (na + nx + 1, nys + nx))
+        lower_b = np.zeros(nys + nx)
+        lower_b[col_of[open_pos]] = 1.0
         mip = Mip(
-            cost=np.concatenate([np.zeros(ny), self.weights[ci] * self.costs[ci, allowed_idx[sj]]]),
-            lower=lower, upper=np.ones(ny + nx),
-            integer=np.r_[np.ones(ny, bool), np.zeros(nx, bool)],
+            cost=np.concatenate([np.zeros(nys),
+                                 self.weights[ci] * self.costs[ci, allowed_idx[sj]]]),
+            lower=lower_b, upper=np.ones(nys + nx),
+            integer=np.r_[np.ones(nys, bool), np.zeros(nx, bool)],
             matrix=a,
             row_lower=np.r_[np.ones(na), np.full(nx, -np.inf), self.p],
             row_upper=np.r_[np.ones(na), np.zeros(nx), self.p],
         )
         x0 = None
-        if start is not None:
-            _, assign = self._evaluate(start)
-            x0 = np.r_[start[allowed_idx].astype(float),
-                       (allowed_idx[sj] == assign[ci]).astype(float)]
+        if not (y0[closed] > 0.5).any() and (y0[open_pos] > 0.5).all():
+            full_assign = self._evaluate(start)[1]
+            x0 = np.r_[y0[sites], (allowed_idx[sj] == full_assign[ci]).astype(float)]
             # a client tied between two open sites: keep one assignment only
-            seen = np.zeros(self.costs.shape[0], bool)
-            for k in np.flatnonzero(x0[ny:]):
-                if seen[ci[k]]:
-                    x0[ny + k] = 0.0
-                seen[ci[k]] = True
-        return solve_mip(mip, x0, time_limit, reporter, mip_gap)
+            first = np.unique(ci[x0[nys:] > 0.5], return_index=True)[1]
+            on = np.flatnonzero(x0[nys:] > 0.5)
+            x0[nys:] = 0.0
+            x0[nys + on[first]] = 1.0
+        remaining = max(0.01, time_limit - (time.perf_counter() - started))
+        res = solve_mip(mip, x0, remaining, reporter, mip_gap)
+        if res.status == INFEASIBLE:  # nothing better than the start exists
+            return MipResult(OPTIMAL, y0, upper, upper)
+        y = y0.copy()
+        objective = upper
+        if res.x is not None and res.objective is not None and res.objective < upper:
+            y = np.zeros(ny)
+            y[sites] = res.x[:nys]
+            objective = res.objective
+        bound = lower if res.bound is None else max(lower, min(res.bound, upper))
+        if res.status == OPTIMAL:
+            bound = objective
+        return MipResult(res.status, y, objective, bound)
+
+
+def _lagrangian(c: np.ndarray, p: int, forced: np.ndarray, upper: float, lam: np.ndarray,
+                integral: bool, deadline: float, reporter: Reporter,
+                ) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray | None, np.ndarray]:
+    """Subgradient optimisation of the p-median's Lagrangian dual.
+
+    Relaxing "each client assigned once" with multipliers ``λ`` leaves
+    ``L(λ) = Σλ + Σ_{p chosen j} ρ_j``, ``ρ_j = Σ_i min(0, c_ij - λ_i)``:
+    a lower bound for any ``λ``, computed in one pass over ``c`` (clients ×
+    sites, weighted costs). From the best ``λ``, forcing a site the bound
+    left out open (or one it chose closed) costs at least the difference of
+    their ``ρ``; where that lifts the bound to ``upper`` the site can be
+    fixed, shrinking the MIP.
+
+    The sites each relaxation chooses are also tried as a layout: near the
+    dual optimum they often are the optimal one, which closes the gap at once.
+
+    Returns
+    -------
+    bound, closed, opened, upper, layout, dual_choice
+        The best bound (rounded up for integral costs); the sites proven
+        closed / open in every layout better than ``upper``; the best layout's
+        cost and its sites (None when none beat the ``upper`` given); the
+        sites the relaxation chooses at the best multipliers.
+    """
+    m = c.shape[1]
+    free = ~forced
+    k = p - int(forced.sum())
+    best, best_lam = -np.inf, lam.copy()
+    theta, stall = 2.0, 0
+    tol = 1e-9 * max(1.0, abs(upper))
+
+    def rounded(v: float) -> float:
+        return float(np.ceil(v - 1e-6)) if integral else v
+
+    layout: np.ndarray | None = None
+    while time.perf_counter() < deadline and theta > 1e-3:
+        diff = c - lam[:, None]
+        rho = np.minimum(diff, 0.0).sum(axis=0)
+        free_idx = np.flatnonzero(free)
+        chosen = forced.copy()
+        chosen[free_idx[np.argpartition(rho[free_idx], k - 1)[:k]]] = True
+        value = float(lam.sum() + rho[chosen].sum())
+        if value > best + tol:
+            best, best_lam, stall = value, lam.copy(), 0
+            cost = float(c[:, chosen].min(axis=1).sum())
+            if cost < upper - tol:
+                upper, layout = cost, chosen.copy()
+        else:
+            stall += 1
+            if stall >= 30:
+                theta, stall = theta / 2, 0
+        if rounded(best) >= upper - tol:
+            break
+        if not reporter.report("exact", upper, rounded(best)) and reporter.error is not None:
+            raise reporter.error
+        g = 1.0 - (diff[:, chosen] < 0).sum(axis=1)
+        norm = float(g @ g)
+        if norm == 0:  # the relaxation's answer is a layout: the bound is its cost
+            break
+        lam = lam + theta * (upper - value) / norm * g
+    rho = np.minimum(c - best_lam[:, None], 0.0).sum(axis=0)
+    free_idx = np.flatnonzero(free)
+    order = free_idx[np.argsort(rho[free_idx], kind="stable")]
+    chosen_free, other = order[:k], order[k:]
+    closed = np.zeros(m, dtype=bool)
+    opened = np.zeros(m, dtype=bool)
+    if other.size:
+        last, nxt = float(rho[chosen_free].max()), float(rho[other].min())
+        for j in other:
+            if rounded(best + rho[j] - last) >= upper - tol:
+                closed[j] = True
+        for j in chosen_free:
+            if rounded(best - rho[j] + nxt) >= upper - tol:
+                opened[j] = True
+    dual_choice = forced.copy()
+    dual_choice[chosen_free] = True
+    return rounded(best), closed, opened, upper, layout, dual_choice
 
 
 # ------------------------------------------------------------ capacitated p-median
