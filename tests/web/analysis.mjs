@@ -152,6 +152,30 @@ await main(async (browser) => {
   await page.getByTestId('onemap-analysis-clear').click();
   byPolygon.after_clear = await rendered(page);
 
+  // cancel: the job's status is held at "running" in the page (a job of the S city ends
+  // within one poll); the panel's DELETE goes to the server
+  let hold = true;
+  await page.route(/\/jobs\/[^/?]+\?f=json$/, async (route) => {
+    if (!hold || route.request().method() !== 'GET') return route.continue();
+    const response = await route.fetch();
+    const json = await response.json();
+    if (json.status !== 'dismissed') {
+      Object.assign(json, { status: 'running', progress: 50, message: 'counting / 统计中 (1/2)' });
+    }
+    return route.fulfill({ response, json });
+  });
+  await recordProgress(page);
+  await page.getByTestId('onemap-analysis-run').click();
+  await page.waitForSelector('[data-testid=onemap-analysis-progress][data-status=running]', { timeout: 30000 });
+  await page.getByTestId('onemap-analysis-cancel').click();
+  await page.waitForSelector('[data-testid=onemap-analysis-progress][data-status=dismissed]', { timeout: 30000 });
+  hold = false;
+  const cancelled = await shown(page);
+  cancelled.progress = await page.evaluate(() => window.__progress);
+  cancelled.cancel_visible = await page.getByTestId('onemap-analysis-cancel').isVisible();
+  cancelled.rendered = await rendered(page);
+  await page.unroute(/\/jobs\/[^/?]+\?f=json$/);
+
   // locate: a point picked on the map
   await page.selectOption('[data-testid=onemap-analysis-process]', 'locate');
   await page.waitForSelector('[data-testid=onemap-analysis-field][data-input=point]', { timeout: 30000 });
@@ -187,5 +211,5 @@ await main(async (browser) => {
   english.button = (await page.getByTestId('onemap-analysis-toggle').textContent()).trim();
 
   return { token, button, listed, form, unit_options: unitOptions, by_unit: byUnit,
-    by_polygon: byPolygon, located, refused, english };
+    by_polygon: byPolygon, cancelled, located, refused, english };
 });

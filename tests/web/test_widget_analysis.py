@@ -134,6 +134,24 @@ def test_grid_statistics_of_a_polygon_drawn_on_the_map(session: dict[str, Any],
     assert cleared["sources"] == ["onemap-analysis-input"], cleared
 
 
+def test_cancel_dismisses_the_running_job(session: dict[str, Any], live_server: LiveServer,
+                                         web_city: WebCity) -> None:
+    """While the job runs (its status held at running in the page), 取消 sends DELETE:
+    the panel shows it cancelled, draws nothing, and the server no longer has the job."""
+    cancelled = session["cancelled"]
+    job = cancelled["job"]
+    assert job["status"] == "dismissed", job
+    assert [p["status"] for p in cancelled["progress"]][-2:] == ["running", "dismissed"], (
+        cancelled["progress"])
+    assert "统计中" in cancelled["progress"][-2]["text"], cancelled["progress"]
+    assert "已取消" in cancelled["progress"][-1]["text"], cancelled["progress"]
+    assert not cancelled["cancel_visible"] and cancelled["resultLayers"] == [], cancelled
+    assert cancelled["rendered"]["layers"] == [], cancelled["rendered"]
+    with _api(live_server, web_city) as api:
+        status = api.get(f"/jobs/{job['id']}", params={"f": "json"})
+    assert status.status_code != 200 or status.json()["status"] == "dismissed", status.text
+
+
 def test_locate_a_point_picked_on_the_map(session: dict[str, Any], live_server: LiveServer,
                                           web_city: WebCity) -> None:
     run = session["located"]
