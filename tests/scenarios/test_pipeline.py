@@ -8,7 +8,7 @@ on random networks, and hand-solved small networks, one per rule.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -316,3 +316,183 @@ def test_random_networks_agree_with_the_oracle(seed: int) -> None:
         check_against_oracle(net, link)
         stuck = rng.choice(net.n_valves, min(2, net.n_valves), replace=False).tolist()
         check_against_oracle(net, link, stuck)
+
+
+@pytest.mark.parametrize("seed", range(100, 106))
+def test_larger_random_networks_agree_with_the_oracle(seed: int) -> None:
+    # Deeper trees of segments: the incident re-examines only what hangs below
+    # the section, which a brute force over everything must confirm.
+    rng = np.random.default_rng(seed)
+    n = 160
+    g = nx.grid_2d_graph(16, 10)
+    nodes = list(g.nodes())
+    pos = {p: i for i, p in enumerate(nodes)}
+    edges = [(pos[u], pos[v]) for u, v in g.edges() if rng.random() < 0.8]
+    links = [(f"L{k}", a, b) for k, (a, b) in enumerate(edges)]
+    valves = [(len(valves_), f"L{k}", node, bool(rng.random() > 0.25), bool(rng.random() < 0.05))
+              for valves_ in [[]] for k, (a, b) in enumerate(edges) for node in (a, b)
+              if rng.random() < 0.3]
+    valves = [(i, *v[1:]) for i, v in enumerate(valves)]
+    net = PipeNetwork.from_tables(list(range(n)), links, valves,
+                                  rng.choice(n, 2, replace=False).tolist())
+    for link in rng.choice(net.n_links, 25, replace=False).tolist():
+        check_against_oracle(net, link)
+        check_against_oracle(net, link, rng.choice(net.n_valves, 4, replace=False).tolist())
+
+
+# The demo city's networks, from the database -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def city(server_conninfo: str, template_db: str) -> Any:
+    """Conninfo of a database holding the S city of seed 1 (streets and pipes)."""
+    import uuid
+
+    from democity import generate
+    from spatial.db import connect
+    from tests.conftest import create_database, drop_database
+
+    name = f"onemap_t_pipeline_{uuid.uuid4().hex[:8]}"
+    info = create_database(server_conninfo, name, template=template_db)
+    with connect(info, autocommit=True) as conn:
+        generate(conn, "S", 1, steps=("pipelines",))
+    yield info
+    drop_database(server_conninfo, name)
+
+
+def rows_oracle(conn: Any, utility: str) -> dict[str, Any]:
+    """The network straight from the rows, for a networkx brute force: every
+    node and pipe a vertex, joined at each pipe end; what each valve's closing
+    removes (the pipe ends at its node, or both ends of its pipe)."""
+    edges = [(r["id"], r["source"], r["target"]) for r in conn.execute(
+        "SELECT id, source, target FROM onemap.network_pipe_edge WHERE utility = %s",
+        (utility,)).fetchall()]
+    nodes = {r["id"]: r["kind"] for r in conn.execute(
+        "SELECT id, kind FROM onemap.pipe_node WHERE utility = %s", (utility,)).fetchall()}
+    valves = {r["id"]: r for r in conn.execute(
+        "SELECT id, node_id, segment_id, operable, normal_state = 'closed' AS closed "
+        "FROM onemap.valve WHERE utility = %s", (utility,)).fetchall()}
+    supply = ("outlet",) if utility == "drainage" else (
+        "source", "tank", "pump_station", "regulator_station", "substation")
+    g = nx.Graph()
+    g.add_nodes_from(("n", k) for k in nodes)
+    pipe_ends: dict[int, list[tuple[Any, Any]]] = {}
+    node_ends: dict[int, list[tuple[Any, Any]]] = {}
+    for sid, a, b in edges:
+        g.add_node(("l", sid))
+        for end in (a, b):
+            g.add_edge(("l", sid), ("n", end))
+            pipe_ends.setdefault(sid, []).append((("l", sid), ("n", end)))
+            node_ends.setdefault(end, []).append((("l", sid), ("n", end)))
+    removes = {k: node_ends.get(v["node_id"], []) if v["node_id"] is not None
+               else pipe_ends.get(v["segment_id"], []) for k, v in valves.items()}
+    out = {"graph": g, "valves": valves, "removes": removes,
+           "sources": [k for k, v in nodes.items() if v in supply], "edges": edges,
+           "kinds": nodes}
+    out["before"] = fed_from(shut_view(out, {k for k, v in valves.items() if v["closed"]}),
+                             out["sources"])
+    return out
+
+
+def shut_view(rows: dict[str, Any], shut: set[int], removed: Iterable[Any] = ()) -> nx.Graph:
+    """The network with the pipe ends of shut valves (and some vertices) removed."""
+    cut = [e for v in shut for e in rows["removes"][v]]
+    return nx.restricted_view(rows["graph"], list(removed), cut)
+
+
+def fed_from(g: nx.Graph, sources: Iterable[int]) -> set[Any]:
+    out: set[Any] = set()
+    for s in sources:
+        if ("n", s) in g and ("n", s) not in out:
+            out |= nx.node_connected_component(g, ("n", s))
+    return out
+
+
+def check_demo_incident(net: PipeNetwork, rows: dict[str, Any], link: int,
+                        stuck: Sequence[int] = ()) -> Any:
+    iso = net.isolate(link, stuck_valves=stuck)
+    valves = rows["valves"]
+    normally = {k for k, v in valves.items() if v["closed"]}
+    chosen = {int(v) for v in iso.valves}
+    assert all(valves[v]["operable"] and v not in stuck and v not in normally for v in chosen)
+    assert all((not valves[v]["operable"] or v in stuck) for v in iso.failed_valves.tolist())
+    shut = normally | chosen
+    after = shut_view(rows, shut)
+    labels = {x: i for i, c in enumerate(nx.connected_components(after)) for x in c}
+    inside = {s for s in rows["sources"] if labels[("n", s)] == labels[("l", link)]}
+    assert inside == set(iso.sources_inside.tolist())
+    # Each valve is needed: opening it alone joins the failed pipe to a source.
+    if iso.isolated:
+        fed_labels = {labels[("n", s)] for s in rows["sources"]}
+        for v in chosen:
+            joined = {labels[x] for e in rows["removes"][v] for x in e}
+            assert labels[("l", link)] in joined and joined & fed_labels, v
+    section = [("l", int(k)) for k in iso.isolated_links] + [
+        ("n", int(k)) for k in iso.isolated_nodes]
+    lost = rows["before"] - fed_from(shut_view(rows, shut, section), rows["sources"]) \
+        - set(section)
+    assert {k for t, k in lost if t == "l"} == set(iso.cut_off_links.tolist())
+    assert {k for t, k in lost if t == "n"} == set(iso.cut_off_nodes.tolist())
+    return iso
+
+
+def mains(conn: Any, utility: str) -> list[int]:
+    return [r["id"] for r in conn.execute(
+        "SELECT e.id FROM onemap.network_pipe_edge e "
+        "JOIN onemap.pipe_node a ON a.id = e.source JOIN onemap.pipe_node b ON b.id = e.target "
+        "WHERE e.utility = %s AND a.kind <> 'service_connection' "
+        "AND b.kind <> 'service_connection' ORDER BY e.id", (utility,)).fetchall()]
+
+
+@pytest.mark.parametrize("utility", ["water", "gas", "heat"])
+def test_demo_city_every_main_agrees_with_the_oracle(city: str, utility: str) -> None:
+    from scenarios.pipeline import pipe_network
+    from spatial.db import connect
+    from spatial.network import GraphCache
+
+    cache = GraphCache()
+    try:
+        with connect(city, autocommit=True) as conn:
+            net = pipe_network(conn, utility, cache=cache)
+            assert pipe_network(conn, utility, cache=cache) is net
+            rows = rows_oracle(conn, utility)
+            links = mains(conn, utility)
+    finally:
+        cache.close()
+    assert len(links) > 200 and net.n_valves == len(rows["valves"])
+    fallback = 0
+    for k, link in enumerate(links):
+        iso = check_demo_incident(net, rows, link)
+        if len(iso.valves) and k % 3 == 0:
+            # The first valve stuck: the next ring holds, and costs more.
+            stuck = check_demo_incident(net, rows, link, [int(iso.valves[0])])
+            assert stuck.rings >= 1 and len(stuck.isolated_links) > len(iso.isolated_links)
+            fallback += 1
+    assert fallback > len(links) // 6
+
+
+def test_demo_city_drainage_traced_along_the_flow(city: str) -> None:
+    from spatial.db import connect
+    from spatial.network import load_pipe_graph
+
+    with connect(city, autocommit=True) as conn:
+        net = PipeNetwork.from_graph(load_pipe_graph(conn, "drainage"))
+        rows = rows_oracle(conn, "drainage")
+        links = mains(conn, "drainage")
+    assert net.gravity and net.n_valves == 0
+    flow = nx.DiGraph()
+    flow.add_nodes_from(rows["kinds"])
+    for sid, a, b in rows["edges"]:
+        flow.add_edge(a, b, id=sid)
+    to_outlet = set(rows["sources"]).union(*(nx.ancestors(flow, s) for s in rows["sources"]))
+    for link in links[::3]:
+        a, b = next((x, y) for sid, x, y in rows["edges"] if sid == link)
+        iso = net.isolate(link)
+        up = nx.ancestors(flow, a) | {a}
+        down = nx.descendants(flow, b) | {b}
+        assert set(iso.upstream_nodes.tolist()) == up
+        assert set(iso.downstream_nodes.tolist()) == down
+        cut = flow.copy()
+        cut.remove_edge(a, b)
+        still = set(rows["sources"]).union(*(nx.ancestors(cut, s) for s in rows["sources"]))
+        assert set(iso.cut_off_nodes.tolist()) == to_outlet - still
