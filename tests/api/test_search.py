@@ -213,7 +213,7 @@ def test_every_type_is_in_the_documented_enum() -> None:
 
     from spatial.search import TYPES
 
-    paths = Path(__file__).parents[2] / "spatial" / "ogc" / "openapi_paths.yml"
+    paths = Path(__file__).parents[2] / "server" / "openapi_paths.yml"
     document = yaml.safe_load(paths.read_text(encoding="utf-8"))
     enum = document["components"]["schemas"]["searchResult"]["properties"]["type"]["enum"]
     assert tuple(enum) == TYPES
