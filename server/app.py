@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server import fixes
+from server.config import write_config
 from server.openapi import write_document
 from server.problems import error_response, problem
 from spatial.errors import NotFoundError, OnemapError, http_status
@@ -292,8 +293,11 @@ def create_app() -> Starlette:
     # pygeoapi-config.yml names the HTML templates under ${ONEMAP_HOME}: the clone,
     # wherever the server is started from.
     os.environ.setdefault("ONEMAP_HOME", str(settings.root))
-    os.environ["PYGEOAPI_CONFIG"] = str(settings.config_path)
-    os.environ["PYGEOAPI_OPENAPI"] = str(write_document(settings))
+    # pygeoapi reads the configuration generated from pygeoapi-config.yml and the
+    # layer declarations (server/config.py), once, when its module is imported.
+    config_path = write_config(settings)
+    os.environ["PYGEOAPI_CONFIG"] = str(config_path)
+    os.environ["PYGEOAPI_OPENAPI"] = str(write_document(settings, config_path))
     fixes.install()
     from pygeoapi import starlette_app  # reads the configuration on import
 

@@ -44,6 +44,7 @@ import re
 import threading
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -57,6 +58,7 @@ from spatial.errors import (
     http_status,
 )
 from spatial.params import parse_bbox, parse_datetime
+from spatial.settings import Settings
 from spatial.wellformed import bad_character, check_text, loads
 
 LOGGER = logging.getLogger(__name__)
@@ -656,7 +658,7 @@ def feature_provider(collection: str) -> dict[str, Any] | None:
 
     from spatial.settings import get_settings
 
-    config = _config(str(get_settings().config_path))
+    config = _config(get_settings())
     resource = (config.get("resources") or {}).get(collection)
     if not resource or resource.get("type") != "collection":
         return None
@@ -688,17 +690,19 @@ def provider_queryables(collection: str) -> frozenset[str] | None:
 
 
 _config_lock = threading.Lock()
-_configs: dict[str, dict[str, Any]] = {}
+_configs: dict[tuple[Path, Path], dict[str, Any]] = {}
 
 
-def _config(path: str) -> dict[str, Any]:
+def _config(settings: Settings) -> dict[str, Any]:
+    """pygeoapi's configuration (:func:`server.config.load_config`), read once per
+    process: it is asked on every request to a collection."""
+    key = (settings.config_path, settings.layers_dir)
     with _config_lock:
-        if path not in _configs:
-            from pygeoapi.util import yaml_load
+        if key not in _configs:
+            from server.config import load_config
 
-            with open(path, encoding="utf-8") as fh:
-                _configs[path] = yaml_load(fh)
-        return _configs[path]
+            _configs[key] = load_config(settings)
+        return _configs[key]
 
 
 QUERYABLES = QueryablesCache(provider_queryables)

@@ -606,7 +606,9 @@ def load_manager(config_path: Path | None = None) -> JobManager:
     Parameters
     ----------
     config_path : Path, optional
-        The pygeoapi configuration; defaults to the application's.
+        The hand-written pygeoapi configuration; defaults to the application's.
+        The configuration read is the one generated from it and the layer
+        declarations (:func:`server.config.load_config`), as the server reads it.
 
     Returns
     -------
@@ -617,18 +619,20 @@ def load_manager(config_path: Path | None = None) -> JobManager:
     ConfigurationError
         If the configuration does not use :class:`JobManager`.
     """
-    from pygeoapi.process.manager.base import get_manager
-    from pygeoapi.util import yaml_load
+    import dataclasses
 
+    from pygeoapi.process.manager.base import get_manager
+
+    from server.config import load_config
     from spatial.settings import get_settings
 
-    path = config_path or get_settings().config_path
-    with path.open(encoding="utf-8") as fh:
-        config = yaml_load(fh)
-    manager = get_manager(config)
+    settings = get_settings()
+    if config_path is not None:
+        settings = dataclasses.replace(settings, config_path=config_path)
+    manager = get_manager(load_config(settings))
     if not isinstance(manager, JobManager):
         raise ConfigurationError(
-            f"server.manager of {path.name} is {manager.name!r}, "
+            f"server.manager of {settings.config_path.name} is {manager.name!r}, "
             "not server.manager.JobManager")
     return manager
 

@@ -455,6 +455,72 @@ def complete_answers(document: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def process_answers(document: dict[str, Any],
+                    outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Document what a process's execution answers, for every output form.
+
+    pygeoapi documents an execution's 200 as its first output's schema. A process
+    with several outputs answers (:func:`server.manager.render_outputs`) with a
+    JSON object keyed by output id (``response=raw``, the default), a results
+    document keyed likewise (``response=document``), or one output as it is
+    (one selected with ``outputs``, in its media type). The 200 says all three.
+
+    Parameters
+    ----------
+    document : dict
+        Not modified.
+    outputs : dict
+        Per process id, its ``outputs`` as described (id → description with a
+        ``schema`` and optionally its ``contentMediaType`` inside).
+
+    Returns
+    -------
+    dict
+        A new document.
+
+    Examples
+    --------
+    >>> doc = {"paths": {"/processes/p/execution": {"post": {"responses": {}}}}}
+    >>> outs = {"p": {"a": {"schema": {"type": "integer"}},
+    ...               "b": {"schema": {"type": "object",
+    ...                                "contentMediaType": "application/geo+json"}}}}
+    >>> answer = process_answers(doc, outs)["paths"]["/processes/p/execution"]["post"]
+    >>> content = answer["responses"]["200"]["content"]
+    >>> sorted(content), len(content["application/json"]["schema"]["anyOf"])
+    (['application/geo+json', 'application/json'], 3)
+    """
+    out = copy.deepcopy(document)
+    for pid, described in outputs.items():
+        operation = (out.get("paths") or {}).get(f"/processes/{pid}/execution", {}).get("post")
+        if operation is None or len(described) < 2:
+            continue
+        schemas: dict[str, Any] = {}
+        by_type: dict[str, list[Any]] = {}
+        for oid, output in described.items():
+            schema = copy.deepcopy(output.get("schema") or {})
+            media = schema.pop("contentMediaType", "application/json")
+            schemas[oid] = schema
+            by_type.setdefault(media, []).append(schema)
+        ids = sorted(schemas)
+        keyed = {"type": "object", "properties": schemas, "additionalProperties": False}
+        qualified = {"type": "object", "additionalProperties": False,
+                     "properties": {k: {"anyOf": [
+                         {"type": "object", "required": ["value"],
+                          "properties": {"value": s, "mediaType": {"type": "string"}}},
+                         s]} for k, s in schemas.items()}}
+        content: dict[str, Any] = {"application/json": {"schema": {"anyOf": [
+            keyed, qualified, *by_type.pop("application/json", [])]}}}
+        for media, alone in by_type.items():
+            content[media] = {"schema": alone[0] if len(alone) == 1 else {"anyOf": alone}}
+        operation.setdefault("responses", {})["200"] = {
+            "description": (f"The outputs ({', '.join(ids)}): all keyed by id (raw, the "
+                            "default), a results document (response=document), or the one "
+                            "selected with outputs as it is / 处理结果"),
+            "content": content,
+        }
+    return out
+
+
 def available_config(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The configuration without the coverages whose data cannot be opened.
 
@@ -501,12 +567,17 @@ def build_document(config: dict[str, Any]) -> dict[str, Any]:
     -------
     dict
         The document (see :func:`self_contained`) with onemap's own routes
-        (:func:`add_own_routes`) and the answers completed (:func:`complete_answers`).
+        (:func:`add_own_routes`), the answers completed (:func:`complete_answers`)
+        and each process's outputs in every form (:func:`process_answers`).
     """
     from pygeoapi.openapi import get_oas
 
+    from scenarios.processes.registry import PROCESSES
+
     usable, _ = available_config(config)
-    return complete_answers(add_own_routes(self_contained(get_oas(usable))))
+    outputs = {pid: p.describe()["outputs"] for pid, p in PROCESSES.items()}
+    return process_answers(complete_answers(add_own_routes(self_contained(get_oas(usable)))),
+                           outputs)
 
 
 def _plugin_sources(config: dict[str, Any]) -> list[bytes]:
@@ -523,26 +594,37 @@ def _plugin_sources(config: dict[str, Any]) -> list[bytes]:
     return out
 
 
-def document_digest(settings: Settings, config: dict[str, Any], missing: list[str]) -> str:
+def document_digest(settings: Settings, config: dict[str, Any], missing: list[str],
+                    config_path: Path | None = None) -> str:
     """The hash naming the cached document: of everything the document is made of.
 
     Parameters
     ----------
     settings : Settings
-        For the configuration file and the public URL.
+        For the public URL (and the configuration when ``config_path`` is not given).
     config : dict
-        The loaded configuration (its process modules are hashed too: their
-        metadata is the processes' part of the document).
+        The loaded configuration (its process modules are hashed too, and every
+        registered process's description: they are the processes' part of the
+        document).
     missing : list of str
         The coverages without data (left out of the document).
+    config_path : Path, optional
+        The configuration pygeoapi reads; by default the one generated from the
+        declarations (:func:`server.config.write_config`).
 
     Returns
     -------
     str
         16 hex digits.
     """
-    digest = hashlib.sha256()
-    for part in (settings.config_path.read_bytes(), settings.public_url.encode(),
+    from scenarios.processes.registry import PROCESSES
+    from server.config import write_config
+
+    path = config_path or write_config(settings)
+    described = json.dumps({pid: p.describe() for pid, p in PROCESSES.items()},
+                           sort_keys=True, default=str)
+    digest = hashlib.sha256(described.encode())
+    for part in (path.read_bytes(), settings.public_url.encode(),
                  version("pygeoapi").encode(), _components_text().encode(),
                  _paths_text().encode(), Path(__file__).read_bytes(), ",".join(missing).encode(),
                  *_plugin_sources(config)):
@@ -573,13 +655,16 @@ def _load_config(path: Path) -> dict[str, Any]:
     return copy.deepcopy(config)
 
 
-def write_document(settings: Settings) -> Path:
+def write_document(settings: Settings, config_path: Path | None = None) -> Path:
     """Write the OpenAPI document for the configuration, once per change.
 
     Parameters
     ----------
     settings : Settings
-        Where the configuration is and where generated files go.
+        Where the declarations are and where generated files go.
+    config_path : Path, optional
+        The configuration pygeoapi reads; by default the one generated from the
+        declarations (:func:`server.config.write_config`).
 
     Returns
     -------
@@ -589,13 +674,15 @@ def write_document(settings: Settings) -> Path:
         components, onemap's own routes in ``openapi_paths.yml``, this module,
         the process modules, and which coverages have data).
     """
-    config = _load_config(settings.config_path)
-    usable, missing = available_config(config)
-    path = settings.var_dir / f"openapi-{document_digest(settings, config, missing)}.yml"
-    if not path.exists():
-        from pygeoapi.openapi import get_oas
+    from server.config import write_config
 
-        document = complete_answers(add_own_routes(self_contained(get_oas(usable))))
+    config_path = config_path or write_config(settings)
+    config = _load_config(config_path)
+    _, missing = available_config(config)
+    digest = document_digest(settings, config, missing, config_path)
+    path = settings.var_dir / f"openapi-{digest}.yml"
+    if not path.exists():
+        document = build_document(config)
         settings.var_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(

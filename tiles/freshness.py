@@ -365,7 +365,7 @@ def start_listener(cache: TileCache, *, conninfo: str | None = None,
 
     Examples
     --------
-    In :func:`spatial.ogc.app.create_app`::
+    In :func:`server.app.create_app`::
 
         startup_hooks.append(lambda: start_listener(cache))
     """

@@ -1,9 +1,10 @@
 """What is in the tiles: ``layers/tiles.yml`` and ``layers/themes.yml``, checked.
 
-:func:`load_spec` reads the two files and the collections of
-``pygeoapi-config.yml`` and refuses anything inconsistent (a collection
-without tiles, a layer that is no collection, overlapping zoom levels,
-unknown kinds) with a message naming the file and the entry.
+:func:`load_spec` reads the two files — each layer of ``tiles.yml`` is a
+feature collection, declared there with its title and time field
+(:func:`spatial.catalog.load_layers`) — and refuses anything inconsistent
+(overlapping zoom levels, unknown kinds, a theme naming no layer) with a
+message naming the file and the entry.
 :func:`bind_catalog` then checks every declared property, key and order
 column against the columns of the views ``layers.<id>`` in the database and
 records them, so the SQL built from the spec only ever names known columns.
@@ -23,8 +24,9 @@ from typing import Any
 import psycopg
 import yaml
 
+from spatial.catalog import COLLECTION_KEYS, load_layers
 from spatial.db import fetch_tuples
-from spatial.errors import NotFoundError
+from spatial.errors import ConfigurationError, NotFoundError
 from spatial.extents import FALLBACK_BBOX
 
 LOGGER = logging.getLogger(__name__)
@@ -374,7 +376,7 @@ def _parse_layer(lid: str, raw: Any, defaults: Mapping[str, Any], title: str,
     if not isinstance(raw, dict):
         raise SpecError(f"{where}: must be a mapping")
     unknown = set(raw) - {"minzoom", "maxzoom", "cache_seconds", "max_features", "order",
-                          "levels", "default_window", "reads", "daily"}
+                          "levels", "default_window", "reads", "daily"} - COLLECTION_KEYS
     if unknown:
         raise SpecError(f"{where}: unknown keys {sorted(unknown)}")
     minzoom, maxzoom = _zoom_pair([raw.get("minzoom"), raw.get("maxzoom")], where)
@@ -412,23 +414,6 @@ def _parse_layer(lid: str, raw: Any, defaults: Mapping[str, Any], title: str,
     )
 
 
-def _collections(config: Mapping[str, Any]) -> dict[str, tuple[str, str | None, Any]]:
-    """Feature collections of a pygeoapi configuration: id → (English title, time field,
-    bbox)."""
-    found = {}
-    for cid, res in (config.get("resources") or {}).items():
-        if res.get("type") != "collection":
-            continue
-        for prov in res.get("providers", []):
-            if prov.get("type") == "feature":
-                title = res.get("title", cid)
-                if isinstance(title, dict):
-                    title = title.get("en") or next(iter(title.values()))
-                bbox = ((res.get("extents") or {}).get("spatial") or {}).get("bbox")
-                found[cid] = (str(title), prov.get("time_field"), bbox)
-    return found
-
-
 def load_spec(tiles_path: Path, themes_path: Path, config_path: Path) -> TileSpec:
     """Read and check the tile declarations.
 
@@ -437,8 +422,9 @@ def load_spec(tiles_path: Path, themes_path: Path, config_path: Path) -> TileSpe
     tiles_path, themes_path : Path
         ``layers/tiles.yml`` and ``layers/themes.yml``.
     config_path : Path
-        ``pygeoapi-config.yml``: every feature collection must have tiles and
-        every tiled layer must be a collection; time fields come from it.
+        ``pygeoapi-config.yml``: with ``tiles.yml``, what
+        :func:`spatial.catalog.load_layers` reads the collections from; each layer
+        is a feature collection with its tiles, its title and time field.
 
     Returns
     -------
@@ -447,21 +433,20 @@ def load_spec(tiles_path: Path, themes_path: Path, config_path: Path) -> TileSpe
     Raises
     ------
     SpecError
-        Naming the file, the entry and what is wrong.
+        Naming the file, the entry and what is wrong (the collections'
+        declarations too).
     """
+    try:
+        collections = {cid: c for cid, c in load_layers(tiles_path, config_path).items()
+                       if c.kind == "feature"}
+    except ConfigurationError as exc:
+        raise SpecError(str(exc)) from exc
     raw = _read_yaml(tiles_path)
     themes_raw = _read_yaml(themes_path)
-    config = _read_yaml(config_path)
-    collections = _collections(config)
     declared = raw.get("layers") or {}
-    missing = sorted(set(collections) - set(declared))
-    extra = sorted(set(declared) - set(collections))
-    if missing or extra:
-        raise SpecError(
-            f"layers/tiles.yml and {config_path.name} disagree: collections without tiles "
-            f"{missing}, tiled layers that are no collection {extra}")
     defaults = raw.get("defaults") or {}
-    layers = {lid: _parse_layer(lid, body, defaults, *collections[lid])
+    layers = {lid: _parse_layer(lid, body, defaults, collections[lid].title["en"],
+                                collections[lid].time_field, collections[lid].bbox)
               for lid, body in declared.items()}
     themes: dict[str, LayerSet] = {}
     for tid, body in themes_raw.items():

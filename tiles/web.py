@@ -9,7 +9,7 @@ Routes (``{z}/{y}/{x}``: level, row, column):
   ``/tiles/{theme}/{tms}/tilejson.json``, ``/tiles/{theme}/{tms}/{z}/{y}/{x}``
 
 Built by :class:`TileService` (collaborators passed in, nothing read at
-import); :mod:`spatial.ogc.app` appends :meth:`TileService.routes` before
+import); :mod:`server.app` appends :meth:`TileService.routes` before
 pygeoapi's mount and :meth:`TileService.start` to its start-up hooks.
 """
 
@@ -572,7 +572,7 @@ async def _unless_disconnected(request: Request, work: Awaitable[TileResponse]
 
 
 def create_service(settings: Any) -> TileService:
-    """The tile service of an application (:func:`spatial.ogc.app.create_app`)."""
+    """The tile service of an application (:func:`server.app.create_app`)."""
     from spatial.settings import database_conninfo
 
     return TileService(settings.layers_dir, settings.config_path, database_conninfo)

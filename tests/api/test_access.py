@@ -7,24 +7,19 @@ states; then crafted filters, single items and masks.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-import yaml
 
-CONFIG = Path(__file__).resolve().parents[2] / "pygeoapi-config.yml"
+from tests import declared
+
 STAFF = ("district_admin", "street_staff", "community_staff", "grid_worker")
 ROLES = (*STAFF, "analyst", "external_system", "public")
 
 
 def feature_collections() -> list[str]:
-    resources = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))["resources"]
-    return sorted(
-        name for name, res in resources.items()
-        if any(p["type"] == "feature" for p in res.get("providers", []))
-    )
+    return sorted(declared.feature_collections())
 
 
 @pytest.fixture

@@ -14,23 +14,20 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from spatial.cql import MAX_FILTER_DEPTH, MAX_FILTER_NODES
 from spatial.editing import MAX_GEOMETRY_NESTING
 from spatial.wellformed import MAX_JSON_DEPTH
+from tests import declared
 
-CONFIG = yaml.safe_load(
-    (Path(__file__).resolve().parents[2] / "pygeoapi-config.yml").read_text(encoding="utf-8"))
-COLLECTIONS = sorted(k for k, v in CONFIG["resources"].items() if v.get("type") == "collection")
-EDITABLE = sorted(k for k in COLLECTIONS
-                  if any(p.get("editable") for p in CONFIG["resources"][k]["providers"]))
+RESOURCES = declared.resources()
+COLLECTIONS = sorted(declared.collections())
+EDITABLE = sorted(cid for cid, c in declared.collections().items() if c.editable)
 NOT_EDITABLE = sorted(set(COLLECTIONS) - set(EDITABLE))
-PROCESSES = sorted(k for k, v in CONFIG["resources"].items() if v.get("type") == "process")
+PROCESSES = sorted(k for k, v in RESOURCES.items() if v.get("type") == "process")
 
 JSON = {"Content-Type": "application/json"}
 GEOJSON = {"Content-Type": "application/geo+json"}

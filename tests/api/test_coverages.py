@@ -252,10 +252,9 @@ def test_without_rasters_the_app_starts_and_says_so(
     assert r.status_code == 503
     assert "onemap generate" in r.json()["description"]
     assert client.get("/collections/terrain", params={"f": "json"}).status_code == 200
-    from pygeoapi.util import yaml_load
+    from server.config import load_config
 
-    with get_settings().config_path.open(encoding="utf-8") as fh:
-        config = yaml_load(fh)
+    config = load_config(get_settings())
     _, missing = available_config(config)
     assert missing == ["population_density", "terrain"]
     paths = build_document(config)["paths"]

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-import yaml
 
-CONFIG = Path(__file__).resolve().parents[2] / "pygeoapi-config.yml"
+from tests import declared
+
 TOLERANCE = 1e-7  # degrees; the box goes through ST_Transform 4490 → 4326
 
 
@@ -50,9 +49,8 @@ def _instant(text: str) -> datetime:
 
 
 def test_feature_collections_declare_no_static_extent() -> None:
-    resources = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))["resources"]
-    features = [cid for cid, res in resources.items()
-                if any(p.get("type") == "feature" for p in res.get("providers", []))]
+    resources = declared.resources()
+    features = declared.feature_collections()
     assert features
     assert [cid for cid in features if "extents" in resources[cid]] == []
 

@@ -12,18 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from psycopg import sql
 
 from spatial.fields import FieldTitles, check_domains, field_titles
-
-CONFIG = Path(__file__).resolve().parents[2] / "pygeoapi-config.yml"
+from tests import declared
 
 
 def feature_collections() -> list[str]:
-    resources = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))["resources"]
-    return [name for name, r in resources.items()
-            if any(p.get("type") == "feature" for p in r.get("providers", []))]
+    return declared.feature_collections()
 
 
 def test_every_property_of_every_collection_is_titled_in_zh_and_en(client: Any) -> None:

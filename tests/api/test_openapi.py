@@ -19,7 +19,13 @@ from server.openapi import (
     resolve,
 )
 
-CONFIG = Path(__file__).resolve().parents[2] / "pygeoapi-config.yml"
+
+def declared_config() -> dict[str, Any]:
+    """pygeoapi's configuration, generated from the declarations as the app does."""
+    from server.config import load_config
+    from spatial.settings import get_settings
+
+    return load_config(get_settings())
 
 
 @pytest.fixture
@@ -28,17 +34,13 @@ def document(tiny_city_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
     Built here rather than fetched: pygeoapi loads its document once per process, so the
     one served in a test session is whichever app came first."""
-    from pygeoapi.util import yaml_load
-
     from server.coverage import RASTER_DIR_ENV
     from server.openapi import build_document
     from tests.api.test_coverages import write_test_rasters
 
     monkeypatch.setenv(RASTER_DIR_ENV, str(tmp_path))
     write_test_rasters(tmp_path)
-    with CONFIG.open(encoding="utf-8") as fh:
-        config = yaml_load(fh)
-    return build_document(config)
+    return build_document(declared_config())
 
 
 def test_the_served_document_is_self_contained(client: Any) -> None:
@@ -260,13 +262,10 @@ def test_enums_are_what_the_code_accepts() -> None:
 def test_the_cached_file_name_follows_the_described_routes(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Editing openapi_paths.yml names a new cached document (no stale one is served)."""
-    from pygeoapi.util import yaml_load
-
     from server import openapi
     from spatial.settings import get_settings
 
-    with CONFIG.open(encoding="utf-8") as fh:
-        config = yaml_load(fh)
+    config = declared_config()
     settings = get_settings()
     before = openapi.document_digest(settings, config, [])
     text = openapi._paths_text()

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-import yaml
 
 from spatial.catalog import geometry_tables
-
-CONFIG = Path(__file__).resolve().parents[2] / "pygeoapi-config.yml"
+from tests import declared
 
 
 @pytest.fixture
@@ -43,11 +40,7 @@ def test_every_layer_view_is_a_collection(client: Any, conn: psycopg.Connection)
     assert r.status_code == 200
     ids = {c["id"] for c in r.json()["collections"]}
     assert views <= ids, views - ids
-    resources = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))["resources"]
-    features = {
-        name for name, res in resources.items()
-        if any(p["type"] == "feature" for p in res.get("providers", []))
-    }
+    features = set(declared.feature_collections())
     assert features == views, features ^ views
 
 

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-import yaml
 from psycopg import sql
 
 from democity import STEPS, data_tables, generate
 from spatial.db import connect
 from spatial.errors import InvalidInputError
+from tests import declared
 from tests.conftest import create_database, drop_database
-
-CONFIG = Path(__file__).resolve().parents[2] / "pygeoapi-config.yml"
 
 #: Columns that record when a row was written, not what it says.
 VOLATILE = {"created_at", "updated_at", "generated_at", "computed_at", "changed_at"}
@@ -132,9 +129,7 @@ def test_same_seed_same_city_other_seed_other_city(two_cities: list[str]) -> Non
 
 def test_ground_truth_is_kept_apart(two_cities: list[str]) -> None:
     """Truth lives in its own schema; no published layer reads from it."""
-    config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))["resources"]
-    tables = {p["data"]["table"] for r in config.values() for p in r.get("providers", [])
-              if p["type"] == "feature"}
+    tables = {c.table for c in declared.collections().values() if c.table}
     with connect(two_cities[0], autocommit=True) as conn:
         truth = {r["relname"] for r in conn.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "

@@ -1,19 +1,20 @@
 """A layer's declarations agree, in every direction (issue 14).
 
-A feature collection is declared in six places; this module states every
-agreement between them in one place, reading each file with the loader the
-server uses (:func:`tiles.spec.load_spec`, :class:`spatial.styles.StyleCatalog`,
-:class:`spatial.fields.FieldTitles`). What a loader already refuses at start-up
-is asserted by loading; the deeper checks live beside the code they guard and
-are named here rather than repeated:
+A feature collection (a layer) is declared in five places; this module states
+every agreement between them in one place, reading each file with the loader the
+server uses (:func:`spatial.catalog.load_layers`, :func:`tiles.spec.load_spec`,
+:class:`spatial.styles.StyleCatalog`, :class:`spatial.fields.FieldTitles`), and
+checks the pygeoapi resources generated from them (:mod:`server.config`). What a
+loader already refuses at start-up is asserted by loading; the deeper checks live
+beside the code they guard and are named here rather than repeated:
 
-* ``pygeoapi-config.yml`` ``resources`` — the collections: title, keywords,
-  provider ``data.table`` (the view), ``time_field``; no ``extents`` (from the
-  data: ``tests/api/test_extents.py``);
+* ``layers/tiles.yml`` — one entry per collection: title, description, keywords,
+  ``time_field``, ``editable`` and its tiles (the tiles' properties against the
+  view's columns: ``tests/tiles/test_spec.py``); no ``extents`` (from the data:
+  ``tests/api/test_extents.py``). ``pygeoapi-config.yml`` holds the coverages and
+  processes only; pygeoapi's resource of each layer is generated;
 * ``layers/*.sql`` — the view ``layers.<id>`` of each collection (that every
   geometry view of the database is a collection: ``tests/api/test_server.py``);
-* ``layers/tiles.yml`` — tiles of each collection (its properties against the
-  view's columns: ``tests/tiles/test_spec.py``);
 * ``layers/themes.yml`` — themed tile sets of declared tile layers;
 * ``layers/fields.yml`` — titles by column name, shared; its per-collection
   entries name declared collections (a title for every published column:
@@ -30,9 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 import yaml
 
+from server.config import SUPPORTED_CRS, generate, write_config
+from spatial.catalog import Collection, load_layers
 from spatial.fields import FieldTitles
+from spatial.settings import Settings, get_settings
 from spatial.styles import StyleCatalog
 from tiles.spec import TileSpec, load_spec
 
@@ -51,15 +56,10 @@ _VIEW = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+layers\.(\w+)", re.IGNO
 _TILES_URL = re.compile(r"/tiles/(\w+)/")
 
 
-def collections() -> dict[str, dict[str, Any]]:
-    """Feature collections of ``pygeoapi-config.yml``: id → its feature provider."""
-    resources = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))["resources"]
-    out = {}
-    for cid, res in resources.items():
-        for prov in res.get("providers") or []:
-            if prov.get("type") == "feature":
-                out[cid] = prov
-    return out
+def collections() -> dict[str, Collection]:
+    """The layers (feature collections) of ``layers/tiles.yml``: id → its declaration."""
+    return {cid: c for cid, c in load_layers(LAYERS / "tiles.yml", CONFIG).items()
+            if c.kind == "feature"}
 
 
 def views() -> dict[str, str]:
@@ -78,16 +78,131 @@ def spec() -> TileSpec:
 
 def test_each_collection_reads_its_view_and_each_view_is_a_collection() -> None:
     declared = collections()
-    assert {cid: prov["data"]["table"] for cid, prov in declared.items()} == \
-        {cid: cid for cid in declared}, "a collection's view is named as the collection"
+    assert {cid: c.table for cid, c in declared.items()} == {cid: cid for cid in declared}, \
+        "a collection's view is named as the collection"
     assert set(views()) == set(declared)
 
 
 def test_each_collection_has_tiles_and_only_collections_do() -> None:
     tiles = spec()
     assert set(tiles.layers) == set(collections())
-    for cid, prov in collections().items():
-        assert tiles.layers[cid].time_field == prov.get("time_field"), cid
+    for cid, c in collections().items():
+        assert tiles.layers[cid].time_field == c.time_field, cid
+        assert tiles.layers[cid].title == c.title["en"], cid
+
+
+def test_the_coverages_have_no_tiles_and_a_declared_extent() -> None:
+    everything = load_layers(LAYERS / "tiles.yml", CONFIG)
+    coverages = {cid for cid, c in everything.items() if c.kind == "coverage"}
+    assert coverages == {"population_density", "terrain"}
+    assert not coverages & set(spec().layers)
+    assert all(everything[cid].bbox for cid in coverages)
+
+
+#: What every layer's pygeoapi resource holds beside its own keys, spelled out here
+#: as pygeoapi got it from the hand-written resources before they were generated.
+COMMON_PROVIDER = {
+    "type": "feature",
+    "name": "server.provider.PostGISProvider",
+    "id_field": "id",
+    "storage_crs": "http://www.opengis.net/def/crs/EPSG/0/4490",
+    "crs": [f"http://www.opengis.net/def/crs/{c}" for c in (
+        "OGC/1.3/CRS84", "EPSG/0/4326", "EPSG/0/4490", "EPSG/0/3857",
+        "EPSG/0/4527", "EPSG/0/4548", "EPSG/0/4498", "EPSG/0/4509")],
+}
+
+
+def pygeoapi_reads(path: Path) -> dict[str, Any]:
+    """A configuration file as pygeoapi reads it."""
+    from pygeoapi.util import yaml_load
+
+    with path.open(encoding="utf-8") as fh:
+        config: dict[str, Any] = yaml_load(fh)
+    return config
+
+
+def test_pygeoapi_gets_one_generated_resource_per_layer() -> None:
+    settings = get_settings()
+    config = pygeoapi_reads(write_config(settings))
+    hand_written = pygeoapi_reads(CONFIG)
+    declared = collections()
+    resources = config["resources"]
+    # the layers first, in their file's order, then the hand-written resources as written
+    assert list(resources) == [*declared, *hand_written["resources"]]
+    for cid in hand_written["resources"]:
+        assert resources[cid] == hand_written["resources"][cid], cid
+    assert {k: v for k, v in config.items() if k != "resources"} == \
+        {k: v for k, v in hand_written.items() if k != "resources"}
+    assert list(SUPPORTED_CRS) == COMMON_PROVIDER["crs"]
+    for cid, layer in declared.items():
+        provider = {**COMMON_PROVIDER, "data": {"table": cid}}
+        if layer.time_field:
+            provider["time_field"] = layer.time_field
+        if layer.editable:
+            provider["editable"] = True
+        assert resources[cid] == {
+            "type": "collection", "title": layer.title, "description": layer.description,
+            "keywords": list(layer.keywords), "providers": [provider]}, cid
+    editable = sorted(cid for cid, c in declared.items() if c.editable)
+    assert editable == ["alley_problem", "building", "event", "household", "lamp", "resident"]
+    timed = {cid: c.time_field for cid, c in declared.items() if c.time_field}
+    assert timed["event"] == "reported_at" and timed["truck_gps"] == "ts"
+    assert all(c.title["zh"] and c.title["en"] and c.keywords for c in declared.values())
+
+
+def test_the_generated_configuration_is_named_by_its_declarations(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    settings = get_settings()
+    original = write_config(settings)
+    assert write_config(settings) == original  # same inputs, same file
+    layers = tmp_path / "layers"
+    layers.mkdir()
+    text = (LAYERS / "tiles.yml").read_text(encoding="utf-8")
+    (layers / "tiles.yml").write_text(text, encoding="utf-8")
+    copy = dataclasses.replace(settings, var_dir=tmp_path / "var")
+    monkeypatch.setattr(Settings, "layers_dir", property(lambda self: layers))
+    first = write_config(copy)
+    assert first.name == original.name and first != original  # named by the text only
+    (layers / "tiles.yml").write_text(
+        text.replace("title: {zh: 路灯, en: Street lamps}", "title: {zh: 路灯, en: Lamps}"),
+        encoding="utf-8")
+    second = write_config(copy)
+    assert second != first and first.exists()
+    assert pygeoapi_reads(second)["resources"]["lamp"]["title"]["en"] == "Lamps"
+
+
+def test_variables_are_left_for_pygeoapi_to_substitute(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = get_settings()
+    text = generate(LAYERS / "tiles.yml", CONFIG)
+    assert "url: ${ONEMAP_URL:-http://127.0.0.1:8000}" in text
+    monkeypatch.setenv("ONEMAP_URL", "http://onemap.test:9000")
+    monkeypatch.setenv("ONEMAP_JOB_THREADS", "3")
+    config = pygeoapi_reads(write_config(settings))
+    assert config["server"]["url"] == "http://onemap.test:9000"
+    assert config["server"]["manager"]["options"]["worker_threads"] == 3
+    assert load_layers(LAYERS / "tiles.yml", CONFIG)["terrain"].title == \
+        pygeoapi_reads(CONFIG)["resources"]["terrain"]["title"]
+
+
+def test_a_layer_written_in_the_pygeoapi_configuration_is_refused(tmp_path: Path) -> None:
+    from spatial.errors import ConfigurationError
+
+    config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    config["resources"]["lamp"] = {"type": "collection", "title": "x", "providers": [
+        {"type": "feature", "name": "server.provider.PostGISProvider", "data": {"table": "lamp"}}]}
+    path = tmp_path / "pygeoapi-config.yml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigurationError,
+                       match=re.escape("resources.lamp: lamp is a layer of tiles.yml")):
+        load_layers(LAYERS / "tiles.yml", path)
+    config["resources"]["moon"] = config["resources"].pop("lamp")
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=re.escape(
+            "resources.moon: a feature collection is declared in tiles.yml")):
+        load_layers(LAYERS / "tiles.yml", path)
 
 
 def test_themes_name_only_tiled_layers() -> None:

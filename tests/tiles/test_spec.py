@@ -1,4 +1,4 @@
-"""layers/tiles.yml and layers/themes.yml agree with the collections and the views."""
+"""layers/tiles.yml and layers/themes.yml are read, checked, and agree with the views."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from spatial.catalog import COLLECTION_KEYS
+from tests import declared
 from tiles.spec import Level, SpecError, TileSpec, bind_catalog, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,9 +18,7 @@ TILES, THEMES, CONFIG = ROOT / "layers/tiles.yml", ROOT / "layers/themes.yml", \
 
 
 def feature_collections() -> set[str]:
-    config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
-    return {cid for cid, res in config["resources"].items()
-            if any(p.get("type") == "feature" for p in res.get("providers", []))}
+    return set(declared.feature_collections())
 
 
 def test_every_feature_collection_has_tiles() -> None:
@@ -62,8 +62,12 @@ def test_low_zoom_aggregates_are_declared() -> None:
 
 
 def write(tmp_path: Path, tiles_text: str, themes_text: str = "") -> tuple[Path, Path]:
+    """tiles.yml with the entries of ``tiles_text`` replacing their tiles (the
+    collection's own keys, its title …, are kept), and themes.yml."""
     base = yaml.safe_load(TILES.read_text(encoding="utf-8"))
-    base["layers"].update(yaml.safe_load(tiles_text) or {})
+    for lid, body in (yaml.safe_load(tiles_text) or {}).items():
+        kept = {k: v for k, v in base["layers"].get(lid, {}).items() if k in COLLECTION_KEYS}
+        base["layers"][lid] = {**kept, **body}
     t, th = tmp_path / "tiles.yml", tmp_path / "themes.yml"
     t.write_text(yaml.safe_dump(base, allow_unicode=True), encoding="utf-8")
     th.write_text(themes_text or THEMES.read_text(encoding="utf-8"), encoding="utf-8")
@@ -86,7 +90,15 @@ lamp: {minzoom: 10, maxzoom: 22, levels: [{features: {zoom: [10, 22], properties
     ("lamp: {minzoom: 10, maxzoom: 22, levels: [{aggregate: {zoom: [10, 22], kind: count_by}}]}",
      "needs a key"),
     ("not_a_collection: {minzoom: 1, maxzoom: 2, levels: [{features: {zoom: [1, 2]}}]}",
-     "no collection"),
+     "not_a_collection: has no title"),
+    ("lamp: {title: Lamps, minzoom: 10, maxzoom: 22, levels: [{features: {zoom: [10, 22]}}]}",
+     "lamp: title must be {zh: …, en: …}"),
+    ("lamp: {editable: yes please, minzoom: 10, maxzoom: 22,"
+     " levels: [{features: {zoom: [10, 22]}}]}", "lamp: editable must be true or false"),
+    ("lamp: {time_field: [a], minzoom: 10, maxzoom: 22,"
+     " levels: [{features: {zoom: [10, 22]}}]}", "lamp: time_field names a column"),
+    ("lamp: {keywords: lighting, minzoom: 10, maxzoom: 22,"
+     " levels: [{features: {zoom: [10, 22]}}]}", "lamp: keywords must be a list"),
     ("lamp: {minzoom: 10, maxzoom: 22, levels: [{aggregate: {zoom: [10, 22], kind: count_by,"
      " key: road_id, by: status}}]}", "by splits the cells of a grid level"),
     ("truck_gps: {minzoom: 10, maxzoom: 22, levels: [{aggregate: {zoom: [10, 13], kind: grid,"
