@@ -464,10 +464,12 @@ class PipeNetwork:
         node_ids = np.array(list(wn.node_name_list), dtype=object)
         link_ids = np.array(list(wn.link_name_list), dtype=object)
         node_pos = {k: i for i, k in enumerate(node_ids.tolist())}
-        ends = [(wn.get_link(name).start_node_name, wn.get_link(name).end_node_name)
-                for name in link_ids.tolist()]
-        start = np.array([node_pos[a] for a, _ in ends], dtype=np.int64)
-        end = np.array([node_pos[b] for _, b in ends], dtype=np.int64)
+        start = np.empty(len(link_ids), np.int64)
+        end = np.empty(len(link_ids), np.int64)
+        for i, name in enumerate(link_ids.tolist()):
+            link = wn.get_link(name)
+            start[i] = node_pos[link.start_node_name]
+            end[i] = node_pos[link.end_node_name]
         if sources is None:
             sources = [*wn.reservoir_name_list, *wn.tank_name_list]
         rows = list(zip(valve_layer.index.tolist(), valve_layer["link"].tolist(),
@@ -801,11 +803,18 @@ class _SegmentGraph:
     seg_links: np.ndarray
     seg_node_ptr: np.ndarray  # segment -> nodes (CSR)
     seg_nodes: np.ndarray
-    fed_normal: np.ndarray  # per segment
-    parent_slot: np.ndarray  # tree edge into each fed segment (-1 at the sources)
-    pre: np.ndarray  # preorder position in the tree (-1: not fed)
-    subtree: np.ndarray  # subtree size
-    by_pre: np.ndarray  # segment at each preorder position
+    source_seg: np.ndarray  # segments holding a source
+
+    @functools.cached_property
+    def tree(self) -> _Tree:
+        """The breadth-first tree from the sources (built on the first incident:
+        a sweep needs none)."""
+        return _Tree(*_tree(self.n_segments, self.a, self.b, self.normally_closed,
+                            self.source_seg))
+
+    @property
+    def fed_normal(self) -> np.ndarray:
+        return self.tree.fed
 
     @classmethod
     def build(cls, net: PipeNetwork) -> _SegmentGraph:
@@ -856,7 +865,7 @@ class _SegmentGraph:
         self = cls(net, result, a, b, slot_ptr, b_valve, valve_ptr, b_slot[by_valve], nc,
                    np.searchsorted(rows[adj], grid), nbr[adj], slot[adj],
                    np.searchsorted(link_seg[lo], grid), lo, np.searchsorted(node_seg[no], grid),
-                   no, *_tree(count, a, b, nc, node_seg[net.sources]))
+                   no, np.unique(node_seg[net.sources]))
         return self
 
     @property
@@ -885,22 +894,22 @@ class _SegmentGraph:
         ``r_segs`` is out and ``shut_slots`` are closed (besides the normally closed)."""
         s = self.n_segments
         # In doubt: what hangs below the section or a shut tree edge in the tree.
-        roots = [r_segs[self.pre[r_segs] >= 0]]
+        roots = [r_segs[self.tree.pre[r_segs] >= 0]]
         if len(shut_slots):
             ea, eb = self.a[shut_slots], self.b[shut_slots]
-            roots += [ea[self.parent_slot[ea] == shut_slots],
-                      eb[self.parent_slot[eb] == shut_slots]]
+            roots += [ea[self.tree.parent_slot[ea] == shut_slots],
+                      eb[self.tree.parent_slot[eb] == shut_slots]]
         top = np.concatenate(roots)
         lost = np.zeros(s, bool)
         if not len(top):
             return lost
-        start, size = self.pre[top], self.subtree[top]
+        start, size = self.tree.pre[top], self.tree.subtree[top]
         order = np.argsort(start)
         start, end = start[order], start[order] + size[order]
         # Merge nested intervals (subtrees nest or are disjoint).
         keep = end > np.concatenate([[-1], np.maximum.accumulate(end)[:-1]])
         start, end = start[keep], end[keep]
-        doubt = self.by_pre[_ranges(start, end - start)]
+        doubt = self.tree.by_pre[_ranges(start, end - start)]
         doubt = doubt[~in_r[doubt]]
         if not len(doubt):
             return lost
@@ -1049,6 +1058,15 @@ class _SegmentGraph:
             sources_inside=net.node_ids[inside], rings=plan.rings, isolated=not len(inside),
             isolated_link_index=iso_l, isolated_node_index=iso_n, cut_off_link_index=cut_l,
             cut_off_node_index=cut_n)
+
+
+@dataclass(frozen=True, eq=False)
+class _Tree:
+    fed: np.ndarray  # per segment: fed in normal operation
+    parent_slot: np.ndarray  # tree edge into each fed segment (-1 at the sources)
+    pre: np.ndarray  # preorder position in the tree (-1: not fed)
+    subtree: np.ndarray  # subtree size
+    by_pre: np.ndarray  # segment at each preorder position
 
 
 @dataclass(frozen=True, eq=False)

@@ -142,10 +142,20 @@ class TableOutput(Output):
     columns: Mapping[str, Any] = field(default_factory=dict)
 
     def schema(self) -> dict[str, Any]:
+        # OpenAPI 3.0 schemas (the process description's and the execution's)
+        # have no tuple form (prefixItems): a row's values are any of the columns'
+        # schemas, in the order ``columns`` names them.
+        kinds: list[Any] = []
+        for column in self.columns.values():
+            if column not in kinds:
+                kinds.append(column)
+        value = kinds[0] if len(kinds) == 1 else {"anyOf": kinds}
         return {"type": "object", "required": ["columns", "rows"],
                 "properties": {"columns": {"type": "array", "items": {"enum": list(self.columns)}},
                                "rows": {"type": "array", "items": {
-                                   "type": "array", "prefixItems": list(self.columns.values()),
+                                   "type": "array", "items": value,
+                                   "description": "values in the order of columns: "
+                                                  + ", ".join(self.columns),
                                    "minItems": len(self.columns),
                                    "maxItems": len(self.columns)}}}}
 

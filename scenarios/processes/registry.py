@@ -8,7 +8,13 @@ configuration and this list agree and that every process's example runs.
 
 from __future__ import annotations
 
-from scenarios.processes import grid_statistics, locate, service_area
+from scenarios.processes import (
+    grid_statistics,
+    locate,
+    pipeline_incident,
+    service_area,
+    valve_segments,
+)
 from scenarios.processes.base import Process
 from spatial.errors import ConfigurationError
 
@@ -16,6 +22,8 @@ PROCESSES: dict[str, Process] = {p.id: p for p in (
     locate.PROCESS,
     grid_statistics.PROCESS,
     service_area.PROCESS,
+    pipeline_incident.PROCESS,
+    valve_segments.PROCESS,
 )}
 
 

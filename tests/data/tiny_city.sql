@@ -74,3 +74,88 @@ FROM onemap.grid g WHERE g.code = '110105001001-01';
 
 INSERT INTO onemap.key_unit (name, kind, address, geom) VALUES
   ('示范小学', 'school', '示范路 20 号', ST_Point(116.476, 39.928, 4490));
+
+-- A small water network (供水) for the pipeline-incident analysis, and one gas
+-- line. The main runs along 示范路 from the waterworks (TW-S); a branch feeds
+-- each compound (J1-K1, J3-K2) and a link K1-K2 closes a ring between them.
+-- Valves stand at nodes (kind 'other'): VA, VB, VC, VD on the main, VN1 and VN2
+-- on the branches, VK on the ring link. Each building has a service
+-- connection on its compound's node; the school one on K2.
+INSERT INTO onemap.pipe_node (code, utility, kind, building_id, geom)
+SELECT n.code, 'water', n.kind, b.id, ST_Point(n.x, n.y, 4490)
+FROM (VALUES ('TW-S', 'source', NULL, 116.456, 39.9173),
+             ('TW-VA', 'other', NULL, 116.458, 39.9173),
+             ('TW-J1', 'junction', NULL, 116.465, 39.9173),
+             ('TW-VB', 'other', NULL, 116.467, 39.9173),
+             ('TW-J2', 'junction', NULL, 116.4705, 39.9173),
+             ('TW-VC', 'other', NULL, 116.4725, 39.9173),
+             ('TW-J3', 'junction', NULL, 116.475, 39.9173),
+             ('TW-VD', 'other', NULL, 116.477, 39.9173),
+             ('TW-E', 'end', NULL, 116.480, 39.9173),
+             ('TW-VN1', 'other', NULL, 116.465, 39.9195),
+             ('TW-K1', 'junction', NULL, 116.465, 39.9217),
+             ('TW-VK', 'other', NULL, 116.470, 39.9217),
+             ('TW-K2', 'junction', NULL, 116.475, 39.9217),
+             ('TW-VN2', 'other', NULL, 116.475, 39.9195),
+             ('TW-SC11', 'service_connection', 'C-01-B1', 116.4635, 39.91975),
+             ('TW-SC12', 'service_connection', 'C-01-B2', 116.4665, 39.91975),
+             ('TW-SC13', 'service_connection', 'C-01-B3', 116.4635, 39.92375),
+             ('TW-SC14', 'service_connection', 'C-01-B4', 116.4665, 39.92375),
+             ('TW-SC21', 'service_connection', 'C-02-B1', 116.4735, 39.91975),
+             ('TW-SC22', 'service_connection', 'C-02-B2', 116.4765, 39.91975),
+             ('TW-SC23', 'service_connection', 'C-02-B3', 116.4735, 39.92375),
+             ('TW-SC24', 'service_connection', 'C-02-B4', 116.4765, 39.92375),
+             ('TW-SCS', 'service_connection', NULL, 116.476, 39.9278))
+       AS n(code, kind, building, x, y)
+LEFT JOIN onemap.building b ON b.code = n.building
+ORDER BY n.code;
+
+INSERT INTO onemap.pipe_segment (code, utility, material, diameter_mm, from_node_id, to_node_id,
+                                 geom)
+SELECT s.code, 'water', 'ductile_iron', s.dn, a.id, z.id, ST_MakeLine(a.geom, z.geom)
+FROM (VALUES ('TW-P1', 'TW-S', 'TW-VA', 400), ('TW-P2', 'TW-VA', 'TW-J1', 400),
+             ('TW-P3', 'TW-J1', 'TW-VB', 300), ('TW-P4', 'TW-VB', 'TW-J2', 300),
+             ('TW-P5', 'TW-J2', 'TW-VC', 300), ('TW-P6', 'TW-VC', 'TW-J3', 300),
+             ('TW-P7', 'TW-J3', 'TW-VD', 200), ('TW-P8', 'TW-VD', 'TW-E', 200),
+             ('TW-B1', 'TW-J1', 'TW-VN1', 200), ('TW-B2', 'TW-VN1', 'TW-K1', 200),
+             ('TW-R1', 'TW-K1', 'TW-VK', 150), ('TW-R2', 'TW-VK', 'TW-K2', 150),
+             ('TW-B3', 'TW-K2', 'TW-VN2', 200), ('TW-B4', 'TW-VN2', 'TW-J3', 200),
+             ('TW-S11', 'TW-K1', 'TW-SC11', 50), ('TW-S12', 'TW-K1', 'TW-SC12', 50),
+             ('TW-S13', 'TW-K1', 'TW-SC13', 50), ('TW-S14', 'TW-K1', 'TW-SC14', 50),
+             ('TW-S21', 'TW-K2', 'TW-SC21', 50), ('TW-S22', 'TW-K2', 'TW-SC22', 50),
+             ('TW-S23', 'TW-K2', 'TW-SC23', 50), ('TW-S24', 'TW-K2', 'TW-SC24', 50),
+             ('TW-SS', 'TW-K2', 'TW-SCS', 100))
+       AS s(code, a_code, z_code, dn)
+JOIN onemap.pipe_node a ON a.code = s.a_code
+JOIN onemap.pipe_node z ON z.code = s.z_code
+ORDER BY s.code;
+
+INSERT INTO onemap.valve (code, utility, kind, node_id, geom)
+SELECT n.code, 'water', 'gate', n.id, n.geom
+FROM onemap.pipe_node n WHERE n.utility = 'water' AND n.kind = 'other' ORDER BY n.code;
+
+-- A gas line (燃气, medium pressure B) from a regulator station, with one valve.
+INSERT INTO onemap.pipe_node (code, utility, kind, geom) VALUES
+  ('TG-R', 'gas', 'regulator_station', ST_Point(116.458, 39.9160, 4490)),
+  ('TG-V', 'gas', 'other', ST_Point(116.463, 39.9160, 4490)),
+  ('TG-J', 'gas', 'junction', ST_Point(116.468, 39.9160, 4490));
+INSERT INTO onemap.pipe_segment (code, utility, material, diameter_mm, pressure_class,
+                                 from_node_id, to_node_id, geom)
+SELECT s.code, 'gas', 'steel', 160, 'medium_b', a.id, z.id, ST_MakeLine(a.geom, z.geom)
+FROM (VALUES ('TG-P1', 'TG-R', 'TG-V'), ('TG-P2', 'TG-V', 'TG-J')) AS s(code, a_code, z_code)
+JOIN onemap.pipe_node a ON a.code = s.a_code
+JOIN onemap.pipe_node z ON z.code = s.z_code
+ORDER BY s.code;
+INSERT INTO onemap.valve (code, utility, kind, node_id, geom)
+SELECT 'TG-V', 'gas', 'ball', id, geom FROM onemap.pipe_node WHERE code = 'TG-V';
+
+-- A pressure sensor on the branch B2 with an open alarm, and a filling station
+-- between the buildings of 和平里小区.
+INSERT INTO onemap.sensor (code, kind, utility, measure_unit, segment_id, geom)
+SELECT 'TS-1', 'pressure', 'water', 'MPa', s.id, ST_LineInterpolatePoint(s.geom, 0.5)
+FROM onemap.pipe_segment s WHERE s.code = 'TW-B2';
+INSERT INTO onemap.sensor_alarm (sensor_id, at, level, value, message)
+SELECT id, '2024-06-01 08:00:00+08', 'alarm', 0.05, '压力骤降 / pressure drop'
+FROM onemap.sensor WHERE code = 'TS-1';
+INSERT INTO onemap.hazard_source (code, name, kind, level, geom) VALUES
+  ('TH-1', '示范加油站', 'gas_station', 4, ST_Point(116.4654, 39.9200, 4490));

@@ -46,7 +46,7 @@
       point: "位置", area: "区域", level: "级别", id: "编号", name: "名称", as_of: "统计日期",
       tags: "标签", ambiguous: "边界附近", candidates: "候选", building: "最近楼栋",
       household: "最近户室", reachable_km: "可达里程（公里）", edges: "道路段数", origins: "起点数",
-      distance_m: "距离（米）", mode: "方式", facilities: "设施", new_facilities: "新增设施",
+      distance_m: "距离（米）", mode: "方式", walk: "步行", drive: "驾车", facilities: "设施", new_facilities: "新增设施",
       capacity_total: "处理能力（吨/日）", closed_roads: "关闭道路", scenario: "情景",
     },
     en: {
@@ -66,7 +66,7 @@
       tags: "Tags", ambiguous: "Near a boundary", candidates: "Candidates",
       building: "Nearest building", household: "Nearest household",
       reachable_km: "Reachable (km)", edges: "Road edges", origins: "Origins",
-      distance_m: "Distance (m)", mode: "Mode", facilities: "Facilities",
+      distance_m: "Distance (m)", mode: "Mode", walk: "walk", drive: "drive", facilities: "Facilities",
       new_facilities: "New facilities", capacity_total: "Capacity (t/day)",
       closed_roads: "Closed roads", scenario: "Scenario",
     },
@@ -89,6 +89,7 @@
       ".onemap-hint{color:#666;font-size:11px}",
       ".onemap-pair{display:flex;gap:4px}.onemap-pair>*{flex:1}",
       ".onemap-analysis progress{width:100%}",
+      ".onemap-analysis .onemap-kv td:first-child{white-space:nowrap;word-break:normal}",
       ".onemap-ramp{display:inline-block;width:60px;height:10px;margin-right:6px;vertical-align:middle;border:1px solid #555}",
     ].join("");
     document.head.appendChild(s);
@@ -161,6 +162,14 @@
 
   Analysis.prototype.t = function (key) {
     return TEXT[this.w.lang][key] || this.w.t(key);
+  };
+
+  /* A coded value (an enum option, a summary key) in words where the widget has them
+   * (community → 社区), else as it is; the code stays in the request. */
+  Analysis.prototype._word = function (code) {
+    var key = String(code);
+    var words = TEXT[this.w.lang][key] || this.w.t(key);
+    return words && words !== key ? words + (this.w.lang === "zh" ? "（" + key + "）" : "") : key;
   };
 
   Analysis.prototype.request = function (method, path, body, headers) {
@@ -394,8 +403,9 @@
     if (g.kind === "enum") {
       input = el("select", { name: part.name });
       if (!g.required && schema["default"] === undefined) input.appendChild(el("option", { value: "", text: this.t("none") }));
+      var self = this;
       schema.enum.forEach(function (option) {
-        input.appendChild(el("option", { value: String(option), text: String(option) }));
+        input.appendChild(el("option", { value: String(option), text: self._word(option) }));
       });
       input.value = v.value;
     } else if (g.kind === "number") {
@@ -903,7 +913,8 @@
         } else if (value && Array.isArray(value.columns) && Array.isArray(value.rows)) {
           results.tables.push({ output: id, title: outputs[id] && outputs[id].title, table: value });
         } else if (value && typeof value === "object" && !results.summary) {
-          results.summary = { output: id, title: outputs[id] && outputs[id].title, value: value };
+          results.summary = { output: id, title: outputs[id] && outputs[id].title, value: value,
+            order: Object.keys(schema.properties || {}) };
         }
       });
       self.renderStatus();
@@ -1006,7 +1017,10 @@
     if (r.summary) {
       var table = el("table", { className: "onemap-kv", testid: "onemap-analysis-summary",
         "data-output": r.summary.output });
-      Object.keys(r.summary.value).forEach(function (k) {
+      // in the order the output declares its properties, then any others
+      var keys = r.summary.order.filter(function (k) { return k in r.summary.value; });
+      Object.keys(r.summary.value).forEach(function (k) { if (keys.indexOf(k) < 0) keys.push(k); });
+      keys.forEach(function (k) {
         if (k === "children" || k === "crs") return;
         table.appendChild(el("tr", { "data-key": k }, [el("td", { text: self.t(k) }),
           el("td", { text: self._cell(r.summary.value[k]) })]));
