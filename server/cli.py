@@ -446,7 +446,11 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     "(default: a hash of geometry and attributes).",
 )
 @click.option("--source", "source_name", help="Source-key prefix (default: the file's stem).")
-@click.option("--source-layer", help="Layer inside a multi-layer file (GeoPackage).")
+@click.option(
+    "--source-layer",
+    help="Layer inside a multi-layer file: a GeoPackage's, or an EPANET .inp file's "
+    "nodes, pipes or valves.",
+)
 @click.option("--lon", help="Longitude column of a CSV file (default: lon/lng/longitude/x).")
 @click.option("--lat", help="Latitude column of a CSV file (default: lat/latitude/y).")
 @click.option("--encoding", help="Text encoding of the file, e.g. GBK.")
@@ -480,10 +484,13 @@ def import_(
     report_path: str | None,
     dry_run: bool,
 ) -> None:
-    """Import a GIS file (GeoPackage, GeoJSON, Shapefile, FlatGeobuf, CSV) into a layer.
+    """Import a GIS file (GeoPackage, GeoJSON, Shapefile, FlatGeobuf, CSV, EPANET) into a layer.
 
     Every row is loaded (inserted, or updated through its source key) or
     rejected with its reason in the report; invalid geometries are repaired.
+    An EPANET .inp file is read with wntr (the epanet extra) as the layers
+    nodes, pipes and valves: one per run, named by --source-layer or the
+    mapping's source_layer.
     """
     from pathlib import Path
 

