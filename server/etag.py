@@ -10,6 +10,9 @@ holder reaches pygeoapi's worker thread because the app's executor copies the
 context (:class:`server.app.ContextExecutor`), and it is one mutable
 object, so what the provider writes there is seen here.
 
+The holder carries the request's ``Accept`` too, for the job manager
+(:func:`server.manager.wants_multipart`), which pygeoapi does not hand it either.
+
 Two more things belong to the same edge:
 
 * an idempotent resend of an event (:attr:`spatial.editing.WriteResult.replayed`)
@@ -41,6 +44,9 @@ class ItemHeaders:
         The request's ``If-Match`` header.
     content_crs : str or None
         The request's ``Content-Crs`` header.
+    accept : str or None
+        The request's ``Accept`` header (the job manager answers a raw result of
+        several outputs as ``multipart/related`` when it is asked for).
     etag : str or None
         Set by the provider: the ETag of the feature it answered with.
     replayed : bool
@@ -49,6 +55,7 @@ class ItemHeaders:
 
     if_match: str | None = None
     content_crs: str | None = None
+    accept: str | None = None
     etag: str | None = None
     replayed: bool = False
 
@@ -91,7 +98,8 @@ class ItemHeadersMiddleware:
             return
         headers = MutableHeaders(scope=scope)
         holder = ItemHeaders(if_match=headers.get("if-match"),
-                             content_crs=headers.get("content-crs"))
+                             content_crs=headers.get("content-crs"),
+                             accept=headers.get("accept"))
         if scope["method"] == "POST" and _ITEMS.match(scope.get("path", "")):
             media = headers.get("content-type", "").split(";")[0].strip().lower()
             if media == "application/geo+json":

@@ -26,6 +26,7 @@ import json
 import logging
 import signal
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -44,6 +45,7 @@ from pygeoapi.process.base import (
 from pygeoapi.process.manager.base import BaseManager
 from pygeoapi.util import JobStatus, RequestedProcessExecutionMode, Subscriber
 
+from server.etag import current as current_headers
 from spatial import jobs
 from spatial.access import current_principal
 from spatial.errors import (
@@ -290,17 +292,84 @@ def _qualified(output: jobs.Output) -> Any:
     return value
 
 
+#: The media type of a raw result of several outputs (OGC API Processes 1.0, 7.11.4).
+MULTIPART = "multipart/related"
+
+
+def wants_multipart(accept: str | None) -> bool:
+    """Whether an ``Accept`` header asks for ``multipart/related``.
+
+    Examples
+    --------
+    >>> wants_multipart("multipart/related, application/json;q=0.5")
+    True
+    >>> wants_multipart("application/json"), wants_multipart(None)
+    (False, False)
+    >>> wants_multipart("multipart/related;q=0")
+    False
+    """
+    for item in (accept or "").split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        if media.lower() != MULTIPART:
+            continue
+        q = next((p.partition("=")[2] for p in params if p.lower().startswith("q=")), "1")
+        try:
+            return float(q) > 0
+        except ValueError:
+            return True
+    return False
+
+
+def multipart_body(parts: Mapping[str, jobs.Output]) -> tuple[str, bytes]:
+    """Outputs as one ``multipart/related`` body: a part per output, its media
+    type as ``Content-Type`` and its id as ``Content-ID``.
+
+    Examples
+    --------
+    >>> media, body = multipart_body({"a": jobs.Output("application/json", {"n": 1})})
+    >>> media.startswith("multipart/related; boundary=")
+    True
+    >>> b"Content-ID: <a>" in body and b'{"n": 1}' in body
+    True
+    """
+    encoded: list[tuple[str, str, bytes]] = []
+    for oid, output in parts.items():
+        value = output.value
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            data = bytes(value)
+        elif isinstance(value, str) and not jobs.is_json_media_type(output.media_type):
+            data = value.encode("utf-8")
+        else:
+            data = json.dumps(value, ensure_ascii=False).encode("utf-8")
+        encoded.append((oid, output.media_type, data))
+    boundary = "onemap-" + uuid.uuid4().hex
+    while any(boundary.encode() in data for _, _, data in encoded):
+        boundary = "onemap-" + uuid.uuid4().hex
+    chunks = []
+    for oid, media, data in encoded:
+        chunks.append(f"--{boundary}\r\nContent-Type: {media}\r\n"
+                      f"Content-ID: <{oid}>\r\n\r\n".encode() + data + b"\r\n")
+    chunks.append(f"--{boundary}--\r\n".encode())
+    first = encoded[0][1] if encoded else "application/json"
+    return f'{MULTIPART}; boundary="{boundary}"; type="{first}"', b"".join(chunks)
+
+
+def _multipart_asked() -> bool:
+    """Whether the running request asks for ``multipart/related``."""
+    return wants_multipart(current_headers().accept)
+
+
 def render_outputs(outputs: Mapping[str, jobs.Output], selected: list[str] | None,
-                   response: str) -> tuple[str, Any]:
+                   response: str, *, multipart: bool = False) -> tuple[str, Any]:
     """The answer to an execution (or its job's results) for the request's form.
 
     - ``document``: a results document, an object keyed by output id
       (:func:`_qualified` values);
     - ``raw`` with one output: that output's value, in its media type;
-    - ``raw`` with several: one JSON object keyed by output id with their
-      values. OGC API Processes 1.0 answers that case with
-      ``multipart/related``, which no JSON client (the map widget included)
-      reads; select one output to get it raw.
+    - ``raw`` with several: ``multipart/related`` (:func:`multipart_body`, OGC
+      API Processes 1.0) when the request's ``Accept`` asks for it
+      (``multipart``); otherwise one JSON object keyed by output id with their
+      values, which JSON clients (the map widget included) read directly.
 
     Examples
     --------
@@ -310,6 +379,8 @@ def render_outputs(outputs: Mapping[str, jobs.Output], selected: list[str] | Non
     ('application/geo+json', {'type': 'FeatureCollection'})
     >>> render_outputs(out, None, "raw")[1]["a"]
     {'n': 1}
+    >>> render_outputs(out, None, "raw", multipart=True)[0].split(";")[0]
+    'multipart/related'
     >>> render_outputs(out, ["a"], "document")
     ('application/json', {'a': {'value': {'n': 1}, 'mediaType': 'application/json'}})
     """
@@ -319,6 +390,8 @@ def render_outputs(outputs: Mapping[str, jobs.Output], selected: list[str] | Non
     if len(chosen) == 1:
         [only] = chosen.values()
         return only.media_type, only.value
+    if multipart:
+        return multipart_body(chosen)
     return "application/json", {k: v.value for k, v in chosen.items()}
 
 
@@ -466,7 +539,8 @@ class JobManager(BaseManager):
                     media_type, value = jobs.get_result(conn, job_id, principal)
                 else:
                     job = jobs.get(conn, job_id, principal)
-                    media_type, value = render_outputs(outputs, job.outputs, job.response)
+                    media_type, value = render_outputs(outputs, job.outputs, job.response,
+                                                      multipart=_multipart_asked())
         except NotFoundError:
             raise JobResultNotFoundError() from None
         if not jobs.is_json_media_type(media_type):
@@ -561,7 +635,8 @@ class JobManager(BaseManager):
                    else {"Preference-Applied": RequestedProcessExecutionMode.wait.value})
         media_type: str | None
         if outcome.outputs is not None:
-            media_type, value = render_outputs(outcome.outputs, selected, response)
+            media_type, value = render_outputs(outcome.outputs, selected, response,
+                                               multipart=_multipart_asked())
         else:
             media_type, value = outcome.media_type, outcome.result
             if response == "document":  # one unnamed result

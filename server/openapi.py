@@ -462,8 +462,9 @@ def process_answers(document: dict[str, Any],
     pygeoapi documents an execution's 200 as its first output's schema. A process
     with several outputs answers (:func:`server.manager.render_outputs`) with a
     JSON object keyed by output id (``response=raw``, the default), a results
-    document keyed likewise (``response=document``), or one output as it is
-    (one selected with ``outputs``, in its media type). The 200 says all three.
+    document keyed likewise (``response=document``), one output as it is
+    (one selected with ``outputs``, in its media type), or ``multipart/related``
+    (raw, when ``Accept`` asks for it). The 200 says all four.
 
     Parameters
     ----------
@@ -487,7 +488,7 @@ def process_answers(document: dict[str, Any],
     >>> answer = process_answers(doc, outs)["paths"]["/processes/p/execution"]["post"]
     >>> content = answer["responses"]["200"]["content"]
     >>> sorted(content), len(content["application/json"]["schema"]["anyOf"])
-    (['application/geo+json', 'application/json'], 3)
+    (['application/geo+json', 'application/json', 'multipart/related'], 3)
     """
     out = copy.deepcopy(document)
     for pid, described in outputs.items():
@@ -512,6 +513,9 @@ def process_answers(document: dict[str, Any],
             keyed, qualified, *by_type.pop("application/json", [])]}}}
         for media, alone in by_type.items():
             content[media] = {"schema": alone[0] if len(alone) == 1 else {"anyOf": alone}}
+        # raw with several outputs when Accept asks for it: a part per output
+        # (Content-ID: <output id>), OGC API Processes 1.0
+        content["multipart/related"] = {"schema": {"type": "string", "format": "binary"}}
         operation.setdefault("responses", {})["200"] = {
             "description": (f"The outputs ({', '.join(ids)}): all keyed by id (raw, the "
                             "default), a results document (response=document), or the one "

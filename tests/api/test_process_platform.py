@@ -16,6 +16,7 @@ waits — in SQL or in a loop reporting progress — so that cancellation can be
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -316,6 +317,47 @@ def test_raw_one_output_document_and_output_selection(staff_client: Any,
         stored = conn.execute("SELECT output_id, media_type FROM onemap.job_output "
                               "WHERE job_id = %s ORDER BY output_id", (job,)).fetchall()
     assert stored == [("statistics", "application/json"), ("units", "application/geo+json")]
+
+
+def _parts(response: Any) -> dict[str, tuple[str, Any]]:
+    """A multipart/related body's parts: Content-ID → (Content-Type, JSON value)."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    head = f"Content-Type: {response.headers['content-type']}\r\n\r\n".encode()
+    message = BytesParser(policy=HTTP).parsebytes(head + response.content)
+    assert message.is_multipart()
+    return {part["Content-ID"].strip("<>"): (part.get_content_type(),
+                                             json.loads(part.get_payload(decode=True)))
+            for part in message.iter_parts()}
+
+
+def test_raw_several_outputs_as_multipart_when_asked(staff_client: Any,
+                                                     tiny_city_db: str) -> None:
+    """OGC API Processes 1.0: raw with several outputs is multipart/related, one
+    part per output; without that Accept, JSON clients get the outputs keyed by id."""
+    inputs = {"level": "grid", "unit_id": _grid_id(tiny_city_db, "第一网格"), "depth": "building"}
+    keyed = execute(staff_client, "grid-statistics", inputs)
+    assert keyed.status_code == 200 and keyed.headers["content-type"].startswith(
+        "application/json")
+    assert set(keyed.json()) == {"statistics", "units"}
+
+    multipart = {"Accept": "multipart/related"}
+    r = execute(staff_client, "grid-statistics", inputs, headers=multipart)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("multipart/related; boundary=")
+    parts = _parts(r)
+    assert parts == {"statistics": ("application/json", keyed.json()["statistics"]),
+                     "units": ("application/geo+json", keyed.json()["units"])}
+    assert parts["statistics"][1]["households"] == 48
+
+    # an asynchronous job's results answer the same way when asked
+    job = job_id_of(execute(staff_client, "grid-statistics", inputs, headers=ASYNC_HEADERS))
+    assert wait_for(staff_client, job)["status"] == "successful"
+    results = staff_client.get(f"/jobs/{job}/results", headers=multipart)
+    assert results.status_code == 200
+    assert _parts(results) == parts
+    assert staff_client.get(f"/jobs/{job}/results", params={"f": "json"}).json() == keyed.json()
 
 
 @pytest.mark.parametrize(("outputs", "reason"), [
