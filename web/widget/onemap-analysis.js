@@ -9,6 +9,9 @@
  *     admin unit from a list, or a polygon drawn on the map), id-set (features picked on
  *     the map from its collection, or ids typed), scenario (a list, GET /scenarios),
  *     time-window, date;
+ *   - an integer naming a collection ("x-onemap-collection", e.g. a pipe segment's id):
+ *     one feature, its id typed or the feature clicked on the map (within a few pixels),
+ *     outlined on the map;
  *   - any other input by its schema: enum → select, number/integer → number field (its
  *     minimum/maximum), boolean → checkbox, format date/date-time → date fields, other
  *     strings → text, anything else → JSON.
@@ -19,7 +22,10 @@
  * GET /jobs/{id} until it ends, showing the stage
  * and the percentage; DELETE /jobs/{id} cancels. The results document
  * (GET /jobs/{id}/results?f=json): the summary as a table, every feature output drawn
- * from its tiles with its style and legend (GET /jobs/{id}/results/{output}/style).
+ * from its tiles with its style and legend (GET /jobs/{id}/results/{output}/style); an
+ * output whose features carry a coded property (a string enum, else a boolean, as the
+ * output's schema declares) is drawn by class of that property, one legend entry each
+ * (a valve to close or a stuck one; a pipe cut off only because a valve failed).
  * A refused input (400/404) shows the server's message next to the form and marks the
  * inputs it names.
  */
@@ -30,6 +36,18 @@
   var INPUT_SOURCE = PREFIX + "-input";
   var CRS = "CRS84"; // the map's coordinates: longitude, latitude
   var ENDED = { successful: 1, failed: 1, dismissed: 1 };
+  // A click picks the feature nearest to it within this many pixels: a thin line or a
+  // small symbol is hard to hit exactly.
+  var PICK_PX = 6;
+  // Classes of a coded property (enum values in their declared order), and a boolean's
+  // true: a line dashed in magenta (no theme draws magenta, and it stands out on the
+  // orange of a main road), a point in red, a polygon outlined in magenta.
+  var CLASS_COLOURS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#0891b2", "#ca8a04",
+    "#db2777", "#4b5563"];
+  var OTHER_COLOUR = "#9ca3af";
+  var FLAG_COLOUR = "#c026d3";
+  var FLAG_POINT = "#dc2626";
+  var PICKED_COLOUR = "#7c3aed";
 
   var TEXT = {
     zh: {
@@ -43,11 +61,25 @@
       running: "运行中", required: "必填", lonlat: "经纬度（CRS84）", features: "个要素",
       noProcesses: "没有可用的分析", error: "出错", yes: "是", no: "否", items: "项",
       street_office: "街道", community: "社区", grid: "网格", district: "区",
-      point: "位置", area: "区域", level: "级别", id: "编号", name: "名称", as_of: "统计日期",
+      area: "区域", level: "级别", id: "编号", name: "名称", as_of: "统计日期",
       tags: "标签", ambiguous: "边界附近", candidates: "候选", building: "最近楼栋",
       household: "最近户室", reachable_km: "可达里程（公里）", edges: "道路段数", origins: "起点数",
       distance_m: "距离（米）", mode: "方式", walk: "步行", drive: "驾车", facilities: "设施", new_facilities: "新增设施",
       capacity_total: "处理能力（吨/日）", closed_roads: "关闭道路", scenario: "情景",
+      picked: "已选", notFound: "未找到或无权查看", size: "大小",
+      // pipeline-incident: its summary, and the classes its outputs are drawn by
+      utility: "管线类型", water: "供水", drainage: "排水", gas: "燃气", heat: "供热",
+      failed_segment: "事故管段", found_by: "定位方式", snap_distance_m: "吸附距离（米）",
+      alarm: "监测报警", radius_m: "影响半径（米）", radius_basis: "半径依据",
+      road_buffer_m: "道路管制范围（米）", isolated: "隔离", sources_inside: "段内水源/气源/热源",
+      rings: "关阀圈数（阀门失效次数）", valves_to_close: "需关闭阀门", stuck_valves: "失效阀门",
+      already_closed: "原已关闭阀门", left_open: "无需关闭阀门", isolated_pipes: "隔离管段数",
+      isolated_km: "隔离管长（公里）", cut_off_pipes: "停供管段数", cut_off_km: "停供管长（公里）",
+      buildings: "停供楼栋", contacts: "需通知居民", key_units: "重点单位",
+      key_units_cut_off: "停供重点单位", hazard_sources: "危险源", roads: "需管制道路",
+      fallback: "因阀门失效扩大", pipes: "管段", km: "公里", stuck: "失效（卡死/不可操作）",
+      cut_off: "停供", along_failed: "紧邻事故管段", complete: "完整可达", operable: "可操作",
+      ring: "圈", segment: "管段", point: "位置",
     },
     en: {
       analysis: "Analysis", process: "Analysis", choose: "Choose an analysis…", run: "Run",
@@ -69,6 +101,19 @@
       distance_m: "Distance (m)", mode: "Mode", walk: "walk", drive: "drive", facilities: "Facilities",
       new_facilities: "New facilities", capacity_total: "Capacity (t/day)",
       closed_roads: "Closed roads", scenario: "Scenario",
+      picked: "Picked", notFound: "not found, or not yours to see", size: "Size",
+      utility: "Utility", water: "water", drainage: "drainage", gas: "gas", heat: "heat",
+      failed_segment: "Failed segment", found_by: "Found by", snap_distance_m: "Snap distance (m)",
+      alarm: "Sensor alarm", radius_m: "Impact radius (m)", radius_basis: "Radius basis",
+      road_buffer_m: "Road buffer (m)", isolated: "Isolated", sources_inside: "Sources inside",
+      rings: "Rings (valve failures)", valves_to_close: "Valves to close", stuck_valves: "Stuck valves",
+      already_closed: "Already closed", left_open: "Left open", isolated_pipes: "Isolated pipes",
+      isolated_km: "Isolated (km)", cut_off_pipes: "Pipes cut off", cut_off_km: "Cut off (km)",
+      buildings: "Buildings losing supply", contacts: "Residents to notify", key_units: "Key units",
+      key_units_cut_off: "Key units cut off", hazard_sources: "Hazard sources", roads: "Roads to close",
+      fallback: "Widened by failed valves", pipes: "pipes", km: "km",
+      stuck: "stuck (or not operable)", cut_off: "cut off", along_failed: "along the failed pipe",
+      complete: "complete", operable: "operable", ring: "ring", segment: "segment",
     },
   };
 
@@ -91,6 +136,7 @@
       ".onemap-analysis progress{width:100%}",
       ".onemap-analysis .onemap-kv td:first-child{white-space:nowrap;word-break:normal}",
       ".onemap-ramp{display:inline-block;width:60px;height:10px;margin-right:6px;vertical-align:middle;border:1px solid #555}",
+      ".onemap-picked{color:" + PICKED_COLOUR + ";font-size:12px}",
     ].join("");
     document.head.appendChild(s);
   }
@@ -111,6 +157,7 @@
     if (hint && hint.kind) return hint;
     var kind = "json";
     if (Array.isArray(schema.enum)) kind = "enum";
+    else if (schema.type === "integer" && schema["x-onemap-collection"]) kind = "feature";
     else if (schema.type === "number" || schema.type === "integer") kind = "number";
     else if (schema.type === "boolean") kind = "boolean";
     else if (schema.type === "string" && (schema.format === "date" || schema.format === "date-time")) kind = "date";
@@ -306,6 +353,48 @@
     }
   };
 
+  /* Fill the form from execute inputs as a request would carry them ({segment: 7}, or
+   * {x, y, utility} with x/y in CRS84), every other value back to its default; the
+   * features named are looked up and outlined. Returns the form's values. */
+  Analysis.prototype.prefill = function (inputs) {
+    var self = this;
+    var given = inputs || {};
+    var has = function (name) { return Object.prototype.hasOwnProperty.call(given, name); };
+    var text = function (x) { return typeof x === "object" && x !== null ? JSON.stringify(x) : String(x); };
+    this.values = {};
+    this.error = null;
+    this._setMode(null);
+    this.groups.forEach(function (g) {
+      self._defaults(g);
+      var v = self.values[g.key];
+      var p = g.parts;
+      var first = p.value || p[Object.keys(p)[0]];
+      if (g.kind === "point") {
+        if (has(p.x.name) && has(p.y.name)) { v.x = String(given[p.x.name]); v.y = String(given[p.y.name]); }
+      } else if (g.kind === "area") {
+        if (p.level && has(p.level.name)) {
+          v.mode = "unit";
+          v.level = given[p.level.name];
+          v.unit = p.unit_id && has(p.unit_id.name) ? String(given[p.unit_id.name]) : "";
+        } else if (p.polygon && has(p.polygon.name) && given[p.polygon.name].type === "Polygon") {
+          v.mode = "polygon";
+          v.ring = given[p.polygon.name].coordinates[0].slice(0, -1);
+          v.closed = v.ring.length >= 3;
+        }
+      } else if (g.kind === "id-set") {
+        if (Array.isArray(given[first.name])) v.ids = given[first.name].join(",");
+      } else if (g.kind === "time-window") {
+        if (given[first.name]) { v.start = given[first.name].start || ""; v.end = given[first.name].end || ""; }
+      } else if (has(first.name)) {
+        v.value = g.kind === "boolean" ? !!given[first.name] : text(given[first.name]);
+      }
+      if (g.kind === "feature" || g.kind === "id-set") self._lookUp(g, v);
+    });
+    this.render();
+    this._drawInputs();
+    return this.values;
+  };
+
   /* ---- rendering ---- */
 
   Analysis.prototype.render = function () {
@@ -374,7 +463,8 @@
       title: (first.spec.description || "") }));
     var control = {
       point: this._pointControl, area: this._areaControl, "id-set": this._idsControl,
-      scenario: this._scenarioControl, "time-window": this._windowControl,
+      feature: this._featureControl, scenario: this._scenarioControl,
+      "time-window": this._windowControl,
     }[g.kind] || this._valueControl;
     control.call(this, g, v, box);
     if (first.spec.description && g.kind !== "area" && g.kind !== "point") {
@@ -550,12 +640,84 @@
       "data-input": g.key, placeholder: this.t("ids") });
     input.value = v.ids;
     input.addEventListener("input", setter(v, "ids"));
+    input.addEventListener("change", function () { self._lookUp(g, v); });
     var picking = this.mode && this.mode.group === g.key;
     box.appendChild(input);
     box.appendChild(el("button", { type: "button", className: "onemap-btn", testid: "onemap-analysis-pick",
       "data-input": g.key, text: (picking ? this.t("picking") : this.t("choosePick")) +
         (g.collection ? " (" + this.w.title(g.collection) + ")" : ""),
       onclick: function () { self._setMode(picking ? null : { kind: "ids", group: g.key }); } }));
+  };
+
+  /* One feature of a collection (an integer input with "x-onemap-collection"): its id
+   * typed, or the feature clicked on the map; the chosen one is outlined on the map and
+   * named under the field. */
+  Analysis.prototype._featureControl = function (g, v, box) {
+    var self = this;
+    var el = this.el;
+    var part = g.parts.value || g.parts[Object.keys(g.parts)[0]];
+    var schema = part.spec.schema || {};
+    var input = el("input", { type: "number", step: "1", name: part.name, testid: "onemap-analysis-input",
+      "data-name": part.name, placeholder: this.t("id") });
+    if (schema.minimum !== undefined) input.min = String(schema.minimum);
+    input.value = v.value;
+    input.addEventListener("input", setter(v, "value"));
+    input.addEventListener("change", function () { self._lookUp(g, v); });
+    var picking = this.mode && this.mode.group === g.key;
+    box.appendChild(el("div", { className: "onemap-pair" }, [input,
+      el("button", { type: "button", className: "onemap-btn", testid: "onemap-analysis-pick",
+        "data-input": g.key, text: (picking ? this.t("picking") : this.t("choosePick")) +
+          (g.collection ? " (" + this.w.title(g.collection) + ")" : ""),
+        onclick: function () { self._setMode(picking ? null : { kind: "feature", group: g.key }); } })]));
+    var known = v.value !== "" && v.names ? v.names[String(v.value)] : undefined;
+    if (known !== undefined) {
+      box.appendChild(el("div", { className: "onemap-picked", testid: "onemap-analysis-picked",
+        "data-input": g.key, "data-id": String(v.value), "data-found": known === null ? "false" : "true",
+        text: this.t("picked") + (this.w.lang === "zh" ? "：" : ": ") +
+          (g.collection ? this.w.title(g.collection) + " " : "") + "#" + v.value +
+          (known ? " " + known : known === null ? " — " + this.t("notFound") : "") }));
+    }
+  };
+
+  /* Promise of a feature's {geometry, name} (GET /collections/{c}/items/{id}), null when
+   * absent or refused; cached per panel. */
+  Analysis.prototype.feature = function (collection, id) {
+    var url = "/collections/" + encodeURIComponent(collection) + "/items/" + encodeURIComponent(id) + "?f=json";
+    if (!this._lists[url]) {
+      var self = this;
+      this._lists[url] = this.request("GET", url).then(function (r) {
+        if (!r.ok || !r.data) {
+          if (r.status !== 404) delete self._lists[url];  // a failure, not an answer: ask again
+          return null;
+        }
+        var p = r.data.properties || {};
+        return { geometry: r.data.geometry || null, name: p.name || p.code || p.address || "" };
+      });
+    }
+    return this._lists[url];
+  };
+
+  /* The typed or picked ids of a feature or id-set group: their geometries (outlined on
+   * the map) and names, from the collection. */
+  Analysis.prototype._lookUp = function (g, v) {
+    var self = this;
+    if (!g.collection) return Promise.resolve();
+    var ids = g.kind === "feature" ? [String(v.value)] : String(v.ids || "").split(/[\s,，]+/);
+    ids = ids.filter(function (id) { return /^\d+$/.test(id); });
+    v.geoms = v.geoms || {};
+    v.names = v.names || {};
+    this._drawInputs();
+    return Promise.all(ids.map(function (id) {
+      return self.feature(g.collection, id).then(function (f) {
+        v.names[id] = f ? f.name : null;
+        if (f && f.geometry) v.geoms[id] = f.geometry;
+        else if (!f) delete v.geoms[id];
+      });
+    })).then(function () {
+      if (self.values[g.key] !== v) return;
+      self._drawInputs();
+      if (self.isOpen) self.render();
+    });
   };
 
   Analysis.prototype._scenarioControl = function (g, v, box) {
@@ -635,23 +797,96 @@
       var last = v.ring[v.ring.length - 1];
       if (!last || last[0] !== at[0] || last[1] !== at[1]) v.ring.push(at);
       this.render();
-    } else if (mode.kind === "ids") {
+    } else if (mode.kind === "ids" || mode.kind === "feature") {
       var g = this.groups.filter(function (x) { return x.key === mode.group; })[0];
-      var feats = this.w.map.queryRenderedFeatures(e.point).filter(function (f) {
-        return f.id != null && (!g || !g.collection || f.sourceLayer === g.collection);
-      });
-      if (feats.length) {
-        var ids = String(v.ids || "").split(/[\s,，]+/).filter(Boolean);
-        var id = String(feats[0].id);
-        var at2 = ids.indexOf(id);
-        if (at2 >= 0) ids.splice(at2, 1); else ids.push(id);
-        v.ids = ids.join(",");
-        this.render();
+      var hit = this.pickAt(e.point, g && g.collection);
+      if (hit) {
+        var id = String(hit.id);
+        v.geoms = v.geoms || {};
+        v.names = v.names || {};
+        v.geoms[id] = hit.geometry;  // as drawn (maybe cut at a tile's edge) until the record comes
+        if (mode.kind === "feature") {
+          v.value = id;
+          this._setMode(null);
+        } else {
+          var ids = String(v.ids || "").split(/[\s,，]+/).filter(Boolean);
+          var at2 = ids.indexOf(id);
+          if (at2 >= 0) ids.splice(at2, 1); else ids.push(id);
+          v.ids = ids.join(",");
+          this.render();
+        }
+        if (g) this._lookUp(g, v);
       }
     }
     this._drawInputs();
     return true;
   };
+
+  /* The feature of `collection` drawn nearest to a pixel, within PICK_PX of it:
+   * {id, geometry, distance} or null. A feature of the theme counts by its id; one of the
+   * panel's results by its "<collection>_id" property (a valve of a plan: valve_id), so a
+   * result drawn over the theme's layer can be clicked too. Without a collection, any
+   * feature of the theme with an id. */
+  Analysis.prototype.pickAt = function (point, collection) {
+    var map = this.w.map;
+    var r = PICK_PX;
+    var box = [[point.x - r, point.y - r], [point.x + r, point.y + r]];
+    var best = null;
+    map.queryRenderedFeatures(box).forEach(function (f) {
+      var id = null;
+      var own = String(f.source || "").indexOf(PREFIX) === 0;
+      if (f.source === INPUT_SOURCE) return;
+      if (!own && f.id != null && (!collection || f.sourceLayer === collection)) id = f.id;
+      else if (own && collection && f.properties && f.properties[collection + "_id"] != null) {
+        id = f.properties[collection + "_id"];
+      }
+      if (id == null) return;
+      var d = screenDistance(map, f.geometry, point);
+      if (!best || d < best.distance) best = { id: id, geometry: f.geometry, distance: d };
+    });
+    return best;
+  };
+
+  /* Pixels from `point` to a GeoJSON geometry as drawn (0 inside a polygon). */
+  function screenDistance(map, geometry, point) {
+    var best = Infinity;
+    var px = function (c) { var q = map.project(c); return [q.x, q.y]; };
+    var seg = function (a, b) {
+      var dx = b[0] - a[0], dy = b[1] - a[1];
+      var len = dx * dx + dy * dy;
+      var t = len ? Math.max(0, Math.min(1, ((point.x - a[0]) * dx + (point.y - a[1]) * dy) / len)) : 0;
+      var x = a[0] + t * dx - point.x, y = a[1] + t * dy - point.y;
+      return Math.sqrt(x * x + y * y);
+    };
+    var line = function (coords) {
+      var pts = coords.map(px);
+      if (pts.length === 1) best = Math.min(best, seg(pts[0], pts[0]));
+      for (var i = 1; i < pts.length; i++) best = Math.min(best, seg(pts[i - 1], pts[i]));
+      return pts;
+    };
+    var inside = function (pts) {
+      var c = false;
+      for (var i = 0, j = pts.length - 1; i < pts.length; j = i++) {
+        if ((pts[i][1] > point.y) !== (pts[j][1] > point.y) &&
+          point.x < (pts[j][0] - pts[i][0]) * (point.y - pts[i][1]) / (pts[j][1] - pts[i][1]) + pts[i][0]) c = !c;
+      }
+      return c;
+    };
+    var polygon = function (rings) {
+      var outer = line(rings[0] || []);
+      if (outer.length > 2 && inside(outer)) best = 0;
+      rings.slice(1).forEach(line);
+    };
+    var g = geometry || {};
+    var c = g.coordinates || [];
+    if (g.type === "Point") line([c]);
+    else if (g.type === "MultiPoint" || g.type === "LineString") {
+      if (g.type === "LineString") line(c); else c.forEach(function (p) { line([p]); });
+    } else if (g.type === "MultiLineString") c.forEach(line);
+    else if (g.type === "Polygon") polygon(c);
+    else if (g.type === "MultiPolygon") c.forEach(polygon);
+    return best;
+  }
 
   Analysis.prototype._finishDrawing = function () {
     var mode = this.mode;
@@ -694,21 +929,40 @@
             geometry: { type: "Point", coordinates: p } });
         });
       }
+      // the feature picked (or typed) for a feature input, the features of an id set
+      var picked = g.kind === "feature" ? [String(v.value)] : g.kind === "id-set" ?
+        String(v.ids || "").split(/[\s,，]+/) : [];
+      picked.forEach(function (id) {
+        var geom = v.geoms && v.geoms[id];
+        if (geom) feats.push({ type: "Feature", properties: { kind: "feature", group: g.key, id: id },
+          geometry: geom });
+      });
     });
     var data = { type: "FeatureCollection", features: feats };
     var src = map.getSource(INPUT_SOURCE);
     if (src) { src.setData(data); return; }
     map.addSource(INPUT_SOURCE, { type: "geojson", data: data });
+    var mine = ["!=", ["get", "kind"], "feature"];
+    var points = ["in", ["geometry-type"], ["literal", ["Point", "MultiPoint"]]];
     map.addLayer({ id: INPUT_SOURCE + "-fill", type: "fill", source: INPUT_SOURCE,
-      filter: ["==", ["geometry-type"], "Polygon"],
+      filter: ["all", mine, ["==", ["geometry-type"], "Polygon"]],
       paint: { "fill-color": "#7c3aed", "fill-opacity": 0.15 } });
     map.addLayer({ id: INPUT_SOURCE + "-line", type: "line", source: INPUT_SOURCE,
-      filter: ["!=", ["geometry-type"], "Point"],
+      filter: ["all", mine, ["!", points]],
       paint: { "line-color": "#7c3aed", "line-width": 2, "line-dasharray": [2, 1] } });
     map.addLayer({ id: INPUT_SOURCE + "-point", type: "circle", source: INPUT_SOURCE,
-      filter: ["==", ["geometry-type"], "Point"],
+      filter: ["all", mine, points],
       paint: { "circle-radius": ["case", ["==", ["get", "kind"], "vertex"], 4, 8],
         "circle-color": "#7c3aed", "circle-stroke-color": "#fff", "circle-stroke-width": 2 } });
+    // a picked feature: a broad translucent band along a line or outline, a ring round a point
+    map.addLayer({ id: INPUT_SOURCE + "-feature-line", type: "line", source: INPUT_SOURCE,
+      filter: ["all", ["!", mine], ["!", points]],
+      layout: { "line-cap": "round", "line-join": "round" },
+      paint: { "line-color": PICKED_COLOUR, "line-width": 9, "line-opacity": 0.45 } });
+    map.addLayer({ id: INPUT_SOURCE + "-feature-point", type: "circle", source: INPUT_SOURCE,
+      filter: ["all", ["!", mine], points],
+      paint: { "circle-radius": 11, "circle-color": "rgba(0,0,0,0)", "circle-stroke-color": PICKED_COLOUR,
+        "circle-stroke-width": 3 } });
   };
 
   /* ---- the request ---- */
@@ -747,7 +1001,7 @@
         var schema = part.spec.schema || {};
         if (g.kind === "boolean") { out[part.name] = !!v.value; return; }
         if (v.value === "" || v.value === undefined || v.value === null) return;
-        if (g.kind === "number") out[part.name] = Number(v.value);
+        if (g.kind === "number" || g.kind === "feature") out[part.name] = Number(v.value);
         else if (g.kind === "json") {
           try { out[part.name] = JSON.parse(v.value); } catch (e) {
             error = error || { status: 0, message: part.name + ": JSON — " + e.message, inputs: [part.name] };
@@ -909,62 +1163,234 @@
           schema.contentMediaType === "application/geo+json" ||
           (value && value.type === "FeatureCollection");
         if (isFeatures) {
-          if (jobId) jobs.push(self._addLayer(results, jobId, id, outputs[id], value));
+          if (jobId) jobs.push(self._layerOf(jobId, id, outputs[id], value));
         } else if (value && Array.isArray(value.columns) && Array.isArray(value.rows)) {
           results.tables.push({ output: id, title: outputs[id] && outputs[id].title, table: value });
         } else if (value && typeof value === "object" && !results.summary) {
           results.summary = { output: id, title: outputs[id] && outputs[id].title, value: value,
-            order: Object.keys(schema.properties || {}) };
+            order: Object.keys(schema.properties || {}), schema: schema.properties || {} };
         }
       });
       self.renderStatus();
-      return Promise.all(jobs).then(function () {
-        if (self.results === results) self.renderStatus();
+      return Promise.all(jobs).then(function (layers) {
+        if (self.results !== results) return results;
+        // in the order the process declares its outputs
+        layers = layers.filter(Boolean).sort(function (a, b) {
+          return ids.indexOf(a.entry.output) - ids.indexOf(b.entry.output);
+        });
+        self._drawResults(results, layers);
+        self.renderStatus();
         return results;
       });
     });
   };
 
-  /* One feature output as a layer: its style (tiles, paint, legend), fitted into view. */
-  Analysis.prototype._addLayer = function (results, jobId, output, described, value) {
+  /* Promise of one feature output's layer, not yet on the map: {entry, style} with its
+   * style (tiles, paint, legend) drawn by class when its features carry a coded property. */
+  Analysis.prototype._layerOf = function (jobId, output, described, value) {
     var self = this;
-    var map = this.w.map;
     var base = "/jobs/" + encodeURIComponent(jobId) + "/results/" + encodeURIComponent(output);
     var count = value && Array.isArray(value.features) ? value.features.length : null;
     return Promise.all([this.request("GET", base + "/style?f=json"),
       this.request("GET", base + "/tiles/WebMercatorQuad?f=json")]).then(function (res) {
-      if (self.results !== results || !map) return;
       var style = res[0].ok && res[0].data ? res[0].data : null;
       var entry = { output: output, title: (described && described.title) || output, count: count,
-        sources: [], layers: [], legend: [], bounds: res[1].ok && res[1].data ? res[1].data.bounds : null };
-      if (style) {
-        var prefix = PREFIX + "-" + String(jobId).slice(0, 8) + "-";
-        Object.keys(style.sources || {}).forEach(function (sid) {
-          var src = JSON.parse(JSON.stringify(style.sources[sid]));
-          if (src.url && src.url.indexOf("http") !== 0) src.url = self.w.base + src.url;
-          map.addSource(prefix + sid, src);
-          entry.sources.push(prefix + sid);
-        });
-        (style.layers || []).forEach(function (l) {
-          var layer = JSON.parse(JSON.stringify(l));
-          layer.id = prefix + l.id;
-          if (layer.source) layer.source = prefix + layer.source;
-          // under the form's own drawing, above the theme
-          map.addLayer(layer, map.getLayer(INPUT_SOURCE + "-fill") ? INPUT_SOURCE + "-fill" : undefined);
-          entry.layers.push(layer.id);
-        });
-        entry.legend = ((style.metadata && style.metadata.legend) || []).map(function (e) {
-          return { layer: prefix + e.layer, kind: e.kind, title: e.title, colour: e.colour,
-            property: e.property || null, range: e.range || null };
-        });
+        sources: [], layers: [], legend: [], classBy: null,
+        bounds: res[1].ok && res[1].data ? res[1].data.bounds : null };
+      if (!style) return { entry: entry, style: null };
+      var prefix = PREFIX + "-" + String(jobId).slice(0, 8) + "-";
+      var layers = (style.layers || []).map(function (l) {
+        var layer = JSON.parse(JSON.stringify(l));
+        layer.id = prefix + l.id;
+        if (layer.source) layer.source = prefix + layer.source;
+        return layer;
+      });
+      var legend = ((style.metadata && style.metadata.legend) || []).map(function (e) {
+        return { layer: prefix + e.layer, kind: e.kind, title: e.title, colour: e.colour,
+          property: e.property || null, range: e.range || null };
+      });
+      var cls = count !== 0 ? classOf(described) : null;  // an empty output: its one entry says so
+      if (cls) {
+        var drawn = byClass(layers, legend, cls, (value && value.features) || []);
+        layers = drawn.layers;
+        legend = drawn.legend;
+        entry.classBy = cls.property;
       }
-      results.layers.push(entry);
-      var b = entry.bounds;
-      if (Array.isArray(b) && b.length === 4 && b[0] <= b[2]) {
-        map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 40, maxZoom: 17, duration: 0 });
-      }
+      entry.legend = legend;
+      var sources = {};
+      Object.keys(style.sources || {}).forEach(function (sid) {
+        var src = JSON.parse(JSON.stringify(style.sources[sid]));
+        if (src.url && src.url.indexOf("http") !== 0) src.url = self.w.base + src.url;
+        sources[prefix + sid] = src;
+      });
+      return { entry: entry, style: { sources: sources, layers: layers } };
     });
   };
+
+  /* Put the results' layers on the map — areas under lines under points, whatever the
+   * order their styles came in — and fit the map to all of them. */
+  Analysis.prototype._drawResults = function (results, layers) {
+    var map = this.w.map;
+    if (!map) return;
+    var RANK = { fill: 0, line: 1 };
+    var all = [];
+    layers.forEach(function (x) {
+      results.layers.push(x.entry);
+      if (!x.style) return;
+      Object.keys(x.style.sources).forEach(function (sid) {
+        map.addSource(sid, x.style.sources[sid]);
+        x.entry.sources.push(sid);
+      });
+      x.style.layers.forEach(function (l, i) { all.push({ layer: l, entry: x.entry, at: all.length + i }); });
+    });
+    all.sort(function (a, b) {
+      var ra = RANK[a.layer.type] !== undefined ? RANK[a.layer.type] : 2;
+      var rb = RANK[b.layer.type] !== undefined ? RANK[b.layer.type] : 2;
+      return ra - rb || a.at - b.at;
+    });
+    all.forEach(function (x) {
+      // under the form's own drawing, above the theme
+      map.addLayer(x.layer, map.getLayer(INPUT_SOURCE + "-fill") ? INPUT_SOURCE + "-fill" : undefined);
+      x.entry.layers.push(x.layer.id);
+    });
+    var box = null;
+    results.layers.forEach(function (entry) {
+      var b = entry.bounds;
+      if (!Array.isArray(b) || b.length !== 4 || !(b[0] <= b[2])) return;
+      box = box ? [Math.min(box[0], b[0]), Math.min(box[1], b[1]), Math.max(box[2], b[2]),
+        Math.max(box[3], b[3])] : b.slice();
+    });
+    if (box) map.fitBounds([[box[0], box[1]], [box[2], box[3]]], { padding: 40, maxZoom: 17, duration: 0 });
+  };
+
+  /* The feature properties an output declares (name → schema), {} for others. */
+  function featureProperties(described) {
+    var s = described && described.schema;
+    var path = ["properties", "features", "items", "properties", "properties", "properties"];
+    for (var i = 0; s && i < path.length; i++) s = s[path[i]];
+    return s && typeof s === "object" ? s : {};
+  }
+
+  /* The property an output's features are drawn by class of: the first string property
+   * with 2–8 enum values (valves: action close | stuck), else the first boolean one
+   * (pipes: fallback); null when none. From the output's declared schema alone: no
+   * process is named here. */
+  function classOf(described) {
+    var props = featureProperties(described);
+    var names = Object.keys(props);
+    var i, s;
+    for (i = 0; i < names.length; i++) {
+      s = props[names[i]] || {};
+      if (Array.isArray(s.enum) && s.enum.length >= 2 && s.enum.length <= CLASS_COLOURS.length &&
+        (s.type === "string" || s.type === undefined)) {
+        return { property: names[i], kind: "enum", values: s.enum.map(String) };
+      }
+    }
+    for (i = 0; i < names.length; i++) {
+      s = props[names[i]] || {};
+      if (s.type === "boolean") return { property: names[i], kind: "flag", values: ["false", "true"] };
+    }
+    return null;
+  }
+
+  /* A style's layers and legend redrawn by class of `cls.property` (data-driven paint,
+   * matched on the value as text: tiles carry booleans as booleans, GeoJSON too):
+   *   - an enum: points and lines coloured per value, an area's outline per value;
+   *   - a boolean: its true drawn apart — a line dashed magenta in a layer of its own, a
+   *     point red, an area's outline magenta.
+   * A colour ramp the server put on a point or line (its colour_by) becomes its size, so
+   * that both stay readable; on an area it stays the fill. One legend entry per class
+   * met, with its feature count. */
+  function byClass(layers, legend, cls, features) {
+    var key = ["to-string", ["get", cls.property]];
+    var counts = {};
+    cls.values.forEach(function (v) { counts[v] = 0; });
+    features.forEach(function (f) {
+      var v = String((f.properties || {})[cls.property]);
+      if (cls.kind === "flag") v = v === "true" ? "true" : "false";
+      if (Object.prototype.hasOwnProperty.call(counts, v)) counts[v] += 1;
+    });
+    var colourOf = function (v, i, base) {
+      if (cls.kind === "enum") return CLASS_COLOURS[i];
+      return v === "true" ? base : null;
+    };
+    var paintBy = function (base) {
+      if (cls.kind === "enum") {
+        var m = ["match", key];
+        cls.values.forEach(function (v, i) { m.push(v, CLASS_COLOURS[i]); });
+        m.push(OTHER_COLOUR);
+        return m;
+      }
+      return ["match", key, "true", FLAG_COLOUR, base];
+    };
+    var ramp = legend.filter(function (e) { return Array.isArray(e.colour) && e.range; })[0] || null;
+    var plain = legend.filter(function (e) { return !Array.isArray(e.colour); })[0] || null;
+    var out = [];
+    var entries = [];
+    var classEntries = function (layerId, kind, flagColour, base) {
+      cls.values.forEach(function (v, i) {
+        if (features.length && !counts[v]) return;  // a class no feature has: nothing to find on the map
+        if (cls.kind === "flag" && v === "false") {
+          entries.push({ layer: layerId.normal, kind: kind, title: (plain || ramp || {}).title,
+            colour: base, value: v, property: cls.property, count: features.length ? counts[v] : null });
+          return;
+        }
+        entries.push({ layer: cls.kind === "flag" ? layerId.flag : layerId.normal, kind: kind,
+          title: (plain || ramp || {}).title, colour: colourOf(v, i, flagColour), value: v,
+          property: cls.property, count: features.length ? counts[v] : null,
+          dashed: cls.kind === "flag" && kind === "line" });
+      });
+    };
+    layers.forEach(function (l) {
+      var paint = l.paint || {};
+      if (l.type === "circle") {
+        var baseC = typeof paint["circle-color"] === "string" ? paint["circle-color"] : OTHER_COLOUR;
+        if (Array.isArray(paint["circle-color"]) && ramp) {
+          paint["circle-radius"] = ["interpolate", ["linear"], ["to-number", ["get", ramp.property], ramp.range[0]],
+            ramp.range[0], 5, Math.max(ramp.range[1], ramp.range[0] + 1), 10];
+          entries.push({ layer: l.id, kind: "size", title: ramp.title, property: ramp.property, range: ramp.range });
+        } else paint["circle-radius"] = 6;
+        paint["circle-color"] = cls.kind === "enum" ? paintBy() : ["match", key, "true", FLAG_POINT, baseC];
+        paint["circle-stroke-width"] = 1.5;
+        classEntries({ normal: l.id, flag: l.id }, "circle", FLAG_POINT, baseC);
+        out.push(l);
+      } else if (l.type === "line" && !/-outline$/.test(l.id)) {
+        var baseL = typeof paint["line-color"] === "string" ? paint["line-color"] : OTHER_COLOUR;
+        if (Array.isArray(paint["line-color"]) && ramp) {
+          paint["line-width"] = ["interpolate", ["linear"], ["to-number", ["get", ramp.property], ramp.range[0]],
+            ramp.range[0], 1.5, Math.max(ramp.range[1], ramp.range[0] + 1), 6];
+          entries.push({ layer: l.id, kind: "size", title: ramp.title, property: ramp.property, range: ramp.range });
+        }
+        if (cls.kind === "enum") {
+          paint["line-color"] = paintBy();
+          classEntries({ normal: l.id }, "line", null, baseL);
+          out.push(l);
+        } else {
+          // a layer of its own for the flagged lines: dashed, drawn over the others
+          paint["line-color"] = baseL;
+          l.filter = ["!=", key, "true"];
+          var flagged = JSON.parse(JSON.stringify(l));
+          flagged.id = l.id + "-" + cls.property;
+          flagged.filter = ["==", key, "true"];
+          flagged.paint["line-color"] = FLAG_COLOUR;
+          flagged.paint["line-dasharray"] = [2, 1.5];
+          if (!Array.isArray(flagged.paint["line-width"])) flagged.paint["line-width"] = 3;
+          classEntries({ normal: l.id, flag: flagged.id }, "line", FLAG_COLOUR, baseL);
+          out.push(l, flagged);
+        }
+      } else if (l.type === "line") {  // an area's outline
+        var baseO = typeof paint["line-color"] === "string" ? paint["line-color"] : OTHER_COLOUR;
+        paint["line-color"] = paintBy(baseO);
+        paint["line-width"] = 2.5;
+        classEntries({ normal: l.id, flag: l.id }, "line", FLAG_COLOUR, baseO);
+        out.push(l);
+      } else out.push(l);
+      l.paint = paint;
+    });
+    // an area keeps its fill's entry (one colour or the ramp); points and lines have theirs per class
+    var kept = legend.filter(function (e) { return e.kind === "fill"; });
+    return { layers: out, legend: kept.concat(entries) };
+  }
 
   /* Remove the results' layers, summary and legend. */
   Analysis.prototype.clearResults = function () {
@@ -980,8 +1406,10 @@
     if (this.isOpen) this.renderStatus();
   };
 
-  /* A summary value for a table cell: a unit by its name, counts summed, lists counted. */
-  Analysis.prototype._cell = function (v) {
+  /* A summary value for a table cell: a unit by its name, counts summed, lists counted;
+   * an object's members in the order its schema declares them (the server's JSON may
+   * sort them). */
+  Analysis.prototype._cell = function (v, schema) {
     var self = this;
     if (v === null || v === undefined) return "—";
     if (typeof v === "boolean") return this.t(v ? "yes" : "no");
@@ -993,9 +1421,11 @@
     }
     var name = v.name || v.address || v.room_no;
     if (name) return String(name);
-    var keys = Object.keys(v);
+    var declared = Object.keys((schema && schema.properties) || {});
+    var keys = declared.filter(function (k) { return k in v; }).concat(
+      Object.keys(v).filter(function (k) { return declared.indexOf(k) < 0; }));
     if (keys.length && keys.every(function (k) { return typeof v[k] === "number"; })) {
-      return keys.map(function (k) { return self.w.t(k) + " " + v[k]; }).join("，");
+      return keys.map(function (k) { return self.t(k) + " " + self._cell(v[k]); }).join("，");
     }
     if (keys.length && keys.every(function (k) { return Array.isArray(v[k]); })) {
       return keys.map(function (k) { return self.t(k) + " " + v[k].length; }).join("，");
@@ -1022,8 +1452,11 @@
       Object.keys(r.summary.value).forEach(function (k) { if (keys.indexOf(k) < 0) keys.push(k); });
       keys.forEach(function (k) {
         if (k === "children" || k === "crs") return;
+        var value = r.summary.value[k];
+        var coded = r.summary.schema && r.summary.schema[k] && Array.isArray(r.summary.schema[k].enum);
         table.appendChild(el("tr", { "data-key": k }, [el("td", { text: self.t(k) }),
-          el("td", { text: self._cell(r.summary.value[k]) })]));
+          el("td", { text: coded && typeof value === "string" ? self._word(value) :
+            self._cell(value, r.summary.schema && r.summary.schema[k]) })]));
       });
       box.appendChild(el("div", { className: "onemap-hint", text: r.summary.title || self.t("summary") }));
       box.appendChild(table);
@@ -1045,7 +1478,28 @@
             (e.title || entry.title || entry.output);
           var sw;
           var extra = "";
-          if (Array.isArray(e.colour)) {
+          var count = entry.count;
+          var attrs = { testid: "onemap-analysis-legend-entry", "data-output": entry.output,
+            "data-layer": e.layer };
+          if (e.value !== undefined) {
+            // one class of the output's features: its value, or its boolean's yes/no
+            attrs["data-property"] = e.property;
+            attrs["data-value"] = e.value;
+            if (e.count != null) attrs["data-count"] = String(e.count);
+            extra = " · " + (e.value === "true" || e.value === "false" ?
+              self._word(e.property) + (lang === "zh" ? "：" : ": ") + self.t(e.value === "true" ? "yes" : "no") :
+              self._word(e.value));
+            count = e.count;
+          }
+          if (e.kind === "size") {
+            sw = el("span", { className: "onemap-swatch" });
+            sw.style.borderRadius = "50%";
+            sw.style.background = "#fff";
+            extra = " · " + self.t("size") + (lang === "zh" ? "：" : ": ") + self._word(e.property) + " " +
+              self._cell(e.range[0]) + " – " + self._cell(e.range[1]);
+            attrs["data-property"] = e.property;
+            count = null;
+          } else if (Array.isArray(e.colour)) {
             sw = el("span", { className: "onemap-ramp" });
             sw.style.background = "linear-gradient(to right," + e.colour.join(",") + ")";
             if (e.property && e.range) {
@@ -1057,10 +1511,10 @@
             sw.style.background = e.kind === "line" ? "transparent" : e.colour;
             sw.style.borderColor = e.colour;
             if (e.kind === "line") sw.style.borderWidth = "0 0 3px 0";
+            if (e.kind === "line" && e.dashed) sw.style.borderBottomStyle = "dashed";
             if (e.kind === "circle") sw.style.borderRadius = "50%";
           }
-          legend.appendChild(el("div", { testid: "onemap-analysis-legend-entry", "data-output": entry.output,
-            "data-layer": e.layer }, [sw, title + extra + (entry.count != null ? " — " + entry.count +
+          legend.appendChild(el("div", attrs, [sw, title + extra + (count != null ? " — " + count +
               " " + self.t("features") : "")]));
         });
       });

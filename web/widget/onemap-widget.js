@@ -25,7 +25,8 @@
  * (MapLibre), .ready (Promise), .setLayerVisible(styleLayerId, bool), .drill(level, id)
  * → Promise of the panel state, .search(q) → Promise of hits, .setLang(lang),
  * .setTime(isoIntervalOrNull), .viewStats() → Promise, .showRecord(collection, id),
- * .loadFieldTitles(collection, lang) → Promise of {property → title}.
+ * .loadFieldTitles(collection, lang) → Promise of {property → title},
+ * .openAnalysis() / .analyse(processId, inputs) → Promise of the analysis panel.
  * Elements carry data-testid="onemap-…" (see web/widget/README.md).
  */
 (function () {
@@ -55,7 +56,7 @@
       relogin: "重新登录", username: "用户名", password: "密码", signingIn: "登录中…",
       signIn: "登录", signInText: "登录后可查看您权限范围内的住户、居民和事件。", cancel: "取消",
       openEvents: "未办结事件", yes: "是", no: "否", beijing: "北京时间", here: "所在位置",
-      analysis: "分析",
+      analysis: "分析", incident: "事故分析",
     },
     en: {
       layers: "Layers", legend: "Legend", search: "Search address, building, room, alley",
@@ -76,7 +77,7 @@
       signIn: "Sign in", signInText: "Sign in to see the households, residents and events within your remit.",
       cancel: "Cancel",
       openEvents: "Open events", yes: "Yes", no: "No", beijing: "Beijing time", here: "Located in",
-      analysis: "Analysis",
+      analysis: "Analysis", incident: "Analyse incident",
     },
   };
 
@@ -853,6 +854,17 @@
     });
   };
 
+  /* Open the panel on one process with its form filled from execute inputs (CRS84
+   * coordinates); Promise of the panel once the form is built. */
+  Widget.prototype.analyse = function (processId, inputs) {
+    return this.openAnalysis().then(function (a) {
+      return a.choose(processId).then(function () {
+        if (a.process && a.process.id === processId) a.prefill(inputs || {});
+        return a;
+      });
+    });
+  };
+
   Widget.prototype.toggleAnalysis = function () {
     if (this.analysis && this.analysis.isOpen) {
       this.analysis.close();
@@ -1091,6 +1103,12 @@
     });
     var where = [e.lngLat.lng, e.lngLat.lat];
     if (!feats.length) { this.showPlace(where); return; }
+    // A name written over the map (a road's, drawn above every layer) is not what was
+    // clicked when a record lies under it (a sensor beside the road): labels come last.
+    var label = function (f) { return /-label(-|$)/.test(f.layer.id) ? 1 : 0; };
+    feats = feats.map(function (f, i) { return { f: f, i: i }; }).sort(function (a, b) {
+      return label(a.f) - label(b.f) || a.i - b.i;
+    }).map(function (x) { return x.f; });
     var f = feats[0];
     this.showRecord(f.sourceLayer, f.id, where);
   };
@@ -1139,6 +1157,7 @@
       if (self.popupState !== state) return null;
       state.status = r.status;
       state.properties = r.ok && r.data ? (r.data.properties || {}) : null;
+      state.geometry = r.ok && r.data ? (r.data.geometry || null) : null;
       if (r.ok && r.data) self._names[collection + "/" + id] = Promise.resolve(
         { name: recordName(state.properties), record: r.data });
       var jobs = [];
@@ -1259,6 +1278,15 @@
       body.appendChild(el("button", { className: "onemap-btn", testid: "onemap-popup-drill",
         text: this.t("openDrill"), onclick: function () { self.drill(s.collection, s.id); } }));
     }
+    var incident = s.properties ? incidentInputs(s.collection, s.id, s.properties, s.geometry) : null;
+    if (incident) {
+      body.appendChild(el("button", { className: "onemap-btn", testid: "onemap-popup-incident",
+        "data-inputs": JSON.stringify(incident), text: this.t("incident"),
+        onclick: function () {
+          if (self.popup) self.popup.remove();
+          self.analyse(INCIDENT_PROCESS, incident);
+        } }));
+    }
     if (!this.popup) {
       this.popup = new window.maplibregl.Popup({ maxWidth: "340px" });
       this.popup.on("close", function () { self.popupState = null; self.popup = null; });
@@ -1267,6 +1295,29 @@
     if (s.lngLat) this.popup.setLngLat(s.lngLat);
     if (!this.popup.isOpen() && s.lngLat) this.popup.addTo(this.map);
   };
+
+  /* ---- from an alarm to a plan ---- */
+
+  var INCIDENT_PROCESS = "pipeline-incident";
+  // The networks the process analyses (its input `utility`'s enum).
+  var INCIDENT_UTILITIES = { water: 1, drainage: 1, gas: 1, heat: 1 };
+
+  /* The pipeline-incident inputs a popup's record stands for, or null: a pipe by its id;
+   * a lifeline sensor by the pipe it is on (`segment_id`), else by its position and
+   * utility, which the server snaps to the nearest pipe of that utility within 100 m.
+   * The sensor layer publishes no alarms (sensor_alarm is an internal table, in no
+   * collection or tile), so the widget cannot pass an `alarm` id: for a sensor at a node
+   * the server's choice for an alarm (the widest pipe ending there) may differ from the
+   * nearest pipe taken here; the plan's summary and its `failed` layer say which. */
+  function incidentInputs(collection, id, p, geometry) {
+    if (collection === "pipe_segment") {
+      return INCIDENT_UTILITIES[p.utility] && p.status !== "abandoned" ? { segment: Number(id) } : null;
+    }
+    if (collection !== "sensor") return null;
+    if (p.segment_id != null) return { segment: Number(p.segment_id) };
+    if (!INCIDENT_UTILITIES[p.utility] || !geometry || geometry.type !== "Point") return null;
+    return { x: geometry.coordinates[0], y: geometry.coordinates[1], utility: p.utility };
+  }
 
   /* ---- drill-down ---- */
   function sumStats(nodes) {
