@@ -21,6 +21,11 @@ incident
     as the data stands and once with the first valve of each plan stuck.
     p50 / p95 / max in milliseconds. The cold side is reported too: loading
     the graph from the database and building the network and its segments.
+process
+    The whole analysis behind the ``pipeline-incident`` process
+    (``pipeline_incident.run``), valves through the affected households,
+    contacts, key units, hazard sources and roads, read and drawn as features,
+    on other seeded mains, warm (the network cached): p50 / p95 / max.
 
 Run with the database up:
 
@@ -43,6 +48,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg.rows import dict_row
 
 from scenarios.pipeline import PipeNetwork
 from spatial.network import Graph, load_pipe_graph
@@ -162,6 +168,63 @@ def incidents(conn: psycopg.Connection[Any], n: int, seed: int) -> dict[str, Any
     return out
 
 
+def process_runs(conn: psycopg.Connection[Any], n: int, seed: int) -> dict[str, Any]:
+    """The whole ``pipeline-incident`` analysis on seeded random mains, warm.
+
+    :func:`scenarios.processes.pipeline_incident.run` — the failed pipe
+    resolved, the plan, then the buildings, households, contacts, key units,
+    hazards and roads read and drawn — as a job runs it: in a transaction acting
+    as a district administrator (``bench.duty``, made on first use with the
+    first district as scope: row-level security and the personal-data masks
+    apply, the contacts carry names), the network from the process's cache
+    (loaded by a first run, not timed), each run rolled back.
+    """
+    from scenarios.processes.pipeline_incident import PROCESS, Incident, run
+    from scenarios.processes.progress import Progress
+    from spatial import users
+    from spatial.access import Principal, apply_principal
+    from spatial.errors import NotFoundError
+
+    with conn.transaction():
+        try:
+            user_id = users.user_id_of(conn, "bench.duty")
+        except NotFoundError:
+            district = conn.execute("SELECT min(id) AS id FROM onemap.district").fetchone()
+            user_id = users.create_user(conn, "bench.duty", None, roles=["district_admin"],
+                                        scopes=[("district", int(district["id"]))]).id
+    principal = Principal(user_id, "bench.duty", frozenset({"district_admin"}))
+
+    graph = load_pipe_graph(conn, "water")
+    kind = graph.node_kind if graph.node_kind is not None else np.zeros(graph.n_nodes, object)
+    service = kind == "service_connection"
+    mains = np.flatnonzero(~service[graph.source] & ~service[graph.target])
+    rng = np.random.default_rng(seed + 1)
+    picks = graph.edge_ids[rng.choice(mains, min(n, len(mains)), replace=False)].tolist()
+    progress = Progress(PROCESS.stages, report=lambda pct, msg: True, min_interval=0)
+
+    def once(segment: int) -> dict[str, Any]:
+        with conn.transaction(force_rollback=True):
+            apply_principal(conn, principal)
+            result = run(conn, {"incident": Incident(segment=int(segment)), "radius_m": None,
+                                "scenario": None}, progress)
+        return dict(result.summary)
+
+    once(picks[0])  # loads the network into the cache
+    times, households, buildings = [], [], []
+    for segment in picks:
+        t = time.perf_counter()
+        summary = once(segment)
+        times.append(time.perf_counter() - t)
+        households.append(summary["households"])
+        buildings.append(summary["buildings"])
+    ms = np.array(times) * 1e3
+    return {"n": len(ms), "p50_ms": float(np.percentile(ms, 50)),
+            "p95_ms": float(np.percentile(ms, 95)), "max_ms": float(ms.max()),
+            "mean_households": float(np.mean(households)),
+            "max_households": int(np.max(households)),
+            "mean_buildings": float(np.mean(buildings))}
+
+
 def table(result: dict[str, Any]) -> str:
     lines = ["| network | nodes | links | valves | segments | largest | WNTR s | ours ms "
              "| WNTR : ours | same partition |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -184,6 +247,15 @@ def table(result: dict[str, Any]) -> str:
         lines.append(f"| {label} | {c['n']} | {c['p50_ms']:.2f} | {c['p95_ms']:.2f} "
                      f"| {c['max_ms']:.1f} | {c['share_with_fallback']:.0%} "
                      f"| {c['mean_valves']:.1f} | {c['mean_cut_off_links']:.1f} |")
+    run = result.get("process")
+    if run:
+        lines += ["", "The whole analysis (`pipeline_incident.run`: valves through households, "
+                  "contacts, key units, hazards, roads, as features), warm:", "",
+                  "| n | p50 ms | p95 ms | max ms | households (mean / max) | buildings (mean) |",
+                  "|---|---|---|---|---|---|",
+                  f"| {run['n']} | {run['p50_ms']:.1f} | {run['p95_ms']:.1f} "
+                  f"| {run['max_ms']:.1f} | {run['mean_households']:.0f} / "
+                  f"{run['max_households']:,} | {run['mean_buildings']:.1f} |"]
     return "\n".join(lines)
 
 
@@ -191,6 +263,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--database", help="database in the cluster (default: the app's)")
     ap.add_argument("--incidents", type=int, default=500)
+    ap.add_argument("--process-runs", type=int, default=200,
+                    help="whole analyses (pipeline_incident.run); 0 to skip")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--seed", type=int, default=123)
     ap.add_argument("--wntr-max-links", type=int, default=8000)
@@ -219,7 +293,9 @@ def main() -> None:
         sweep.append(sweep_database(f"{database} water", graph, args.repeat,
                                     args.wntr_max_links))
         incident = incidents(conn, args.incidents, args.seed)
-    result = {"database": database, "sweep": sweep, "incident": incident,
+    with psycopg.connect(info, row_factory=dict_row) as conn:  # as the app's
+        process = process_runs(conn, args.process_runs, args.seed) if args.process_runs else None
+    result = {"database": database, "sweep": sweep, "incident": incident, "process": process,
               "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "args": vars(args)}
     print(table(result))
     out = get_settings().var_dir / "bench"

@@ -4,9 +4,13 @@
 -- scenarios/pipeline.py; these functions take its answer — pipe segment ids —
 -- to buildings, households, key units, hazard sources and roads.
 --
--- Every function but pipe_incident_buildings is SECURITY INVOKER: the caller's
--- row-level security applies (pipes and hazard sources internal, roads and key
--- units public). pipe_incident_buildings counts households and residents of
+-- The functions reaching key units, hazard sources and roads run as the owner
+-- and check the caller's right to read each table themselves
+-- (onemap.can_read: pipes and hazard sources internal, roads and key units
+-- public; none is scoped by admin unit): under row-level security PostgreSQL
+-- may not use a spatial index for PostGIS's && (not leakproof), so as the
+-- caller each was a scan of the whole table (85 ms for the roads at L).
+-- pipe_incident_buildings counts households and residents of
 -- every affected building whoever asks (a duty officer must know how many lose
 -- supply outside their own scope): counts only, never a resident's field, and
 -- only to callers who may read the pipe network. Names and phones are read
@@ -182,8 +186,26 @@ CREATE OR REPLACE FUNCTION onemap.pipe_incident_key_units(failed_id bigint, radi
                                                           cut_buildings bigint[])
 RETURNS TABLE (id bigint, name text, kind text, people_count integer, cut_off boolean,
                in_range boolean, distance_m double precision, geom geometry)
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    WITH f AS (SELECT s.geom, s.utility FROM onemap.pipe_segment s WHERE s.id = $1),
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, onemap AS $$
+    WITH f AS (SELECT s.geom, s.utility FROM onemap.pipe_segment s
+               WHERE s.id = $1 AND (SELECT onemap.can_read('pipe_segment'))
+                 AND (SELECT onemap.can_read('key_unit'))),
+    -- the only key units that can qualify, each found through an index: within
+    -- the radius, in a cut-off building, or within 150 m of a cut-off node
+    candidate AS (
+        SELECT k.id FROM f JOIN onemap.key_unit k
+          ON k.geom && ST_Expand(f.geom, $2 / 85000.0)
+         AND ST_DWithin(k.geom::geography, f.geom::geography, $2)
+        UNION
+        SELECT k.id FROM f, onemap.building b JOIN onemap.key_unit k
+          ON k.geom && b.geom AND ST_Intersects(b.geom, k.geom)
+        WHERE b.id = ANY ($4)
+        UNION
+        SELECT k.id FROM f, onemap.pipe_node n JOIN onemap.key_unit k
+          ON k.geom && ST_Expand(n.geom, 150 / 85000.0)
+         AND ST_DWithin(n.geom::geography, k.geom::geography, 150)
+        WHERE n.id = ANY ($3)
+    ),
     k AS (
         SELECT k.*, ST_Distance(k.geom::geography, f.geom::geography) AS d,
                EXISTS (SELECT 1 FROM onemap.building b
@@ -192,7 +214,7 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
                    WHERE n.utility = f.utility AND n.kind = 'service_connection'
                      AND ST_DWithin(n.geom::geography, k.geom::geography, 150)
                    ORDER BY n.geom <-> k.geom, n.id LIMIT 1) = ANY ($3) AS cut
-        FROM onemap.key_unit k, f
+        FROM f, onemap.key_unit k WHERE k.id IN (SELECT candidate.id FROM candidate)
     )
     SELECT k.id, k.name, k.kind, k.people_count, k.cut, k.d <= $2, k.d, k.geom
     FROM k WHERE k.cut OR k.d <= $2
@@ -208,7 +230,7 @@ GRANT EXECUTE ON FUNCTION onemap.pipe_incident_key_units(bigint, float8, bigint[
 CREATE OR REPLACE FUNCTION onemap.pipe_incident_hazards(failed_id bigint, radius_m float8)
 RETURNS TABLE (id bigint, name text, kind text, level smallint, distance_m double precision,
                geom geometry)
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, onemap AS $$
     SELECT h.id, h.name, h.kind, h.level, ST_Distance(h.geom::geography, s.geom::geography) AS d,
            h.geom
     FROM onemap.pipe_segment s
@@ -216,6 +238,7 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
       ON h.geom && ST_Expand(s.geom, $2 / 85000.0)
      AND ST_DWithin(h.geom::geography, s.geom::geography, $2)
     WHERE s.id = $1
+      AND (SELECT onemap.can_read('pipe_segment')) AND (SELECT onemap.can_read('hazard_source'))
     ORDER BY d, h.id
 $$;
 COMMENT ON FUNCTION onemap.pipe_incident_hazards(bigint, float8) IS
@@ -229,9 +252,11 @@ CREATE OR REPLACE FUNCTION onemap.pipe_incident_roads(failed_id bigint, isolated
                                                       buffer_m float8)
 RETURNS TABLE (id bigint, name text, road_class text, distance_m double precision,
                along_failed boolean, geom geometry)
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, onemap AS $$
     WITH p AS (
-        SELECT s.geom FROM onemap.pipe_segment s WHERE s.id = $1 OR s.id = ANY ($2)
+        SELECT s.geom FROM onemap.pipe_segment s
+        WHERE (s.id = $1 OR s.id = ANY ($2))
+          AND (SELECT onemap.can_read('pipe_segment')) AND (SELECT onemap.can_read('road'))
     ), f AS (SELECT s.geom FROM onemap.pipe_segment s WHERE s.id = $1),
     near AS (
         SELECT DISTINCT r.id FROM onemap.road r JOIN p
