@@ -36,6 +36,7 @@ import psycopg
 import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
+from scipy.spatial import cKDTree
 
 from democity.context import METRIC_EPSG, REFERENCE_TIME, CityContext
 from democity.writer import to_ewkb_hex
@@ -284,7 +285,7 @@ def build(ctx: CityContext) -> None:
         cap_rb = np.where(near, np.round(expected_rb / rng.uniform(0.92, 0.98, n_rb), 2),
                           np.maximum(2.5, np.ceil(expected_rb * rng.uniform(1.3, 1.8, n_rb)
                                                   / 2.5) * 2.5))
-        rb_xy = _door(walk.xy[sites], centre, rng)
+        rb_xy = _door(walk.xy[sites], centre, rng, walk.xy)
 
         # Transfer stations, then plants outside the city.
         n_ts = min(n_rb, max(1, round(math.sqrt(households.sum()) / 60)))
@@ -365,13 +366,22 @@ def build(ctx: CityContext) -> None:
     }
 
 
-def _door(corner: np.ndarray, homes_xy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Refuse buildings stand a few metres off the corner, towards the homes."""
+def _door(corner: np.ndarray, homes_xy: np.ndarray, rng: np.random.Generator,
+          nodes_xy: np.ndarray) -> np.ndarray:
+    """Refuse buildings stand a few metres off the corner, towards the homes.
+
+    Never as much as halfway to another node of the road graph, so that the
+    corner is the node nearest the stored point: the walk to a refuse
+    building (to its corner, then ``SITE_ACCESS_M``) can be measured again
+    from what is stored.
+    """
     tree = shapely.STRtree(shapely.points(homes_xy))
     near = tree.query_nearest(shapely.points(corner), all_matches=False)[1]
     d = homes_xy[near] - corner
     d /= np.maximum(np.hypot(*d.T), 1e-9)[:, None]
-    return corner + d * rng.uniform(8.0, SITE_ACCESS_M, len(corner))[:, None]
+    other = cKDTree(nodes_xy).query(corner, k=2)[0][:, 1]
+    off = np.minimum(rng.uniform(8.0, SITE_ACCESS_M, len(corner)), 0.45 * other)
+    return corner + d * off[:, None]
 
 
 def _street_office(ctx: CityContext, xy: np.ndarray) -> np.ndarray:
