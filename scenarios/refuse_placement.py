@@ -769,6 +769,9 @@ class RefusePlacement:
     def _nearest(self, is_open: np.ndarray, base: bool = False) -> Layout:
         net, att = (self.base_network, self.base_att) if base else (self.network, self.att)
         idx = np.flatnonzero(is_open)
+        if idx.size == 0:  # no refuse building at all (yet)
+            n = len(self.buildings)
+            return Layout(is_open.copy(), np.full(n, -1), np.full(n, np.inf))
         walk, which = net.nearest(att, self.sites.node[idx], self.sites.access[idx])
         site = np.where(which >= 0, idx[np.maximum(which, 0)], -1)
         return Layout(is_open.copy(), site, np.where(site >= 0, walk, np.inf))

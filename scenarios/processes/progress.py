@@ -76,12 +76,22 @@ class Progress:
         self.index = ids.index(stage_id)
         self._send(0.0)
 
-    def advance(self, fraction: float) -> None:
-        """Record how far the current stage got, 0–1 (a cancellation point)."""
+    def advance(self, fraction: float, note: str | None = None, *, force: bool = False) -> None:
+        """Record how far the current stage got, 0–1 (a cancellation point).
+
+        Parameters
+        ----------
+        fraction : float
+            0–1 within the stage.
+        note : str, optional
+            Appended to the message (an optimisation's gap: "gap 1.2% / 间隙 1.2%").
+        force : bool
+            Record it even within ``min_interval`` of the last report (a first answer).
+        """
         if self.index < 0:
             raise ValueError("advance() before the first stage()")
-        if time.monotonic() - self._last < self.min_interval:
+        if not force and time.monotonic() - self._last < self.min_interval:
             jobs.check_dismissed()  # not recorded, still a cancellation point
             return
         fraction = max(0.0, min(1.0, fraction))
-        self._send(fraction, f" {int(100 * fraction)}%")
+        self._send(fraction, f" {int(100 * fraction)}%" + (f" · {note}" if note else ""))

@@ -12,6 +12,7 @@ from scenarios.processes import (
     grid_statistics,
     locate,
     pipeline_incident,
+    refuse_placement,
     service_area,
     valve_segments,
 )
@@ -24,6 +25,7 @@ PROCESSES: dict[str, Process] = {p.id: p for p in (
     service_area.PROCESS,
     pipeline_incident.PROCESS,
     valve_segments.PROCESS,
+    refuse_placement.PROCESS,
 )}
 
 

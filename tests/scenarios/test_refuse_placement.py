@@ -249,6 +249,23 @@ def test_hand_solved_models() -> None:
     assert err.value.name == "close"
 
 
+def test_a_first_refuse_building() -> None:
+    """No refuse building yet: everyone is beyond reach before, the best corner after."""
+    b = homes((20, 10, 10, 10), (30, -10, 10, 10), (280, 10, 40, 100), (100, 90, 5, 5))
+    s = sites(street(), [("c1", 100, 0, False, 5.0), ("c2", 200, 0, False, 5.0),
+                         ("c3", 300, 0, False, 5.0), ("c4", 100, 100, False, 5.0)])
+    m = RefusePlacement(street(), b, s, mode="add", k=1).solve()
+    assert m.before is not None and np.isinf(m.before.walk_m).all()
+    assert (m.opened, m.objective) == (["c2"], 9030.0)  # as HAND's node 2
+    summary = m.summary()
+    assert (summary["households_within_reach_before"], summary["mean_walk_m_before"]) == (0, None)
+    assert summary["gaps_before"] == 1 and summary["households_within_reach_after"] == 65
+    import json
+
+    json.dumps([summary, m.site_features(), m.assignment_features(), m.gap_features(),
+                m.comparison()], allow_nan=False)
+
+
 def test_capacities_that_cannot_serve_the_demand_are_an_answer() -> None:
     net = street()
     b = homes((20, 10, 10, 1000), (280, 10, 40, 3000))
@@ -480,3 +497,25 @@ def test_outputs_are_json_and_consistent(s_city: str) -> None:
     assert rows["households_within_reach"][1:3] == (
         summary["households_within_reach_before"], summary["households_within_reach_after"])
     assert rows["sites"][3] == 1
+
+
+def test_the_process_reports_the_heuristic_then_the_gap_in_its_messages(s_city: str) -> None:
+    from scenarios.processes import refuse_placement as process
+    from scenarios.processes.base import Progress
+
+    messages: list[tuple[int, str | None]] = []
+    p = process.PROCESS
+    parsed = p.parse({"level": "community", "unit_id": 1, "mode": "optimise", "p": 4})
+    with connect(s_city) as conn:
+        p.check(conn, parsed)
+        result = p.run(conn, parsed.values, Progress(p.stages, report=lambda pct, msg: (
+            messages.append((pct, msg)) or True)))
+    texts = [m for _, m in messages if m]
+    solving = [m for m in texts if m.startswith("optimising the layout")]
+    assert solving[0] == "optimising the layout / 优化布局 (3/4)"
+    assert "· heuristic " in solving[1] and "启发式解" in solving[1]
+    assert solving[-1].startswith("optimising the layout / 优化布局 (3/4) 100% · best ")
+    assert "gap 0.00%" in solving[-1] and "间隙 0.00%" in solving[-1]
+    assert texts[-1] == "drawing the layout / 绘制方案 (4/4)"
+    assert [pct for pct, _ in messages] == sorted(pct for pct, _ in messages)
+    assert result.summary["status"] == "optimal" and result.summary["gap"] == 0.0
