@@ -635,7 +635,10 @@ class RefusePlacement:
     reach_m : float
         The walk a household should be within (coverage, set cover, the statistics).
     cutoff_m : float, optional
-        Walks are computed up to this (default ``max(3 × reach, 1500)``).
+        Walks are computed up to this (default ``max(3 × reach, 1500)``); for the
+        models that assign every building (p-median, capacitated, p-center) it
+        grows to the longest walk from a building to its nearest site. A building
+        is never assigned to a site farther than it.
     base_network : WalkNetwork, optional
         The stored network, for the current layout (default ``network``).
 
@@ -680,8 +683,8 @@ class RefusePlacement:
                          else self.base_network.attach(buildings.centroid))
         # sites near enough to the demand to serve any of it (straight line)
         if len(sites):
-            _, near = cKDTree(buildings.centroid).query(sites.xy,
-                                                        distance_upper_bound=self.cutoff_m)
+            radius = max(self.cutoff_m, MIN_CUTOFF_M)
+            _, near = cKDTree(buildings.centroid).query(sites.xy, distance_upper_bound=radius)
             self.relevant = np.asarray(near) < len(buildings)
         else:
             self.relevant = np.zeros(0, dtype=bool)
@@ -762,8 +765,14 @@ class RefusePlacement:
         """The buildings × model sites walk matrix (m; ``inf`` beyond ``cutoff_m``)."""
         if self.costs is None:
             s = self.sites
-            self.costs = self.network.costs(self.att, s.node[self.columns],
-                                            s.access[self.columns], self.cutoff_m, on_step)
+            nodes, access = s.node[self.columns], s.access[self.columns]
+            if self.model_name in ("p-median", "capacitated", "p-center") and nodes.size:
+                # every building keeps at least its nearest site, however far
+                walk, _ = self.network.nearest(self.att, nodes, access)
+                finite = walk[np.isfinite(walk)]
+                if finite.size:
+                    self.cutoff_m = max(self.cutoff_m, float(finite.max()))
+            self.costs = self.network.costs(self.att, nodes, access, self.cutoff_m, on_step)
         return self.costs
 
     def _nearest(self, is_open: np.ndarray, base: bool = False) -> Layout:
@@ -816,6 +825,10 @@ class RefusePlacement:
         self.model = model
         self.heuristic_objective = model.heuristic_objective
         self.status, self.message = model.status, model.message
+        if model.status == INFEASIBLE and self.model_name == "capacitated" \
+                and "no layout" in (model.message or "") and np.isinf(costs).any():
+            self.message = (f"{model.message}, each walking at most {self.cutoff_m:g} m / "
+                            f"在 {self.cutoff_m:g} 米步行范围内无法按处理能力分配")
         # the sites outside the model's reach stay as they are
         untouched = in_service & ~np.isin(np.arange(len(s)), self.columns)
         if model.status == INFEASIBLE:

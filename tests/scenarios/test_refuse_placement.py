@@ -266,6 +266,23 @@ def test_a_first_refuse_building() -> None:
                 m.comparison()], allow_nan=False)
 
 
+def test_the_cutoff_keeps_each_buildings_nearest_site() -> None:
+    net = street()
+    b = homes((20, 10, 10, 10), (30, -10, 10, 10), (280, 10, 40, 100), (100, 90, 5, 5))
+    spec = [("f1", 0, 0, True, 1.0), ("c1", 100, 0, False, 5.0), ("c2", 200, 0, False, 5.0),
+            ("c3", 300, 0, False, 5.0), ("c4", 100, 100, False, 5.0)]
+    # walks longer than 52 m (the farthest nearest site: HAND's second row) are not measured
+    m = RefusePlacement(net, b, sites(net, spec), mode="add", k=2, cutoff_m=20).solve()
+    assert m.cutoff_m == 52.0 and m.costs is not None
+    assert np.isfinite(m.costs).sum(axis=1).tolist() == [1, 1, 1, 1]
+    assert sorted(m.opened) == ["c3", "c4"] and m.objective == 10 * 42 + 10 * 52 + 40 * 42 + 5 * 22
+    # one added site cannot serve both far houses within it: an answer that says so
+    m = RefusePlacement(net, b, sites(net, spec), mode="add", k=1, cutoff_m=20).solve()
+    assert m.status == "infeasible" and m.objective is None
+    assert "1 buildings would walk more than 52 m to every open site" in (m.message or "")
+    assert m.after is not None and m.after.walk_m.tolist() == HAND[:, 0].tolist()
+
+
 def test_capacities_that_cannot_serve_the_demand_are_an_answer() -> None:
     net = street()
     b = homes((20, 10, 10, 1000), (280, 10, 40, 3000))
