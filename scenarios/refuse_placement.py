@@ -351,6 +351,40 @@ class WalkNetwork:
                 on_step(min(1.0, (start + chunk.size) / unique.size))
         return out
 
+    def distance(self, site_access_m: float = SITE_ACCESS_M, limit: float = np.inf
+                 ) -> Callable[[Any, Any], np.ndarray]:
+        """Walks on this network as the ``distance`` of ``from_geodataframe``.
+
+        Clients walk from their centroid, sites are reached at their nearest
+        node plus ``max(site_access_m, the distance to it)``, as in the analysis.
+        Both frames must be in the network's frame (:attr:`epsg`).
+
+        Examples
+        --------
+        >>> import geopandas as gpd, numpy as np, shapely
+        >>> from scenarios.placement import PMedian
+        >>> xy = np.array([[500_000.0 + 100 * i, 4_420_000.0] for i in range(4)])
+        >>> net = WalkNetwork(xy, [0, 1, 2], [1, 2, 3],
+        ...                   shapely.linestrings([[xy[i], xy[i + 1]] for i in range(3)]), 4548)
+        >>> homes = gpd.GeoDataFrame({"hh": [10, 30]}, crs=4548, geometry=[
+        ...     shapely.Point(500_050, 4_420_020), shapely.Point(500_250, 4_420_020)])
+        >>> bins = gpd.GeoDataFrame({"name": ["west", "east"]}, crs=4548,
+        ...                         geometry=[shapely.Point(*xy[0]), shapely.Point(*xy[3])])
+        >>> m = PMedian.from_geodataframe(homes, bins, weights="hh", site_id="name",
+        ...                               distance=net.distance(), p=1).solve()
+        >>> m.sites, m.objective    # 10 × (20 + 250 + 12) + 30 × (20 + 50 + 12)
+        (['east'], 5280.0)
+        """
+        def walks(clients: Any, sites: Any) -> np.ndarray:
+            for frame in (clients, sites):
+                if frame.crs is not None and frame.crs.to_epsg() != self.epsg:
+                    raise ValueError(f"the frames must be in EPSG:{self.epsg}, got {frame.crs}")
+            start = shapely.get_coordinates(shapely.centroid(np.asarray(clients.geometry.values)))
+            at = shapely.get_coordinates(shapely.centroid(np.asarray(sites.geometry.values)))
+            nodes, off = self.snap(at)
+            return self.costs(self.attach(start), nodes, np.maximum(site_access_m, off), limit)
+        return walks
+
     def nearest(self, att: Attachment, nodes: Any, access: Any
                 ) -> tuple[np.ndarray, np.ndarray]:
         """Each point's walk (m) to its nearest site, and which site (-1: none reachable).
