@@ -88,7 +88,8 @@ def form_hint(kind: str, group: str, part: str | None = None,
     Parameters
     ----------
     kind : str
-        ``point`` (pick on the map), ``area`` (an admin unit from a list, or a
+        ``point`` (pick on the map), ``points`` (several points added on the
+        map: a GeoJSON MultiPoint), ``area`` (an admin unit from a list, or a
         polygon drawn on the map), ``time-window``, ``id-set`` (features of
         ``collection`` picked on the map or typed), ``scenario`` (one of
         ``list``, a URL path) or ``date``.
@@ -96,7 +97,7 @@ def form_hint(kind: str, group: str, part: str | None = None,
         The key of the value the inputs make together.
     part : str, optional
         Which part of it this input is (``x``, ``y``, ``crs``, ``level``,
-        ``unit_id``, ``polygon``).
+        ``unit_id``, ``polygon``, ``points``).
     **extra : str
         ``collection`` (a collection id; ``{input}`` stands for another input's
         value, e.g. the units of the chosen ``level``), ``list``.
@@ -105,6 +106,8 @@ def form_hint(kind: str, group: str, part: str | None = None,
     --------
     >>> form_hint("point", "point", "x")
     {'x-onemap-input': {'kind': 'point', 'group': 'point', 'part': 'x'}}
+    >>> form_hint("points", "candidate_points", "crs")
+    {'x-onemap-input': {'kind': 'points', 'group': 'candidate_points', 'part': 'crs'}}
     """
     hint = {"kind": kind, "group": group}
     if part is not None:

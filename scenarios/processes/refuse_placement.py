@@ -46,7 +46,7 @@ from scenarios.processes.base import (
     input_description,
     invalid,
 )
-from scenarios.processes.inputs import CITY_MARGIN_M
+from scenarios.processes.inputs import CITY_MARGIN_M, form_hint
 from spatial import whatif
 from spatial.crs import parse_crs, to_storage
 from spatial.whatif import Scenario
@@ -151,12 +151,13 @@ class PlacementInput(Input):
                   "(a walking-network node where three or more roads meet).",
                   "candidate_crs 坐标系下的 GeoJSON MultiPoint：可新建垃圾楼的位置（空地或公共"
                   "用地）。默认为区域内所有路口（三条及以上道路交汇的路网节点）。"),
-            _POINTS_SCHEMA)
+            {**_POINTS_SCHEMA, **form_hint("points", "candidate_points", "points")})
         out["candidate_crs"] = input_description(
             _text("CRS of the candidate sites", "候选位置坐标系"),
             _text("EPSG code or URI, CRS84, gcj02 or bd09 (x/y order).",
                   "EPSG 编码或 URI、CRS84、gcj02 或 bd09（经度/纬度顺序）。"),
-            {"oneOf": [{"type": "string"}, {"type": "integer"}], "default": "CRS84"})
+            {"oneOf": [{"type": "string"}, {"type": "integer"}], "default": "CRS84",
+             **form_hint("points", "candidate_points", "crs")})
         out.update(self.close.describe())
         out.update(self.scenario.describe())
         return out

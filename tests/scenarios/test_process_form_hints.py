@@ -15,9 +15,11 @@ import pytest
 from scenarios.processes.base import AreaInput, IdSetInput, PointInput, ScenarioInput
 from scenarios.processes.inputs import FORM, form_hint
 from scenarios.processes.registry import PROCESSES
+from spatial.errors import InvalidInputError
 
-KINDS = {"point", "area", "id-set", "scenario", "time-window", "date"}
-PARTS = {"point": {"x", "y", "crs"}, "area": {"level", "unit_id", "polygon", "crs"}}
+KINDS = {"point", "points", "area", "id-set", "scenario", "time-window", "date"}
+PARTS = {"point": {"x", "y", "crs"}, "points": {"points", "crs"},
+         "area": {"level", "unit_id", "polygon", "crs"}}
 
 
 def _groups(description: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -60,6 +62,10 @@ def test_every_hint_is_one_a_generic_form_can_build(process_id: str) -> None:
             assert spec["type"] == "array" and spec["x-onemap-collection"] == collection
         if kind == "scenario":
             assert parts["value"][1]["list"].startswith("/"), (process_id, parts)
+        if kind == "points":
+            # a GeoJSON MultiPoint the form fills with the points clicked on the map
+            spec = description["inputs"][parts["points"][0]]["schema"]
+            assert spec["properties"]["type"]["enum"] == ["MultiPoint"], (process_id, spec)
 
 
 def test_the_shared_types_carry_their_hints() -> None:
@@ -79,6 +85,16 @@ def test_the_shared_types_carry_their_hints() -> None:
     assert ScenarioInput().describe()["scenario"]["schema"][FORM]["list"] == "/scenarios"
 
 
+def test_refuse_placement_candidates_are_points_picked_on_the_map() -> None:
+    inputs = PROCESSES["refuse-placement"].describe()["inputs"]
+    assert inputs["candidate_points"]["schema"][FORM] == {
+        "kind": "points", "group": "candidate_points", "part": "points"}
+    assert inputs["candidate_crs"]["schema"][FORM] == {
+        "kind": "points", "group": "candidate_points", "part": "crs"}
+    # the schema's own keywords are kept beside the hint
+    assert inputs["candidate_points"]["schema"]["format"] == "geojson-geometry"
+
+
 def test_a_hint_leaves_validation_alone() -> None:
     """JSON Schema validators ignore the keyword: the inputs validate as before."""
     from scenarios.processes.base import Process
@@ -86,4 +102,12 @@ def test_a_hint_leaves_validation_alone() -> None:
     process: Process = PROCESSES["grid-statistics"]
     parsed = process.parse({"level": "community", "unit_id": 1})
     assert parsed.raw["level"] == "community"
+    placement = PROCESSES["refuse-placement"]
+    points = {"type": "MultiPoint", "coordinates": [[116.4705, 39.9175], [116.46, 39.9175]]}
+    request = placement.parse({"level": "community", "unit_id": 1,
+                               "candidate_points": points, "candidate_crs": "CRS84"})
+    assert len(request.values["placement"].candidate_points) == 2
+    with pytest.raises(InvalidInputError, match="candidate_points"):
+        placement.parse({"level": "community", "unit_id": 1,
+                         "candidate_points": {"type": "Point", "coordinates": [116.46, 39.9]}})
     assert form_hint("date", "d") == {FORM: {"kind": "date", "group": "d"}}
