@@ -188,6 +188,33 @@ def write_config(settings: Settings) -> Path:
 _loaded: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
+def parse_config(text: str) -> dict[str, Any]:
+    """A pygeoapi configuration's text as pygeoapi reads it (``${VAR}`` substituted).
+
+    Parameters
+    ----------
+    text : str
+        The YAML.
+
+    Returns
+    -------
+    dict
+        A fresh copy; parsed once per text and values of the variables it names.
+    """
+    from pygeoapi.util import yaml_load
+
+    names = sorted({part.partition("}")[0].partition(":-")[0]
+                    for part in text.split("${")[1:]})
+    key = (text, tuple((n, os.environ.get(n)) for n in names))
+    config = _loaded.get(key)
+    if config is None:
+        config = yaml_load(io.StringIO(text))
+        if len(_loaded) > 32:
+            _loaded.clear()
+        _loaded[key] = config
+    return copy.deepcopy(config)
+
+
 def load_config(settings: Settings) -> dict[str, Any]:
     """pygeoapi's configuration as pygeoapi reads it (``${VAR}`` substituted).
 
@@ -199,18 +226,6 @@ def load_config(settings: Settings) -> dict[str, Any]:
     Returns
     -------
     dict
-        A fresh copy; parsed once per text and values of the variables it names.
+        A fresh copy (:func:`parse_config`).
     """
-    from pygeoapi.util import yaml_load
-
-    text = generate(layers_path(settings), settings.config_path)
-    names = sorted({part.partition("}")[0].partition(":-")[0]
-                    for part in text.split("${")[1:]})
-    key = (text, tuple((n, os.environ.get(n)) for n in names))
-    config = _loaded.get(key)
-    if config is None:
-        config = yaml_load(io.StringIO(text))
-        if len(_loaded) > 16:
-            _loaded.clear()
-        _loaded[key] = config
-    return copy.deepcopy(config)
+    return parse_config(generate(layers_path(settings), settings.config_path))

@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-import io
 import json
 import logging
 import os
@@ -638,25 +637,11 @@ def document_digest(settings: Settings, config: dict[str, Any], missing: list[st
 
 #: Parsed configurations by (text, the variables it names): every application
 #: start writes the document, and parsing the file took ~0.1 s of it.
-_CONFIGS: dict[tuple[Any, ...], dict[str, Any]] = {}
-_ENV_REF = re.compile(r"\$\{(\w+)")
-
-
 def _load_config(path: Path) -> dict[str, Any]:
-    """pygeoapi's configuration (``${VAR}`` substituted), parsed once per text and
-    values of the variables it names; the caller gets its own copy."""
-    from pygeoapi.util import yaml_load
+    """pygeoapi's configuration at ``path`` (``${VAR}`` substituted), the caller's copy."""
+    from server.config import parse_config
 
-    text = path.read_text(encoding="utf-8")
-    names = sorted(set(_ENV_REF.findall(text)))
-    key = (text, tuple((n, os.environ.get(n)) for n in names))
-    config = _CONFIGS.get(key)
-    if config is None:
-        config = yaml_load(io.StringIO(text))
-        if len(_CONFIGS) > 32:
-            _CONFIGS.clear()
-        _CONFIGS[key] = config
-    return copy.deepcopy(config)
+    return parse_config(path.read_text(encoding="utf-8"))
 
 
 def write_document(settings: Settings, config_path: Path | None = None) -> Path:
