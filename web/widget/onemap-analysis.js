@@ -5,7 +5,8 @@
  * The processes are the server's (GET /processes?lang=): the form of each is built from
  * its description (GET /processes/{id}?lang=), input by input, with no code per process:
  *   - the schema keyword "x-onemap-input" (scenarios/processes/inputs.py) groups the
- *     inputs making one value and names the control: point (pick on the map), area (an
+ *     inputs making one value and names the control: point (pick on the map), points
+ *     (several points added on the map, numbered, sent as a GeoJSON MultiPoint), area (an
  *     admin unit from a list, or a polygon drawn on the map), id-set (features picked on
  *     the map from its collection, or ids typed), scenario (a list, GET /scenarios),
  *     time-window, date;
@@ -67,6 +68,13 @@
       distance_m: "距离（米）", mode: "方式", walk: "步行", drive: "驾车", facilities: "设施", new_facilities: "新增设施",
       capacity_total: "处理能力（吨/日）", closed_roads: "关闭道路", scenario: "情景",
       picked: "已选", notFound: "未找到或无权查看", size: "大小",
+      addPoints: "在地图上添加候选点", adding: "单击地图添加点；再点此处结束",
+      removePoint: "移除", clearPoints: "清除全部", points: "个点",
+      noPoints: "未添加（使用默认）",
+      // refuse-placement: its summary, and the classes its outputs are drawn by
+      objective: "目标值", objective_unit: "目标值单位", bound: "下界", gap: "最优间隙",
+      heuristic_objective: "启发式目标值", solve_time_s: "求解用时（秒）", sites_opened: "新增站点",
+      sites_closed: "关闭站点", existing: "现有", new: "新建", within_reach: "服务半径内",
       // pipeline-incident: its summary, and the classes its outputs are drawn by
       utility: "管线类型", water: "供水", drainage: "排水", gas: "燃气", heat: "供热",
       failed_segment: "事故管段", found_by: "定位方式", snap_distance_m: "吸附距离（米）",
@@ -102,6 +110,13 @@
       new_facilities: "New facilities", capacity_total: "Capacity (t/day)",
       closed_roads: "Closed roads", scenario: "Scenario",
       picked: "Picked", notFound: "not found, or not yours to see", size: "Size",
+      addPoints: "Add points on the map", adding: "Click the map to add points; click here to stop",
+      removePoint: "Remove", clearPoints: "Clear all", points: "points",
+      noPoints: "None added (the default applies)",
+      objective: "Objective", objective_unit: "Objective unit", bound: "Bound",
+      gap: "Optimality gap", heuristic_objective: "Heuristic objective", solve_time_s: "Solve time (s)",
+      sites_opened: "Sites opened", sites_closed: "Sites closed", existing: "existing", new: "new",
+      within_reach: "Within reach",
       utility: "Utility", water: "water", drainage: "drainage", gas: "gas", heat: "heat",
       failed_segment: "Failed segment", found_by: "Found by", snap_distance_m: "Snap distance (m)",
       alarm: "Sensor alarm", radius_m: "Impact radius (m)", radius_basis: "Radius basis",
@@ -137,6 +152,12 @@
       ".onemap-analysis .onemap-kv td:first-child{white-space:nowrap;word-break:normal}",
       ".onemap-ramp{display:inline-block;width:60px;height:10px;margin-right:6px;vertical-align:middle;border:1px solid #555}",
       ".onemap-picked{color:" + PICKED_COLOUR + ";font-size:12px}",
+      ".onemap-points{margin:2px 0;padding:0;list-style:none;font-size:12px}",
+      ".onemap-points li{display:flex;align-items:center;gap:4px}",
+      ".onemap-points li>span{flex:1}",
+      ".onemap-point-marker{width:20px;height:20px;border-radius:50%;background:#7c3aed;color:#fff;",
+      "border:2px solid #fff;font:bold 11px/20px sans-serif;text-align:center;box-shadow:0 0 2px #000;",
+      "cursor:default}",
     ].join("");
     document.head.appendChild(s);
   }
@@ -342,6 +363,8 @@
       v.ring = [];
     } else if (g.kind === "point") {
       v.x = ""; v.y = "";
+    } else if (g.kind === "points") {
+      v.points = [];
     } else if (g.kind === "id-set") {
       v.ids = "";
     } else if (g.kind === "time-window") {
@@ -371,6 +394,11 @@
       var first = p.value || p[Object.keys(p)[0]];
       if (g.kind === "point") {
         if (has(p.x.name) && has(p.y.name)) { v.x = String(given[p.x.name]); v.y = String(given[p.y.name]); }
+      } else if (g.kind === "points") {
+        var mp = p.points && given[p.points.name];
+        if (mp && mp.type === "MultiPoint" && Array.isArray(mp.coordinates)) {
+          v.points = mp.coordinates.map(function (c) { return [Number(c[0]), Number(c[1])]; });
+        }
       } else if (g.kind === "area") {
         if (p.level && has(p.level.name)) {
           v.mode = "unit";
@@ -462,7 +490,8 @@
     box.appendChild(el("label", { text: title + (g.required ? " *" : ""),
       title: (first.spec.description || "") }));
     var control = {
-      point: this._pointControl, area: this._areaControl, "id-set": this._idsControl,
+      point: this._pointControl, points: this._pointsControl, area: this._areaControl,
+      "id-set": this._idsControl,
       feature: this._featureControl, scenario: this._scenarioControl,
       "time-window": this._windowControl,
     }[g.kind] || this._valueControl;
@@ -542,6 +571,42 @@
     box.appendChild(el("div", { className: "onemap-pair" }, [x, y]));
     box.appendChild(pick);
     box.appendChild(el("span", { className: "onemap-hint", text: " " + this.t("lonlat") }));
+  };
+
+  /* Several points (kind "points", a GeoJSON MultiPoint): 在地图上添加候选点 / Add points on
+   * the map, then each click adds one, numbered on the map and listed here with a button
+   * to remove it; 清除全部 / Clear all empties the list. None added: the input is left out
+   * (the process's default applies). */
+  Analysis.prototype._pointsControl = function (g, v, box) {
+    var self = this;
+    var el = this.el;
+    var pts = v.points || (v.points = []);
+    var adding = !!(this.mode && this.mode.kind === "points" && this.mode.group === g.key);
+    var changed = function () { self._drawInputs(); self.render(); };
+    box.appendChild(el("div", {}, [
+      el("button", { type: "button", className: "onemap-btn", testid: "onemap-analysis-pick",
+        "data-input": g.key, "data-active": adding ? "true" : "false",
+        text: adding ? this.t("adding") : this.t("addPoints"),
+        onclick: function () { self._setMode(adding ? null : { kind: "points", group: g.key }); } }),
+      " ",
+      el("button", { type: "button", className: "onemap-btn", testid: "onemap-analysis-points-clear",
+        "data-input": g.key, text: this.t("clearPoints"),
+        onclick: function () { v.points = []; changed(); } }),
+    ]));
+    var list = el("ol", { className: "onemap-points", testid: "onemap-analysis-points",
+      "data-input": g.key, "data-count": String(pts.length) });
+    pts.forEach(function (p, i) {
+      list.appendChild(el("li", { testid: "onemap-analysis-point", "data-input": g.key,
+        "data-index": String(i + 1), "data-lon": String(p[0]), "data-lat": String(p[1]) }, [
+        el("span", { text: (i + 1) + ". " + p[0].toFixed(6) + ", " + p[1].toFixed(6) }),
+        el("button", { type: "button", className: "onemap-btn", testid: "onemap-analysis-point-remove",
+          "data-input": g.key, "data-index": String(i + 1), text: self.t("removePoint"),
+          onclick: function () { v.points.splice(i, 1); changed(); } }),
+      ]));
+    });
+    box.appendChild(list);
+    box.appendChild(el("div", { className: "onemap-hint", text: (pts.length ? pts.length + " " +
+      this.t("points") : this.t("noPoints")) + " · " + this.t("lonlat") }));
   };
 
   Analysis.prototype._areaControl = function (g, v, box) {
@@ -767,7 +832,8 @@
     this.mode = mode;
     if (!map) return;
     map.getCanvas().style.cursor = mode ? "crosshair" : "";
-    if (mode && mode.kind === "draw") map.doubleClickZoom.disable();
+    // clicks in a row add vertices or points: they must not zoom the map
+    if (mode && (mode.kind === "draw" || mode.kind === "points")) map.doubleClickZoom.disable();
     else map.doubleClickZoom.enable();
     // the widget asks first on every click (onemap-widget.js _onClick)
     this.w._clickHook = mode ? function (e) { return self._mapClick(e); } : null;
@@ -793,6 +859,10 @@
       v.x = String(at[0]);
       v.y = String(at[1]);
       this._setMode(null);
+    } else if (mode.kind === "points") {
+      v.points = v.points || [];
+      v.points.push(at);  // the mode stays on: the next click adds the next point
+      this.render();
     } else if (mode.kind === "draw") {
       var last = v.ring[v.ring.length - 1];
       if (!last || last[0] !== at[0] || last[1] !== at[1]) v.ring.push(at);
@@ -903,12 +973,32 @@
     return v.closed;
   };
 
+  /* The numbered markers of the points inputs (kind "points"), made again from the form. */
+  Analysis.prototype._drawPointMarkers = function () {
+    var map = this.w.map;
+    var self = this;
+    (this._markers || []).forEach(function (m) { m.remove(); });
+    this._markers = [];
+    if (!map || !window.maplibregl) return;
+    this.groups.forEach(function (g) {
+      var v = self.values[g.key] || {};
+      if (g.kind !== "points") return;
+      (v.points || []).forEach(function (p, i) {
+        var dot = self.el("div", { className: "onemap-point-marker", testid: "onemap-analysis-point-marker",
+          "data-input": g.key, "data-index": String(i + 1), text: String(i + 1) });
+        dot.title = (i + 1) + ": " + p[0].toFixed(6) + ", " + p[1].toFixed(6);
+        self._markers.push(new window.maplibregl.Marker({ element: dot }).setLngLat(p).addTo(map));
+      });
+    });
+  };
+
   /* The point and polygon the form holds, drawn on the map. */
   Analysis.prototype._drawInputs = function () {
     var map = this.w.map;
     if (!map) return;
     var feats = [];
     var self = this;
+    this._drawPointMarkers();
     this.groups.forEach(function (g) {
       var v = self.values[g.key] || {};
       if (g.kind === "point" && v.x !== "" && v.y !== "" && isFinite(v.x) && isFinite(v.y)) {
@@ -979,6 +1069,11 @@
         if (v.x === "" && v.y === "") return;
         out[p.x.name] = Number(v.x);
         out[p.y.name] = Number(v.y);
+        if (p.crs) out[p.crs.name] = CRS;
+      } else if (g.kind === "points") {
+        if (!p.points || !v.points || !v.points.length) return;
+        out[p.points.name] = { type: "MultiPoint",
+          coordinates: v.points.map(function (q) { return [q[0], q[1]]; }) };
         if (p.crs) out[p.crs.name] = CRS;
       } else if (g.kind === "area") {
         if (v.mode === "unit" && p.level) {
