@@ -129,8 +129,16 @@ class Reporter:
 
 
 def solve_mip(mip: Mip, start: np.ndarray | None, time_limit: float,
-               reporter: Reporter, mip_gap: float = 0.0) -> MipResult:
-    """Solve ``mip`` with HiGHS, warm-started from ``start``, reporting the gap."""
+               reporter: Reporter, mip_gap: float = 0.0,
+               known_bound: float | None = None) -> MipResult:
+    """Solve ``mip`` with HiGHS, warm-started from ``start``, reporting the gap.
+
+    ``known_bound`` is a lower bound proven elsewhere (a relaxation of the
+    model): the reported bound is the better of it and HiGHS's own, and HiGHS
+    is stopped as soon as its best layout is within ``mip_gap`` of it — HiGHS
+    has no option to take a lower bound, only an upper cutoff, which the warm
+    start already gives.
+    """
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", max(0.01, float(time_limit)))
@@ -160,15 +168,24 @@ def solve_mip(mip: Mip, start: np.ndarray | None, time_limit: float,
         sol.col_value = start.astype(np.float64)
         h.setSolution(sol)
 
+    known = -np.inf if known_bound is None else float(known_bound)
+    proven = False
+
     def on_event(event: Any) -> None:
+        nonlocal proven
         out = event.data_out
-        primal, dual = out.mip_primal_bound, out.mip_dual_bound
+        primal, dual = out.mip_primal_bound, max(out.mip_dual_bound, known)
         objective = reporter.sign * primal if np.isfinite(primal) else None
         bound = reporter.sign * dual if np.isfinite(dual) else None
         if not reporter.report("exact", objective, bound):
             event.data_in.user_interrupt = True
+        gap = relative_gap(primal if np.isfinite(primal) else None,
+                           known if np.isfinite(known) else None)
+        if gap is not None and (primal <= known or gap <= mip_gap):
+            proven = True  # the known bound closes the gap: nothing left to search
+            event.data_in.user_interrupt = True
 
-    if reporter.on_progress is not None:
+    if reporter.on_progress is not None or known_bound is not None:
         h.cbMipImprovingSolution.subscribe(on_event)
         h.cbMipInterrupt.subscribe(on_event)
     h.run()
@@ -180,6 +197,11 @@ def solve_mip(mip: Mip, start: np.ndarray | None, time_limit: float,
     x = np.asarray(h.getSolution().col_value) if has_solution else None
     objective = float(info.objective_function_value) if has_solution else None
     bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
+    if np.isfinite(known) and (bound is None or known > bound):
+        bound = known
+    if proven and objective is not None:
+        return MipResult(OPTIMAL, x, objective, min(objective, bound)
+                         if bound is not None else objective)
     if status == highspy.HighsModelStatus.kOptimal:
         return MipResult(OPTIMAL, x, objective, bound if bound is not None else objective)
     if status == highspy.HighsModelStatus.kInfeasible:

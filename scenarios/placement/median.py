@@ -361,7 +361,9 @@ def _lagrangian(c: np.ndarray, p: int, forced: np.ndarray, upper: float, lam: np
         return float(np.ceil(v - 1e-6)) if integral else v
 
     layout: np.ndarray | None = None
-    while time.perf_counter() < deadline and theta > 1e-3:
+    first = True  # one step whatever the deadline: L(λ₀) is a bound already
+    while first or (time.perf_counter() < deadline and theta > 1e-3):
+        first = False
         diff = c - lam[:, None]
         rho = np.minimum(diff, 0.0).sum(axis=0)
         free_idx = np.flatnonzero(free)
@@ -408,6 +410,21 @@ def _lagrangian(c: np.ndarray, p: int, forced: np.ndarray, upper: float, lam: np
 # ------------------------------------------------------------ capacitated p-median
 
 
+class _IncumbentReporter(Reporter):
+    """Passes an inner solve's bound on, with the outer model's best objective."""
+
+    def __init__(self, outer: Reporter, objective: float | None) -> None:
+        super().__init__(outer.on_progress, outer.started, outer.time_limit, outer.sign)
+        self.outer = outer
+        self.objective = objective
+
+    def report(self, phase: str, objective: float | None, bound: float | None,
+               *, force: bool = False) -> bool:
+        ok = self.outer.report(phase, self.objective, bound, force=force)
+        self.error = self.outer.error
+        return ok
+
+
 class CapacitatedPMedian(PMedian):
     """Capacitated p-median: p-median where each site serves at most its capacity.
 
@@ -419,6 +436,14 @@ class CapacitatedPMedian(PMedian):
     With ``fill_fixed=True`` each fixed site must be used to exactly its
     capacity (spopt's ``fulfill_predefined_fac``: a school that must take its
     quota of students).
+
+    The exact phase first solves the uncapacitated p-median on the same costs
+    (up to :attr:`median_share` of the time limit): capacities can only raise
+    the optimum, so its bound is this model's bound until the capacitated
+    MIP's own is better, and its layout, assigned within the capacities, is a
+    candidate. Where capacities do not bind, that proves the optimum without
+    the (much larger) capacitated MIP; where they do, a time limit still
+    returns a useful gap.
 
     Examples
     --------
@@ -441,6 +466,8 @@ class CapacitatedPMedian(PMedian):
         self.fill_fixed = fill_fixed
         # the exact phase's assignment, used by _evaluate until the layout is set
         self._assign_override: np.ndarray | None = None
+        # the uncapacitated heuristic's layout: where the bounding p-median starts
+        self._median_start: np.ndarray | None = None
         self._cap_pairs: tuple[np.ndarray, np.ndarray, int] = (np.zeros(0, int),
                                                                 np.zeros(0, int), 0)
 
@@ -513,11 +540,19 @@ class CapacitatedPMedian(PMedian):
         return float(np.dot(self.weights, self.costs[np.arange(assign.size), assign])), assign
 
     def _capacitated_assign(self, is_open: np.ndarray) -> np.ndarray | None:
-        """Greedy by regret: the client with most to lose picks first."""
+        """Each client to its nearest open site when that fits the capacities
+        (then no assignment of the layout is cheaper); else greedy by regret:
+        the client with most to lose picks first."""
         open_idx = np.flatnonzero(is_open)
         d = self.costs[:, open_idx]
-        left = self.capacities[open_idx].copy()
         n = d.shape[0]
+        if open_idx.size and not self.fill_fixed:
+            near = open_idx[np.argmin(d, axis=1)]
+            load = np.bincount(near, weights=self.weights, minlength=self.costs.shape[1])
+            if np.isfinite(d.min(axis=1)).all() and (
+                    load[open_idx] <= self.capacities[open_idx] + 1e-9).all():
+                return near
+        left = self.capacities[open_idx].copy()
         assign = np.full(n, -1)
         srt = np.sort(d, axis=1)
         regret = (srt[:, 1] - srt[:, 0]) if open_idx.size > 1 else srt[:, 0]
@@ -538,9 +573,46 @@ class CapacitatedPMedian(PMedian):
     def _heuristic(self) -> np.ndarray | None:
         self._assign_override = None
         start = super()._heuristic()
+        self._median_start = start  # the uncapacitated layout, for the bound
         if start is None or self._capacitated_assign(start) is None:
             return None
         return start
+
+    def _median_bound(self, start: np.ndarray | None, time_limit: float,
+                      reporter: Reporter) -> tuple[float | None, np.ndarray | None]:
+        """A lower bound from the uncapacitated p-median, and a layout it suggests.
+
+        Capacities only take layouts and assignments away, so the p-median's
+        optimum on the same costs — or any lower bound of it (its Lagrangian
+        bound first, then its MIP's) — bounds this model from below. It is
+        solved within ``time_limit``; its best layout, assigned within the
+        capacities, is returned when it beats ``start``. Progress reports show
+        the capacitated incumbent against this bound.
+        """
+        assert self.p is not None
+        median_start = self._median_start
+        if median_start is None:
+            return None, start
+        upper = self._evaluate(start)[0] if start is not None else None
+        median = PMedian(self.costs, self.weights, p=self.p, site_ids=self.site_ids,
+                         client_ids=self.client_ids, fixed=self.fixed, allowed=self.allowed)
+        inner = _IncumbentReporter(reporter, upper)
+        res = median._exact(median_start, time_limit, inner, 0.0)
+        if reporter.error is not None:
+            raise reporter.error
+        bound = res.bound if res.bound is not None and np.isfinite(res.bound) else None
+        # every client at least walks to its nearest site: a bound in no time
+        active = self.weights > 0
+        trivial = float(self.weights[active] @ self.costs[np.ix_(active, self.allowed)]
+                        .min(axis=1))
+        bound = trivial if bound is None else max(bound, trivial)
+        if res.x is not None:
+            layout = np.zeros(len(self.site_ids), dtype=bool)
+            layout[np.flatnonzero(self.allowed)] = res.x[: int(self.allowed.sum())] > 0.5
+            cost = self._evaluate(layout)[0]
+            if np.isfinite(cost) and (upper is None or cost < upper - TOL * max(1.0, upper)):
+                start = layout
+        return bound, start
 
     def _set_layout(self, is_open: np.ndarray) -> None:
         super()._set_layout(is_open)
@@ -557,9 +629,14 @@ class CapacitatedPMedian(PMedian):
         self._assign_override = assign
         return is_open
 
+    #: Share of the time limit the uncapacitated p-median's bound may take.
+    median_share: float = 0.5
+
     def _exact(self, start: np.ndarray | None, time_limit: float, reporter: Reporter,
                mip_gap: float) -> MipResult:
         assert self.p is not None
+        started = time.perf_counter()
+        known, start = self._median_bound(start, self.median_share * time_limit, reporter)
         allowed_idx = np.flatnonzero(self.allowed)
         ny = allowed_idx.size
         d = self.costs[:, allowed_idx]
@@ -595,9 +672,21 @@ class CapacitatedPMedian(PMedian):
             row_upper=np.r_[np.ones(n), np.zeros(ny), np.zeros(nx), self.p],
         )
         x0 = None
+        upper = None
         if start is not None:
             assign = self._capacitated_assign(start)
             if assign is not None:
                 x0 = np.r_[start[allowed_idx].astype(float),
                            (allowed_idx[sj] == assign[ci]).astype(float)]
-        return solve_mip(mip, x0, time_limit, reporter, mip_gap)
+                upper = float(np.dot(w, self.costs[np.arange(n), assign]))
+        if upper is not None and known is not None and \
+                known >= upper - 1e-9 * max(1.0, abs(upper)):
+            return MipResult(OPTIMAL, x0, upper, upper)  # the bound proves the start
+        remaining = max(0.01, time_limit - (time.perf_counter() - started))
+        res = solve_mip(mip, x0, remaining, reporter, mip_gap, known_bound=known)
+        if res.status == INFEASIBLE or known is None or res.status == OPTIMAL:
+            return res
+        bound = known if res.bound is None else max(known, res.bound)
+        if res.objective is not None:
+            bound = min(bound, res.objective)
+        return MipResult(res.status, res.x, res.objective, bound)

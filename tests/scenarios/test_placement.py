@@ -384,6 +384,47 @@ def test_time_limit_keeps_the_best_layout_with_its_gap() -> None:
     assert len(model.sites) == p
 
 
+@pytest.mark.parametrize("limit", [0.001, 0.01])
+def test_capacitated_bound_under_a_tiny_time_limit(limit: float) -> None:
+    # capacities bind (4 sites of 1.1 × a quarter of the demand); the p-median's
+    # bound on the same costs bounds the capacitated optimum from below
+    rng = np.random.default_rng(5)
+    a, b = rng.uniform(0, 100, (60, 2)), rng.uniform(0, 100, (15, 2))
+    costs = np.round(np.hypot(*(a[:, None, :] - b[None, :, :]).transpose(2, 0, 1)), 1)
+    w = rng.integers(1, 6, 60).astype(float)
+    cap = np.full(15, np.ceil(w.sum() / 4 * 1.1))
+    optimum = CapacitatedPMedian.from_cost_matrix(costs, w, p=4, capacities=cap).solve()
+    assert optimum.status == OPTIMAL and optimum.objective is not None
+    quick = CapacitatedPMedian.from_cost_matrix(costs, w, p=4, capacities=cap).solve(
+        time_limit=limit)
+    assert quick.objective is not None and quick.bound is not None
+    assert 0.0 < quick.bound <= quick.objective + 1e-9
+    assert quick.bound <= optimum.objective + 1e-9
+    assert quick.gap is not None and quick.gap < 1.0
+    # the uncapacitated optimum is below the capacitated one here
+    median = PMedian.from_cost_matrix(costs, w, p=4).solve()
+    assert median.objective is not None and median.objective < optimum.objective
+
+
+def test_capacitated_bound_on_pmed6() -> None:
+    costs, p = read_orlib_pmed(ORLIB / "pmed6.txt")
+    model = CapacitatedPMedian.from_cost_matrix(costs, p=p, capacities=np.full(200, 45.0))
+    model.solve(time_limit=0.05)
+    assert model.objective is not None and model.bound is not None
+    # 7824 is pmed6's uncapacitated optimum: no capacitated layout is cheaper
+    assert 0.0 < model.bound <= model.objective
+    assert model.objective >= 7824.0
+
+
+def test_capacitated_loose_capacities_proved_by_the_p_median() -> None:
+    # capacities that never bind: the p-median's optimum is the capacitated one
+    costs, p = read_orlib_pmed(ORLIB / "pmed1.txt")
+    model = CapacitatedPMedian.from_cost_matrix(costs, p=p, capacities=np.full(100, 100.0))
+    model.solve()
+    assert model.status == OPTIMAL
+    assert model.objective == model.bound == _optima()["pmed1"]
+
+
 def test_heuristic_only() -> None:
     model = PMedian.from_cost_matrix(LINE_COSTS, p=2).solve(exact=False)
     assert model.status == "heuristic"
