@@ -250,13 +250,17 @@ class PMedian(FacilityModel):
         # 1. a Lagrangian bound (seconds, vectorised), and what it lets us fix
         active = np.flatnonzero(self.weights > 0)
         c = self.weights[active, None] * self.costs[np.ix_(active, allowed_idx)]
-        c[~np.isfinite(c)] = (float(c[np.isfinite(c)].max()) + 1.0) * 4 * active.size
+        finite = np.isfinite(c)
+        c[~finite] = (float(c[finite].max()) + 1.0) * 4 * active.size
+        # mostly beyond a walk cut-off: the Lagrangian steps over the finite pairs only
+        pairs = np.nonzero(finite) if finite.mean() < SPARSE_BELOW else None
+        del finite
         integral = bool(np.all(np.mod(c, 1.0) == 0.0))
         assign = self._evaluate(start)[1][active]
         lam0 = c[np.arange(active.size), np.searchsorted(allowed_idx, assign)]
         budget = min(max(1.0, 0.2 * time_limit), time_limit)
         lower, closed, opened, upper, better, dual_choice = _lagrangian(
-            c, self.p, forced, upper, lam0, integral, started + budget, reporter)
+            c, self.p, forced, upper, lam0, integral, started + budget, reporter, pairs)
         # the relaxation's choice, improved by interchange, is often the optimum
         trial = np.zeros_like(start)
         trial[allowed_idx[dual_choice]] = True
@@ -326,8 +330,52 @@ class PMedian(FacilityModel):
         return MipResult(res.status, y, objective, bound)
 
 
+#: Below this share of finite pairs the Lagrangian works on the finite pairs only.
+SPARSE_BELOW = 0.25
+
+
+class _Relaxation:
+    """The weighted costs as the Lagrangian needs them: dense, or the finite pairs only.
+
+    The pairs left out cost more than any multiplier reaches, so they add
+    nothing to ``ρ`` or to the subgradient: both forms give the same numbers.
+    """
+
+    def __init__(self, c: np.ndarray, pairs: tuple[np.ndarray, np.ndarray] | None) -> None:
+        self.c = c
+        self.n, self.m = c.shape
+        self.pairs = pairs
+        if pairs is not None:  # row-major from np.nonzero: sorted by client
+            self.pi, self.pj = pairs
+            self.pv = c[self.pi, self.pj]
+            self.big = float(c.max())
+            self.starts = np.searchsorted(self.pi, np.arange(self.n))
+
+    def rho(self, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``ρ_j = Σ_i min(0, c_ij - λ_i)`` and the differences ``c - λ``."""
+        if self.pairs is None:
+            diff = self.c - lam[:, None]
+            return np.minimum(diff, 0.0).sum(axis=0), diff
+        diff = self.pv - lam[self.pi]
+        return np.bincount(self.pj, np.minimum(diff, 0.0), minlength=self.m), diff
+
+    def served(self, diff: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+        """Per client, the chosen sites cheaper than its multiplier."""
+        if self.pairs is None:
+            return (diff[:, chosen] < 0).sum(axis=1)
+        return np.bincount(self.pi, (diff < 0) & chosen[self.pj], minlength=self.n)
+
+    def cost(self, chosen: np.ndarray) -> float:
+        """The layout's cost, each client at its cheapest chosen site."""
+        if self.pairs is None:
+            return float(self.c[:, chosen].min(axis=1).sum())
+        vals = np.where(chosen[self.pj], self.pv, self.big)
+        return float(np.minimum.reduceat(vals, self.starts).sum())
+
+
 def _lagrangian(c: np.ndarray, p: int, forced: np.ndarray, upper: float, lam: np.ndarray,
                 integral: bool, deadline: float, reporter: Reporter,
+                pairs: tuple[np.ndarray, np.ndarray] | None = None,
                 ) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray | None, np.ndarray]:
     """Subgradient optimisation of the p-median's Lagrangian dual.
 
@@ -361,18 +409,18 @@ def _lagrangian(c: np.ndarray, p: int, forced: np.ndarray, upper: float, lam: np
         return float(np.ceil(v - 1e-6)) if integral else v
 
     layout: np.ndarray | None = None
+    relax = _Relaxation(c, pairs)
     first = True  # one step whatever the deadline: L(λ₀) is a bound already
     while first or (time.perf_counter() < deadline and theta > 1e-3):
         first = False
-        diff = c - lam[:, None]
-        rho = np.minimum(diff, 0.0).sum(axis=0)
+        rho, diff = relax.rho(lam)
         free_idx = np.flatnonzero(free)
         chosen = forced.copy()
         chosen[free_idx[np.argpartition(rho[free_idx], k - 1)[:k]]] = True
         value = float(lam.sum() + rho[chosen].sum())
         if value > best + tol:
             best, best_lam, stall = value, lam.copy(), 0
-            cost = float(c[:, chosen].min(axis=1).sum())
+            cost = relax.cost(chosen)
             if cost < upper - tol:
                 upper, layout = cost, chosen.copy()
         else:
@@ -383,12 +431,12 @@ def _lagrangian(c: np.ndarray, p: int, forced: np.ndarray, upper: float, lam: np
             break
         if not reporter.report("exact", upper, rounded(best)) and reporter.error is not None:
             raise reporter.error
-        g = 1.0 - (diff[:, chosen] < 0).sum(axis=1)
+        g = 1.0 - relax.served(diff, chosen)
         norm = float(g @ g)
         if norm == 0:  # the relaxation's answer is a layout: the bound is its cost
             break
         lam = lam + theta * (upper - value) / norm * g
-    rho = np.minimum(c - best_lam[:, None], 0.0).sum(axis=0)
+    rho = relax.rho(best_lam)[0]
     free_idx = np.flatnonzero(free)
     order = free_idx[np.argsort(rho[free_idx], kind="stable")]
     chosen_free, other = order[:k], order[k:]

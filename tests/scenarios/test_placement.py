@@ -425,6 +425,38 @@ def test_capacitated_loose_capacities_proved_by_the_p_median() -> None:
     assert model.objective == model.bound == _optima()["pmed1"]
 
 
+def test_cut_off_costs_relax_over_the_finite_pairs_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # a walk cut-off leaves most pairs inf: the Lagrangian then steps over the
+    # finite pairs only, and must give the dense form's numbers and optimum
+    from scenarios.placement import median
+    from scenarios.placement.median import SPARSE_BELOW, _Relaxation
+
+    rng = np.random.default_rng(7)
+    a, b = rng.uniform(0, 1000, (60, 2)), rng.uniform(0, 1000, (40, 2))
+    costs = np.hypot(*(a[:, None, :] - b[None, :, :]).transpose(2, 0, 1))
+    costs[costs > 300] = np.inf
+    finite = np.isfinite(costs)
+    assert finite.mean() < SPARSE_BELOW and finite.any(axis=1).all()
+    w = rng.integers(1, 5, 60).astype(float)
+    c = w[:, None] * np.where(finite, costs, 0.0)
+    c[~finite] = (float(c[finite].max()) + 1.0) * 4 * 60
+    dense, sparse = _Relaxation(c, None), _Relaxation(c, np.nonzero(finite))
+    lam = np.where(finite, c, np.inf).min(axis=1) * rng.uniform(0.5, 3.0, 60)
+    chosen = np.zeros(40, bool)
+    chosen[rng.choice(40, 10, replace=False)] = True
+    (rd, dd), (rs, ds) = dense.rho(lam), sparse.rho(lam)
+    assert np.allclose(rd, rs)
+    assert np.array_equal(dense.served(dd, chosen), sparse.served(ds, chosen))
+    assert dense.cost(chosen) == pytest.approx(sparse.cost(chosen))
+    by_pairs = PMedian.from_cost_matrix(costs, w, p=10).solve()
+    monkeypatch.setattr(median, "SPARSE_BELOW", 0.0)
+    by_dense = PMedian.from_cost_matrix(costs, w, p=10).solve()
+    assert by_pairs.status == by_dense.status == OPTIMAL
+    assert by_pairs.objective == pytest.approx(by_dense.objective)
+    assert (by_pairs.assignment_index >= 0).all()
+
+
 def test_heuristic_only() -> None:
     model = PMedian.from_cost_matrix(LINE_COSTS, p=2).solve(exact=False)
     assert model.status == "heuristic"
