@@ -7,7 +7,7 @@
 // against the API. Screenshots: var/test-artifacts/widget-analysis/.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { ARTIFACTS, BASE, CITY, PARAMS, USERS, check, main, until, watch } from './lib.mjs';
+import { ARTIFACTS, BASE, CITY, PARAMS, USERS, check, main, mapPixel, until, watch } from './lib.mjs';
 
 const who = USERS[PARAMS.user || 'admin'];
 const W = 'window.onemap.widgets[0]';
@@ -47,13 +47,6 @@ const rendered = (page) => page.evaluate(async () => {
     levels: [...new Set(feats.map((f) => f.properties.level))],
     sources: Object.keys(map.getStyle().sources).filter((s) => s.startsWith('onemap-analysis')) };
 });
-
-/** The pixel of [lon, lat] on the page (for a real mouse click on the map). */
-async function pixel(page, lngLat) {
-  const box = await page.getByTestId('onemap-map').boundingBox();
-  const p = await page.evaluate(([ll]) => window.onemap.widgets[0].map.project(ll), [lngLat]);
-  return [box.x + p.x, box.y + p.y];
-}
 
 /** Record every state the progress element shows (the job may end within one poll). */
 const recordProgress = (page) => page.evaluate(() => {
@@ -133,7 +126,7 @@ await main(async (browser) => {
   await page.evaluate(([ll]) => window.onemap.widgets[0].map.jumpTo({ center: ll, zoom: 15 }), [[lon, lat]]);
   await page.selectOption('[data-testid=onemap-analysis-area-mode]', 'polygon');
   await page.getByTestId('onemap-analysis-draw').click();
-  const [cx, cy] = await pixel(page, [lon, lat]);
+  const [cx, cy] = await mapPixel(page, [lon, lat]);
   for (const [dx, dy] of [[-150, -110], [150, -110], [150, 110]]) {
     await page.mouse.click(cx + dx, cy + dy);
     await page.waitForTimeout(350);  // apart: not a double-click
@@ -181,7 +174,7 @@ await main(async (browser) => {
   await page.waitForSelector('[data-testid=onemap-analysis-field][data-input=point]', { timeout: 30000 });
   await page.evaluate(([ll]) => window.onemap.widgets[0].map.jumpTo({ center: ll, zoom: 16 }), [[lon, lat]]);
   await page.getByTestId('onemap-analysis-pick').click();
-  const [px, py] = await pixel(page, [lon, lat]);
+  const [px, py] = await mapPixel(page, [lon, lat]);
   await page.mouse.click(px, py);
   const picked = await page.evaluate(() => Object.fromEntries(Array.from(document.querySelectorAll(
     '[data-testid=onemap-analysis-field][data-input=point] input')).map((i) => [i.name, i.value])));

@@ -8,23 +8,9 @@
 // Screenshots: var/test-artifacts/widget-incident/.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { ARTIFACTS, BASE, PARAMS, USERS, check, main, until, watch } from './lib.mjs';
+import { ARTIFACTS, BASE, PARAMS, USERS, check, main, mapGoTo, mapPixel, until, watch } from './lib.mjs';
 
 const who = USERS[PARAMS.user || 'admin'];
-
-/** The pixel of [lon, lat] on the page (for a real mouse click on the map). */
-async function pixel(page, lngLat) {
-  const box = await page.getByTestId('onemap-map').boundingBox();
-  const p = await page.evaluate(([ll]) => window.onemap.widgets[0].map.project(ll), [lngLat]);
-  return [box.x + p.x, box.y + p.y];
-}
-
-/** Move the map and wait until it is drawn. */
-const goTo = (page, lngLat, zoom) => page.evaluate(async ([ll, z]) => {
-  const { map } = window.onemap.widgets[0];
-  map.jumpTo({ center: ll, zoom: z });
-  await new Promise((r) => { map.once('idle', r); map.triggerRepaint(); });
-}, [lngLat, zoom]);
 
 /** What the panel shows, read from the DOM. */
 const shown = (page) => page.evaluate(() => {
@@ -131,9 +117,9 @@ await main(async (browser) => {
   const form = (await shown(page)).fields;
 
   // the failed pipe: 在地图上选择 (管段), then a click on the pipe
-  await goTo(page, seg.point, 18);
+  await mapGoTo(page, seg.point, 18);
   await page.click('[data-testid=onemap-analysis-pick][data-input=segment]');
-  const [px, py] = await pixel(page, seg.point);
+  const [px, py] = await mapPixel(page, seg.point);
   await page.mouse.click(px, py);
   await page.waitForSelector('[data-testid=onemap-analysis-picked][data-input=segment][data-found=true]',
     { timeout: 30000 });
@@ -148,8 +134,8 @@ await main(async (browser) => {
 
   // the first valve it closes is stuck: picked on the map, the plan run again
   await page.click('[data-testid=onemap-analysis-pick][data-input=stuck_valves]');
-  await goTo(page, first.point, 18);
-  const [vx, vy] = await pixel(page, first.point);
+  await mapGoTo(page, first.point, 18);
+  const [vx, vy] = await mapPixel(page, first.point);
   await page.mouse.click(vx, vy);
   await until(() => page.evaluate(() => document.querySelector(
     '[data-testid=onemap-analysis-ids][data-input=stuck_valves]').value), 'no valve picked', 10000);
@@ -167,8 +153,8 @@ await main(async (browser) => {
   // a lifeline sensor's popup: 事故分析 opens the panel on pipeline-incident, filled in
   const sensor = PARAMS.sensor;
   await page.getByTestId('onemap-analysis-clear').click();
-  await goTo(page, sensor.point, 17);
-  const [sx, sy] = await pixel(page, sensor.point);
+  await mapGoTo(page, sensor.point, 17);
+  const [sx, sy] = await mapPixel(page, sensor.point);
   await page.mouse.click(sx, sy);
   await until(() => page.evaluate(() => {
     const s = window.onemap.widgets[0].popupState;

@@ -75,3 +75,17 @@ export async function main(body) {
   }
   process.stdout.write(`${JSON.stringify(answer)}\n`);
 }
+
+/** The page pixel of [lon, lat] on the first widget's map (for a real mouse click). */
+export async function mapPixel(page, lngLat) {
+  const box = await page.getByTestId('onemap-map').boundingBox();
+  const p = await page.evaluate(([ll]) => window.onemap.widgets[0].map.project(ll), [lngLat]);
+  return [box.x + p.x, box.y + p.y];
+}
+
+/** Move the first widget's map and wait until it is drawn. */
+export const mapGoTo = (page, lngLat, zoom) => page.evaluate(async ([ll, z]) => {
+  const { map } = window.onemap.widgets[0];
+  map.jumpTo({ center: ll, zoom: z });
+  await new Promise((r) => { map.once('idle', r); map.triggerRepaint(); });
+}, [lngLat, zoom]);

@@ -9,24 +9,10 @@
 // returned here against it. Screenshots: var/test-artifacts/widget-placement/.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { ARTIFACTS, BASE, PARAMS, USERS, check, main, until, watch } from './lib.mjs';
+import { ARTIFACTS, BASE, PARAMS, USERS, check, main, mapGoTo, mapPixel, until, watch } from './lib.mjs';
 
 const who = USERS[PARAMS.user || 'admin'];
 const FIELD = 'candidate_points';
-
-/** The pixel of [lon, lat] on the page (for a real mouse click on the map). */
-async function pixel(page, lngLat) {
-  const box = await page.getByTestId('onemap-map').boundingBox();
-  const p = await page.evaluate(([ll]) => window.onemap.widgets[0].map.project(ll), [lngLat]);
-  return [box.x + p.x, box.y + p.y];
-}
-
-/** Move the map and wait until it is drawn. */
-const goTo = (page, lngLat, zoom) => page.evaluate(async ([ll, z]) => {
-  const { map } = window.onemap.widgets[0];
-  map.jumpTo({ center: ll, zoom: z });
-  await new Promise((r) => { map.once('idle', r); map.triggerRepaint(); });
-}, [lngLat, zoom]);
 
 /** The points field: its list, the numbered markers on the map, the value it would send. */
 const pointsShown = (page) => page.evaluate((field) => {
@@ -85,8 +71,8 @@ const rendered = (page) => page.evaluate(async () => {
 /** Click the map at [lon, lat] (zoom 19: a pixel is some 0.2 m) and wait for the list to grow. */
 async function addPoint(page, lngLat) {
   const before = (await pointsShown(page)).count;
-  await goTo(page, lngLat, 19);
-  const [x, y] = await pixel(page, lngLat);
+  await mapGoTo(page, lngLat, 19);
+  const [x, y] = await mapPixel(page, lngLat);
   await page.mouse.click(x, y);
   await until(async () => (await pointsShown(page)).count === before + 1,
     `the click at ${lngLat} added no point`, 10000);
@@ -147,7 +133,7 @@ await main(async (browser) => {
   await page.click(`[data-testid=onemap-analysis-pick][data-input=${FIELD}]`);  // done adding
   const picked = await pointsShown(page);
   picked.popup = (await shown(page)).popup;
-  await goTo(page, community.center, 16);
+  await mapGoTo(page, community.center, 16);
   await page.screenshot({ path: path.join(dir, 'candidates.png') });
 
   // run: an async job, polled until it ends; its results drawn
