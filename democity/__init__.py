@@ -7,11 +7,13 @@ reads what earlier steps published in the :class:`~democity.context.CityContext`
 and writes its own tables:
 
 1. :mod:`~democity.city` — streets, blocks, water, green, the admin and
-   grid hierarchy, compounds, buildings, units, households, residents;
+   grid hierarchy, compounds, buildings, units, households, residents, and
+   (:mod:`~democity.footpaths`) compound gates and footpaths;
 2. :mod:`~democity.pipelines` — water, drainage, gas and heat networks;
 3. :mod:`~democity.lighting` — lamps, circuits, distribution boxes;
 4. :mod:`~democity.alleys` — back alleys and a year of their problems;
-5. :mod:`~democity.refuse` — refuse buildings, transfer stations, plants, loads;
+5. :mod:`~democity.refuse` — refuse buildings, transfer stations, plants, loads,
+   candidate sites for new ones;
 6. :mod:`~democity.events` — events, key units, hazard sources, city furniture;
 7. :mod:`~democity.trucks` — sites, trucks, GPS tracks, waybills, entries,
    checkpoint hits, spills;

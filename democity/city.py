@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from democity import footpaths
 from democity.context import METRIC_EPSG, ORIGIN_LONLAT, CityContext
 from democity.hierarchy import (
     DISTRICT_CODE,
@@ -75,6 +76,7 @@ def build(ctx: CityContext) -> None:
     building = _write_buildings(ctx, plan)
     summary = write_people(ctx, building)
     _publish(ctx, plan, building, summary)
+    footpaths.build(ctx)
 
 
 def _frame(data: dict[str, Any], geometry: Any) -> gpd.GeoDataFrame:

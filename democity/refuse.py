@@ -4,7 +4,9 @@ Refuse buildings (垃圾楼) stand at street corners, roughly one per
 1,500–3,000 households, placed so that residential buildings reach one
 within ``WALK_REACH_M`` walking along the streets — except in a planted gap
 or two, an area where no site could be had. Each residential building takes
-its refuse to the nearest refuse building by walking distance; refuse
+its refuse to the nearest refuse building by walking distance (from its door
+along its compound's footpaths and out through a gate, ``democity/footpaths.py``,
+or, outside a compound, straight to the street); refuse
 buildings deliver to the nearest transfer station (转运站), transfer stations
 to the nearest treatment plant (处理厂) outside the city.
 
@@ -14,6 +16,11 @@ the Spring Festival, with noise; a few refuse buildings run close to their
 capacity. Loads are read at 21:00 Beijing time each day (tonnes so far that
 day) and hourly over the last day. Who walks where, the gaps and the
 expected loads are in ``truth``.
+
+Planners' candidate sites (``refuse_candidate_site``) are street corners on
+vacant or public land, about two per refuse building, none in a planted gap
+but one plot per planted gap that has since come free; the best one and two
+to add for coverage, found by enumeration, are ``truth.refuse_placement_case``.
 
 The city ends at a fixed reference time, but the maps show *today's* load:
 :func:`replay_today` (run by ``onemap setup`` for the demo city) replays the
@@ -50,6 +57,8 @@ WALK_REACH_M = 500.0
 GAP_RADIUS_M = 600.0
 #: A new refuse building is only built if it brings this many households within reach.
 MIN_SITE_HOUSEHOLDS = 100.0
+#: Candidate sites keep this far from refuse buildings and from each other (m, straight).
+CANDIDATE_SPACING_M = 200.0
 #: From the street corner to the refuse building's door (m).
 SITE_ACCESS_M = 12.0
 KG_PER_PERSON_DAY = 1.0
@@ -59,31 +68,46 @@ SPRING_FESTIVAL = (date(2026, 2, 14), date(2026, 2, 23))
 
 
 class Walk:
-    """Walking distances on the road graph, from sites at graph nodes to buildings.
+    """Walking distances on the walking graph, from sites at graph nodes to buildings.
+
+    A building with a door path (inside a compound, ``democity/footpaths.py``)
+    starts its walk at its door and leaves through a gate; any other building
+    at its footprint's centroid, straight to the nearest road edge (footpaths
+    left out) and along it to one of its ends.
 
     Parameters
     ----------
     graph : networkx.Graph
-        The road graph (``xy`` on nodes, ``length`` on edges).
+        The walking graph (``xy`` on nodes, ``length`` and ``geometry`` on
+        edges; road edges and nodes ``kind = "road"``, if marked).
     footprints : array of shapely geometries
         Buildings to reach.
+    doors : numpy.ndarray, optional
+        ``(n, 2)`` each building's door point (a node of ``graph``), ``nan``
+        where it has none.
     """
 
-    def __init__(self, graph: nx.Graph, footprints: np.ndarray) -> None:
+    def __init__(self, graph: nx.Graph, footprints: np.ndarray,
+                 doors: np.ndarray | None = None) -> None:
         self.nodes = np.array(sorted(graph.nodes), dtype=np.int64)
         index = {int(n): i for i, n in enumerate(self.nodes)}
         self.xy = np.array([graph.nodes[int(n)]["xy"] for n in self.nodes], float)
-        u, v, w, geoms = [], [], [], []
+        #: Nodes of the road graph itself (street corners and ends), where sites stand.
+        self.road_node = np.array([graph.nodes[int(n)].get("kind", "road") == "road"
+                                   for n in self.nodes], dtype=bool)
+        u, v, w, geoms, road = [], [], [], [], []
         for a, b, d in sorted(graph.edges(data=True), key=lambda e: (min(e[0], e[1]),
                                                                      max(e[0], e[1]))):
             u.append(index[a])
             v.append(index[b])
             w.append(float(d.get("length") or d["geometry"].length))
             geoms.append(d["geometry"])
+            road.append(d.get("kind", "road") == "road")
         n = len(self.nodes)
         self.matrix = coo_matrix((w + w, (u + v, v + u)), shape=(n, n)).tocsr()
-        # Each building's way to the street: nearest edge, and the walk to its two ends.
-        lines = np.asarray(geoms, dtype=object)
+        # Each building's way to the street: nearest road edge, and the walk to its two ends.
+        on_road = np.flatnonzero(road)
+        lines = np.asarray(geoms, dtype=object)[on_road]
         tree = shapely.STRtree(lines)
         self.home_xy = shapely.get_coordinates(shapely.centroid(footprints))
         homes = shapely.points(self.home_xy)
@@ -95,14 +119,24 @@ class Walk:
         line = lines[edge]
         at = shapely.line_locate_point(line, homes)
         start = shapely.get_coordinates(shapely.get_point(line, 0))
-        head = np.array(u)[edge]
-        tail = np.array(v)[edge]
+        head = np.array(u)[on_road][edge]
+        tail = np.array(v)[on_road][edge]
         # The edge's geometry may run from v to u.
         flip = np.hypot(*(start - self.xy[head]).T) > np.hypot(*(start - self.xy[tail]).T)
         self.a = np.where(flip, tail, head)
         self.b = np.where(flip, head, tail)
-        self.to_a = at
-        self.to_b = shapely.length(line) - at
+        self.to_a = np.asarray(at, dtype=float)
+        self.to_b = np.asarray(shapely.length(line) - at, dtype=float)
+        if doors is not None:
+            has = np.isfinite(doors).all(axis=1)
+            key = {(float(x), float(y)): i for i, (x, y) in enumerate(self.xy.tolist())}
+            door = np.array([key[(float(x), float(y))] for x, y in doors[has].tolist()],
+                            dtype=np.int64)
+            self.a[has] = door
+            self.b[has] = door
+            self.perp[has] = 0.0
+            self.to_a[has] = 0.0
+            self.to_b[has] = 0.0
 
     def from_sites(self, sites: np.ndarray, limit: float = np.inf) -> tuple[np.ndarray,
                                                                           np.ndarray]:
@@ -165,7 +199,7 @@ def place_refuse_buildings(ctx: CityContext, walk: Walk, homes: pd.DataFrame
             break
         p = hh * far * fringe
         gaps.append(xy[rng.choice(len(xy), p=p / p.sum())].copy())
-    allowed = np.ones(len(walk.nodes), bool)
+    allowed = walk.road_node.copy()
     for g in gaps:
         allowed &= np.hypot(*(walk.xy - g).T) > GAP_RADIUS_M
     allowed_idx = np.flatnonzero(allowed)
@@ -262,9 +296,12 @@ def build(ctx: CityContext) -> None:
     footprints = np.asarray(homes.geometry.values, dtype=object)
     centre = shapely.get_coordinates(shapely.centroid(footprints))
     homes["cx"], homes["cy"] = centre[:, 0], centre[:, 1]
-    graph: nx.Graph = ctx.graphs["road"]
+    graph: nx.Graph = ctx.graphs.get("walk", ctx.graphs["road"])
+    doors = homes[["id"]].merge(ctx.frames["door"], how="left", left_on="id",
+                                right_on="building_id")[["x", "y"]].to_numpy(float) \
+        if "door" in ctx.frames else None
     with ctx.step("refuse facilities", 3) as task:
-        walk = Walk(graph, footprints)
+        walk = Walk(graph, footprints, doors)
         sites, gaps = place_refuse_buildings(ctx, walk, homes)
         dist, which = walk.from_sites(sites)
         task.advance()
@@ -285,7 +322,7 @@ def build(ctx: CityContext) -> None:
         cap_rb = np.where(near, np.round(expected_rb / rng.uniform(0.92, 0.98, n_rb), 2),
                           np.maximum(2.5, np.ceil(expected_rb * rng.uniform(1.3, 1.8, n_rb)
                                                   / 2.5) * 2.5))
-        rb_xy = _door(walk.xy[sites], centre, rng, walk.xy)
+        rb_xy = _door(walk.xy[sites], centre, rng, walk.xy[walk.road_node])
 
         # Transfer stations, then plants outside the city.
         n_ts = min(n_rb, max(1, round(math.sqrt(households.sum()) / 60)))
@@ -364,6 +401,129 @@ def build(ctx: CityContext) -> None:
         "planted_gaps": len(gaps),
         "households_beyond_walk": int(households[dist > WALK_REACH_M].sum()),
     }
+    _write_candidates(ctx, walk, homes, sites, gaps, dist)
+
+
+def candidate_sites(rng: np.random.Generator, walk: Walk, homes: pd.DataFrame,
+                    sites: np.ndarray, gaps: list[np.ndarray], dist: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Street corners where a refuse building could be built, and which were planted.
+
+    About two per refuse building, among the corners within the residential
+    area at least ``CANDIDATE_SPACING_M`` from a refuse building and from
+    each other, none inside a planted gap (no land could be had there) —
+    except one per planted gap: the corner of the gap that brings the most of
+    its households within reach (a plot that has since come free). Those make
+    the "add one / add two" optimum known: everywhere else is within reach
+    already, so the best additions are the planted plots
+    (:func:`placement_cases` checks it by enumeration).
+
+    Returns
+    -------
+    nodes : numpy.ndarray
+        Graph node indices of the candidates.
+    planted : numpy.ndarray of bool
+    """
+    deg = np.asarray((walk.matrix > 0).sum(axis=1)).ravel()
+    hh = homes["households"].to_numpy(float)
+    xy = homes[["cx", "cy"]].to_numpy()
+    x0, y0 = xy.min(axis=0) - 100.0
+    x1, y1 = xy.max(axis=0) + 100.0
+    ok = walk.road_node & (deg >= 3) & (walk.xy[:, 0] >= x0) & (walk.xy[:, 0] <= x1) \
+        & (walk.xy[:, 1] >= y0) & (walk.xy[:, 1] <= y1)
+    if len(sites):
+        ok &= cKDTree(walk.xy[sites]).query(walk.xy)[0] >= CANDIDATE_SPACING_M
+    in_gap = np.zeros(len(walk.xy), bool)
+    for g in gaps:
+        in_gap |= np.hypot(*(walk.xy - g).T) <= GAP_RADIUS_M
+    planted: list[int] = []
+    for g in gaps:
+        beyond = dist > WALK_REACH_M
+        corners = np.flatnonzero(ok & (np.hypot(*(walk.xy - g).T) <= GAP_RADIUS_M))
+        best, gain = -1, 0.0
+        for c in corners.tolist():
+            got = float(hh[beyond & (walk.from_node(c, WALK_REACH_M) <= WALK_REACH_M)].sum())
+            if got > gain:
+                best, gain = c, got
+        if best >= 0:
+            planted.append(best)
+    pool = np.flatnonzero(ok & ~in_gap)
+    pool = pool[rng.permutation(pool.size)]
+    want = 2 * max(1, len(sites))
+    chosen: list[int] = list(planted)
+    tree_xy: list[np.ndarray] = [walk.xy[c] for c in chosen]
+    for c in pool.tolist():
+        if len(chosen) >= want + len(planted):
+            break
+        if tree_xy and np.hypot(*(np.array(tree_xy) - walk.xy[c]).T).min() < CANDIDATE_SPACING_M:
+            continue
+        chosen.append(c)
+        tree_xy.append(walk.xy[c])
+    nodes = np.array(chosen, dtype=np.int64)
+    return nodes, np.isin(nodes, planted)
+
+
+def placement_cases(walk: Walk, homes: pd.DataFrame, dist: np.ndarray, nodes: np.ndarray,
+                    codes: list[str]) -> list[dict[str, Any]]:
+    """The best one and two refuse buildings to add for coverage, by enumeration.
+
+    Maximal coverage, existing buildings kept, the candidates ``nodes``, reach
+    ``WALK_REACH_M``: every single candidate and every pair of the candidates
+    that gain anything is evaluated with this module's own walks. A case is
+    recorded only when its optimum is unique.
+    """
+    hh = homes["households"].to_numpy(float)
+    covered = dist <= WALK_REACH_M
+    new = np.array([(walk.from_node(int(c), WALK_REACH_M) <= WALK_REACH_M) & ~covered
+                    for c in nodes.tolist()]).reshape(len(nodes), len(hh))
+    gain = new.astype(float) @ hh
+    base = float(hh[covered].sum())
+    cases = []
+    order = np.argsort(-gain, kind="stable")
+    if len(gain) >= 2 and gain[order[0]] > gain[order[1]]:
+        cases.append({"k": 1, "site_codes": [codes[int(order[0])]],
+                      "households_within": base + float(gain[order[0]]),
+                      "households_gained": float(gain[order[0]])})
+    useful = np.flatnonzero(gain > 0)
+    if useful.size >= 2:
+        best: list[tuple[float, int, int]] = []
+        for i in range(useful.size):
+            for j in range(i + 1, useful.size):
+                a, b = int(useful[i]), int(useful[j])
+                best.append((float(hh[new[a] | new[b]].sum()), a, b))
+        best.sort(key=lambda t: -t[0])
+        if len(best) == 1 or best[0][0] > best[1][0]:
+            got, a, b = best[0]
+            cases.append({"k": 2, "site_codes": sorted([codes[a], codes[b]]),
+                          "households_within": base + got, "households_gained": got})
+    return cases
+
+
+def _write_candidates(ctx: CityContext, walk: Walk, homes: pd.DataFrame, sites: np.ndarray,
+                      gaps: list[np.ndarray], dist: np.ndarray) -> None:
+    rng = ctx.rng("refuse.candidates")
+    nodes, planted = candidate_sites(rng, walk, homes, sites, gaps, dist)
+    n = len(nodes)
+    ids = ctx.ids.take("refuse_candidate_site", n)
+    codes = [f"HX-{i:05d}" for i in ids]
+    land = np.where(planted, "vacant", rng.choice(["vacant", "public", "green_edge"], n,
+                                                  p=[0.4, 0.4, 0.2]))
+    names = _names(ctx, walk.nodes[nodes], "垃圾楼备选点")
+    ctx.writer.copy_frame("refuse_candidate_site", gpd.GeoDataFrame({
+        "id": ids, "code": codes, "name": names, "land": land,
+        "capacity_t_per_day": rng.choice([5.0, 7.5, 10.0], n, p=[0.5, 0.3, 0.2]),
+        "note": ["腾退空地 — a plot freed in a long-standing gap" if p else None
+                 for p in planted.tolist()],
+    }, geometry=shapely.points(walk.xy[nodes]), crs=METRIC_EPSG))
+    cases = placement_cases(walk, homes, dist, nodes, codes)
+    ctx.writer.copy_rows("refuse_placement_case",
+                         ("id", "model", "mode", "k", "reach_m", "site_codes",
+                          "households_within", "households_gained"),
+                         [(i, "coverage", "add", c["k"], WALK_REACH_M, c["site_codes"],
+                           int(c["households_within"]), int(c["households_gained"]))
+                          for i, c in enumerate(cases, start=1)], schema="truth")
+    ctx.truth["refuse"].update({"candidate_sites": n, "planted_candidates": int(planted.sum()),
+                                "placement_cases": len(cases)})
 
 
 def _door(corner: np.ndarray, homes_xy: np.ndarray, rng: np.random.Generator,

@@ -67,9 +67,10 @@ CREATE TABLE IF NOT EXISTS truth.refuse_access (
 );
 COMMENT ON TABLE truth.refuse_access IS
     '垃圾楼服务真值 — each residential building, the refuse building it uses (nearest by '
-    'walking along roads) and the walk: straight to the nearest road, along the road graph, '
-    'straight to the facility. beyond_walk when walk_m exceeds the reach in '
-    'truth.generation.facts -> refuse -> walk_reach_m.';
+    'walking) and the walk: from its door along its compound''s footpaths and out of a gate '
+    '(a building with a door path), else straight to the nearest road; then along the roads '
+    'to the facility''s corner and site_access_m to its door. beyond_walk when walk_m '
+    'exceeds the reach in truth.generation.facts -> refuse -> walk_reach_m.';
 CREATE INDEX IF NOT EXISTS refuse_access_facility_id_idx ON truth.refuse_access (facility_id);
 
 CREATE TABLE IF NOT EXISTS truth.refuse_gap (
@@ -84,6 +85,23 @@ CREATE TABLE IF NOT EXISTS truth.refuse_gap (
 COMMENT ON TABLE truth.refuse_gap IS
     '垃圾楼服务盲区 — an area whose residential buildings have no refuse building within '
     'walking reach; planted = made on purpose (no site allowed there), else incidental';
+
+-- 垃圾楼选址: what an optimal layout must reproduce, by enumeration in the generator.
+CREATE TABLE IF NOT EXISTS truth.refuse_placement_case (
+    id              integer PRIMARY KEY,
+    model           text NOT NULL,
+    mode            text NOT NULL,
+    k               integer NOT NULL CHECK (k > 0),
+    reach_m         double precision NOT NULL,
+    site_codes      text[] NOT NULL,
+    households_within bigint NOT NULL,
+    households_gained bigint NOT NULL
+);
+COMMENT ON TABLE truth.refuse_placement_case IS
+    '垃圾楼选址真值 — the unique best k refuse buildings to add (maximal coverage within '
+    'reach_m, the existing kept, candidates: onemap.refuse_candidate_site of the whole city), '
+    'found by enumerating every candidate and every pair with the generator''s own walks; '
+    'site_codes are refuse_candidate_site.code';
 
 CREATE TABLE IF NOT EXISTS truth.refuse_facility_load (
     facility_id     bigint PRIMARY KEY,

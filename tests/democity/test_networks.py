@@ -423,6 +423,75 @@ def test_problem_sources_and_statuses(db_conn: psycopg.Connection[Any]) -> None:
     assert p["photo_ref"].notna().mean() > 0.6
 
 
+# --- compound gates and footpaths -------------------------------------------------------------
+
+def test_footpaths_lead_every_compound_door_out_through_a_gate(
+        db_conn: psycopg.Connection[Any]) -> None:
+    """Door paths start on their building's wall, gates stand on their compound's fence,
+    gate paths run from a gate to a point of a road row, no footpath enters a building,
+    and from every door the footpaths (joined at their ends) reach a gate path's foot."""
+    f = facts(db_conn)["footpaths"]
+    assert f["residential_buildings_with_door"] == f["residential_buildings_in_compounds"] > 0
+    one = db_conn.execute("""
+        SELECT
+          (SELECT count(*) FROM onemap.compound c WHERE NOT EXISTS (
+              SELECT 1 FROM onemap.compound_gate g WHERE g.compound_id = c.id)) AS gateless,
+          (SELECT count(*) FROM onemap.compound_gate g JOIN onemap.compound c
+              ON c.id = g.compound_id WHERE NOT ST_DWithin(ST_Transform(g.geom, 4548),
+              ST_Boundary(ST_Transform(c.geom, 4548)), 0.01)) AS off_fence,
+          (SELECT count(*) FROM onemap.footpath f JOIN onemap.building b ON b.id = f.building_id
+              WHERE NOT ST_DWithin(ST_Transform(ST_StartPoint(f.geom), 4548),
+              ST_Boundary(ST_Transform(b.geom, 4548)), 0.01)) AS off_wall,
+          (SELECT count(*) FROM onemap.footpath f WHERE f.kind = 'gate' AND NOT EXISTS (
+              SELECT 1 FROM onemap.compound_gate g WHERE ST_DWithin(ST_Transform(g.geom, 4548),
+              ST_Transform(ST_StartPoint(f.geom), 4548), 0.01))) AS not_from_gate,
+          (SELECT count(*) FROM onemap.footpath f WHERE f.kind = 'gate' AND NOT EXISTS (
+              SELECT 1 FROM onemap.road r WHERE ST_DWithin(r.geom, ST_EndPoint(f.geom), 1e-7)
+              )) AS not_to_road,
+          (SELECT count(*) FROM onemap.footpath f JOIN onemap.building b
+              ON ST_Intersects(ST_Transform(f.geom, 4548),
+                               ST_Buffer(ST_Transform(b.geom, 4548), -0.2))) AS through
+    """).fetchone()
+    assert one == {"gateless": 0, "off_fence": 0, "off_wall": 0, "not_from_gate": 0,
+                   "not_to_road": 0, "through": 0}
+    g = nx.Graph()
+    for r in db_conn.execute("SELECT kind, onemap.network_vertex(ST_StartPoint(geom)) AS a, "
+                             "onemap.network_vertex(ST_EndPoint(geom)) AS b FROM onemap.footpath"):
+        g.add_edge(r["a"], r["b"])
+    feet = {r["v"] for r in db_conn.execute(
+        "SELECT onemap.network_vertex(ST_EndPoint(geom)) AS v FROM onemap.footpath "
+        "WHERE kind = 'gate'")}
+    doors = [r["v"] for r in db_conn.execute(
+        "SELECT onemap.network_vertex(ST_StartPoint(geom)) AS v FROM onemap.footpath "
+        "WHERE kind = 'door'")]
+    reach = {n for c in nx.connected_components(g) if c & feet for n in c}
+    assert doors and all(d in reach for d in doors)
+
+
+def test_candidate_sites_and_the_planted_plots(db_conn: psycopg.Connection[Any]) -> None:
+    """Candidates keep 200 m from refuse buildings and each other; only the planted plots
+    stand in a planted gap, and the best additions recorded are those plots."""
+    near = db_conn.execute("""
+        SELECT (SELECT min(ST_Distance(ST_Transform(c.geom, 4548), ST_Transform(f.geom, 4548)))
+                FROM onemap.refuse_candidate_site c, onemap.refuse_facility f
+                WHERE f.kind = 'refuse_building') AS to_facility,
+               (SELECT min(ST_Distance(ST_Transform(a.geom, 4548), ST_Transform(b.geom, 4548)))
+                FROM onemap.refuse_candidate_site a JOIN onemap.refuse_candidate_site b
+                ON a.id < b.id) AS apart,
+               (SELECT count(*) FROM onemap.refuse_candidate_site WHERE note IS NOT NULL)
+                 AS planted,
+               (SELECT count(*) FROM onemap.refuse_candidate_site) AS n
+    """).fetchone()
+    assert near["to_facility"] >= 200 - 1e-6 and near["apart"] >= 200 - 1e-6
+    assert near["planted"] == facts(db_conn)["refuse"]["planted_candidates"] >= 1
+    assert near["n"] > near["planted"]
+    cases = db_conn.execute("SELECT k, site_codes FROM truth.refuse_placement_case "
+                            "ORDER BY k").fetchall()
+    planted = {r["code"] for r in db_conn.execute(
+        "SELECT code FROM onemap.refuse_candidate_site WHERE note IS NOT NULL")}
+    assert cases and cases[0]["k"] == 1 and set(cases[0]["site_codes"]) <= planted
+
+
 # --- refuse ----------------------------------------------------------------------------------
 
 def test_refuse_loads_follow_the_residents_served(db_conn: psycopg.Connection[Any]) -> None:
