@@ -9,16 +9,20 @@ capacitated p-median (each building's capacity in tonnes a day).
 The walk
     A household's walk is measured as the demo city's generator measures it
     (``democity/refuse.py``, class ``Walk``), so that the planted truth
-    ``truth.refuse_access`` is reproduced to the decimetre: the straight
-    distance from the building's footprint centroid to the nearest road edge,
-    along that edge to one of its ends, the shortest path on the walking graph
-    (every road row both ways, :func:`spatial.network.road_graph`) to the
-    site's node, and the access from that node to the door
-    (:data:`SITE_ACCESS_M`, 12 m, or the straight distance from the node when
-    the site's point is farther from it). A site stands at its nearest graph
-    node: a refuse building at its street corner (its door stands a few metres
-    off it), a candidate at a street corner (a node where three or more edges
-    meet) or at the caller's point. Lengths are planar in the city's
+    ``truth.refuse_access`` is reproduced to the decimetre. The walking graph
+    is every road row both ways (:func:`spatial.network.road_graph`) with the
+    compounds' footpaths noded in (``onemap.footpath``:
+    :meth:`WalkNetwork.with_footpaths`; a closed gate's path to the road left
+    out). A building with a door path starts at its door and leaves its
+    compound through a gate; any other goes straight from its footprint's
+    centroid to the nearest road edge and along it to one of its ends. Then
+    the shortest path to the site's node, and the access from that node to
+    the door (:data:`SITE_ACCESS_M`, 12 m, or the straight distance from the
+    node when the site's point is farther from it). A site stands at its
+    nearest road node: a refuse building at its street corner (its door
+    stands a few metres off it), a candidate at its corner (the planned sites
+    of ``refuse_candidate_site``, or every street corner, a node where three
+    or more roads meet) or at the caller's point. Lengths are planar in the city's
     Gauss–Krüger zone (CGCS2000, 3°, central-meridian variant: EPSG:4548 for
     Beijing), the generator's frame.
 
@@ -65,6 +69,7 @@ refuse building at its west end:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import weakref
@@ -76,6 +81,7 @@ import numpy as np
 import psycopg
 import shapely
 import shapely.geometry
+import shapely.ops
 from psycopg import sql
 from scipy.sparse import coo_matrix, csr_array
 from scipy.sparse.csgraph import connected_components, dijkstra
@@ -109,6 +115,8 @@ KG_PER_PERSON_DAY = 1.0
 #: Walks are computed up to this many times the reach (and at least MIN_CUTOFF_M).
 CUTOFF_FACTOR = 3.0
 MIN_CUTOFF_M = 1500.0
+#: Footpath ends (and doors) this close to each other or to a road node are one node (m).
+NODE_TOLERANCE_M = 0.01
 #: A street corner: a graph node where at least this many edges meet.
 CORNER_DEGREE = 3
 #: Buildings beyond reach within this distance (m, centroids) form one gap area.
@@ -125,6 +133,8 @@ BATCH = 64
 DIGITS = 7
 
 MODELS = ("p-median", "coverage", "set-cover", "p-center", "capacitated")
+#: Where candidate sites come from when the caller gives none.
+CANDIDATES = ("planned", "corners")
 MODES = ("current", "optimise", "add", "close-one", "close")
 #: What each model's objective counts.
 OBJECTIVE_UNITS = {"p-median": "household·m", "coverage": "households",
@@ -213,7 +223,8 @@ class WalkNetwork:
     """
 
     def __init__(self, xy: Any, source: Any, target: Any, lines: Any, epsg: int, *,
-                 node_ids: Any = None, edge_ids: Any = None, lonlat: Any = None) -> None:
+                 node_ids: Any = None, edge_ids: Any = None, lonlat: Any = None,
+                 road_edge: Any = None, n_road_nodes: int | None = None) -> None:
         self.xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
         self.source = np.asarray(source, dtype=np.int64)
         self.target = np.asarray(target, dtype=np.int64)
@@ -228,9 +239,14 @@ class WalkNetwork:
                        else np.asarray(lonlat, dtype=np.float64).reshape(-1, 2))
         if not (len(self.source) == len(self.target) == len(self.lines) == len(self.edge_ids)):
             raise ValueError("source, target, lines and edge_ids must have one value per edge")
+        #: Per edge: a road (or a piece of one), not a footpath.
+        self.road_edge = (np.ones(len(self.source), dtype=bool) if road_edge is None
+                          else np.asarray(road_edge, dtype=bool))
+        #: Nodes ``[0, n_road_nodes)`` are the road graph's; footpath nodes follow.
+        self.n_road_nodes = n if n_road_nodes is None else int(n_road_nodes)
         self.length = np.asarray(shapely.length(self.lines), dtype=np.float64)
         self.matrix = _symmetric(n, self.source, self.target, self.length)
-        self._tree: shapely.STRtree | None = None
+        self._tree: tuple[shapely.STRtree, np.ndarray] | None = None
         self._nodes: cKDTree | None = None
 
     @classmethod
@@ -270,7 +286,97 @@ class WalkNetwork:
         keep = ~gone
         return WalkNetwork(self.xy, self.source[keep], self.target[keep], self.lines[keep],
                            self.epsg, node_ids=self.node_ids, edge_ids=self.edge_ids[keep],
-                           lonlat=self.lonlat)
+                           lonlat=self.lonlat, road_edge=self.road_edge[keep],
+                           n_road_nodes=self.n_road_nodes)
+
+    def with_footpaths(self, lines: Any, kinds: Sequence[str] = (),
+                       ids: Any = None, tolerance: float = NODE_TOLERANCE_M) -> WalkNetwork:
+        """This network with footpaths added, noded where their ends meet.
+
+        Ends within ``tolerance`` of each other (or of a road node) are one
+        node. The last point of a gate path (``kind = "gate"``) that meets a
+        road row between its nodes splits that row there: the row's pieces
+        keep its id (so closing the road closes them), its line is replaced.
+
+        Parameters
+        ----------
+        lines : array_like of LineString
+            Footpaths in this network's frame.
+        kinds : sequence of str, optional
+            Each line's kind (``path``, ``door``, ``gate``).
+        ids : array_like of int, optional
+            Footpath ids; their edges get ids ``-id`` (road ids stay positive).
+        tolerance : float
+            m.
+
+        Returns
+        -------
+        WalkNetwork
+            Road nodes first (as in this network), then the footpath nodes.
+        """
+        lines = np.asarray(lines, dtype=object)
+        if lines.size == 0:
+            return self
+        kinds_arr = np.asarray(list(kinds) or ["path"] * len(lines))
+        fids = (np.arange(1, len(lines) + 1) if ids is None
+                else np.asarray(ids, dtype=np.int64))
+        first = shapely.get_coordinates(shapely.get_point(lines, 0))
+        last = shapely.get_coordinates(shapely.get_point(lines, -1))
+        ends = np.vstack([first, last])
+        n_road = self.n_road_nodes
+        pts = np.vstack([self.xy[:n_road], ends])
+        pairs = cKDTree(pts).query_pairs(tolerance, output_type="ndarray")
+        graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])),
+                           shape=(len(pts), len(pts)))
+        _, label = connected_components(graph, directed=False)
+        # a group's node: its road node if it has one, else a new node
+        node_of_label = np.full(label.max() + 1, -1, dtype=np.int64)
+        node_of_label[label[:n_road]] = np.arange(n_road)
+        new_labels = np.unique(label[n_road:][node_of_label[label[n_road:]] < 0])
+        node_of_label[new_labels] = self.n_nodes + np.arange(new_labels.size)
+        end_node = node_of_label[label[n_road:]]
+        a, b = end_node[:len(lines)], end_node[len(lines):]
+        first_at = {int(lab): i for i, lab in reversed(list(enumerate(label[n_road:].tolist())))}
+        new_xy = np.array([ends[first_at[int(lab)]] for lab in new_labels]).reshape(-1, 2)
+        # gate paths ending on a road row between its nodes: split the row there
+        road = np.flatnonzero(self.road_edge)
+        feet = np.flatnonzero((kinds_arr == "gate") & (b >= self.n_nodes))
+        split: dict[int, list[tuple[float, int]]] = {}
+        if feet.size and road.size:
+            tree = shapely.STRtree(self.lines[road])
+            which, dist = tree.query_nearest(shapely.points(last[feet]), all_matches=False,
+                                             return_distance=True)
+            for f, e, d in zip(feet[which[0]].tolist(), road[which[1]].tolist(),
+                               dist.tolist(), strict=True):
+                if d <= tolerance:
+                    at = float(shapely.line_locate_point(self.lines[e], shapely.Point(last[f])))
+                    split.setdefault(e, []).append((at, int(b[f])))
+        keep = np.ones(len(self.source), dtype=bool)
+        src, tgt, geo, eid, is_road = [], [], [], [], []
+        for e, feet_e in split.items():
+            keep[e] = False
+            line = self.lines[e]
+            stops = [(0.0, int(self.source[e])), *sorted(set(feet_e)),
+                     (float(self.length[e]), int(self.target[e]))]
+            for (t0, n0), (t1, n1) in itertools.pairwise(stops):
+                if n0 == n1:
+                    continue
+                src.append(n0)
+                tgt.append(n1)
+                geo.append(shapely.ops.substring(line, t0, t1))
+                eid.append(int(self.edge_ids[e]))
+                is_road.append(True)
+        loop = a == b
+        xy = np.vstack([self.xy, new_xy])
+        return WalkNetwork(
+            xy, np.r_[self.source[keep], src, a[~loop]],
+            np.r_[self.target[keep], tgt, b[~loop]],
+            np.r_[self.lines[keep], np.asarray(geo, dtype=object), lines[~loop]], self.epsg,
+            node_ids=np.r_[self.node_ids, -(np.arange(new_xy.shape[0]) + 1)],
+            edge_ids=np.r_[self.edge_ids[keep], eid, -fids[~loop]],
+            lonlat=np.vstack([self.lonlat, to_lonlat(new_xy, self.epsg)]),
+            road_edge=np.r_[self.road_edge[keep], is_road, np.zeros((~loop).sum(), bool)],
+            n_road_nodes=n_road)
 
     @property
     def n_nodes(self) -> int:
@@ -278,8 +384,8 @@ class WalkNetwork:
         return len(self.xy)
 
     def degree(self) -> np.ndarray:
-        """Edges meeting at each node (loops left out)."""
-        keep = self.source != self.target
+        """Road edges meeting at each node (loops and footpaths left out)."""
+        keep = (self.source != self.target) & self.road_edge
         return np.bincount(np.r_[self.source[keep], self.target[keep]],
                            minlength=self.n_nodes)
 
@@ -291,24 +397,47 @@ class WalkNetwork:
         the walk is the same either way.
         """
         pts = shapely.points(np.asarray(xy, dtype=np.float64).reshape(-1, 2))
-        if not len(self.lines):
+        if not self.road_edge.any():
             raise InvalidInputError("there is no walking network to measure on / 没有可用的路网")
         if self._tree is None:
-            self._tree = shapely.STRtree(self.lines)
-        which, dist = self._tree.query_nearest(pts, all_matches=False, return_distance=True)
+            road = np.flatnonzero(self.road_edge)
+            self._tree = (shapely.STRtree(self.lines[road]), road)
+        tree, road = self._tree
+        which, dist = tree.query_nearest(pts, all_matches=False, return_distance=True)
         edge = np.empty(len(pts), dtype=np.int64)
         perp = np.empty(len(pts))
-        edge[which[0]] = which[1]
+        edge[which[0]] = road[which[1]]
         perp[which[0]] = dist
         line = self.lines[edge]
         at = np.asarray(shapely.line_locate_point(line, pts), dtype=np.float64)
         return Attachment(perp, self.source[edge], self.target[edge], at,
                           self.length[edge] - at, self.edge_ids[edge])
 
+    def attach_buildings(self, buildings: Buildings) -> Attachment:
+        """Where each building's walk starts: its door node, else its centroid (:meth:`attach`).
+
+        A door (:attr:`Buildings.door`) counts when a node of the network lies
+        within :data:`NODE_TOLERANCE_M` of it; the walk then starts there with
+        nothing to add.
+        """
+        att = self.attach(buildings.centroid)
+        has = np.isfinite(buildings.door).all(axis=1)
+        if not has.any():
+            return att
+        dist, node = cKDTree(self.xy).query(buildings.door[has])
+        ok = np.asarray(dist) <= NODE_TOLERANCE_M
+        idx = np.flatnonzero(has)[ok]
+        node = np.asarray(node, dtype=np.int64)[ok]
+        a, b = att.a.copy(), att.b.copy()
+        perp, to_a, to_b = att.perp.copy(), att.to_a.copy(), att.to_b.copy()
+        a[idx], b[idx] = node, node
+        perp[idx], to_a[idx], to_b[idx] = 0.0, 0.0, 0.0
+        return Attachment(perp, a, b, to_a, to_b, att.edge_id)
+
     def snap(self, xy: Any) -> tuple[np.ndarray, np.ndarray]:
-        """The node nearest to each point (m), and the straight distance to it."""
+        """The road node nearest to each point (m), and the straight distance to it."""
         if self._nodes is None:
-            self._nodes = cKDTree(self.xy)
+            self._nodes = cKDTree(self.xy[:self.n_road_nodes])
         dist, idx = self._nodes.query(np.asarray(xy, dtype=np.float64).reshape(-1, 2))
         return np.asarray(idx, dtype=np.int64), np.asarray(dist, dtype=np.float64)
 
@@ -430,6 +559,19 @@ class WalkNetwork:
 
 
 _NETWORKS: weakref.WeakKeyDictionary[Graph, WalkNetwork] = weakref.WeakKeyDictionary()
+_WITH_FOOTPATHS: weakref.WeakKeyDictionary[Graph, tuple[Any, WalkNetwork]] = \
+    weakref.WeakKeyDictionary()
+
+#: The footpaths of the walking network: every walkway and door path, and the gate
+#: paths of open gates (a closed gate's path to the road is left out).
+_FOOTPATHS_SQL = """
+SELECT f.id, f.kind, ST_AsBinary(f.geom) AS g FROM onemap.footpath f
+WHERE f.kind <> 'gate' OR NOT EXISTS (
+    SELECT 1 FROM onemap.compound_gate c
+    WHERE NOT c.is_open AND c.geom && ST_Expand(ST_StartPoint(f.geom), 1e-7)
+      AND ST_DWithin(c.geom, ST_StartPoint(f.geom), 1e-7))
+ORDER BY f.id
+"""
 
 
 def walk_network(graph: Graph) -> WalkNetwork:
@@ -438,6 +580,33 @@ def walk_network(graph: Graph) -> WalkNetwork:
     if net is None:
         net = WalkNetwork.from_graph(graph)
         _NETWORKS[graph] = net
+    return net
+
+
+def footpath_network(conn: psycopg.Connection[Any], graph: Graph) -> WalkNetwork:
+    """The walking network: the road graph's, with the compounds' footpaths noded in.
+
+    Built once per road graph and state of ``footpath`` and ``compound_gate``
+    (their row counts and last change, read each time) and kept per process.
+    """
+    base = walk_network(graph)
+    state = conn.execute(
+        "SELECT (SELECT count(*) FROM onemap.footpath) AS n, "
+        "(SELECT max(updated_at) FROM onemap.footpath) AS t, "
+        "(SELECT count(*) FROM onemap.compound_gate WHERE NOT is_open) AS closed, "
+        "(SELECT max(updated_at) FROM onemap.compound_gate) AS tg").fetchone()
+    key = tuple(state.values()) if isinstance(state, dict) else tuple(state or ())
+    got = _WITH_FOOTPATHS.get(graph)
+    if got is not None and got[0] == key:
+        return got[1]
+    rows = conn.execute(_FOOTPATHS_SQL).fetchall()
+    if rows:
+        lines = shapely.transform(shapely.from_wkb([bytes(r["g"]) for r in rows]),
+                                  lambda c: to_metric(c, base.epsg))
+        net = base.with_footpaths(lines, [r["kind"] for r in rows], [r["id"] for r in rows])
+    else:
+        net = base
+    _WITH_FOOTPATHS[graph] = (key, net)
     return net
 
 
@@ -469,7 +638,11 @@ class Buildings:
     footprints : numpy.ndarray of Polygon
         In the metric frame.
     centroid : numpy.ndarray
-        ``(n, 2)`` footprint centroids, m (where a walk starts).
+        ``(n, 2)`` footprint centroids, m (where a walk starts without a door).
+    door : numpy.ndarray
+        ``(n, 2)`` the door, m, where the building's door path starts (a
+        compound's building: its walk starts there and leaves through a
+        gate); ``nan`` where there is none.
     """
 
     ids: np.ndarray
@@ -477,15 +650,20 @@ class Buildings:
     residents: np.ndarray
     footprints: np.ndarray
     centroid: np.ndarray
+    door: np.ndarray
 
     @classmethod
     def from_footprints(cls, ids: Sequence[int], households: Sequence[float],
-                        residents: Sequence[float], footprints: Sequence[Any]) -> Buildings:
-        """Buildings from footprints in the metric frame."""
+                        residents: Sequence[float], footprints: Sequence[Any],
+                        doors: Any = None) -> Buildings:
+        """Buildings from footprints (and doors, ``nan`` for none) in the metric frame."""
         geoms = np.asarray(list(footprints), dtype=object)
+        n = len(geoms)
+        door = (np.full((n, 2), np.nan) if doors is None
+                else np.asarray(doors, dtype=np.float64).reshape(n, 2))
         return cls(np.asarray(ids, dtype=np.int64), np.asarray(households, dtype=np.float64),
                    np.asarray(residents, dtype=np.float64), geoms,
-                   shapely.get_coordinates(shapely.centroid(geoms)).reshape(-1, 2))
+                   shapely.get_coordinates(shapely.centroid(geoms)).reshape(-1, 2), door)
 
     @property
     def kg_per_day(self) -> np.ndarray:
@@ -712,9 +890,9 @@ class RefusePlacement:
         if len(buildings) == 0 or buildings.households.sum() <= 0:
             raise RefuseInputError(area_input, "no residential building with households you may "
                                    "see in the area / 区域内没有您可见的住户")
-        self.att = network.attach(buildings.centroid)
+        self.att = network.attach_buildings(buildings)
         self.base_att = (self.att if self.base_network is network
-                         else self.base_network.attach(buildings.centroid))
+                         else self.base_network.attach_buildings(buildings))
         # sites near enough to the demand to serve any of it (straight line)
         if len(sites):
             radius = max(self.cutoff_m, MIN_CUTOFF_M)
@@ -1168,9 +1346,20 @@ def load_buildings(conn: psycopg.Connection[Any], network: WalkNetwork, *,
                          unit_id if polygon_wkt is None else None, polygon_wkt)).fetchall()
     geoms = shapely.from_wkb([bytes(r["g"]) for r in rows]) if rows else np.zeros(0, object)
     metric = shapely.transform(geoms, lambda c: to_metric(c, network.epsg))
-    return Buildings.from_footprints([r["building_id"] for r in rows],
-                                     [r["households"] for r in rows],
-                                     [r["residents"] for r in rows], metric)
+    ids = [int(r["building_id"]) for r in rows]
+    doors = np.full((len(ids), 2), np.nan)
+    if ids:
+        at = {int(r["building_id"]): (r["x"], r["y"]) for r in conn.execute(
+            "SELECT DISTINCT ON (building_id) building_id, ST_X(ST_StartPoint(geom)) AS x, "
+            "ST_Y(ST_StartPoint(geom)) AS y FROM onemap.footpath "
+            "WHERE kind = 'door' AND building_id = ANY(%s) ORDER BY building_id, id",
+            (ids,)).fetchall()}
+        has = np.array([i in at for i in ids])
+        if has.any():
+            doors[has] = to_metric(np.array([at[i] for i in ids if i in at], dtype=np.float64),
+                                   network.epsg)
+    return Buildings.from_footprints(ids, [r["households"] for r in rows],
+                                     [r["residents"] for r in rows], metric, doors)
 
 
 @dataclass
@@ -1197,13 +1386,20 @@ class _SiteRows:
 def load_sites(conn: psycopg.Connection[Any], network: WalkNetwork, area: Any, *,
                scenario: Scenario | None = None,
                candidate_points: Sequence[tuple[float, float]] | None = None,
+               candidates: str = "planned",
                new_capacity_t: float = NEW_CAPACITY_T,
                site_access_m: float = SITE_ACCESS_M) -> Sites:
     """Refuse buildings in service (with the scenario's edits) and the candidate sites.
 
-    Candidates are the caller's points (EPSG:4490 lon/lat) or else every street
-    corner of ``network`` inside ``area`` that no refuse building stands at.
+    Candidates are the caller's points (EPSG:4490 lon/lat), or else, by
+    ``candidates``: ``planned`` — the available planned sites inside ``area``
+    (``refuse_candidate_site``, with their capacities); ``corners`` — every
+    street corner of ``network`` inside ``area`` that no refuse building
+    stands at (capacity ``new_capacity_t``).
     """
+    if candidates not in CANDIDATES:
+        raise RefuseInputError("candidates", f"must be one of {', '.join(CANDIDATES)}, "
+                               f"got {candidates!r}")
     rows = _SiteRows()
     removed = scenario.removed("refuse_facility") if scenario is not None else frozenset()
     added = scenario.added("refuse_facility") if scenario is not None else ()
@@ -1241,8 +1437,17 @@ def load_sites(conn: psycopg.Connection[Any], network: WalkNetwork, area: Any, *
     if candidate_points is not None:
         for k, (lon, lat) in enumerate(candidate_points, start=1):
             rows.add(f"p{k}", None, None, new_capacity_t, lon, lat, False, False)
+    elif candidates == "planned":
+        for r in conn.execute(
+                "SELECT id, code, name, capacity_t_per_day::float8 AS cap, ST_X(geom) AS lon, "
+                "ST_Y(geom) AS lat FROM onemap.refuse_candidate_site "
+                "WHERE status = 'available' AND ST_Intersects(geom, ST_GeomFromWKB(%s, 4490)) "
+                "ORDER BY id", (shapely.to_wkb(area),)).fetchall():
+            rows.add(str(r["code"] or f"h{r['id']}"), None, r["name"], r["cap"], r["lon"],
+                     r["lat"], False, False)
     else:
         corner = network.degree() >= CORNER_DEGREE
+        corner[network.n_road_nodes:] = False
         inside = shapely.contains_xy(area, network.lonlat[:, 0], network.lonlat[:, 1])
         for j in np.flatnonzero(corner & inside):
             if int(j) in taken:
@@ -1264,6 +1469,7 @@ def load(conn: psycopg.Connection[Any], *, level: str | None = None,
          close: Sequence[int] = (), reach_m: float = REACH_M,
          new_capacity_t: float = NEW_CAPACITY_T,
          candidate_points: Sequence[tuple[float, float]] | None = None,
+         candidates: str = "planned",
          scenario: Scenario | None = None, graph: Graph | None = None) -> RefusePlacement:
     """Load what a refuse-placement analysis needs, through the caller's connection.
 
@@ -1280,7 +1486,10 @@ def load(conn: psycopg.Connection[Any], *, level: str | None = None,
     new_capacity_t : float
         Capacity of a new site (t/day).
     candidate_points : sequence of (lon, lat), optional
-        Candidate sites (EPSG:4490) instead of the area's street corners.
+        Candidate sites (EPSG:4490) instead of the stored ones.
+    candidates : {"planned", "corners"}
+        Without ``candidate_points``: the area's planned sites
+        (``refuse_candidate_site``) or its street corners.
     scenario : spatial.whatif.Scenario, optional
         Its closed roads leave the walking network; its removed and added
         refuse facilities and changed capacities apply to the existing set.
@@ -1308,20 +1517,22 @@ def load(conn: psycopg.Connection[Any], *, level: str | None = None,
     ...     rp.summary()["households_within_reach_after"], rp.opened
     """
     g = graph if graph is not None else road_graph(conn, "walk")
-    base = walk_network(g)
+    base = footpath_network(conn, g)
     network = base.without(scenario.closed_roads()) if scenario is not None else base
     area = _area(conn, level, unit_id, polygon_wkt)
     buildings = load_buildings(conn, base, level=level, unit_id=unit_id,
                                polygon_wkt=polygon_wkt)
     sites = load_sites(conn, network, area, scenario=scenario,
-                       candidate_points=candidate_points, new_capacity_t=new_capacity_t)
+                       candidate_points=candidate_points, candidates=candidates,
+                       new_capacity_t=new_capacity_t)
     return RefusePlacement(network, buildings, sites, model=model, mode=mode, p=p, k=k,
                            close=close, reach_m=reach_m, base_network=base,
                            area_input="polygon" if polygon_wkt is not None else "unit_id")
 
 
-__all__ = ["CORNER_DEGREE", "EVALUATED", "GAP_BUFFER_M", "GAP_LINK_M", "KG_PER_PERSON_DAY",
-           "MODELS", "MODES", "NEW_CAPACITY_T", "REACH_M", "SITE_ACCESS_M", "Attachment",
-           "Buildings", "Layout", "RefuseInputError", "RefusePlacement", "Sites",
-           "WalkNetwork", "gap_clusters", "gap_polygon", "load", "load_buildings",
-           "load_sites", "to_lonlat", "to_metric", "walk_network"]
+__all__ = ["CANDIDATES", "CORNER_DEGREE", "EVALUATED", "GAP_BUFFER_M", "GAP_LINK_M",
+           "KG_PER_PERSON_DAY", "MODELS", "MODES", "NEW_CAPACITY_T", "NODE_TOLERANCE_M",
+           "REACH_M", "SITE_ACCESS_M", "Attachment", "Buildings", "Layout", "RefuseInputError",
+           "RefusePlacement", "Sites", "WalkNetwork", "footpath_network", "gap_clusters",
+           "gap_polygon", "load", "load_buildings", "load_sites", "to_lonlat", "to_metric",
+           "walk_network"]

@@ -13,12 +13,14 @@ connection, so row-level security applies as for any read:
 
 - :func:`road_graph` — ``mode="drive"``: every road row, one-way rows only in
   their digitising direction; ``mode="walk"``: every road row both ways.
-  There is no footpath data to add: ``road`` holds roads for vehicles (the OSM
-  import rejects footways), back alleys (胡同, 街巷) are road rows of class
-  ``alley`` and ``onemap.alley`` is their ledger along the same lines, and an
-  expressway row stands for the whole right-of-way (60–80 m, side roads and
-  pavements included), so walking follows every row, as the generator's own
-  walking distances do (``democity/refuse.py``).
+  ``road`` holds roads for vehicles (the OSM import rejects footways), back
+  alleys (胡同, 街巷) are road rows of class ``alley`` and ``onemap.alley`` is
+  their ledger along the same lines, and an expressway row stands for the
+  whole right-of-way (60–80 m, side roads and pavements included), so walking
+  follows every row. The footpaths inside compounds (``onemap.footpath``,
+  ``057_footpaths.sql``) are not in this graph: the refuse-placement analysis
+  nodes them in (``scenarios/refuse_placement.py``, ``footpath_network``), as
+  the generator's own walking distances do (``democity/refuse.py``).
 - :func:`pipe_graph` — one utility: pipe segments (not abandoned) as edges
   between their nodes, both ways; valves at a node cut the network there when
   closed, valves on a segment cut that segment; the nodes where the network

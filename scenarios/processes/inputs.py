@@ -253,6 +253,9 @@ class Point:
         return f"POINT ({self.lon!r} {self.lat!r})"
 
 
+#: The largest row id (PostgreSQL bigint): an id input above it is a 400, not a lookup.
+MAX_ID = 2**63 - 1
+
 _CRS_SCHEMA = [{"type": "string"}, {"type": "integer"}]
 
 
@@ -444,7 +447,7 @@ either level and unit_id, or polygon / 请给出 level 与 unit_id，或 polygon
                 {"en": "The id of the " + ", ".join(self.levels) + ".",
                  "zh": "单元（" + "、".join(self.levels) + "）的 id。"},
                 # the unit is one of the collection named by the level (its table)
-                {"type": "integer", "minimum": 1,
+                {"type": "integer", "minimum": 1, "maximum": MAX_ID,
                  **form_hint("area", self.key, "unit_id", collection="{" + self.level + "}")}),
             self.polygon: input_description(
                 {"en": "Area (GeoJSON polygon)", "zh": "区域（GeoJSON 多边形）"},
@@ -591,7 +594,7 @@ class IdSetInput(Input):
         return self.name
 
     def describe(self) -> dict[str, dict[str, Any]]:
-        schema = {"type": "array", "items": {"type": "integer", "minimum": 1},
+        schema = {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                   "minItems": 1, "maxItems": self.max_items,
                   "x-onemap-collection": self.collection,
                   **form_hint("id-set", self.name, collection=self.collection)}

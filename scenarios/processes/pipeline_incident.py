@@ -45,6 +45,7 @@ from scenarios.processes.base import (
     input_description,
     invalid,
 )
+from scenarios.processes.inputs import MAX_ID
 from spatial import whatif
 from spatial.errors import NotFoundError
 
@@ -205,14 +206,15 @@ segment, x and y, or alarm / 请给出 segment、x 与 y 或 alarm 之一
                 {"en": "Failed pipe segment", "zh": "事故管段"},
                 {"en": "Id of the failed pipe_segment; instead of x/y or alarm.",
                  "zh": "事故管段（pipe_segment）id；与 x/y、alarm 三选一。"},
-                {"type": "integer", "minimum": 1, "x-onemap-collection": "pipe_segment"}),
+                {"type": "integer", "minimum": 1, "maximum": MAX_ID,
+                 "x-onemap-collection": "pipe_segment"}),
             "alarm": input_description(
                 {"en": "Sensor alarm", "zh": "监测报警"},
                 {"en": "Id of a sensor_alarm: the segment its sensor stands on (or the nearest "
                        "of its utility) is the failed one; instead of segment or x/y.",
                  "zh": "监测报警（sensor_alarm）id：以其传感器所在管段（或同类最近管段）"
                        "为事故管段；与 segment、x/y 三选一。"},
-                {"type": "integer", "minimum": 1}),
+                {"type": "integer", "minimum": 1, "maximum": MAX_ID}),
         }
         out.update({n: {**spec, "minOccurs": 0} for n, spec in self.point.describe().items()})
         out["utility"] = input_description(

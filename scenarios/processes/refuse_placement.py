@@ -72,6 +72,7 @@ class Request:
     reach_m: float = rp.REACH_M
     new_capacity_t: float = rp.NEW_CAPACITY_T
     candidate_points: tuple[tuple[float, float], ...] | None = None
+    candidates: str = "planned"
     scenario: str | None = None
 
 
@@ -110,6 +111,15 @@ _VALUES = (
           _text("Capacity of each new refuse building (the capacitated model).",
                 "每座新建垃圾楼的日处理能力（容量约束模型使用）。"),
           {"type": "number", "minimum": 0, "maximum": 1000, "default": rp.NEW_CAPACITY_T}),
+    Value("candidates", _text("Candidate sites", "候选点位来源"), _text(
+        "Where new refuse buildings could stand when no candidate_points are given: planned — "
+        "the available planned sites in the area (refuse_candidate_site: vacant or public "
+        "land, each with its capacity); corners — every street corner in the area (a "
+        "walking-network node where three or more roads meet).",
+        "未给出 candidate_points 时的候选位置：planned — 区域内可用的规划备选点位"
+        "（refuse_candidate_site：空地或公共用地，各有处理能力）；corners — 区域内所有路口"
+        "（三条及以上道路交汇的路网节点）。"),
+        {"type": "string", "enum": list(rp.CANDIDATES), "default": "planned"}),
 )
 
 _POINTS_SCHEMA: dict[str, Any] = {
@@ -147,10 +157,9 @@ class PlacementInput(Input):
         out["candidate_points"] = input_description(
             _text("Candidate sites", "候选位置"),
             _text("A GeoJSON MultiPoint in candidate_crs: where new refuse buildings could "
-                  "stand (vacant or public land). Default: every street corner in the area "
-                  "(a walking-network node where three or more roads meet).",
+                  "stand (vacant or public land), in place of the candidates input.",
                   "candidate_crs 坐标系下的 GeoJSON MultiPoint：可新建垃圾楼的位置（空地或公共"
-                  "用地）。默认为区域内所有路口（三条及以上道路交汇的路网节点）。"),
+                  "用地），取代 candidates 所选的候选点位。"),
             {**_POINTS_SCHEMA, **form_hint("points", "candidate_points", "points")})
         out["candidate_crs"] = input_description(
             _text("CRS of the candidate sites", "候选位置坐标系"),
@@ -184,7 +193,8 @@ class PlacementInput(Input):
                        k=int(values["k"]), close=self.close.parse(raw) or (),
                        reach_m=float(values["reach_m"]),
                        new_capacity_t=float(values["new_capacity_t"]),
-                       candidate_points=points, scenario=self.scenario.parse(raw))
+                       candidate_points=points, candidates=values["candidates"],
+                       scenario=self.scenario.parse(raw))
 
     def check(self, conn: psycopg.Connection[Any], value: Request) -> None:
         self.area.check(conn, value.area)
@@ -212,7 +222,8 @@ def analysis(conn: psycopg.Connection[Any], request: Request,
                        model=request.model, mode=request.mode, p=request.p, k=request.k,
                        close=request.close, reach_m=request.reach_m,
                        new_capacity_t=request.new_capacity_t,
-                       candidate_points=request.candidate_points, scenario=scenario)
+                       candidate_points=request.candidate_points,
+                       candidates=request.candidates, scenario=scenario)
     except rp.RefuseInputError as exc:
         raise invalid(exc.name, exc.reason) from None
 
