@@ -16,7 +16,7 @@ buildings. The generator draws them as a real survey would record them:
 * **gates** — one to three per compound on the fence where it faces a road
   (more for larger compounds, at least 100 m apart), each joined to the
   walkways (a ``path``) and to the nearest point of the nearest road
-  (``kind = 'gate'``: from the gate to the road).
+  (``kind = 'gate_path'``: from the gate to the road).
 
 Every group of walkways that a door reaches gets a gate of its own, so each
 building's door leads to a road. Buildings outside compounds (courtyards of
@@ -242,7 +242,7 @@ def compound_paths(rng: np.random.Generator, compound: Any, footprints: list[Any
         line = roads.lines[edge[i]]
         foot = shapely.line_interpolate_point(line, shapely.line_locate_point(
             line, shapely.Point(g)))
-        out.lines.append((shapely.LineString([g, shapely.get_coordinates(foot)[0]]), "gate",
+        out.lines.append((shapely.LineString([g, shapely.get_coordinates(foot)[0]]), "gate_path",
                           None, roads.edges[edge[i]]))
     for bid, n in door_node.items():
         if comp_of[n] not in reachable:
@@ -326,7 +326,7 @@ def walk_graph(road: nx.Graph, lines: list[tuple[shapely.LineString, str, int | 
         # two walkways between the same junctions: the shorter is the walk
         if a != b and not (g.has_edge(a, b) and g.edges[a, b]["length"] <= line.length):
             g.add_edge(a, b, length=float(line.length), geometry=line, kind="footpath")
-        if kind == "gate" and edge is not None and b not in road:
+        if kind == "gate_path" and edge is not None and b not in road:
             geom = road.edges[edge]["geometry"]
             feet.setdefault(edge, []).append((float(geom.project(shapely.Point(c[-1]))), b))
     for (u, v), at in feet.items():

@@ -294,7 +294,7 @@ class WalkNetwork:
         """This network with footpaths added, noded where their ends meet.
 
         Ends within ``tolerance`` of each other (or of a road node) are one
-        node. The last point of a gate path (``kind = "gate"``) that meets a
+        node. The last point of a gate path (``kind = "gate_path"``) that meets a
         road row between its nodes splits that row there: the row's pieces
         keep its id (so closing the road closes them), its line is replaced.
 
@@ -303,7 +303,7 @@ class WalkNetwork:
         lines : array_like of LineString
             Footpaths in this network's frame.
         kinds : sequence of str, optional
-            Each line's kind (``path``, ``door``, ``gate``).
+            Each line's kind (``path``, ``door``, ``gate_path``).
         ids : array_like of int, optional
             Footpath ids; their edges get ids ``-id`` (road ids stay positive).
         tolerance : float
@@ -340,7 +340,7 @@ class WalkNetwork:
         new_xy = np.array([ends[first_at[int(lab)]] for lab in new_labels]).reshape(-1, 2)
         # gate paths ending on a road row between its nodes: split the row there
         road = np.flatnonzero(self.road_edge)
-        feet = np.flatnonzero((kinds_arr == "gate") & (b >= self.n_nodes))
+        feet = np.flatnonzero((kinds_arr == "gate_path") & (b >= self.n_nodes))
         split: dict[int, list[tuple[float, int]]] = {}
         if feet.size and road.size:
             tree = shapely.STRtree(self.lines[road])
@@ -566,7 +566,7 @@ _WITH_FOOTPATHS: weakref.WeakKeyDictionary[Graph, tuple[Any, WalkNetwork]] = \
 #: paths of open gates (a closed gate's path to the road is left out).
 _FOOTPATHS_SQL = """
 SELECT f.id, f.kind, ST_AsBinary(f.geom) AS g FROM onemap.footpath f
-WHERE f.kind <> 'gate' OR NOT EXISTS (
+WHERE f.kind <> 'gate_path' OR NOT EXISTS (
     SELECT 1 FROM onemap.compound_gate c
     WHERE NOT c.is_open AND c.geom && ST_Expand(ST_StartPoint(f.geom), 1e-7)
       AND ST_DWithin(c.geom, ST_StartPoint(f.geom), 1e-7))

@@ -102,9 +102,6 @@ VALUES
     ('lamp_status_report',    'internal', '{}', '{}', '{}', '{}'),
     ('road_lighting_segment', 'public', '{}',   '{}', '{}', '{}'),
     ('alley',                 'public', '{}',   '{}', '{}', '{}'),
-    ('compound_gate',         'public', '{}',   '{}', '{}', '{}'),
-    ('footpath',              'public', '{}',   '{}', '{}', '{}'),
-    ('refuse_candidate_site', 'internal', '{}', '{}', '{}', '{}'),
     ('alley_problem',         'internal', '{}',
         '{district_admin,street_staff,community_staff,grid_worker,external_system}',
         '{district_admin,street_staff,community_staff,grid_worker}',
@@ -290,49 +287,72 @@ COMMENT ON FUNCTION onemap.mask_digits(text) IS
 
 -- Every table in layer_access: SELECT and the writes its row allows, row-level
 -- security on, and a policy per command. Scoped tables get their own read
--- policies below instead of the audience policy.
+-- policies below instead of the audience policy. A table added by a later
+-- migration inserts its row and calls onemap.apply_layer_access itself.
+CREATE OR REPLACE FUNCTION onemap.apply_layer_access(tbl text) RETURNS void
+LANGUAGE plpgsql AS
+$$
+DECLARE
+    a record;
+BEGIN
+    SELECT * INTO a FROM onemap.layer_access WHERE table_name = tbl;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'layer_access has no row for %', tbl;
+    END IF;
+    IF to_regclass(format('onemap.%I', a.table_name)) IS NULL THEN
+        RAISE EXCEPTION 'layer_access names a missing table %', a.table_name;
+    END IF;
+    EXECUTE format('REVOKE ALL ON onemap.%I FROM onemap_api', a.table_name);
+    EXECUTE format('GRANT SELECT ON onemap.%I TO onemap_api', a.table_name);
+    IF cardinality(a.can_insert) > 0 THEN
+        EXECUTE format('GRANT INSERT ON onemap.%I TO onemap_api', a.table_name);
+    END IF;
+    IF cardinality(a.can_update) > 0 THEN
+        EXECUTE format('GRANT UPDATE ON onemap.%I TO onemap_api', a.table_name);
+    END IF;
+    IF cardinality(a.can_delete) > 0 THEN
+        EXECUTE format('GRANT DELETE ON onemap.%I TO onemap_api', a.table_name);
+    END IF;
+    EXECUTE format('ALTER TABLE onemap.%I ENABLE ROW LEVEL SECURITY', a.table_name);
+
+    EXECUTE format('DROP POLICY IF EXISTS audience_read ON onemap.%I', a.table_name);
+    IF a.audience <> 'scoped' THEN
+        EXECUTE format(
+            'CREATE POLICY audience_read ON onemap.%I FOR SELECT TO onemap_api '
+            'USING ((SELECT onemap.can_read(%L)))', a.table_name, a.table_name);
+    END IF;
+    EXECUTE format('DROP POLICY IF EXISTS role_insert ON onemap.%I', a.table_name);
+    EXECUTE format(
+        'CREATE POLICY role_insert ON onemap.%I FOR INSERT TO onemap_api '
+        'WITH CHECK ((SELECT onemap.can_write(%L, ''insert'')))', a.table_name, a.table_name);
+    EXECUTE format('DROP POLICY IF EXISTS role_update ON onemap.%I', a.table_name);
+    EXECUTE format(
+        'CREATE POLICY role_update ON onemap.%I FOR UPDATE TO onemap_api '
+        'USING ((SELECT onemap.can_write(%L, ''update''))) '
+        'WITH CHECK ((SELECT onemap.can_write(%L, ''update'')))',
+        a.table_name, a.table_name, a.table_name);
+    EXECUTE format('DROP POLICY IF EXISTS role_delete ON onemap.%I', a.table_name);
+    EXECUTE format(
+        'CREATE POLICY role_delete ON onemap.%I FOR DELETE TO onemap_api '
+        'USING ((SELECT onemap.can_write(%L, ''delete'')))', a.table_name, a.table_name);
+END
+$$;
+COMMENT ON FUNCTION onemap.apply_layer_access(text) IS
+    'grants, row-level security and the per-command policies of a table from its '
+    'onemap.layer_access row';
+
+-- Tables of later migrations (their rows are inserted there) are skipped here: on a
+-- new database they do not exist yet when this file runs.
 DO $$
 DECLARE
     a record;
-    staff CONSTANT text := '{district_admin,street_staff,community_staff,grid_worker}';
 BEGIN
     FOR a IN SELECT * FROM onemap.layer_access ORDER BY table_name LOOP
-        IF to_regclass(format('onemap.%I', a.table_name)) IS NULL THEN
-            RAISE EXCEPTION 'layer_access names a missing table %', a.table_name;
+        IF a.table_name IN ('compound_gate', 'footpath', 'refuse_candidate_site')
+           AND to_regclass(format('onemap.%I', a.table_name)) IS NULL THEN
+            CONTINUE;
         END IF;
-        EXECUTE format('REVOKE ALL ON onemap.%I FROM onemap_api', a.table_name);
-        EXECUTE format('GRANT SELECT ON onemap.%I TO onemap_api', a.table_name);
-        IF cardinality(a.can_insert) > 0 THEN
-            EXECUTE format('GRANT INSERT ON onemap.%I TO onemap_api', a.table_name);
-        END IF;
-        IF cardinality(a.can_update) > 0 THEN
-            EXECUTE format('GRANT UPDATE ON onemap.%I TO onemap_api', a.table_name);
-        END IF;
-        IF cardinality(a.can_delete) > 0 THEN
-            EXECUTE format('GRANT DELETE ON onemap.%I TO onemap_api', a.table_name);
-        END IF;
-        EXECUTE format('ALTER TABLE onemap.%I ENABLE ROW LEVEL SECURITY', a.table_name);
-
-        EXECUTE format('DROP POLICY IF EXISTS audience_read ON onemap.%I', a.table_name);
-        IF a.audience <> 'scoped' THEN
-            EXECUTE format(
-                'CREATE POLICY audience_read ON onemap.%I FOR SELECT TO onemap_api '
-                'USING ((SELECT onemap.can_read(%L)))', a.table_name, a.table_name);
-        END IF;
-        EXECUTE format('DROP POLICY IF EXISTS role_insert ON onemap.%I', a.table_name);
-        EXECUTE format(
-            'CREATE POLICY role_insert ON onemap.%I FOR INSERT TO onemap_api '
-            'WITH CHECK ((SELECT onemap.can_write(%L, ''insert'')))', a.table_name, a.table_name);
-        EXECUTE format('DROP POLICY IF EXISTS role_update ON onemap.%I', a.table_name);
-        EXECUTE format(
-            'CREATE POLICY role_update ON onemap.%I FOR UPDATE TO onemap_api '
-            'USING ((SELECT onemap.can_write(%L, ''update''))) '
-            'WITH CHECK ((SELECT onemap.can_write(%L, ''update'')))',
-            a.table_name, a.table_name, a.table_name);
-        EXECUTE format('DROP POLICY IF EXISTS role_delete ON onemap.%I', a.table_name);
-        EXECUTE format(
-            'CREATE POLICY role_delete ON onemap.%I FOR DELETE TO onemap_api '
-            'USING ((SELECT onemap.can_write(%L, ''delete'')))', a.table_name, a.table_name);
+        PERFORM onemap.apply_layer_access(a.table_name);
     END LOOP;
 END
 $$;

@@ -169,7 +169,8 @@ def test_a_scenario_applies_and_short_capacities_are_an_answer(admin: Any, city:
                               "scenario": sid})["summary"]
     assert current["sites_closed"] == [existing[0]] and current["scenario"] == sid
     out = results(admin, {"level": "community", "unit_id": 1, "model": "capacitated",
-                          "mode": "add", "k": 1, "new_capacity_t": 0.5, "scenario": sid})
+                          "mode": "add", "k": 1, "new_capacity_t": 0.5, "candidates": "corners",
+                          "scenario": sid})
     summary = out["summary"]
     assert summary["status"] == "infeasible" and "cannot serve the demand" in summary["message"]
     assert summary["objective"] is None and summary["sites_opened"] == []

@@ -442,10 +442,10 @@ def test_footpaths_lead_every_compound_door_out_through_a_gate(
           (SELECT count(*) FROM onemap.footpath f JOIN onemap.building b ON b.id = f.building_id
               WHERE NOT ST_DWithin(ST_Transform(ST_StartPoint(f.geom), 4548),
               ST_Boundary(ST_Transform(b.geom, 4548)), 0.01)) AS off_wall,
-          (SELECT count(*) FROM onemap.footpath f WHERE f.kind = 'gate' AND NOT EXISTS (
+          (SELECT count(*) FROM onemap.footpath f WHERE f.kind = 'gate_path' AND NOT EXISTS (
               SELECT 1 FROM onemap.compound_gate g WHERE ST_DWithin(ST_Transform(g.geom, 4548),
               ST_Transform(ST_StartPoint(f.geom), 4548), 0.01))) AS not_from_gate,
-          (SELECT count(*) FROM onemap.footpath f WHERE f.kind = 'gate' AND NOT EXISTS (
+          (SELECT count(*) FROM onemap.footpath f WHERE f.kind = 'gate_path' AND NOT EXISTS (
               SELECT 1 FROM onemap.road r WHERE ST_DWithin(r.geom, ST_EndPoint(f.geom), 1e-7)
               )) AS not_to_road,
           (SELECT count(*) FROM onemap.footpath f JOIN onemap.building b
@@ -460,7 +460,7 @@ def test_footpaths_lead_every_compound_door_out_through_a_gate(
         g.add_edge(r["a"], r["b"])
     feet = {r["v"] for r in db_conn.execute(
         "SELECT onemap.network_vertex(ST_EndPoint(geom)) AS v FROM onemap.footpath "
-        "WHERE kind = 'gate'")}
+        "WHERE kind = 'gate_path'")}
     doors = [r["v"] for r in db_conn.execute(
         "SELECT onemap.network_vertex(ST_StartPoint(geom)) AS v FROM onemap.footpath "
         "WHERE kind = 'door'")]

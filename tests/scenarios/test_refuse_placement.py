@@ -197,7 +197,7 @@ def test_hand_solved_walk_through_a_compound_gate() -> None:
     paths = [shapely.LineString([door, junction]), shapely.LineString([junction, (X0 + 150,
                                                                                   Y0 + 20)]),
              shapely.LineString([(X0 + 150, Y0 + 20), gate]), shapely.LineString([gate, foot])]
-    walk = net.with_footpaths(paths, ["door", "path", "path", "gate"], [11, 12, 13, 14])
+    walk = net.with_footpaths(paths, ["door", "path", "path", "gate_path"], [11, 12, 13, 14])
     assert walk.n_road_nodes == 5 and walk.n_nodes == 5 + 5   # door, junction, bend, gate, foot
     assert sorted(walk.edge_ids[walk.road_edge].tolist()) == [0, 1, 1, 2, 3]  # row 1 split
     assert walk.degree()[:5].tolist() == net.degree().tolist()  # corners stay corners
@@ -405,7 +405,7 @@ def independent_walks(conn: Any, epsg: int, building_ids: list[int],
             "SELECT e.id, ST_LineLocatePoint(e.geom, ST_EndPoint(f.geom)) AS at, "
             "onemap.network_vertex(ST_EndPoint(f.geom)) AS foot "
             "FROM onemap.footpath f JOIN onemap.network_road_edge e "
-            "ON ST_DWithin(e.geom, ST_EndPoint(f.geom), 1e-7) WHERE f.kind = 'gate'"):
+            "ON ST_DWithin(e.geom, ST_EndPoint(f.geom), 1e-7) WHERE f.kind = 'gate_path'"):
         feet.setdefault(r["id"], []).append((r["at"], r["foot"]))
     for eid, at in feet.items():
         a, b, length = ends[eid]

@@ -129,8 +129,9 @@ def test_reads_make_the_scope_classes_differ(tiny_city_db: str) -> None:
     layerset = spec.collection("refuse_facility")
     assert layerset.tables == ("refuse_facility", "refuse_load_reading")
     # the refuse theme, the base map's layers included (layers/themes.yml include: [base])
-    assert spec.theme("refuse").tables == ("building", "community", "district", "grid",
-                                           "land_use", "refuse_facility",
+    assert spec.theme("refuse").tables == ("building", "community", "compound_gate", "district",
+                                           "footpath", "grid", "land_use",
+                                           "refuse_candidate_site", "refuse_facility",
                                            "refuse_load_reading", "road", "street_office")
     assert "refuse_load_reading" in spec.theme("city_ops").tables
     from spatial import users

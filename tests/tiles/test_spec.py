@@ -24,7 +24,7 @@ def feature_collections() -> set[str]:
 def test_every_feature_collection_has_tiles() -> None:
     spec = load_spec(TILES, THEMES, CONFIG)
     assert set(spec.layers) == feature_collections()
-    assert len(spec.layers) == 35
+    assert len(spec.layers) == 38
     assert {"base", "grid_management", "pipelines", "lighting", "alleys", "refuse",
             "trucks"} <= set(spec.themes)
     assert spec.layers["event"].time_field == "reported_at"
