@@ -44,6 +44,8 @@ class FacilityModel:
     _sense: ClassVar[float] = 1.0
     #: Whether the model takes ``p`` (LSCP does not).
     _takes_p: ClassVar[bool] = True
+    #: Whether every client of positive weight must reach an open site (not MCLP's).
+    _serves_all: ClassVar[bool] = True
     #: Seconds the heuristic's improvement steps may take (a greedy start is always made).
     heuristic_budget: float = 0.8
 
@@ -75,6 +77,7 @@ class FacilityModel:
         self.heuristic_time: float | None = None
         self.solve_time: float | None = None
         self._deadline = np.inf
+        self._heuristic_layout: np.ndarray | None = None
 
     # ---------------------------------------------------------------- building
     @classmethod
@@ -266,6 +269,7 @@ class FacilityModel:
         self._deadline = started + self.heuristic_budget
         start = self._heuristic()
         self.heuristic_time = time.perf_counter() - started
+        self._heuristic_layout = start
         if start is not None:
             self.heuristic_objective = self._evaluate(start)[0]
             self._set_layout(start)
@@ -296,6 +300,20 @@ class FacilityModel:
                 self.bound = self.objective if self.bound is None else self.bound
             self.gap = relative_gap(self.objective, self.bound)
             self.status = OPTIMAL if result.status == OPTIMAL else TIME_LIMIT
+        if self._serves_all and self.objective is not None and not np.isfinite(self.objective):
+            # the best layout leaves a client unserved: no answer, and say why
+            if self.status == TIME_LIMIT:
+                what = ("no layout serving every client was found within the time limit; "
+                        "the best one")
+            elif exact:
+                what = f"no layout of {self._sites_text()} serves every client; the best one"
+            else:
+                what = "the heuristic's layout"
+            message = self._unserved_message(self.is_open, what) or self._infeasible_message()
+            self._set_infeasible(message, started,
+                                 status=TIME_LIMIT if self.status == TIME_LIMIT else INFEASIBLE)
+            reporter.report("done", None, None, force=True)
+            return self
         self.solve_time = time.perf_counter() - started
         reporter.report("done", self.objective, self.bound, force=True)
         return self
@@ -334,14 +352,38 @@ class FacilityModel:
     def _infeasible_message(self) -> str:
         return "the model has no feasible layout"
 
-    # The model-specific parts.
-    def _evaluate(self, is_open: np.ndarray) -> tuple[float, np.ndarray]:
-        """Objective and nearest-open-site assignment of a layout."""
+    def _sites_text(self) -> str:
+        return f"{self.p} site{'' if self.p == 1 else 's'}"
+
+    def _unserved_message(self, is_open: np.ndarray | None, what: str) -> str | None:
+        """``what`` leaves so many clients (named) unreachable (None: it leaves none)."""
+        if is_open is None:
+            return None
+        lost = np.flatnonzero((self._nearest_open(is_open)[0] < 0) & (self.weights > 0))
+        if not lost.size:
+            return None
+        return (f"{what} leaves {lost.size} client{'s' if lost.size > 1 else ''} "
+                f"unreachable from every open site: {self._client_names(lost)}")
+
+    def _nearest_open(self, is_open: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per client, its nearest open site (-1: none reaches it) and the cost (``inf``)."""
         d = np.where(is_open[None, :], self.costs, np.inf)
         assign = np.argmin(d, axis=1)
         near = d[np.arange(d.shape[0]), assign]
-        assign = np.where(np.isfinite(near), assign, -1)
-        return float(np.dot(self.weights, np.where(np.isfinite(near), near, 0.0))), assign
+        return np.where(np.isfinite(near), assign, -1), near
+
+    # The model-specific parts.
+    def _evaluate(self, is_open: np.ndarray) -> tuple[float, np.ndarray]:
+        """Objective and nearest-open-site assignment of a layout.
+
+        A client of positive weight that no open site reaches makes the layout
+        infeasible: its objective is ``inf``, never the total of the others.
+        """
+        assign, near = self._nearest_open(is_open)
+        served = np.isfinite(near)
+        if (~served & (self.weights > 0)).any():
+            return np.inf, assign
+        return float(np.dot(self.weights, np.where(served, near, 0.0))), assign
 
     def _heuristic(self) -> np.ndarray | None:  # pragma: no cover
         raise NotImplementedError

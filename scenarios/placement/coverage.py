@@ -53,6 +53,7 @@ class MCLP(CoverageModel):
     """
 
     _sense = -1.0
+    _serves_all = False
 
     @classmethod
     def from_cost_matrix(cls, costs: Any, weights: Any = None, *, p: int, reach: float,

@@ -242,39 +242,57 @@ class PMedian(FacilityModel):
         allowed_idx = np.flatnonzero(self.allowed)
         ny = allowed_idx.size
         y0 = start[allowed_idx].astype(float)
-        upper = self._evaluate(start)[0]
+        upper, assign = self._evaluate(start)  # inf: the start leaves a client unserved
         forced = np.zeros(ny, dtype=bool)
         forced[np.searchsorted(allowed_idx, self.fixed)] = True
         if int(forced.sum()) == self.p:  # every open site is fixed: nothing to choose
-            return MipResult(OPTIMAL, y0, upper, upper)
+            if np.isfinite(upper):
+                return MipResult(OPTIMAL, y0, upper, upper)
+            return MipResult(INFEASIBLE, None, None, None)
         # 1. a Lagrangian bound (seconds, vectorised), and what it lets us fix
         active = np.flatnonzero(self.weights > 0)
         c = self.weights[active, None] * self.costs[np.ix_(active, allowed_idx)]
         finite = np.isfinite(c)
-        c[~finite] = (float(c[finite].max()) + 1.0) * 4 * active.size
+        # an unreachable pair costs more than any layout serving every client in all
+        big = (float(c[finite].max()) + 1.0) * 4 * active.size
+        c[~finite] = big
         # mostly beyond a walk cut-off: the Lagrangian steps over the finite pairs only
         pairs = np.nonzero(finite) if finite.mean() < SPARSE_BELOW else None
         del finite
         integral = bool(np.all(np.mod(c, 1.0) == 0.0))
-        assign = self._evaluate(start)[1][active]
-        lam0 = c[np.arange(active.size), np.searchsorted(allowed_idx, assign)]
+        # the multipliers start at each client's weighted cost in the start layout
+        served = assign[active] >= 0
+        lam0 = np.full(active.size, big)
+        lam0[served] = c[np.flatnonzero(served),
+                         np.searchsorted(allowed_idx, assign[active][served])]
+        # an infeasible start is the Lagrangian's incumbent at its penalised cost,
+        # dearer than any layout serving every client
+        upper_l = upper if np.isfinite(upper) else float(c[:, y0 > 0.5].min(axis=1).sum())
         budget = min(max(1.0, 0.2 * time_limit), time_limit)
-        lower, closed, opened, upper, better, dual_choice = _lagrangian(
-            c, self.p, forced, upper, lam0, integral, started + budget, reporter, pairs)
+        lower, closed, opened, upper_l, better, dual_choice = _lagrangian(
+            c, self.p, forced, upper_l, lam0, integral, started + budget, reporter, pairs,
+            np.inf if np.isfinite(upper) else big)
+        if better is not None:
+            layout = np.zeros_like(start)
+            layout[allowed_idx[better]] = True
+            cost = upper_l if np.isfinite(upper) else self._evaluate(layout)[0]
+            if _cheaper(cost, upper):
+                upper, start = cost, layout
         # the relaxation's choice, improved by interchange, is often the optimum
         trial = np.zeros_like(start)
         trial[allowed_idx[dual_choice]] = True
         trial = _interchange(_dense(self.costs), self.costs, self.weights, trial, self.allowed,
                              self.fixed, time.perf_counter() + min(0.5, budget))
         cost = self._evaluate(trial)[0]
-        if cost < upper - 1e-9 * max(1.0, abs(upper)):
-            upper, better = cost, trial[allowed_idx]
-        if better is not None:
-            y0 = better.astype(float)
-            start = np.zeros_like(start)
-            start[allowed_idx[better]] = True
-        if lower >= upper - 1e-9 * max(1.0, abs(upper)):
-            return MipResult(OPTIMAL, y0, upper, upper)
+        if _cheaper(cost, upper):
+            upper, start = cost, trial
+        y0 = start[allowed_idx].astype(float)
+        if np.isfinite(upper):
+            if lower >= upper - 1e-9 * max(1.0, abs(upper)):
+                return MipResult(OPTIMAL, y0, upper, upper)
+        elif lower >= upper_l - 1e-9 * max(1.0, abs(upper_l)):
+            # the bound reaches a layout that leaves a client unserved: none serves all
+            return MipResult(INFEASIBLE, None, None, None)
         # 2. the MIP over what is left, warm-started when the start survived the fixing
         sites = np.flatnonzero(~closed)
         open_pos = np.flatnonzero(opened | forced)
@@ -306,7 +324,7 @@ class PMedian(FacilityModel):
             row_upper=np.r_[np.ones(na), np.zeros(nx), self.p],
         )
         x0 = None
-        if not (y0[closed] > 0.5).any() and (y0[open_pos] > 0.5).all():
+        if np.isfinite(upper) and not (y0[closed] > 0.5).any() and (y0[open_pos] > 0.5).all():
             full_assign = self._evaluate(start)[1]
             x0 = np.r_[y0[sites], (allowed_idx[sj] == full_assign[ci]).astype(float)]
             # a client tied between two open sites: keep one assignment only
@@ -317,7 +335,9 @@ class PMedian(FacilityModel):
         remaining = max(0.01, time_limit - (time.perf_counter() - started))
         res = solve_mip(mip, x0, remaining, reporter, mip_gap)
         if res.status == INFEASIBLE:  # nothing better than the start exists
-            return MipResult(OPTIMAL, y0, upper, upper)
+            if np.isfinite(upper):
+                return MipResult(OPTIMAL, y0, upper, upper)
+            return MipResult(INFEASIBLE, None, None, None)
         y = y0.copy()
         objective = upper
         if res.x is not None and res.objective is not None and res.objective < upper:
@@ -328,6 +348,18 @@ class PMedian(FacilityModel):
         if res.status == OPTIMAL:
             bound = objective
         return MipResult(res.status, y, objective, bound)
+
+    def _infeasible_message(self) -> str:
+        return self._unserved_message(
+            self._heuristic_layout, f"no layout of {self._sites_text()} serves every client; "
+            "the heuristic's layout") or super()._infeasible_message()
+
+
+def _cheaper(cost: float, upper: float) -> bool:
+    """``cost`` beats ``upper`` by more than rounding (any finite cost beats ``inf``)."""
+    if not np.isfinite(upper):
+        return bool(np.isfinite(cost))
+    return bool(cost < upper - 1e-9 * max(1.0, abs(upper)))
 
 
 #: Below this share of finite pairs the Lagrangian works on the finite pairs only.
@@ -376,6 +408,7 @@ class _Relaxation:
 def _lagrangian(c: np.ndarray, p: int, forced: np.ndarray, upper: float, lam: np.ndarray,
                 integral: bool, deadline: float, reporter: Reporter,
                 pairs: tuple[np.ndarray, np.ndarray] | None = None,
+                serves_below: float = np.inf,
                 ) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray | None, np.ndarray]:
     """Subgradient optimisation of the p-median's Lagrangian dual.
 
@@ -397,6 +430,9 @@ def _lagrangian(c: np.ndarray, p: int, forced: np.ndarray, upper: float, lam: np
         closed / open in every layout better than ``upper``; the best layout's
         cost and its sites (None when none beat the ``upper`` given); the
         sites the relaxation chooses at the best multipliers.
+
+    ``serves_below``: an incumbent costing this or more leaves a client
+    unserved (the start did); it is not reported as an objective.
     """
     m = c.shape[1]
     free = ~forced
@@ -429,7 +465,8 @@ def _lagrangian(c: np.ndarray, p: int, forced: np.ndarray, upper: float, lam: np
                 theta, stall = theta / 2, 0
         if rounded(best) >= upper - tol:
             break
-        if not reporter.report("exact", upper, rounded(best)) and reporter.error is not None:
+        shown = upper if upper < serves_below else None  # no layout serving all yet
+        if not reporter.report("exact", shown, rounded(best)) and reporter.error is not None:
             raise reporter.error
         g = 1.0 - relax.served(diff, chosen)
         norm = float(g @ g)

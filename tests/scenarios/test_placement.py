@@ -489,3 +489,30 @@ def test_bad_input_names_the_value(build, match: str) -> None:  # type: ignore[n
     with pytest.raises(ValueError, match=match) as info:
         build()
     assert isinstance(info.value, InvalidInputError)
+
+
+def test_a_layout_leaving_a_client_unreachable_is_not_reported_as_a_solution() -> None:
+    # p = 2: client 1 reaches only site 0, so site 0 must open, and the other site
+    # must reach clients 0, 2 and 3: only site 5 does (4·38 + 1·40 + 5·42 + 1·39 = 441).
+    # Counting a client no open site reaches as 0 made {2, 4} look better (211)
+    # and reported it as optimal.
+    inf = np.inf
+    costs = np.array([[inf, inf, inf, inf, 49.0, 38.0],
+                      [40.0, inf, inf, inf, inf, inf],
+                      [inf, inf, 12.0, inf, 4.0, 42.0],
+                      [inf, 38.0, 18.0, inf, inf, 39.0]])
+    w = np.array([4.0, 1.0, 5.0, 1.0])
+    model = PMedian.from_cost_matrix(costs, w, p=2).solve()
+    assert model.status == OPTIMAL
+    assert model.objective == 441.0 and model.sites == [0, 5]
+    assert (model.assignment_index >= 0).all()
+    assert model.heuristic_objective is not None and model.heuristic_objective >= 441.0
+    # no single site reaches both clients: infeasible, the message counts who is left out
+    two = np.array([[10.0, inf], [inf, 1.0]])
+    model = PMedian.from_cost_matrix(two, p=1, client_ids=["a", "b"]).solve()
+    assert model.status == INFEASIBLE and model.objective is None and model.sites == []
+    assert "1 client unreachable" in (model.message or "")
+    assert "'a'" in (model.message or "")
+    quick = PMedian.from_cost_matrix(two, p=1, client_ids=["a", "b"]).solve(exact=False)
+    assert quick.status == INFEASIBLE and quick.objective is None
+    assert "the heuristic's layout leaves 1 client unreachable" in (quick.message or "")
