@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
+from scenarios.placement import _sparse
 from scenarios.placement._solver import (
     HEURISTIC,
     INFEASIBLE,
@@ -18,6 +19,7 @@ from scenarios.placement._solver import (
     Reporter,
     relative_gap,
 )
+from scenarios.placement._sparse import Costs, SparseCosts, is_sparse
 from spatial.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -49,10 +51,15 @@ class FacilityModel:
     #: Seconds the heuristic's improvement steps may take (a greedy start is always made).
     heuristic_budget: float = 0.8
 
-    def __init__(self, costs: np.ndarray, weights: np.ndarray, *, p: int | None,
+    def __init__(self, costs: Costs, weights: np.ndarray, *, p: int | None,
                  site_ids: Sequence[Hashable], client_ids: Sequence[Hashable],
                  fixed: np.ndarray, allowed: np.ndarray) -> None:
+        #: Clients × sites: a dense array (``inf``: unreachable) or, when few
+        #: pairs are finite, a canonical ``scipy.sparse.csr_array`` of the finite ones.
         self.costs = costs
+        #: Whether ``costs`` is kept sparse (the models then work on its stored pairs).
+        self.sparse = is_sparse(costs)
+        self._sparse_costs: SparseCosts | None = None
         self.weights = weights
         self.p = p
         self.site_ids = list(site_ids)
@@ -84,16 +91,26 @@ class FacilityModel:
     def _prepare(cls, costs: Any, weights: Any, p: int | None, fixed: Any,
                  candidates: Any, site_ids: Any, client_ids: Any,
                  ) -> dict[str, Any]:
-        c = np.asarray(costs, dtype=np.float64)
-        if c.ndim != 2:
-            raise bad(f"costs must be a 2-D clients × sites matrix, got shape {c.shape}")
+        c: Costs
+        if is_sparse(costs):
+            csr, error = _sparse.canonical(costs)
+            if csr is None:
+                raise bad(error or "costs is not a usable sparse matrix")
+            n, m = csr.shape
+            # many finite pairs: the dense form is as small and its code faster
+            dense = n * m > 0 and csr.nnz >= _sparse.SPARSE_BELOW * n * m
+            c = _sparse.densify(csr) if dense else csr
+        else:
+            c = np.asarray(costs, dtype=np.float64)
+            if c.ndim != 2:
+                raise bad(f"costs must be a 2-D clients × sites matrix, got shape {c.shape}")
+            if np.isnan(c).any() or (c < 0).any():
+                raise bad("costs must be non-negative numbers (np.inf for unreachable)")
         n, m = c.shape
         if n == 0:
             raise bad("no demand: the cost matrix has no clients")
         if m == 0:
             raise bad("no candidate sites: the cost matrix has no columns")
-        if np.isnan(c).any() or (c < 0).any():
-            raise bad("costs must be non-negative numbers (np.inf for unreachable)")
         w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
         if w.shape != (n,):
             raise bad(f"weights has {w.size} values for {n} clients")
@@ -167,7 +184,8 @@ class FacilityModel:
         distance : "euclidean" or callable
             ``"euclidean"``: straight-line distance in the frames' (projected) CRS.
             A callable ``distance(clients, sites) -> ndarray (clients × sites)``
-            gives any other cost, for example walking distance on a network.
+            gives any other cost, for example walking distance on a network;
+            it may return a ``scipy.sparse`` matrix of the finite costs only.
         client_id, site_id : str, optional
             Columns holding the ids; the frames' index by default. ``fixed``
             and ``candidates`` name sites by these ids.
@@ -210,7 +228,8 @@ class FacilityModel:
             costs = np.hypot(a.x.to_numpy()[:, None] - b.x.to_numpy()[None, :],
                              a.y.to_numpy()[:, None] - b.y.to_numpy()[None, :])
         elif callable(distance):
-            costs = np.asarray(distance(clients, sites), dtype=np.float64)
+            raw = distance(clients, sites)
+            costs = raw if is_sparse(raw) else np.asarray(raw, dtype=np.float64)
         else:
             raise bad(f"distance must be 'euclidean' or a callable, got {distance!r}")
         for frame, col in ((clients, weights), (clients, client_id), (sites, site_id)):
@@ -343,7 +362,11 @@ class FacilityModel:
 
     def _infeasible_reason(self) -> str | None:
         """Why no layout can exist, found without the solver (None: maybe one can)."""
-        reach = np.isfinite(self.costs[:, self.allowed]).any(axis=1)
+        if self.sparse:
+            reach = (self._finite.count > 0 if self.allowed.all()
+                     else np.isfinite(self._finite.row_min(self.allowed)))
+        else:
+            reach = np.isfinite(self.costs[:, self.allowed]).any(axis=1)
         bad = np.flatnonzero(~reach & (self.weights > 0))
         if bad.size:
             return f"clients {self._client_names(bad)} cannot reach any candidate site"
@@ -365,12 +388,91 @@ class FacilityModel:
         return (f"{what} leaves {lost.size} client{'s' if lost.size > 1 else ''} "
                 f"unreachable from every open site: {self._client_names(lost)}")
 
+    @property
+    def _finite(self) -> SparseCosts:
+        """The stored pairs of a sparse ``costs``, by client and by site (built once)."""
+        if self._sparse_costs is None:
+            assert is_sparse(self.costs)
+            self._sparse_costs = SparseCosts(self.costs)
+        return self._sparse_costs
+
     def _nearest_open(self, is_open: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per client, its nearest open site (-1: none reaches it) and the cost (``inf``)."""
+        """Per client, its nearest open site (-1: none reaches it) and the cost (``inf``).
+
+        Ties go to the lowest site index, in the dense and the sparse form alike.
+        """
+        if self.sparse:
+            return self._finite.nearest(is_open)
         d = np.where(is_open[None, :], self.costs, np.inf)
         assign = np.argmin(d, axis=1)
         near = d[np.arange(d.shape[0]), assign]
         return np.where(np.isfinite(near), assign, -1), near
+
+    def costs_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """The costs of client–site pairs, from the dense or the sparse matrix alike.
+
+        Parameters
+        ----------
+        rows, cols : numpy.ndarray
+            Client and site indices, element by element (a site of -1: none).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``costs[rows, cols]``; ``inf`` where unreachable or the site is -1.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp
+        >>> from scenarios.placement import PMedian
+        >>> m = PMedian.from_cost_matrix(sp.csr_array(([0.0, 7.0], ([0, 1], [0, 1])),
+        ...                                           shape=(2, 6)), p=2)
+        >>> m.sparse, m.costs_at(np.array([0, 1, 1]), np.array([0, 0, -1])).tolist()
+        (True, [0.0, inf, inf])
+        """
+        if self.sparse:
+            return self._finite.lookup(rows, cols)
+        return np.where(cols >= 0, self.costs[rows, np.maximum(cols, 0)], np.inf)
+
+    def _row_min(self, col_mask: np.ndarray) -> np.ndarray:
+        """Per client, the least cost to a site of ``col_mask`` (``inf``: none reachable)."""
+        if self.sparse:
+            return self._finite.row_min(col_mask)
+        if not col_mask.any():
+            return np.full(self.costs.shape[0], np.inf)
+        return np.asarray(self.costs[:, col_mask].min(axis=1))
+
+    def _pairs_in(self, cols: np.ndarray, rows: np.ndarray | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The finite pairs between ``rows`` (all clients by default) and ``cols``.
+
+        Parameters
+        ----------
+        cols : numpy.ndarray
+            Site indices, ascending.
+        rows : numpy.ndarray, optional
+            Client indices, ascending.
+
+        Returns
+        -------
+        client, position, cost
+            Per finite pair, by client then site: the client's index, the
+            site's position in ``cols`` and the cost — the same in the dense
+            and the sparse form.
+        """
+        if self.sparse:
+            n, m = self.costs.shape
+            col_mask = np.zeros(m, dtype=bool)
+            col_mask[cols] = True
+            row_mask = np.ones(n, dtype=bool)
+            if rows is not None:
+                row_mask[:] = False
+                row_mask[rows] = True
+            ci, cj, v = self._finite.select(row_mask, col_mask)
+            return ci, np.searchsorted(cols, cj), v
+        d = self.costs[:, cols] if rows is None else self.costs[np.ix_(rows, cols)]
+        ci, sj = np.nonzero(np.isfinite(d))
+        return (ci if rows is None else rows[ci]), sj, d[ci, sj]
 
     # The model-specific parts.
     def _evaluate(self, is_open: np.ndarray) -> tuple[float, np.ndarray]:
