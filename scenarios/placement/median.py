@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from scenarios.placement._solver import (
     INFEASIBLE,
     OPTIMAL,
+    TIME_LIMIT,
     TOL,
     Mip,
     MipResult,
@@ -330,6 +331,11 @@ class PMedian(FacilityModel):
 
     With sparse costs (see :meth:`from_cost_matrix`) the heuristic, the
     Lagrangian bound and the MIP's columns come from the stored pairs alone.
+    When the heuristic's budget cut its interchange short (a large instance),
+    the exact phase first lets it finish, within :attr:`polish_share` of the
+    time limit; when the MIP would have more than :attr:`max_mip_columns`
+    assignment columns, the Lagrangian gets the time instead, and the answer
+    comes with its bound (``status`` ``"time_limit"`` unless it meets it).
 
     A layout that leaves a client of positive weight with no open site within
     reach is infeasible, never cheaper: the answer is then ``"infeasible"``
@@ -352,6 +358,12 @@ class PMedian(FacilityModel):
 
     #: Leave out assignment pairs that can never be needed (see the class notes).
     reduce_pairs: bool = True
+    #: The most assignment columns the MIP is built with from sparse costs (HiGHS
+    #: takes about 3 kB a column); above it the Lagrangian gets the time instead.
+    max_mip_columns: int = 1_000_000
+    #: Share of the time limit the exact phase may first spend finishing the
+    #: heuristic's interchange when its budget cut it short (sparse costs).
+    polish_share: float = 0.1
 
     @classmethod
     def from_cost_matrix(cls, costs: Any, weights: Any = None, *, p: int,
@@ -524,6 +536,10 @@ class PMedian(FacilityModel):
         started = time.perf_counter()
         allowed_idx = np.flatnonzero(self.allowed)
         ny = allowed_idx.size
+        if self.sparse and self.heuristic_time is not None and \
+                self.heuristic_time >= self.heuristic_budget:
+            # a large instance: the heuristic's interchange was cut short; let it finish
+            start = self._improve(start, started + self.polish_share * time_limit)
         y0 = start[allowed_idx].astype(float)
         upper, assign = self._evaluate(start)  # inf: the start leaves a client unserved
         forced = np.zeros(ny, dtype=bool)
@@ -536,13 +552,17 @@ class PMedian(FacilityModel):
         active = np.flatnonzero(self.weights > 0)
         relax, integral = self._relaxation(active, allowed_idx)
         # the multipliers start at each client's weighted cost in the start layout
+        # too many pairs for the MIP: the Lagrangian gets most of the time instead
+        large = self.sparse and relax.pi.size > self.max_mip_columns
         served = assign[active] >= 0
         lam0 = np.full(active.size, relax.big)
         lam0[served] = (self.weights[active] * self.costs_at(active, assign[active]))[served]
         # an infeasible start is the Lagrangian's incumbent at its penalised cost,
         # dearer than any layout serving every client
         upper_l = upper if np.isfinite(upper) else relax.cost(y0 > 0.5)
-        budget = min(max(1.0, 0.2 * time_limit), time_limit)
+        share = 0.9 if large else 0.2
+        budget = min(max(1.0, share * (time_limit - (time.perf_counter() - started))),
+                     time_limit)
         lower, closed, opened, upper_l, better, dual_choice = _lagrangian(
             relax, self.p, forced, upper_l, lam0, integral, started + budget, reporter,
             np.inf if np.isfinite(upper) else relax.big)
@@ -570,6 +590,9 @@ class PMedian(FacilityModel):
         sites = np.flatnonzero(~closed)
         open_pos = np.flatnonzero(opened | forced)
         ci, sj, cost_ij = self._pairs(open_pos, sites)
+        if self.sparse and ci.size > self.max_mip_columns:  # HiGHS: gigabytes, no progress
+            return MipResult(TIME_LIMIT, y0 if np.isfinite(upper) else None,
+                             upper if np.isfinite(upper) else None, lower)
         col_of = np.full(ny, -1)
         col_of[sites] = np.arange(sites.size)
         nys, nx = sites.size, ci.size
@@ -605,7 +628,7 @@ class PMedian(FacilityModel):
             x0[nys:] = 0.0
             x0[nys + on[first]] = 1.0
         remaining = max(0.01, time_limit - (time.perf_counter() - started))
-        res = solve_mip(mip, x0, remaining, reporter, mip_gap)
+        res = solve_mip(mip, x0, remaining, reporter, mip_gap, known_bound=lower)
         if res.status == INFEASIBLE:  # nothing better than the start exists
             if np.isfinite(upper):
                 return MipResult(OPTIMAL, y0, upper, upper)

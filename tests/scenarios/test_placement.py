@@ -686,3 +686,24 @@ def test_a_layout_leaving_a_client_unreachable_is_not_reported_as_a_solution() -
         quick = PMedian.from_cost_matrix(c, p=1, client_ids=["a", "b"]).solve(exact=False)
         assert quick.status == INFEASIBLE and quick.objective is None
         assert "the heuristic's layout leaves 1 client unreachable" in (quick.message or "")
+
+
+def test_a_large_sparse_instance_finishes_the_interchange_and_skips_a_huge_mip() -> None:
+    costs, w, _ = _cut_off(3, n=300, m=120, cut=200.0)  # the Lagrangian leaves a gap
+    sparse = _as_sparse(costs, "csr")
+    best = PMedian.from_cost_matrix(costs, w, p=25).solve()
+    assert best.status == OPTIMAL and best.objective is not None
+    # no time for the heuristic's interchange: the exact phase finishes it first
+    cut = PMedian.from_cost_matrix(sparse, w, p=25)
+    cut.heuristic_budget = 0.0
+    cut.solve()
+    assert cut.status == OPTIMAL
+    assert cut.objective == pytest.approx(best.objective, rel=1e-9)
+    # a MIP over more columns than allowed is not built: the Lagrangian's bound stands
+    big = PMedian.from_cost_matrix(sparse, w, p=25)
+    big.max_mip_columns = 10
+    big.solve(time_limit=2)
+    assert big.status == TIME_LIMIT
+    assert big.objective is not None and big.bound is not None and big.gap is not None
+    assert big.bound <= best.objective + 1e-6 and best.objective <= big.objective + 1e-6
+    assert (big.assignment_index >= 0).all()
