@@ -75,6 +75,8 @@ class MCLP(CoverageModel):
 
     _sense = -1.0
     _serves_all = False
+    #: Leave out of the MIP the sites another covers a superset of (never needed).
+    drop_dominated: bool = True
 
     @classmethod
     def from_cost_matrix(cls, costs: Any, weights: Any = None, *, p: int, reach: float,
@@ -232,29 +234,125 @@ class MCLP(CoverageModel):
         active, row = np.unique(ci, return_inverse=True)
         weight = self.weights[active]
         nz = active.size
+        fixed_pos = np.searchsorted(allowed_idx, self.fixed)
+        # the y columns: every allowed site, or those no other site dominates
+        col = np.arange(ny)
+        dominator = np.full(ny, -1)
+        if self.drop_dominated and nz:
+            kept, dominator = _undominated(row, sj, nz, ny, fixed_pos, self.p)
+            col = np.flatnonzero(kept)
+            pos = np.full(ny, -1)
+            pos[col] = np.arange(col.size)
+            inside = kept[sj]
+            row, sj = row[inside], pos[sj[inside]]
+            fixed_pos = pos[fixed_pos]
+        nc = col.size
         # rows: [0, nz) z_i - Σ_{j covers i} y_j <= 0; last: Σy = p
         a = columns([
-            (np.arange(nz), ny + np.arange(nz), np.ones(nz)),
+            (np.arange(nz), nc + np.arange(nz), np.ones(nz)),
             (row, sj, -np.ones(sj.size)),
-            (np.full(ny, nz), np.arange(ny), np.ones(ny)),
-        ], (nz + 1, ny + nz))
-        lower = np.zeros(ny + nz)
-        lower[np.searchsorted(allowed_idx, self.fixed)] = 1.0
+            (np.full(nc, nz), np.arange(nc), np.ones(nc)),
+        ], (nz + 1, nc + nz))
+        lower = np.zeros(nc + nz)
+        lower[fixed_pos] = 1.0
         mip = Mip(
-            cost=np.r_[np.zeros(ny), -weight],
-            lower=lower, upper=np.ones(ny + nz),
-            integer=np.r_[np.ones(ny, bool), np.zeros(nz, bool)],
+            cost=np.r_[np.zeros(nc), -weight],
+            lower=lower, upper=np.ones(nc + nz),
+            integer=np.r_[np.ones(nc, bool), np.zeros(nz, bool)],
             matrix=a,
             row_lower=np.r_[np.full(nz, -np.inf), self.p],
             row_upper=np.r_[np.zeros(nz), self.p],
         )
         x0 = None
         if start is not None:
-            covered = np.bincount(row, start[allowed_idx][sj], minlength=nz) > 0
-            x0 = np.r_[start[allowed_idx].astype(float), covered.astype(float)]
+            y0 = _onto(start[allowed_idx], col, dominator)
+            covered = np.bincount(row, y0[sj], minlength=nz) > 0
+            x0 = np.r_[y0.astype(float), covered.astype(float)]
         res = solve_mip(mip, x0, time_limit, reporter, mip_gap)
+        y = None
+        if res.x is not None:
+            y = np.zeros(ny)
+            y[col] = res.x[:nc]
         flip = (lambda v: None if v is None else -v)  # noqa: E731
-        return MipResult(res.status, res.x, flip(res.objective), flip(res.bound))
+        return MipResult(res.status, y, flip(res.objective), flip(res.bound))
+
+
+def _undominated(row: np.ndarray, col: np.ndarray, n: int, m: int, fixed: np.ndarray,
+                 p: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sites of a covering MIP no other site dominates, and who dominates the rest.
+
+    Site ``j`` is dominated when another covers every client it covers (of
+    equal sets, the lowest index stays): some optimal layout then opens the
+    other one, or ``j`` adds nothing. Fixed sites stay; when fewer than ``p``
+    would stay, the lowest-numbered dominated ones stay too.
+
+    Parameters
+    ----------
+    row, col : numpy.ndarray
+        The (client, site) pairs of the coverage, by client.
+    n, m : int
+        Clients and sites.
+    fixed : numpy.ndarray
+        Sites that must stay.
+    p : int
+        Sites the layout opens.
+
+    Returns
+    -------
+    kept, dominator
+        Per site whether it stays, and for a dropped one an undominated site
+        covering all it covers (-1: it covers no one).
+
+    Examples
+    --------
+    >>> kept, by = _undominated(np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, 2, 2]),
+    ...                         3, 4, np.array([], dtype=int), 2)
+    >>> kept.tolist(), by.tolist()  # site 0 covers a part of what 1 does, 3 covers no one
+    ([False, True, True, False], [1, -1, -1, -1])
+    """
+    a = sp.csr_array((np.ones(row.size), (row, col)), shape=(n, m))
+    size = np.asarray(a.sum(axis=0)).ravel()
+    common = (a.T @ a).tocoo()  # clients two sites both cover
+    j, k = common.coords
+    sub = (j != k) & (common.data >= size[j])  # j covers nothing k does not
+    j, k = j[sub], k[sub]
+    better = (size[k] > size[j]) | (k < j)  # k strictly more, or the same set first
+    j, k = j[better], k[better]
+    dominator = np.full(m, -1)
+    order = np.argsort(size[k], kind="stable")  # the largest dominator last, so it wins
+    dominator[j[order]] = k[order]
+    dropped = (dominator >= 0) | (size == 0)
+    dropped[fixed] = False
+    dominator[~dropped] = -1
+    while (dominator >= 0).any() and dropped[dominator[dominator >= 0]].any():
+        on = dominator >= 0  # climb to a dominator that stays
+        up = dominator[on]
+        dominator[on] = np.where(dropped[up], dominator[up], up)
+    kept = ~dropped
+    short = p - int(kept.sum())
+    if short > 0:
+        back = np.flatnonzero(dropped)[:short]
+        kept[back] = True
+        dominator[back] = -1
+    dominator[kept] = -1
+    return kept, dominator
+
+
+def _onto(y: np.ndarray, col: np.ndarray, dominator: np.ndarray) -> np.ndarray:
+    """A layout over the sites ``col`` only, covering at least what ``y`` covers.
+
+    Each open site not among them gives way to its dominator, or when that is
+    open already (or it covers no one) to the first closed site among them.
+    """
+    kept = np.zeros(y.size, dtype=bool)
+    kept[col] = True
+    out = y.astype(bool) & kept
+    for j in np.flatnonzero(y.astype(bool) & ~kept):
+        k = int(dominator[j])
+        if k < 0 or out[k]:
+            k = int(np.flatnonzero(kept & ~out)[0])
+        out[k] = True
+    return out[col]
 
 
 def set_cover_mip(cover: np.ndarray | sp.sparray, allowed_idx: np.ndarray,

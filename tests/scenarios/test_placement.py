@@ -707,3 +707,21 @@ def test_a_large_sparse_instance_finishes_the_interchange_and_skips_a_huge_mip()
     assert big.objective is not None and big.bound is not None and big.gap is not None
     assert big.bound <= best.objective + 1e-6 and best.objective <= big.objective + 1e-6
     assert (big.assignment_index >= 0).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mclp_without_dominated_sites_keeps_the_optimum(seed: int) -> None:
+    # coarse costs: many sites cover a part of what a neighbour covers
+    costs, w, rng = _cut_off(seed, n=120, m=40, cut=300.0)
+    costs = np.round(costs / 100.0) * 100.0
+    fixed = [int(rng.integers(40))] if seed % 2 else None
+    for p in (4, 30, 40):  # 30, 40: fewer sites stay than p, dominated ones come back
+        if fixed is not None and p == 40:
+            continue
+        reduced = MCLP.from_cost_matrix(costs, w, p=p, reach=200.0, fixed=fixed).solve()
+        plain = MCLP.from_cost_matrix(costs, w, p=p, reach=200.0, fixed=fixed)
+        plain.drop_dominated = False
+        plain.solve()
+        assert reduced.status == plain.status == OPTIMAL
+        assert reduced.objective == plain.objective == reduced.covered_weight
+        assert len(reduced.sites) == p and (fixed is None or fixed[0] in reduced.sites)
