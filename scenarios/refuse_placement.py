@@ -859,7 +859,11 @@ class RefusePlacement:
         self.model = model
         self.heuristic_objective = model.heuristic_objective
         self.status, self.message = model.status, model.message
-        if model.status == INFEASIBLE and self.model_name == "capacitated" \
+        if model.unserved and self.model_name in ("p-median", "capacitated", "p-center"):
+            self.message = (f"{len(model.unserved)} buildings would walk more than "
+                            f"{self.cutoff_m:g} m to every open site; give a larger p / "
+                            f"有楼栋距所有站点超过 {self.cutoff_m:g} 米，请增加站点数")
+        elif model.status == INFEASIBLE and self.model_name == "capacitated" \
                 and "no layout" in (model.message or "") and np.isinf(costs).any():
             self.message = (f"{model.message}, each walking at most {self.cutoff_m:g} m / "
                             f"在 {self.cutoff_m:g} 米步行范围内无法按处理能力分配")

@@ -80,6 +80,9 @@ class FacilityModel:
         self.status: str | None = None
         #: Why the model has no layout, when ``status`` is ``"infeasible"``.
         self.message: str | None = None
+        #: Ids of the clients (of positive weight) the best layout found leaves with
+        #: no open site within reach, when that is why there is no answer.
+        self.unserved: list[Hashable] = []
         self.heuristic_objective: float | None = None
         self.heuristic_time: float | None = None
         self.solve_time: float | None = None
@@ -303,6 +306,9 @@ class FacilityModel:
             if result.status == INFEASIBLE or (result.x is None and start is None):
                 if result.status == INFEASIBLE:
                     self._set_infeasible(self._infeasible_message(), started)
+                    if self._serves_all and self._heuristic_layout is not None:
+                        self.unserved = [self.client_ids[i] for i in
+                                         self._unserved_idx(self._heuristic_layout)]
                 else:
                     self._set_infeasible(None, started, status=TIME_LIMIT)
                 reporter.report("done", None, None, force=True)
@@ -329,8 +335,10 @@ class FacilityModel:
             else:
                 what = "the heuristic's layout"
             message = self._unserved_message(self.is_open, what) or self._infeasible_message()
+            lost = self._unserved_idx(self.is_open)
             self._set_infeasible(message, started,
                                  status=TIME_LIMIT if self.status == TIME_LIMIT else INFEASIBLE)
+            self.unserved = [self.client_ids[i] for i in lost]
             reporter.report("done", None, None, force=True)
             return self
         self.solve_time = time.perf_counter() - started
@@ -349,6 +357,7 @@ class FacilityModel:
                         status: str = INFEASIBLE) -> None:
         self.status = status
         self.message = message or "no layout found within the time limit"
+        self.unserved = []
         self.sites, self.assignment = [], [None] * len(self.client_ids)
         self.is_open = np.zeros(len(self.site_ids), dtype=bool)
         self.assignment_index = np.full(len(self.client_ids), -1)
@@ -378,11 +387,15 @@ class FacilityModel:
     def _sites_text(self) -> str:
         return f"{self.p} site{'' if self.p == 1 else 's'}"
 
+    def _unserved_idx(self, is_open: np.ndarray) -> np.ndarray:
+        """The clients of positive weight no site of ``is_open`` reaches."""
+        return np.flatnonzero((self._nearest_open(is_open)[0] < 0) & (self.weights > 0))
+
     def _unserved_message(self, is_open: np.ndarray | None, what: str) -> str | None:
         """``what`` leaves so many clients (named) unreachable (None: it leaves none)."""
         if is_open is None:
             return None
-        lost = np.flatnonzero((self._nearest_open(is_open)[0] < 0) & (self.weights > 0))
+        lost = self._unserved_idx(is_open)
         if not lost.size:
             return None
         return (f"{what} leaves {lost.size} client{'s' if lost.size > 1 else ''} "

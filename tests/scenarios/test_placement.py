@@ -674,7 +674,7 @@ def test_a_layout_leaving_a_client_unreachable_is_not_reported_as_a_solution() -
         model = PMedian.from_cost_matrix(c, w, p=2).solve()
         assert model.status == OPTIMAL
         assert model.objective == 441.0 and model.sites == [0, 5]
-        assert (model.assignment_index >= 0).all()
+        assert (model.assignment_index >= 0).all() and model.unserved == []
         assert model.heuristic_objective is not None and model.heuristic_objective >= 441.0
     # no single site reaches both clients: infeasible, the message counts who is left out
     two = np.array([[10.0, inf], [inf, 1.0]])
@@ -682,10 +682,11 @@ def test_a_layout_leaving_a_client_unreachable_is_not_reported_as_a_solution() -
         model = PMedian.from_cost_matrix(c, p=1, client_ids=["a", "b"]).solve()
         assert model.status == INFEASIBLE and model.objective is None and model.sites == []
         assert "1 client unreachable" in (model.message or "")
-        assert "'a'" in (model.message or "")
+        assert "'a'" in (model.message or "") and model.unserved == ["a"]
         quick = PMedian.from_cost_matrix(c, p=1, client_ids=["a", "b"]).solve(exact=False)
         assert quick.status == INFEASIBLE and quick.objective is None
         assert "the heuristic's layout leaves 1 client unreachable" in (quick.message or "")
+        assert quick.unserved == ["a"]
 
 
 def test_a_large_sparse_instance_finishes_the_interchange_and_skips_a_huge_mip() -> None:
