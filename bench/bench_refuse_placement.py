@@ -36,13 +36,16 @@ L — the L city (``--l-database``, default ``onemap_netbench_l``: people, build
     streets and pipes, no refuse facilities)
     A whole-district p-median: every residential building as demand
     (households), p = households / 2,000 (no refuse buildings exist there), the
-    candidates: the street corners. Every corner (17,482) would make a
-    17,930 × 17,482 matrix (2.5 GB as float64, several times that in the
-    solver's working copies), so one corner per ``--l-grid`` m square (the one
-    nearest its centre) is kept. Timed: the graph load, the walk matrix
-    (``RefusePlacement.compute_walks``, the analysis's cell limit lifted for the
-    bench), then ``PMedian.solve(time_limit=--l-limit)``: heuristic time,
-    status, gap and total time.
+    candidates: every street corner of the district, and for comparison one
+    corner per 300 m square (the one nearest its centre: the 5,068 candidates of
+    the runs before the sparse walks) — ``--l-grids``, 0 meaning every corner.
+    The walks are sparse (``RefusePlacement.compute_walks`` keeps only those
+    within the cut-off beyond 12 M buildings × sites), and so is the model.
+    Timed per candidate set: the walk matrix, then
+    ``PMedian.from_cost_matrix(...).solve(time_limit=--l-limit)``: the
+    heuristic's time (from ``solve``'s start: indexing the pairs, greedy,
+    interchange), status, gap and total time; the graph, buildings and corners
+    are read once.
 
 Run:
 
@@ -70,12 +73,13 @@ from scenarios.placement import MCLP, CapacitatedPMedian, FacilityModel, PMedian
 from spatial.db import connect
 
 ROOT = Path(__file__).resolve().parents[1]
-HOST = f"host={ROOT / 'var' / 'run'} port=54787 user=onemap"
 BIG = 1e7  # spopt's stand-in for an unreachable pair (its models take finite costs)
+#: The cluster's socket directory (``--pg-host``; a git worktree reads the main checkout's).
+PG_HOST = str(ROOT / "var" / "run")
 
 
 def dsn(database: str) -> str:
-    return f"{HOST} dbname={database}"
+    return f"host={PG_HOST} port=54787 user=onemap dbname={database}"
 
 
 def fmt(seconds: float | None) -> str:
@@ -245,6 +249,10 @@ def thin(sites: rp.Sites, grid: float) -> np.ndarray:
 
 
 def l_city(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    import resource
+
+    from scipy.sparse import csr_array
+
     from spatial.network import road_graph
 
     with connect(dsn(args.l_database), autocommit=True) as conn:
@@ -258,52 +266,60 @@ def l_city(args: argparse.Namespace, report: dict[str, Any]) -> None:
             "SELECT ST_AsBinary(geom) AS g FROM onemap.district WHERE id = %s",
             (district,)).fetchone()["g"]))
         buildings = rp.load_buildings(conn, net, level="district", unit_id=district)
-        sites = rp.load_sites(conn, net, area)
+        corners = rp.load_sites(conn, net, area)
         t_load = time.perf_counter() - t0
-    corners = len(sites)
-    keep = thin(sites, args.l_grid) if args.l_grid > 0 else np.arange(corners)
-    sites = rp.Sites.build(net, keys=[sites.keys[j] for j in keep], xy=sites.xy[keep],
-                           capacity_t=sites.capacity_t[keep], existing=sites.existing[keep],
-                           stored=sites.stored[keep], lonlat=sites.lonlat[keep])
     households = float(buildings.households.sum())
-    p = int(sites.existing.sum()) or round(households / 2000.0)
-    rp.MAX_CELLS = 10**10  # the analysis caps one request at 12 M walks; the bench does not
-    a = rp.RefusePlacement(net, buildings, sites, model="p-median", mode="optimise", p=p)
-    t0 = time.perf_counter()
-    costs = a.compute_walks()
-    t_walks = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    model = PMedian.from_cost_matrix(costs, buildings.households, p=p)
-    model.solve(time_limit=args.l_limit)
-    total = time.perf_counter() - t0
-    row = {"buildings": len(buildings), "households": households, "refuse_buildings": refuse,
-           "corners": corners, "sites": len(sites), "p": p, "cutoff_m": a.cutoff_m,
-           "finite": float(np.isfinite(costs).mean()), "matrix_mb": costs.nbytes / 2**20,
-           "load_s": t_load, "walks_s": t_walks, "heuristic_time": model.heuristic_time,
-           "heuristic_objective": model.heuristic_objective, "objective": model.objective,
-           "bound": model.bound, "gap": model.gap, "status": model.status, "time": total,
-           "limit": args.l_limit, "grid_m": args.l_grid}
-    report["l"] = row
-    gap = "—" if model.gap is None else f"{model.gap:.3%}"
-    heur_gap = "—"
-    if model.objective and model.heuristic_objective is not None:
-        heur_gap = (f"{100 * (model.heuristic_objective - model.objective) / model.objective:.2f}"
-                    " %")
+    report["l"] = {"buildings": len(buildings), "households": households,
+                   "refuse_buildings": refuse, "corners": len(corners), "load_s": t_load,
+                   "limit": args.l_limit, "rows": []}
     print(f"\nL, whole district: {len(buildings):,} buildings, {int(households):,} households, "
-          f"{refuse} refuse buildings stored; {corners:,} street corners, {len(sites):,} kept "
-          f"(one per {args.l_grid:g} m square); p = {p}; graph + demand + sites {fmt(t_load)} s, "
-          f"walk matrix {fmt(t_walks)} s ({row['matrix_mb']:.0f} MB, "
-          f"{row['finite']:.1%} of pairs within {a.cutoff_m:g} m)\n")
-    print("| buildings × sites | p | heuristic s | heuristic over best | exact phase "
-          "| best layout's gap at the limit | total s |")
-    print("|---|---:|---:|---:|---|---:|---:|")
-    print(f"| {len(buildings):,} × {len(sites):,} | {p} | {fmt(model.heuristic_time)} "
-          f"| {heur_gap} | {model.status} (limit {args.l_limit:g} s) | {gap} | {fmt(total)} |",
-          flush=True)
+          f"{refuse} refuse buildings stored, {len(corners):,} street corners; graph + demand + "
+          f"corners {fmt(t_load)} s\n")
+    print("| buildings × sites | p | finite pairs | walks s | heuristic s | heuristic over best "
+          "| exact phase | best layout's gap at the limit | total s |")
+    print("|---|---:|---:|---:|---:|---:|---|---:|---:|")
+    for grid in (float(g) for g in args.l_grids.split(",")):
+        keep = thin(corners, grid) if grid > 0 else np.arange(len(corners))
+        sites = rp.Sites.build(net, keys=[corners.keys[j] for j in keep], xy=corners.xy[keep],
+                               capacity_t=corners.capacity_t[keep],
+                               existing=corners.existing[keep], stored=corners.stored[keep],
+                               lonlat=corners.lonlat[keep])
+        p = int(sites.existing.sum()) or round(households / 2000.0)
+        a = rp.RefusePlacement(net, buildings, sites, model="p-median", mode="optimise", p=p)
+        t0 = time.perf_counter()
+        costs = a.compute_walks()
+        t_walks = time.perf_counter() - t0
+        cells = costs.shape[0] * costs.shape[1]
+        finite = costs.nnz if isinstance(costs, csr_array) else int(np.isfinite(costs).sum())
+        nbytes = (costs.data.nbytes + costs.indices.nbytes + costs.indptr.nbytes
+                  if isinstance(costs, csr_array) else costs.nbytes)
+        t0 = time.perf_counter()
+        model = PMedian.from_cost_matrix(costs, buildings.households, p=p)
+        model.solve(time_limit=args.l_limit)
+        total = time.perf_counter() - t0
+        row = {"grid_m": grid, "sites": len(sites), "p": p, "cutoff_m": a.cutoff_m,
+               "finite_pairs": finite, "finite": finite / cells, "matrix_mb": nbytes / 2**20,
+               "sparse": model.sparse, "walks_s": t_walks,
+               "heuristic_time": model.heuristic_time,
+               "heuristic_objective": model.heuristic_objective, "objective": model.objective,
+               "bound": model.bound, "gap": model.gap, "status": model.status,
+               "message": model.message, "time": total,
+               "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        report["l"]["rows"].append(row)
+        gap = "—" if model.gap is None else f"{model.gap:.3%}"
+        heur_gap = over("p-median", model.heuristic_objective, model.objective)
+        kept = "every corner" if grid <= 0 else f"one corner per {grid:g} m square"
+        print(f"| {len(buildings):,} × {len(sites):,} ({kept}) | {p} | {finite:,} "
+              f"({row['finite']:.2%}, {row['matrix_mb']:.0f} MB) | {fmt(t_walks)} "
+              f"| {fmt(model.heuristic_time)} | {heur_gap} "
+              f"| {model.status} (limit {args.l_limit:g} s) | {gap} | {fmt(total)} |", flush=True)
 
 
 def main() -> None:
+    global PG_HOST
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pg-host", default=PG_HOST,
+                        help="the cluster's socket directory (default: var/run of this checkout)")
     parser.add_argument("--m-database", default="onemap")
     parser.add_argument("--sub", default="4,5", help="community ids of the sub-area for spopt")
     parser.add_argument("--limit", type=float, default=300.0, help="onemap's time limit (M)")
@@ -314,10 +330,12 @@ def main() -> None:
     parser.add_argument("--no-m", action="store_true")
     parser.add_argument("--no-l", action="store_true")
     parser.add_argument("--l-database", default="onemap_netbench_l")
-    parser.add_argument("--l-grid", type=float, default=300.0,
-                        help="keep one street corner per square of this side (m); 0: all")
+    parser.add_argument("--l-grids", default="0,300",
+                        help="candidate sets: one street corner per square of this side (m), "
+                             "comma-separated; 0: every corner")
     parser.add_argument("--l-limit", type=float, default=120.0)
     args = parser.parse_args()
+    PG_HOST = args.pg_host
     warnings.simplefilter("ignore", DeprecationWarning)
     report: dict[str, Any] = {"args": vars(args), "started": time.strftime("%Y-%m-%d %H:%M")}
     if not args.no_m:

@@ -75,7 +75,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, overload
 
 import numpy as np
 import psycopg
@@ -125,8 +125,13 @@ GAP_LINK_M = 400.0
 GAP_BUFFER_M = 20.0
 #: Capacity of a new refuse building when none is given (t/day).
 NEW_CAPACITY_T = 5.0
-#: The largest buildings × sites matrix an analysis may hold (a 400 beyond it).
-MAX_CELLS = 12_000_000
+#: Up to this many buildings × sites the walk matrix is dense; beyond it only the
+#: walks within the cut-off are kept (a ``scipy.sparse.csr_array``).
+DENSE_CELLS = 12_000_000
+#: Beyond DENSE_CELLS, the most walks within the cut-off one analysis may hold (a 400
+#: beyond it), counted up front as the building–site pairs within the cut-off in a
+#: straight line (the walks kept are fewer: a walk is no shorter than the straight line).
+MAX_CELLS = 8_000_000
 #: Sites per Dijkstra batch (memory: batch × graph nodes).
 BATCH = 64
 #: Coordinates in outputs: 7 decimals of a degree (about 1 cm).
@@ -441,8 +446,19 @@ class WalkNetwork:
         dist, idx = self._nodes.query(np.asarray(xy, dtype=np.float64).reshape(-1, 2))
         return np.asarray(idx, dtype=np.int64), np.asarray(dist, dtype=np.float64)
 
+    @overload
     def costs(self, att: Attachment, nodes: Any, access: Any, limit: float,
-              on_step: Callable[[float], object] | None = None) -> np.ndarray:
+              on_step: Callable[[float], object] | None = None, *,
+              sparse: Literal[False] = False) -> np.ndarray: ...
+
+    @overload
+    def costs(self, att: Attachment, nodes: Any, access: Any, limit: float,
+              on_step: Callable[[float], object] | None = None, *,
+              sparse: Literal[True]) -> csr_array: ...
+
+    def costs(self, att: Attachment, nodes: Any, access: Any, limit: float,
+              on_step: Callable[[float], object] | None = None, *,
+              sparse: bool = False) -> np.ndarray | csr_array:
         """Walks (m) from every attached point to every site, ``inf`` beyond ``limit``.
 
         Parameters
@@ -457,16 +473,26 @@ class WalkNetwork:
         on_step : callable, optional
             Called with the fraction done after each batch of sites (a
             cancellation point in a job).
+        sparse : bool
+            Keep only the finite walks, batch by batch, in a
+            ``scipy.sparse.csr_array`` (a missing entry is beyond ``limit``);
+            no points × sites array is made.
 
         Returns
         -------
-        numpy.ndarray
-            Points × sites.
+        numpy.ndarray or scipy.sparse.csr_array
+            Points × sites; the same walks either way.
         """
         nodes = np.asarray(nodes, dtype=np.int64)
         access = np.asarray(access, dtype=np.float64)
-        out = np.full((len(att.perp), len(nodes)), np.inf)
+        shape = (len(att.perp), len(nodes))
+        out = None if sparse else np.full(shape, np.inf)
+        rows: list[np.ndarray] = []
+        cols: list[np.ndarray] = []
+        vals: list[np.ndarray] = []
         unique, inverse = np.unique(nodes, return_inverse=True)
+        by_node = np.argsort(inverse, kind="stable")  # the sites at each node, in order
+        bounds = np.searchsorted(inverse[by_node], np.arange(unique.size + 1))
         for start in range(0, unique.size, BATCH):
             chunk = unique[start:start + BATCH]
             dist = np.asarray(dijkstra(self.matrix, directed=True, indices=chunk, limit=limit))
@@ -474,11 +500,24 @@ class WalkNetwork:
             # Exact up to the limit: an end beyond it can only give a longer way.
             via[via > limit] = np.inf
             for k in range(chunk.size):
-                cols = np.flatnonzero(inverse == start + k)
-                out[:, cols] = (att.perp + via[k])[:, None] + access[cols][None, :]
+                at = by_node[bounds[start + k]:bounds[start + k + 1]]
+                if out is not None:
+                    out[:, at] = (att.perp + via[k])[:, None] + access[at][None, :]
+                    continue
+                pts = np.flatnonzero(np.isfinite(via[k]))
+                walk = att.perp[pts] + via[k, pts]
+                for j in at:
+                    rows.append(pts)
+                    cols.append(np.full(pts.size, j))
+                    vals.append(walk + access[j])
             if on_step is not None:
                 on_step(min(1.0, (start + chunk.size) / unique.size))
-        return out
+        if out is not None:
+            return out
+        if not rows:
+            return csr_array(shape, dtype=np.float64)
+        return csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                         shape=shape)
 
     def distance(self, site_access_m: float = SITE_ACCESS_M, limit: float = np.inf
                  ) -> Callable[[Any, Any], np.ndarray]:
@@ -901,12 +940,17 @@ class RefusePlacement:
         else:
             self.relevant = np.zeros(0, dtype=bool)
         self.columns, self.fixed, self.p = self._scope(p)
-        cells = len(buildings) * self.columns.size
-        if cells > MAX_CELLS:
-            raise RefuseInputError(area_input, f"{len(buildings)} buildings × {self.columns.size} "
-                                   f"sites is more than the {MAX_CELLS:,} walks one analysis "
-                                   "holds; choose a smaller area / 区域过大")
-        self.costs: np.ndarray | None = None
+        if len(buildings) * self.columns.size > DENSE_CELLS:
+            # sparse walks: what an analysis holds is the walks within the cut-off
+            near = int(np.sum(cKDTree(buildings.centroid).query_ball_point(
+                sites.xy[self.columns], self.cutoff_m, return_length=True)))
+            if near > MAX_CELLS:
+                raise RefuseInputError(area_input, f"{len(buildings)} buildings × "
+                                       f"{self.columns.size} sites make about {near:,} walks "
+                                       f"within {self.cutoff_m:g} m, more than the "
+                                       f"{MAX_CELLS:,} one analysis holds; choose a smaller "
+                                       "area / 区域过大")
+        self.costs: np.ndarray | csr_array | None = None
         self.model: FacilityModel | None = None
         self.before: Layout | None = None
         self.after: Layout | None = None
@@ -973,8 +1017,14 @@ class RefusePlacement:
         return left, left, left.size
 
     # ----------------------------------------------------------------- walks
-    def compute_walks(self, on_step: Callable[[float], object] | None = None) -> np.ndarray:
-        """The buildings × model sites walk matrix (m; ``inf`` beyond ``cutoff_m``)."""
+    def compute_walks(self, on_step: Callable[[float], object] | None = None,
+                      ) -> np.ndarray | csr_array:
+        """The buildings × model sites walk matrix (m; ``inf`` beyond ``cutoff_m``).
+
+        Dense up to :data:`DENSE_CELLS` pairs; beyond, a ``scipy.sparse.csr_array``
+        of the walks within the cut-off only (a missing entry is ``inf``), which
+        the placement models take as it is.
+        """
         if self.costs is None:
             s = self.sites
             nodes, access = s.node[self.columns], s.access[self.columns]
@@ -984,7 +1034,9 @@ class RefusePlacement:
                 finite = walk[np.isfinite(walk)]
                 if finite.size:
                     self.cutoff_m = max(self.cutoff_m, float(finite.max()))
-            self.costs = self.network.costs(self.att, nodes, access, self.cutoff_m, on_step)
+            sparse = len(self.buildings) * nodes.size > DENSE_CELLS
+            self.costs = self.network.costs(self.att, nodes, access, self.cutoff_m, on_step,
+                                            sparse=sparse)
         return self.costs
 
     def _nearest(self, is_open: np.ndarray, base: bool = False) -> Layout:
@@ -1037,8 +1089,14 @@ class RefusePlacement:
         self.model = model
         self.heuristic_objective = model.heuristic_objective
         self.status, self.message = model.status, model.message
-        if model.status == INFEASIBLE and self.model_name == "capacitated" \
-                and "no layout" in (model.message or "") and np.isinf(costs).any():
+        unreachable = (costs.nnz < costs.shape[0] * costs.shape[1] if isinstance(costs, csr_array)
+                       else bool(np.isinf(costs).any()))
+        if model.unserved and self.model_name in ("p-median", "capacitated", "p-center"):
+            self.message = (f"{len(model.unserved)} buildings would walk more than "
+                            f"{self.cutoff_m:g} m to every open site; give a larger p / "
+                            f"有楼栋距所有站点超过 {self.cutoff_m:g} 米，请增加站点数")
+        elif model.status == INFEASIBLE and self.model_name == "capacitated" \
+                and "no layout" in (model.message or "") and unreachable:
             self.message = (f"{model.message}, each walking at most {self.cutoff_m:g} m / "
                             f"在 {self.cutoff_m:g} 米步行范围内无法按处理能力分配")
         # the sites outside the model's reach stay as they are
@@ -1052,15 +1110,14 @@ class RefusePlacement:
                 assign = model.assignment_index
                 site = np.where(assign >= 0, self.columns[np.maximum(assign, 0)], -1)
                 rows = np.arange(len(self.buildings))
-                walk = np.where(assign >= 0, costs[rows, np.maximum(assign, 0)], np.inf)
+                walk = model.costs_at(rows, assign)
                 self.after = Layout(is_open, site, walk)
             else:
                 self.after = self._nearest(is_open)
             lost = self.buildings.households > 0
             if self.model_name in ("p-median", "capacitated", "p-center"):
-                lost &= ~np.isfinite(costs[np.arange(len(self.buildings)),
-                                           np.maximum(model.assignment_index, 0)]) | (
-                    model.assignment_index < 0)
+                lost &= ~np.isfinite(model.costs_at(np.arange(len(self.buildings)),
+                                                    model.assignment_index))
                 if lost.any():
                     self.status = INFEASIBLE
                     self.message = (f"{int(lost.sum())} buildings would walk more than "
@@ -1077,7 +1134,7 @@ class RefusePlacement:
         b = self.buildings
         return b.kg_per_day / 1000.0 if self.model_name == "capacitated" else b.households
 
-    def _model(self, costs: np.ndarray) -> FacilityModel:
+    def _model(self, costs: np.ndarray | csr_array) -> FacilityModel:
         """The placement model over the model's sites (positions into ``columns``)."""
         m = self.columns.size
         fixed_pos = np.flatnonzero(np.isin(self.columns, self.fixed))
@@ -1086,7 +1143,12 @@ class RefusePlacement:
                               "fixed": fixed_pos.tolist()}
         w = self._weights()
         if self.model_name == "set-cover":
-            cover = (costs <= self.reach_m + 1e-9 * max(1.0, self.reach_m)).any(axis=1)
+            within = self.reach_m + 1e-9 * max(1.0, self.reach_m)
+            if isinstance(costs, csr_array):  # a stored walk within reach, per building
+                cover = np.bincount(np.repeat(np.arange(costs.shape[0]), np.diff(costs.indptr)),
+                                    costs.data <= within, costs.shape[0]) > 0
+            else:
+                cover = (costs <= within).any(axis=1)
             self.uncoverable = ~cover & (w > 0)
             w = np.where(self.uncoverable, 0.0, w)
             if w.sum() <= 0:  # nobody can be covered: the fixed sites, or one

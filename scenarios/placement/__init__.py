@@ -23,6 +23,12 @@ by default). "Add k" is ``fixed=existing, p=len(existing) + k``; "which one
 could close" is ``candidates=existing, p=len(existing) - 1``; "this one closes,
 reassign" is ``candidates=existing minus it``.
 
+Costs beyond a cut-off (walks on a network: at city scale most pairs are out of
+reach) may come as a ``scipy.sparse`` matrix of the finite pairs only. With
+fewer than a quarter of the pairs finite the models keep it so and work on the
+stored pairs — heuristics, bounds and the MIP's columns — never making the
+clients × sites array; the answers are the dense matrix's.
+
 Examples
 --------
 Four clients on a line at 0, 1, 10 and 11 m, the sites at the same places:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
+from scenarios.placement import _sparse
 from scenarios.placement._solver import (
     HEURISTIC,
     INFEASIBLE,
@@ -18,6 +19,7 @@ from scenarios.placement._solver import (
     Reporter,
     relative_gap,
 )
+from scenarios.placement._sparse import Costs, SparseCosts, is_sparse
 from spatial.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -44,13 +46,20 @@ class FacilityModel:
     _sense: ClassVar[float] = 1.0
     #: Whether the model takes ``p`` (LSCP does not).
     _takes_p: ClassVar[bool] = True
+    #: Whether every client of positive weight must reach an open site (not MCLP's).
+    _serves_all: ClassVar[bool] = True
     #: Seconds the heuristic's improvement steps may take (a greedy start is always made).
     heuristic_budget: float = 0.8
 
-    def __init__(self, costs: np.ndarray, weights: np.ndarray, *, p: int | None,
+    def __init__(self, costs: Costs, weights: np.ndarray, *, p: int | None,
                  site_ids: Sequence[Hashable], client_ids: Sequence[Hashable],
                  fixed: np.ndarray, allowed: np.ndarray) -> None:
+        #: Clients × sites: a dense array (``inf``: unreachable) or, when few
+        #: pairs are finite, a canonical ``scipy.sparse.csr_array`` of the finite ones.
         self.costs = costs
+        #: Whether ``costs`` is kept sparse (the models then work on its stored pairs).
+        self.sparse = is_sparse(costs)
+        self._sparse_costs: SparseCosts | None = None
         self.weights = weights
         self.p = p
         self.site_ids = list(site_ids)
@@ -71,26 +80,40 @@ class FacilityModel:
         self.status: str | None = None
         #: Why the model has no layout, when ``status`` is ``"infeasible"``.
         self.message: str | None = None
+        #: Ids of the clients (of positive weight) the best layout found leaves with
+        #: no open site within reach, when that is why there is no answer.
+        self.unserved: list[Hashable] = []
         self.heuristic_objective: float | None = None
         self.heuristic_time: float | None = None
         self.solve_time: float | None = None
         self._deadline = np.inf
+        self._heuristic_layout: np.ndarray | None = None
 
     # ---------------------------------------------------------------- building
     @classmethod
     def _prepare(cls, costs: Any, weights: Any, p: int | None, fixed: Any,
                  candidates: Any, site_ids: Any, client_ids: Any,
                  ) -> dict[str, Any]:
-        c = np.asarray(costs, dtype=np.float64)
-        if c.ndim != 2:
-            raise bad(f"costs must be a 2-D clients × sites matrix, got shape {c.shape}")
+        c: Costs
+        if is_sparse(costs):
+            csr, error = _sparse.canonical(costs)
+            if csr is None:
+                raise bad(error or "costs is not a usable sparse matrix")
+            n, m = csr.shape
+            # many finite pairs: the dense form is as small and its code faster
+            dense = n * m > 0 and csr.nnz >= _sparse.SPARSE_BELOW * n * m
+            c = _sparse.densify(csr) if dense else csr
+        else:
+            c = np.asarray(costs, dtype=np.float64)
+            if c.ndim != 2:
+                raise bad(f"costs must be a 2-D clients × sites matrix, got shape {c.shape}")
+            if np.isnan(c).any() or (c < 0).any():
+                raise bad("costs must be non-negative numbers (np.inf for unreachable)")
         n, m = c.shape
         if n == 0:
             raise bad("no demand: the cost matrix has no clients")
         if m == 0:
             raise bad("no candidate sites: the cost matrix has no columns")
-        if np.isnan(c).any() or (c < 0).any():
-            raise bad("costs must be non-negative numbers (np.inf for unreachable)")
         w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
         if w.shape != (n,):
             raise bad(f"weights has {w.size} values for {n} clients")
@@ -164,7 +187,8 @@ class FacilityModel:
         distance : "euclidean" or callable
             ``"euclidean"``: straight-line distance in the frames' (projected) CRS.
             A callable ``distance(clients, sites) -> ndarray (clients × sites)``
-            gives any other cost, for example walking distance on a network.
+            gives any other cost, for example walking distance on a network;
+            it may return a ``scipy.sparse`` matrix of the finite costs only.
         client_id, site_id : str, optional
             Columns holding the ids; the frames' index by default. ``fixed``
             and ``candidates`` name sites by these ids.
@@ -207,7 +231,8 @@ class FacilityModel:
             costs = np.hypot(a.x.to_numpy()[:, None] - b.x.to_numpy()[None, :],
                              a.y.to_numpy()[:, None] - b.y.to_numpy()[None, :])
         elif callable(distance):
-            costs = np.asarray(distance(clients, sites), dtype=np.float64)
+            raw = distance(clients, sites)
+            costs = raw if is_sparse(raw) else np.asarray(raw, dtype=np.float64)
         else:
             raise bad(f"distance must be 'euclidean' or a callable, got {distance!r}")
         for frame, col in ((clients, weights), (clients, client_id), (sites, site_id)):
@@ -266,6 +291,7 @@ class FacilityModel:
         self._deadline = started + self.heuristic_budget
         start = self._heuristic()
         self.heuristic_time = time.perf_counter() - started
+        self._heuristic_layout = start
         if start is not None:
             self.heuristic_objective = self._evaluate(start)[0]
             self._set_layout(start)
@@ -280,6 +306,9 @@ class FacilityModel:
             if result.status == INFEASIBLE or (result.x is None and start is None):
                 if result.status == INFEASIBLE:
                     self._set_infeasible(self._infeasible_message(), started)
+                    if self._serves_all and self._heuristic_layout is not None:
+                        self.unserved = [self.client_ids[i] for i in
+                                         self._unserved_idx(self._heuristic_layout)]
                 else:
                     self._set_infeasible(None, started, status=TIME_LIMIT)
                 reporter.report("done", None, None, force=True)
@@ -296,6 +325,22 @@ class FacilityModel:
                 self.bound = self.objective if self.bound is None else self.bound
             self.gap = relative_gap(self.objective, self.bound)
             self.status = OPTIMAL if result.status == OPTIMAL else TIME_LIMIT
+        if self._serves_all and self.objective is not None and not np.isfinite(self.objective):
+            # the best layout leaves a client unserved: no answer, and say why
+            if self.status == TIME_LIMIT:
+                what = ("no layout serving every client was found within the time limit; "
+                        "the best one")
+            elif exact:
+                what = f"no layout of {self._sites_text()} serves every client; the best one"
+            else:
+                what = "the heuristic's layout"
+            message = self._unserved_message(self.is_open, what) or self._infeasible_message()
+            lost = self._unserved_idx(self.is_open)
+            self._set_infeasible(message, started,
+                                 status=TIME_LIMIT if self.status == TIME_LIMIT else INFEASIBLE)
+            self.unserved = [self.client_ids[i] for i in lost]
+            reporter.report("done", None, None, force=True)
+            return self
         self.solve_time = time.perf_counter() - started
         reporter.report("done", self.objective, self.bound, force=True)
         return self
@@ -312,6 +357,7 @@ class FacilityModel:
                         status: str = INFEASIBLE) -> None:
         self.status = status
         self.message = message or "no layout found within the time limit"
+        self.unserved = []
         self.sites, self.assignment = [], [None] * len(self.client_ids)
         self.is_open = np.zeros(len(self.site_ids), dtype=bool)
         self.assignment_index = np.full(len(self.client_ids), -1)
@@ -325,7 +371,11 @@ class FacilityModel:
 
     def _infeasible_reason(self) -> str | None:
         """Why no layout can exist, found without the solver (None: maybe one can)."""
-        reach = np.isfinite(self.costs[:, self.allowed]).any(axis=1)
+        if self.sparse:
+            reach = (self._finite.count > 0 if self.allowed.all()
+                     else np.isfinite(self._finite.row_min(self.allowed)))
+        else:
+            reach = np.isfinite(self.costs[:, self.allowed]).any(axis=1)
         bad = np.flatnonzero(~reach & (self.weights > 0))
         if bad.size:
             return f"clients {self._client_names(bad)} cannot reach any candidate site"
@@ -334,14 +384,121 @@ class FacilityModel:
     def _infeasible_message(self) -> str:
         return "the model has no feasible layout"
 
-    # The model-specific parts.
-    def _evaluate(self, is_open: np.ndarray) -> tuple[float, np.ndarray]:
-        """Objective and nearest-open-site assignment of a layout."""
+    def _sites_text(self) -> str:
+        return f"{self.p} site{'' if self.p == 1 else 's'}"
+
+    def _unserved_idx(self, is_open: np.ndarray) -> np.ndarray:
+        """The clients of positive weight no site of ``is_open`` reaches."""
+        return np.flatnonzero((self._nearest_open(is_open)[0] < 0) & (self.weights > 0))
+
+    def _unserved_message(self, is_open: np.ndarray | None, what: str) -> str | None:
+        """``what`` leaves so many clients (named) unreachable (None: it leaves none)."""
+        if is_open is None:
+            return None
+        lost = self._unserved_idx(is_open)
+        if not lost.size:
+            return None
+        return (f"{what} leaves {lost.size} client{'s' if lost.size > 1 else ''} "
+                f"unreachable from every open site: {self._client_names(lost)}")
+
+    @property
+    def _finite(self) -> SparseCosts:
+        """The stored pairs of a sparse ``costs``, by client and by site (built once)."""
+        if self._sparse_costs is None:
+            assert is_sparse(self.costs)
+            self._sparse_costs = SparseCosts(self.costs)
+        return self._sparse_costs
+
+    def _nearest_open(self, is_open: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per client, its nearest open site (-1: none reaches it) and the cost (``inf``).
+
+        Ties go to the lowest site index, in the dense and the sparse form alike.
+        """
+        if self.sparse:
+            return self._finite.nearest(is_open)
         d = np.where(is_open[None, :], self.costs, np.inf)
         assign = np.argmin(d, axis=1)
         near = d[np.arange(d.shape[0]), assign]
-        assign = np.where(np.isfinite(near), assign, -1)
-        return float(np.dot(self.weights, np.where(np.isfinite(near), near, 0.0))), assign
+        return np.where(np.isfinite(near), assign, -1), near
+
+    def costs_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """The costs of client–site pairs, from the dense or the sparse matrix alike.
+
+        Parameters
+        ----------
+        rows, cols : numpy.ndarray
+            Client and site indices, element by element (a site of -1: none).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``costs[rows, cols]``; ``inf`` where unreachable or the site is -1.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp
+        >>> from scenarios.placement import PMedian
+        >>> m = PMedian.from_cost_matrix(sp.csr_array(([0.0, 7.0], ([0, 1], [0, 1])),
+        ...                                           shape=(2, 6)), p=2)
+        >>> m.sparse, m.costs_at(np.array([0, 1, 1]), np.array([0, 0, -1])).tolist()
+        (True, [0.0, inf, inf])
+        """
+        if self.sparse:
+            return self._finite.lookup(rows, cols)
+        return np.where(cols >= 0, self.costs[rows, np.maximum(cols, 0)], np.inf)
+
+    def _row_min(self, col_mask: np.ndarray) -> np.ndarray:
+        """Per client, the least cost to a site of ``col_mask`` (``inf``: none reachable)."""
+        if self.sparse:
+            return self._finite.row_min(col_mask)
+        if not col_mask.any():
+            return np.full(self.costs.shape[0], np.inf)
+        return np.asarray(self.costs[:, col_mask].min(axis=1))
+
+    def _pairs_in(self, cols: np.ndarray, rows: np.ndarray | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The finite pairs between ``rows`` (all clients by default) and ``cols``.
+
+        Parameters
+        ----------
+        cols : numpy.ndarray
+            Site indices, ascending.
+        rows : numpy.ndarray, optional
+            Client indices, ascending.
+
+        Returns
+        -------
+        client, position, cost
+            Per finite pair, by client then site: the client's index, the
+            site's position in ``cols`` and the cost — the same in the dense
+            and the sparse form.
+        """
+        if self.sparse:
+            n, m = self.costs.shape
+            col_mask = np.zeros(m, dtype=bool)
+            col_mask[cols] = True
+            row_mask = np.ones(n, dtype=bool)
+            if rows is not None:
+                row_mask[:] = False
+                row_mask[rows] = True
+            ci, cj, v = self._finite.select(row_mask, col_mask)
+            return ci, np.searchsorted(cols, cj), v
+        d = self.costs[:, cols] if rows is None else self.costs[np.ix_(rows, cols)]
+        ci, sj = np.nonzero(np.isfinite(d))
+        return (ci if rows is None else rows[ci]), sj, d[ci, sj]
+
+    # The model-specific parts.
+    def _evaluate(self, is_open: np.ndarray) -> tuple[float, np.ndarray]:
+        """Objective and nearest-open-site assignment of a layout.
+
+        A client of positive weight that no open site reaches makes the layout
+        infeasible: its objective is ``inf``, never the total of the others.
+        """
+        assign, near = self._nearest_open(is_open)
+        served = np.isfinite(near)
+        if (~served & (self.weights > 0)).any():
+            return np.inf, assign
+        return float(np.dot(self.weights, np.where(served, near, 0.0))), assign
 
     def _heuristic(self) -> np.ndarray | None:  # pragma: no cover
         raise NotImplementedError

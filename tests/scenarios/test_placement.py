@@ -5,6 +5,7 @@
   p-median mean distance, MCLP coverage, and its capacitated example (872);
   spopt itself run side by side where that is cheap.
 * Small instances solved by enumerating every layout, and hand-solved cases.
+* Sparse cost matrices (the finite pairs only) against the same matrices dense.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from shapely.geometry import Point
 
 from scenarios.placement import (
@@ -25,6 +27,7 @@ from scenarios.placement import (
     OPTIMAL,
     TIME_LIMIT,
     CapacitatedPMedian,
+    FacilityModel,
     PCenter,
     PlacementInputError,
     PMedian,
@@ -489,3 +492,237 @@ def test_bad_input_names_the_value(build, match: str) -> None:  # type: ignore[n
     with pytest.raises(ValueError, match=match) as info:
         build()
     assert isinstance(info.value, InvalidInputError)
+
+
+# ------------------------------------------------------------- sparse costs
+
+
+def _cut_off(seed: int, n: int = 60, m: int = 30, cut: float = 260.0,
+             ) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+    """Walk-like costs beyond a cut-off made ``inf`` (each client keeps its nearest
+    site, as the refuse analysis does), about 20 % finite; some weights 0."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(0, 1000, (n, 2)), rng.uniform(0, 1000, (m, 2))
+    costs = np.round(np.hypot(*(a[:, None, :] - b[None, :, :]).transpose(2, 0, 1)), 1)
+    nearest = costs.argmin(axis=1)
+    costs[costs > cut] = np.inf
+    costs[np.arange(n), nearest] = np.round(np.hypot(*(a - b[nearest]).T), 1)
+    w = rng.integers(0, 5, n).astype(float)
+    w[0] = 1.0
+    return costs, w, rng
+
+
+def _as_sparse(costs: np.ndarray, kind: str) -> sp.sparray:
+    finite = np.isfinite(costs)
+    coo = sp.coo_array((costs[finite], np.nonzero(finite)), shape=costs.shape)
+    return {"csr": coo.tocsr(), "csc": coo.tocsc(), "coo": coo}[kind]
+
+
+def _same(dense: FacilityModel, sparse: FacilityModel) -> None:
+    assert sparse.status == dense.status
+    assert (sparse.objective is None) == (dense.objective is None)
+    if dense.objective is not None:
+        assert sparse.objective == pytest.approx(dense.objective, rel=1e-9, abs=1e-9)
+    assert isinstance(sparse.sites, list) and isinstance(sparse.assignment, list)
+    assert len(sparse.assignment) == len(dense.assignment)
+    if dense.status == OPTIMAL and isinstance(dense, PMedian):
+        assert sparse.mean_distance == pytest.approx(dense.mean_distance, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(9))
+def test_every_model_gives_the_same_answer_from_sparse_costs(seed: int) -> None:
+    costs, w, rng = _cut_off(seed)
+    m = costs.shape[1]
+    assert np.isfinite(costs).mean() < 0.25
+    sparse = _as_sparse(costs, ("csr", "csc", "coo")[seed % 3])
+    fixed = [int(rng.integers(m))] if seed % 2 else None
+    cand = None
+    if seed % 3 == 1:
+        cand = sorted(set(rng.choice(m, 22, replace=False).tolist()) | set(fixed or []))
+    cap = np.full(m, np.ceil(w.sum() / 5))
+    builds = [
+        lambda c: PMedian.from_cost_matrix(c, w, p=9, fixed=fixed, candidates=cand),
+        lambda c: CapacitatedPMedian.from_cost_matrix(c, w, p=9, capacities=cap, fixed=fixed,
+                                                      candidates=cand),
+        lambda c: MCLP.from_cost_matrix(c, w, p=5, reach=200.0, fixed=fixed, candidates=cand),
+        lambda c: LSCP.from_cost_matrix(c, w, reach=260.0, fixed=fixed, candidates=cand),
+        lambda c: PCenter.from_cost_matrix(c, w, p=9, fixed=fixed, candidates=cand),
+    ]
+    for build in builds:
+        dense_model = build(costs).solve(time_limit=60)
+        sparse_model = build(sparse)
+        assert sparse_model.sparse and isinstance(sparse_model.costs, sp.csr_array)
+        _same(dense_model, sparse_model.solve(time_limit=60))
+        if isinstance(dense_model, MCLP | LSCP):
+            assert isinstance(sparse_model, MCLP | LSCP)
+            assert np.array_equal(sparse_model.covered, dense_model.covered)
+            assert sparse_model.covered_weight == dense_model.covered_weight
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_sparse_code_on_full_matrices_matches_the_dense(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # kept sparse whatever the share of finite pairs: every model's sparse path
+    # on complete matrices against the dense one
+    from scenarios.placement import _sparse
+
+    costs, w = _instances(seed, count=1, n_max=14)[0]
+    m = costs.shape[1]
+    dense = [PMedian.from_cost_matrix(costs, w, p=2).solve(),
+             CapacitatedPMedian.from_cost_matrix(costs, w, p=3,
+                                                 capacities=np.full(m, w.sum() / 2)).solve(),
+             MCLP.from_cost_matrix(costs, w, p=2, reach=float(np.median(costs))).solve(),
+             LSCP.from_cost_matrix(costs, w, reach=float(costs.min(axis=1).max())).solve(),
+             PCenter.from_cost_matrix(costs, w, p=2, fixed=[m - 1]).solve()]
+    monkeypatch.setattr(_sparse, "SPARSE_BELOW", 1.01)
+    c = _as_sparse(costs, "csc")
+    sparse = [PMedian.from_cost_matrix(c, w, p=2).solve(),
+              CapacitatedPMedian.from_cost_matrix(c, w, p=3,
+                                                  capacities=np.full(m, w.sum() / 2)).solve(),
+              MCLP.from_cost_matrix(c, w, p=2, reach=float(np.median(costs))).solve(),
+              LSCP.from_cost_matrix(c, w, reach=float(costs.min(axis=1).max())).solve(),
+              PCenter.from_cost_matrix(c, w, p=2, fixed=[m - 1]).solve()]
+    for d, s in zip(dense, sparse, strict=True):
+        assert s.sparse
+        _same(d, s)
+
+
+def test_orlib_pmed1_from_sparse_costs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scenarios.placement import _sparse
+
+    costs, p = read_orlib_pmed(ORLIB / "pmed1.txt")
+    # every pair finite (a client at its own site stored as 0, not left out, which
+    # sp.csr_array(costs) would do): the model makes it dense again
+    assert (costs == 0).any()
+    again = PMedian.from_cost_matrix(_as_sparse(costs, "csr"), p=p)
+    assert not again.sparse and isinstance(again.costs, np.ndarray)
+    assert again.solve().objective == _optima()["pmed1"]
+    # kept sparse: the sparse heuristic, Lagrangian and MIP find the same optimum
+    monkeypatch.setattr(_sparse, "SPARSE_BELOW", 1.01)
+    model = PMedian.from_cost_matrix(_as_sparse(costs, "coo"), p=p)
+    assert model.sparse
+    model.solve(time_limit=300)
+    assert model.status == OPTIMAL and model.gap == 0.0
+    assert model.objective == _optima()["pmed1"]
+    rows = np.arange(costs.shape[0])
+    assert costs[rows, model.assignment_index].sum() == model.objective
+    assert np.array_equal(costs[rows, model.assignment_index],
+                          costs[:, model.is_open].min(axis=1))
+    assert model.heuristic_objective is not None
+    assert model.heuristic_objective >= model.objective
+
+
+def test_sparse_heuristic_returns_a_feasible_layout() -> None:
+    costs, w, _ = _cut_off(3, n=400, m=160, cut=180.0)
+    model = PMedian.from_cost_matrix(_as_sparse(costs, "csr"), w, p=40).solve(exact=False)
+    assert model.sparse and model.status == "heuristic"
+    assert len(model.sites) == 40 and model.is_open.sum() == 40
+    served = model.assignment_index
+    assert (served >= 0).all()
+    walk = costs[np.arange(costs.shape[0]), served]
+    assert np.isfinite(walk).all()
+    assert np.array_equal(walk, costs[:, model.is_open].min(axis=1))
+    assert model.objective == pytest.approx(float(w @ walk), rel=1e-12)
+    assert model.objective == model.heuristic_objective
+    best = PMedian.from_cost_matrix(costs, w, p=40).solve()
+    assert best.status == OPTIMAL and best.objective is not None
+    assert best.objective <= model.objective <= 1.05 * best.objective
+
+
+def test_stored_zeros_are_walks_of_zero_and_missing_pairs_unreachable() -> None:
+    # client 0 stands at site 0 (a stored 0); client 1 reaches only site 1
+    costs = sp.csr_array((np.array([0.0, 7.0]), (np.array([0, 1]), np.array([0, 1]))),
+                         shape=(2, 8))
+    model = PMedian.from_cost_matrix(costs, p=2).solve()
+    assert model.sparse
+    assert model.status == OPTIMAL and model.objective == 7.0
+    assert model.sites == [0, 1] and model.assignment == [0, 1]
+    assert model.costs_at(np.array([0, 0, 1]), np.array([0, 1, 1])).tolist() == [0.0, np.inf,
+                                                                                  7.0]
+    # a stored inf is unreachable too, as a missing pair
+    with_inf = sp.csr_array((np.array([0.0, np.inf, 7.0]),
+                             (np.array([0, 0, 1]), np.array([0, 1, 1]))), shape=(2, 8))
+    assert PMedian.from_cost_matrix(with_inf, p=2).solve().objective == 7.0
+
+
+@pytest.mark.parametrize(("costs", "match"), [
+    (sp.coo_array((np.array([1.0, 2.0]), (np.array([0, 0]), np.array([1, 1]))), shape=(2, 3)),
+     "more than one stored entry"),
+    (sp.csr_array((np.array([-1.0]), (np.array([0]), np.array([1]))), shape=(2, 3)),
+     "non-negative"),
+    (sp.csr_array((np.array([np.nan]), (np.array([0]), np.array([1]))), shape=(2, 3)),
+     "non-negative"),
+    (sp.csr_array((0, 3)), "no demand"),
+])
+def test_bad_sparse_costs_name_the_problem(costs: sp.sparray, match: str) -> None:
+    with pytest.raises(PlacementInputError, match=match):
+        PMedian.from_cost_matrix(costs, p=1)
+
+
+def test_a_layout_leaving_a_client_unreachable_is_not_reported_as_a_solution() -> None:
+    # p = 2: client 1 reaches only site 0, so site 0 must open, and the other site
+    # must reach clients 0, 2 and 3: only site 5 does (4·38 + 1·40 + 5·42 + 1·39 = 441).
+    # Counting a client no open site reaches as 0 made {2, 4} look better (211)
+    # and reported it as optimal.
+    inf = np.inf
+    costs = np.array([[inf, inf, inf, inf, 49.0, 38.0],
+                      [40.0, inf, inf, inf, inf, inf],
+                      [inf, inf, 12.0, inf, 4.0, 42.0],
+                      [inf, 38.0, 18.0, inf, inf, 39.0]])
+    w = np.array([4.0, 1.0, 5.0, 1.0])
+    for c in (costs, _as_sparse(costs, "csr")):
+        model = PMedian.from_cost_matrix(c, w, p=2).solve()
+        assert model.status == OPTIMAL
+        assert model.objective == 441.0 and model.sites == [0, 5]
+        assert (model.assignment_index >= 0).all() and model.unserved == []
+        assert model.heuristic_objective is not None and model.heuristic_objective >= 441.0
+    # no single site reaches both clients: infeasible, the message counts who is left out
+    two = np.array([[10.0, inf], [inf, 1.0]])
+    for c in (two, _as_sparse(two, "coo")):
+        model = PMedian.from_cost_matrix(c, p=1, client_ids=["a", "b"]).solve()
+        assert model.status == INFEASIBLE and model.objective is None and model.sites == []
+        assert "1 client unreachable" in (model.message or "")
+        assert "'a'" in (model.message or "") and model.unserved == ["a"]
+        quick = PMedian.from_cost_matrix(c, p=1, client_ids=["a", "b"]).solve(exact=False)
+        assert quick.status == INFEASIBLE and quick.objective is None
+        assert "the heuristic's layout leaves 1 client unreachable" in (quick.message or "")
+        assert quick.unserved == ["a"]
+
+
+def test_a_large_sparse_instance_finishes_the_interchange_and_skips_a_huge_mip() -> None:
+    costs, w, _ = _cut_off(3, n=300, m=120, cut=200.0)  # the Lagrangian leaves a gap
+    sparse = _as_sparse(costs, "csr")
+    best = PMedian.from_cost_matrix(costs, w, p=25).solve()
+    assert best.status == OPTIMAL and best.objective is not None
+    # no time for the heuristic's interchange: the exact phase finishes it first
+    cut = PMedian.from_cost_matrix(sparse, w, p=25)
+    cut.heuristic_budget = 0.0
+    cut.solve()
+    assert cut.status == OPTIMAL
+    assert cut.objective == pytest.approx(best.objective, rel=1e-9)
+    # a MIP over more columns than allowed is not built: the Lagrangian's bound stands
+    big = PMedian.from_cost_matrix(sparse, w, p=25)
+    big.max_mip_columns = 10
+    big.solve(time_limit=2)
+    assert big.status == TIME_LIMIT
+    assert big.objective is not None and big.bound is not None and big.gap is not None
+    assert big.bound <= best.objective + 1e-6 and best.objective <= big.objective + 1e-6
+    assert (big.assignment_index >= 0).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mclp_without_dominated_sites_keeps_the_optimum(seed: int) -> None:
+    # coarse costs: many sites cover a part of what a neighbour covers
+    costs, w, rng = _cut_off(seed, n=120, m=40, cut=300.0)
+    costs = np.round(costs / 100.0) * 100.0
+    fixed = [int(rng.integers(40))] if seed % 2 else None
+    for p in (4, 30, 40):  # 30, 40: fewer sites stay than p, dominated ones come back
+        if fixed is not None and p == 40:
+            continue
+        reduced = MCLP.from_cost_matrix(costs, w, p=p, reach=200.0, fixed=fixed).solve()
+        plain = MCLP.from_cost_matrix(costs, w, p=p, reach=200.0, fixed=fixed)
+        plain.drop_dominated = False
+        plain.solve()
+        assert reduced.status == plain.status == OPTIMAL
+        assert reduced.objective == plain.objective == reduced.covered_weight
+        assert len(reduced.sites) == p and (fixed is None or fixed[0] in reduced.sites)

@@ -281,6 +281,61 @@ def test_hand_solved_models() -> None:
     assert err.value.name == "close"
 
 
+@pytest.mark.parametrize(("model", "kw"), [
+    ("p-median", {"mode": "add", "k": 1}), ("p-median", {"mode": "optimise", "p": 2}),
+    ("coverage", {"mode": "add", "k": 1, "reach_m": 60}),
+    ("set-cover", {"mode": "add", "reach_m": 120}), ("p-center", {"mode": "optimise", "p": 2}),
+    ("capacitated", {"mode": "add", "k": 1})])
+def test_sparse_walks_give_the_dense_answers(model: str, kw: dict[str, Any],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # the houses and sites of test_hand_solved_models, walks cut off at 150 m
+    from scipy.sparse import csr_array
+
+    from scenarios.placement import _sparse
+
+    net = street()
+    b = homes((20, 10, 10, 10), (30, -10, 10, 10), (280, 10, 40, 100), (100, 90, 5, 5))
+    spec = [("f1", 0, 0, True, 0.015), ("c1", 100, 0, False, 5.0), ("c2", 200, 0, False, 5.0),
+            ("c3", 300, 0, False, 5.0), ("c4", 100, 100, False, 5.0)]
+    s = sites(net, spec)
+    att = net.attach(b.centroid)
+    dense = net.costs(att, s.node, s.access, 150.0)
+    walks = net.costs(att, s.node, s.access, 150.0, sparse=True)
+    assert isinstance(walks, csr_array) and walks.nnz == np.isfinite(dense).sum() < dense.size
+    coo = walks.tocoo()
+    assert np.array_equal(coo.data, dense[coo.coords[0], coo.coords[1]])
+    want = RefusePlacement(net, b, s, cutoff_m=150.0, model=model, **kw).solve(time_limit=10)
+    assert isinstance(want.costs, np.ndarray)
+    monkeypatch.setattr(rp, "DENSE_CELLS", 0)  # sparse walks
+    monkeypatch.setattr(_sparse, "SPARSE_BELOW", 1.01)  # and the model keeps them sparse
+    got = RefusePlacement(net, b, sites(net, spec), cutoff_m=150.0, model=model,
+                          **kw).solve(time_limit=10)
+    assert isinstance(got.costs, csr_array)
+    assert got.model is not None and got.model.sparse
+    assert (got.status, got.objective, got.gap) == (want.status, want.objective, want.gap)
+    if model == "p-center":
+        return  # two layouts leave the same longest walk (102 m): either may come
+    assert got.after is not None and want.after is not None
+    assert np.array_equal(got.after.site, want.after.site)
+    assert np.array_equal(got.after.walk_m, want.after.walk_m)
+    assert {k: v for k, v in got.summary().items() if k != "solve_time_s"} == {
+        k: v for k, v in want.summary().items() if k != "solve_time_s"}
+
+
+def test_too_many_walks_within_the_cut_off_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    net = street()
+    b = homes((20, 10, 10, 10), (30, -10, 10, 10), (280, 10, 40, 100), (100, 90, 5, 5))
+    spec = [("f1", 0, 0, True, 1.0), ("c1", 100, 0, False, 5.0), ("c2", 200, 0, False, 5.0)]
+    monkeypatch.setattr(rp, "DENSE_CELLS", 0)  # sparse walks: the pairs within reach count
+    # 4 houses × 3 sites, 8 of the pairs within 150 m in a straight line
+    monkeypatch.setattr(rp, "MAX_CELLS", 8)
+    RefusePlacement(net, b, sites(net, spec), mode="add", k=1, cutoff_m=150)
+    monkeypatch.setattr(rp, "MAX_CELLS", 7)
+    with pytest.raises(RefuseInputError, match="make about 8 walks within 150 m") as err:
+        RefusePlacement(net, b, sites(net, spec), mode="add", k=1, cutoff_m=150)
+    assert err.value.name == "polygon"
+
+
 def test_a_first_refuse_building() -> None:
     """No refuse building yet: everyone is beyond reach before, the best corner after."""
     b = homes((20, 10, 10, 10), (30, -10, 10, 10), (280, 10, 40, 100), (100, 90, 5, 5))
