@@ -171,13 +171,14 @@ def m_city(args: argparse.Namespace, report: dict[str, Any]) -> None:
                            "WHERE id = ANY(%s)", (subs,)).fetchone()["w"]
         t0 = time.perf_counter()
         whole = rp.load(conn, level="district", unit_id=district, model="p-median",
-                        mode="optimise")
+                        mode="optimise", candidates="corners")
         t_load = time.perf_counter() - t0
         inside = int(conn.execute(
             "SELECT count(*) AS n FROM onemap.refuse_facility WHERE kind = 'refuse_building' "
             "AND status = 'in_service' AND ST_Contains(ST_GeomFromText(%s, 4490), geom)",
             (wkt,)).fetchone()["n"])
-        sub = rp.load(conn, polygon_wkt=wkt, model="p-median", mode="optimise", p=inside)
+        sub = rp.load(conn, polygon_wkt=wkt, model="p-median", mode="optimise", p=inside,
+                      candidates="corners")
     t0 = time.perf_counter()
     costs = whole.compute_walks()
     t_walks = time.perf_counter() - t0
@@ -266,7 +267,7 @@ def l_city(args: argparse.Namespace, report: dict[str, Any]) -> None:
             "SELECT ST_AsBinary(geom) AS g FROM onemap.district WHERE id = %s",
             (district,)).fetchone()["g"]))
         buildings = rp.load_buildings(conn, net, level="district", unit_id=district)
-        corners = rp.load_sites(conn, net, area)
+        corners = rp.load_sites(conn, net, area, candidates="corners")
         t_load = time.perf_counter() - t0
     households = float(buildings.households.sum())
     report["l"] = {"buildings": len(buildings), "households": households,
