@@ -12,6 +12,7 @@ from scenarios.processes import (
     grid_statistics,
     locate,
     pipeline_incident,
+    refuse_flow,
     refuse_placement,
     service_area,
     valve_segments,
@@ -26,6 +27,7 @@ PROCESSES: dict[str, Process] = {p.id: p for p in (
     pipeline_incident.PROCESS,
     valve_segments.PROCESS,
     refuse_placement.PROCESS,
+    refuse_flow.PROCESS,
 )}
 
 

@@ -1,0 +1,141 @@
+"""Refuse flows (``scenarios/refuse_flow.py``) on the generated M city (seed 1):
+
+- the day's plan conserves every tonne, holds every capacity, and its tonne-km is the
+  optimum networkx's network simplex finds on the same network (in kg and metres);
+- a haul distance is the road distance networkx finds on the drive graph;
+- a scenario that closes the busiest station reroutes its refuse at no less cost; a
+  plant cut below the day's refuse leaves exactly the difference unplaced, and the
+  shadow price of its capacity is the unplaced penalty less the haul it saves;
+- bad input names itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from democity import generate
+from scenarios import refuse_flow as rf
+from scenarios.flow import FlowProblem, min_cost_flow, to_networkx
+from spatial import whatif
+from spatial.db import connect
+from spatial.network import road_graph
+
+
+@pytest.fixture(scope="module")
+def m_city(server_conninfo: str, template_db: str) -> Iterator[str]:
+    from tests.conftest import create_database, drop_database
+
+    name = f"onemap_t_flow_{uuid.uuid4().hex[:8]}"
+    info = create_database(server_conninfo, name, template=template_db)
+    with connect(info, autocommit=True) as conn:
+        generate(conn, "M", 1, steps=("refuse",))
+    yield info
+    drop_database(server_conninfo, name)
+
+
+def scenario(edits: list[dict[str, Any]]) -> whatif.Scenario:
+    now = datetime.now(UTC)
+    return whatif.Scenario(uuid.uuid4(), "test", None, None, False, whatif.parse_edits(edits),
+                           ("refuse_facility",), now, now)
+
+
+def test_the_plan_is_the_network_simplex_optimum(m_city: str) -> None:
+    with connect(m_city, autocommit=True) as conn:
+        plan, day = rf.load(conn)
+    plan.solve()
+    assert plan.status == "optimal" and plan.unplaced_t == 0
+    total = plan.demand.sum()
+    assert total > 10
+    assert plan.station_load.sum() == pytest.approx(total)
+    assert plan.plant_load.sum() == pytest.approx(total)
+    cap = plan.facilities.capacity
+    assert np.all(plan.station_load <= cap[plan.ts] + 1e-6)
+    assert np.all(plan.flow_rb_ts.sum(axis=1) == pytest.approx(plan.demand))
+    # the same network in kg and metres, integral: networkx's network simplex
+    prob, _ = plan.problem()
+    kg = FlowProblem(prob.nodes, np.round(prob.supply * 1000), prob.tail, prob.head,
+                     np.round(prob.cost * 1000), np.where(np.isfinite(prob.capacity),
+                                                          np.floor(prob.capacity * 1000),
+                                                          np.inf))
+    ours = min_cost_flow(kg)
+    cost, _ = nx.network_simplex(to_networkx(kg))
+    assert ours.status == "optimal" and ours.cost == pytest.approx(cost)
+    assert plan.tonne_km == pytest.approx(cost / 1e6, rel=1e-3)
+    assert isinstance(day, date)
+
+
+def test_haul_is_the_road_distance(m_city: str) -> None:
+    """networkx on the road rows as stored (one-way rows one way), not on our graph."""
+    with connect(m_city, autocommit=True) as conn:
+        plan, _ = rf.load(conn)
+        g = road_graph(conn, "drive")
+        nxg = nx.DiGraph()
+        for r in conn.execute("SELECT source, target, length_m, oneway "
+                              "FROM onemap.network_road_edge"):
+            for a, b in ((r["source"], r["target"]), (r["target"], r["source"]))[
+                    :1 if r["oneway"] else 2]:
+                if a != b and (not nxg.has_edge(a, b) or nxg[a][b]["length"] > r["length_m"]):
+                    nxg.add_edge(a, b, length=r["length_m"])
+    f = plan.facilities
+    node, off = g.nearest_node(f.lonlat[:, 0].tolist(), f.lonlat[:, 1].tolist())
+    i, j = int(plan.rb[0]), int(plan.ts[0])
+    path = nx.shortest_path_length(nxg, int(g.node_ids[node[i]]), int(g.node_ids[node[j]]),
+                                   weight="length")
+    expected = (path + rf.DETOUR * (off[i] + off[j])) / 1000
+    assert plan.km_to_station[0, 0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_what_if_a_station_closes_and_a_plant_is_short(m_city: str) -> None:
+    with connect(m_city, autocommit=True) as conn:
+        base, _ = rf.load(conn)
+        base.solve()
+        busiest = int(base.facilities.ids[base.ts[int(np.argmax(base.station_load))]])
+        closed, _ = rf.load(conn, scenario=scenario(
+            [{"type": "remove_facility", "collection": "refuse_facility", "id": busiest}]))
+        closed.solve()
+        plant = int(base.facilities.ids[base.tp[0]])
+        total = float(base.demand.sum())
+        short, _ = rf.load(conn, scenario=scenario(
+            [{"type": "set_capacity", "collection": "refuse_facility", "id": plant,
+              "capacity": total - 5.0}, *(
+                {"type": "remove_facility", "collection": "refuse_facility", "id": int(i)}
+                for i in base.facilities.ids[base.tp[1:]])]))
+        short.solve()
+    assert busiest not in closed.facilities.ids.tolist()
+    assert closed.status == "optimal" and closed.tonne_km >= base.tonne_km - 1e-6
+    assert closed.station_load.sum() == pytest.approx(total)
+    assert short.status == "optimal"
+    assert short.unplaced_t == pytest.approx(5.0, abs=1e-6)
+    assert short.plant_load[0] == pytest.approx(total - 5.0)
+    assert short.message is not None and "5.00 t" in short.message
+    assert short.shadow_price[short.ts.size] > 0  # the plant's capacity binds
+    props = {p["properties"]["facility_id"]: p["properties"] for p in short.facility_features()}
+    assert props[plant]["warning"] and props[plant]["utilisation"] == pytest.approx(1.0)
+
+
+def test_bad_input_names_itself(m_city: str) -> None:
+    with connect(m_city, autocommit=True) as conn:
+        with pytest.raises(rf.FlowRequestError, match="day"):
+            rf.load(conn, day=date(1990, 1, 1))
+        with pytest.raises(rf.FlowRequestError, match="warning_ratio"):
+            rf.load(conn, warning_ratio=0)
+        stations = [int(r["id"]) for r in conn.execute(
+            "SELECT id FROM onemap.refuse_facility WHERE kind = 'transfer_station'")]
+        with pytest.raises(rf.FlowRequestError, match="scenario"):
+            rf.load(conn, scenario=scenario([
+                {"type": "remove_facility", "collection": "refuse_facility", "id": i}
+                for i in stations]))
+    f = rf.Facilities.from_arrays(ids=[1, 2, 3], kind=["refuse_building", "transfer_station",
+                                                        "treatment_plant"],
+                                  capacity=[5, 5, 5])
+    with pytest.raises(rf.FlowRequestError, match="demand"):
+        rf.RefuseFlow(f, np.array([-1.0]), np.ones((1, 1)), np.ones((1, 1)))
+    with pytest.raises(rf.FlowRequestError, match="kind"):
+        rf.Facilities.from_arrays(ids=[1], kind=["compost"], capacity=[1])
