@@ -15,7 +15,7 @@ Examples
 >>> from datetime import date
 >>> holiday(date(2026, 2, 17)), holiday(date(2026, 2, 24)), holiday(date(2026, 10, 3))
 ('spring_festival', None, 'national_day')
->>> is_day_off(date(2026, 2, 14)), is_day_off(date(2026, 2, 28))   # Sat off; Sat worked
+>>> is_day_off(date(2026, 3, 7)), is_day_off(date(2026, 2, 28))   # a Saturday; one worked
 (True, False)
 """
 
