@@ -47,6 +47,7 @@ from scipy.spatial import cKDTree
 
 from democity.context import METRIC_EPSG, REFERENCE_TIME, CityContext
 from democity.writer import to_ewkb_hex
+from spatial import holidays
 from spatial.db import fetch_tuples
 
 LOGGER = logging.getLogger(__name__)
@@ -63,8 +64,12 @@ CANDIDATE_SPACING_M = 200.0
 SITE_ACCESS_M = 12.0
 KG_PER_PERSON_DAY = 1.0
 BEIJING = timedelta(hours=8)
-#: The Spring Festival holiday of the synthetic year (Beijing empties out).
-SPRING_FESTIVAL = (date(2026, 2, 14), date(2026, 2, 23))
+#: Load on the three days after the Spring Festival (everyone back, the clear-out).
+AFTER_FESTIVAL = 1.15
+#: Trucks reach a road from a facility off it this much longer than straight.
+HAUL_DETOUR = 1.3
+#: The planted tight transfer station's capacity against its mean day: peak days overflow.
+TIGHT_CAPACITY = 1.04
 
 
 class Walk:
@@ -246,14 +251,47 @@ def _node_walk(walk: Walk, building: int, limit: float) -> np.ndarray:
 
 
 def _daily_factor(rng: np.random.Generator, days: list[date], n: int) -> np.ndarray:
-    """Per facility and day: weekday, season, Spring Festival and noise; mean 1."""
+    """Per facility and day: weekday, season, the holidays and noise; mean 1.
+
+    Days off (weekends not worked, ``spatial/holidays.py``) a little more; the
+    Spring Festival 0.75 (Beijing empties out), the three days after it
+    :data:`AFTER_FESTIVAL` (everyone back, the clear-out); National Day 0.9.
+    """
     doy = np.array([d.timetuple().tm_yday for d in days], float)
-    weekend = np.array([d.weekday() >= 5 for d in days])
-    festival = np.array([SPRING_FESTIVAL[0] <= d <= SPRING_FESTIVAL[1] for d in days])
-    common = (np.where(weekend, 1.06, 0.98) * (1 + 0.08 * np.sin(2 * np.pi * (doy - 110) / 365))
-              * np.where(festival, 0.75, 1.0))
+    off = np.array([holidays.is_day_off(d) for d in days])
+    name = [holidays.holiday(d) for d in days]
+    festival = np.array([h == "spring_festival" for h in name])
+    national = np.array([h == "national_day" for h in name])
+    after = np.zeros(len(days), bool)
+    for i in range(1, len(days)):
+        if festival[i - 1] and not festival[i]:
+            after[i:i + 3] = True
+    common = (np.where(off, 1.06, 0.98) * (1 + 0.08 * np.sin(2 * np.pi * (doy - 110) / 365))
+              * np.where(festival, 0.75, 1.0) * np.where(national, 0.9, 1.0)
+              * np.where(after, AFTER_FESTIVAL, 1.0))
     common /= common.mean()
     return common[None, :] * rng.normal(1.0, 0.06, (n, len(days))).clip(0.7, 1.3)
+
+
+def road_km(graph: nx.Graph, a_xy: np.ndarray, b_xy: np.ndarray) -> np.ndarray:
+    """Truck distances (km) on the road graph from each point of ``a_xy`` to each of ``b_xy``.
+
+    Each point reaches its nearest road node straight, ``HAUL_DETOUR`` times longer.
+    """
+    nodes = np.array(sorted(graph.nodes), dtype=np.int64)
+    index = {int(n): i for i, n in enumerate(nodes)}
+    xy = np.array([graph.nodes[int(n)]["xy"] for n in nodes], float)
+    u, v, w = [], [], []
+    for x, y, d in graph.edges(data=True):
+        u.append(index[x])
+        v.append(index[y])
+        w.append(float(d.get("length") or d["geometry"].length))
+    m = coo_matrix((w + w, (u + v, v + u)), shape=(len(nodes), len(nodes))).tocsr()
+    tree = cKDTree(xy)
+    da, na = tree.query(a_xy)
+    db, nb = tree.query(b_xy)
+    dist = np.atleast_2d(dijkstra(m, directed=False, indices=nb))  # b × all nodes
+    return (HAUL_DETOUR * da[:, None] + dist[:, na].T + HAUL_DETOUR * db[None, :]) / 1000.0
 
 
 #: Share of a day's refuse delivered by each hour 06:00..21:00 (Beijing time), cumulative.
@@ -327,9 +365,14 @@ def build(ctx: CityContext) -> None:
         # Transfer stations, then plants outside the city.
         n_ts = min(n_rb, max(1, round(math.sqrt(households.sum()) / 60)))
         ts_xy = _kmeans(rng, rb_xy, expected_rb + 1e-6, n_ts)
-        ts_of = np.argmin(np.hypot(*(rb_xy[:, None] - ts_xy[None]).transpose(2, 0, 1)), axis=1)
+        # each refuse building to its nearest station by road
+        ts_of = np.argmin(road_km(ctx.graphs["road"], rb_xy, ts_xy), axis=1)
         expected_ts = np.bincount(ts_of, weights=expected_rb, minlength=n_ts)
         cap_ts = np.maximum(30.0, np.ceil(expected_ts * rng.uniform(1.3, 1.6, n_ts) / 10) * 10)
+        # one station runs tight: its peak days overflow (truth.refuse_overflow)
+        tight = int(np.argmax(expected_ts)) if n_ts > 1 else -1
+        if tight >= 0:
+            cap_ts[tight] = np.ceil(expected_ts[tight] * TIGHT_CAPACITY * 10) / 10
         x0, y0, x1, y1 = shapely.total_bounds(footprints)
         plants = [(x1 + rng.uniform(1500, 3000), (y0 + y1) / 2, "incineration"),
                   ((x0 + x1) / 2, y0 - rng.uniform(1500, 3000), "landfill")]
@@ -374,6 +417,12 @@ def build(ctx: CityContext) -> None:
         np.add.at(daily_tp, tp_of, daily_ts)
         ctx.writer.copy_rows("refuse_load_reading", ("facility_id", "measured_at", "load_t"),
                              load_rows(ids, np.vstack([daily_rb, daily_ts, daily_tp]), days))
+        over = np.round(daily_ts, 2) > cap_ts[:, None]
+        ctx.writer.copy_rows("refuse_overflow", (
+            "facility_id", "day", "load_t", "capacity_t", "excess_t"), [
+            (int(ts_ids[i]), days[j], round(float(daily_ts[i, j]), 2), float(cap_ts[i]),
+             round(round(float(daily_ts[i, j]), 2) - float(cap_ts[i]), 2))
+            for i, j in zip(*np.nonzero(over), strict=True)], schema="truth")
         task.advance()
 
     _write_truth(ctx, homes, dist, which, rb_ids, gaps, footprints)
@@ -400,6 +449,8 @@ def build(ctx: CityContext) -> None:
         "transfer_stations": n_ts, "treatment_plants": len(plants),
         "planted_gaps": len(gaps),
         "households_beyond_walk": int(households[dist > WALK_REACH_M].sum()),
+        "after_festival_factor": AFTER_FESTIVAL, "haul_detour": HAUL_DETOUR,
+        "tight_station_capacity": TIGHT_CAPACITY,
     }
     _write_candidates(ctx, walk, homes, sites, gaps, dist)
 

@@ -103,6 +103,20 @@ COMMENT ON TABLE truth.refuse_placement_case IS
     'found by enumerating every candidate and every pair with the generator''s own walks; '
     'site_codes are refuse_candidate_site.code';
 
+-- 垃圾流向: the days a transfer station's readings exceed its capacity when every
+-- refuse building sends to its nearest station by road (the demo city's routing).
+CREATE TABLE IF NOT EXISTS truth.refuse_overflow (
+    facility_id     bigint NOT NULL,
+    day             date NOT NULL,
+    load_t          double precision NOT NULL,
+    capacity_t      double precision NOT NULL,
+    excess_t        double precision NOT NULL CHECK (excess_t > 0),
+    PRIMARY KEY (facility_id, day)
+);
+COMMENT ON TABLE truth.refuse_overflow IS
+    '垃圾转运超负荷真值 — a transfer station over its capacity on a (Beijing) day under '
+    'nearest-station routing: load_t is its 21:00 reading, excess_t what is over';
+
 CREATE TABLE IF NOT EXISTS truth.refuse_facility_load (
     facility_id     bigint PRIMARY KEY,
     kind            text NOT NULL
