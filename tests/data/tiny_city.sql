@@ -159,3 +159,21 @@ SELECT id, '2024-06-01 08:00:00+08', 'alarm', 0.05, '压力骤降 / pressure dro
 FROM onemap.sensor WHERE code = 'TS-1';
 INSERT INTO onemap.hazard_source (code, name, kind, level, geom) VALUES
   ('TH-1', '示范加油站', 'gas_station', 4, ST_Point(116.4654, 39.9200, 4490));
+
+-- Refuse: two refuse buildings, a transfer station and a plant along 示范路, with one
+-- day's 21:00 readings (the refuse-flow example routes that day).
+INSERT INTO onemap.refuse_facility (code, kind, treatment, name, capacity_t_per_day,
+                                    street_office_id, geom)
+SELECT v.code, v.kind, v.treatment, v.name, v.cap, so.id, ST_Point(v.x, v.y, 4490)
+FROM (VALUES
+    ('HW-T1', 'refuse_building', NULL, '示范路垃圾楼', 5.0, 116.458, 39.9177),
+    ('HW-T2', 'refuse_building', NULL, '示范路2号垃圾楼', 5.0, 116.476, 39.9177),
+    ('HW-T3', 'transfer_station', NULL, '示范垃圾转运站', 10.0, 116.466, 39.9177),
+    ('HW-T4', 'treatment_plant', 'incineration', '示范焚烧厂', 100.0, 116.484, 39.9177)
+) AS v (code, kind, treatment, name, cap, x, y), onemap.street_office so
+WHERE so.code = '110105001';
+
+INSERT INTO onemap.refuse_load_reading (facility_id, measured_at, load_t)
+SELECT f.id, timestamptz '2026-10-28 21:00+08', v.t
+FROM (VALUES ('HW-T1', 3.2), ('HW-T2', 4.1), ('HW-T3', 7.3), ('HW-T4', 7.3)) AS v (code, t)
+JOIN onemap.refuse_facility f ON f.code = v.code;
