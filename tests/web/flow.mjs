@@ -6,41 +6,14 @@
 // var/test-artifacts/widget-flow/flow.png.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { ARTIFACTS, BASE, PARAMS, USERS, check, main, until, watch } from './lib.mjs';
+import { ARTIFACTS, BASE, PARAMS, USERS, analysisRendered, analysisShown, check, main, until,
+  watch } from './lib.mjs';
 
 const who = USERS[PARAMS.user || 'admin'];
 
-const shown = (page) => page.evaluate(() => {
-  const q = (sel) => Array.from(document.querySelectorAll(sel));
-  const a = window.onemap.widgets[0].analysis;
-  return {
-    fields: q('[data-testid=onemap-analysis-field]').map((f) => ({ input: f.dataset.input,
-      kind: f.dataset.kind })),
-    error: (document.querySelector('[data-testid=onemap-analysis-error]') || {}).textContent || '',
-    summary: q('[data-testid=onemap-analysis-summary] tr').map((r) => ({ key: r.dataset.key,
-      label: r.cells[0].textContent, value: r.cells[1].textContent })),
-    legend: q('[data-testid=onemap-analysis-legend-entry]').map((e) => ({ output: e.dataset.output,
-      layer: e.dataset.layer, property: e.dataset.property || null, value: e.dataset.value || null,
-      count: e.dataset.count != null ? Number(e.dataset.count) : null, text: e.textContent })),
-    job: a && a.job ? { id: a.job.id, status: a.job.status } : null,
-  };
-});
-
-const rendered = (page) => page.evaluate(async () => {
-  const w = window.onemap.widgets[0];
-  const { map } = w;
-  await new Promise((r) => { map.once('idle', r); map.triggerRepaint(); });
-  const out = [];
-  (w.analysis.results ? w.analysis.results.layers : []).forEach((entry) => {
-    const present = entry.layers.filter((id) => map.getLayer(id));
-    present.length && map.queryRenderedFeatures({ layers: present }).forEach((f) => {
-      out.push({ output: entry.output, layer: f.layer.id, type: f.layer.type,
-        facility_id: f.properties.facility_id, warning: f.properties.warning,
-        from_id: f.properties.from_id, to_id: f.properties.to_id, tonnes: f.properties.tonnes });
-    });
-  });
-  return out;
-});
+const shown = analysisShown;
+const rendered = (page) => analysisRendered(page, ['facility_id', 'warning', 'from_id',
+  'to_id', 'tonnes']);
 
 await main(async (browser) => {
   const dir = path.join(ARTIFACTS, 'widget-flow');

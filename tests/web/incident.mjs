@@ -8,54 +8,16 @@
 // Screenshots: var/test-artifacts/widget-incident/.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { ARTIFACTS, BASE, PARAMS, USERS, check, main, mapGoTo, mapPixel, until, watch } from './lib.mjs';
+import { ARTIFACTS, BASE, PARAMS, USERS, analysisRendered, analysisShown, check, main, mapGoTo,
+  mapPixel, until, watch } from './lib.mjs';
 
 const who = USERS[PARAMS.user || 'admin'];
 
 /** What the panel shows, read from the DOM. */
-const shown = (page) => page.evaluate(() => {
-  const q = (sel) => Array.from(document.querySelectorAll(sel));
-  const a = window.onemap.widgets[0].analysis;
-  return {
-    process: document.querySelector('[data-testid=onemap-analysis-process]').value,
-    fields: q('[data-testid=onemap-analysis-field]').map((f) => ({ input: f.dataset.input,
-      kind: f.dataset.kind })),
-    values: Object.fromEntries(q('[data-testid=onemap-analysis-form] [name]')
-      .map((i) => [i.name, i.value])),
-    picked: q('[data-testid=onemap-analysis-picked]').map((p) => ({ input: p.dataset.input,
-      id: p.dataset.id, found: p.dataset.found, text: p.textContent })),
-    error: (document.querySelector('[data-testid=onemap-analysis-error]') || {}).textContent || '',
-    summary: q('[data-testid=onemap-analysis-summary] tr').map((r) => ({ key: r.dataset.key,
-      label: r.cells[0].textContent, value: r.cells[1].textContent })),
-    legend: q('[data-testid=onemap-analysis-legend-entry]').map((e) => ({ output: e.dataset.output,
-      layer: e.dataset.layer, property: e.dataset.property || null, value: e.dataset.value || null,
-      count: e.dataset.count != null ? Number(e.dataset.count) : null, text: e.textContent })),
-    job: a && a.job ? { id: a.job.id, status: a.job.status } : null,
-    popup: !!window.onemap.widgets[0].popupState,
-  };
-});
-
+const shown = analysisShown;
 /** Every result feature drawn in the view: its output, layer, properties and colour. */
-const rendered = (page) => page.evaluate(async () => {
-  const w = window.onemap.widgets[0];
-  const { map } = w;
-  await new Promise((r) => { map.once('idle', r); map.triggerRepaint(); });
-  const colour = (c) => (c && typeof c === 'object' && c.toString ? c.toString() : String(c));
-  const out = [];
-  (w.analysis.results ? w.analysis.results.layers : []).forEach((entry) => {
-    const present = entry.layers.filter((id) => map.getLayer(id));
-    if (!present.length) return;
-    map.queryRenderedFeatures({ layers: present }).forEach((f) => {
-      const p = f.layer.paint || {};
-      out.push({ output: entry.output, layer: f.layer.id, type: f.layer.type,
-        colour: colour(p['circle-color'] || p['line-color'] || p['fill-color']),
-        dashed: !!p['line-dasharray'], valve_id: f.properties.valve_id,
-        segment_id: f.properties.segment_id, action: f.properties.action,
-        fallback: f.properties.fallback });
-    });
-  });
-  return out;
-});
+const rendered = (page) => analysisRendered(page, ['valve_id', 'segment_id', 'action',
+  'fallback']);
 
 /** The features the form outlines on the map (picked for a feature or id-set input). */
 const outlined = (page) => page.evaluate(async () => {

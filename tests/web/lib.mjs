@@ -89,3 +89,52 @@ export const mapGoTo = (page, lngLat, zoom) => page.evaluate(async ([ll, z]) => 
   map.jumpTo({ center: ll, zoom: z });
   await new Promise((r) => { map.once('idle', r); map.triggerRepaint(); });
 }, [lngLat, zoom]);
+
+/** What the analysis panel shows, read from the DOM: the process, its fields and form
+ * values, picked features, the error, the summary rows, the legend, the job, and whether
+ * a popup is open. */
+export const analysisShown = (page) => page.evaluate(() => {
+  const q = (sel) => Array.from(document.querySelectorAll(sel));
+  const a = window.onemap.widgets[0].analysis;
+  return {
+    process: (document.querySelector('[data-testid=onemap-analysis-process]') || {}).value,
+    fields: q('[data-testid=onemap-analysis-field]').map((f) => ({ input: f.dataset.input,
+      kind: f.dataset.kind })),
+    values: Object.fromEntries(q('[data-testid=onemap-analysis-form] [name]')
+      .map((i) => [i.name, i.value])),
+    picked: q('[data-testid=onemap-analysis-picked]').map((p) => ({ input: p.dataset.input,
+      id: p.dataset.id, found: p.dataset.found, text: p.textContent })),
+    error: (document.querySelector('[data-testid=onemap-analysis-error]') || {}).textContent || '',
+    summary: q('[data-testid=onemap-analysis-summary] tr').map((r) => ({ key: r.dataset.key,
+      label: r.cells[0].textContent, value: r.cells[1].textContent })),
+    legend: q('[data-testid=onemap-analysis-legend-entry]').map((e) => ({ output: e.dataset.output,
+      layer: e.dataset.layer, property: e.dataset.property || null, value: e.dataset.value || null,
+      count: e.dataset.count != null ? Number(e.dataset.count) : null, text: e.textContent })),
+    job: a && a.job ? { id: a.job.id, status: a.job.status, progress: a.job.progress,
+      log: a.job.log } : null,
+    popup: !!window.onemap.widgets[0].popupState,
+  };
+});
+
+/** Every analysis result feature drawn in the view, once the map is idle: its output,
+ * layer, type, colour, whether dashed, and the feature properties named in `keys`. */
+export const analysisRendered = (page, keys) => page.evaluate(async (names) => {
+  const w = window.onemap.widgets[0];
+  const { map } = w;
+  await new Promise((r) => { map.once('idle', r); map.triggerRepaint(); });
+  const colour = (c) => (c && typeof c === 'object' && c.toString ? c.toString() : String(c));
+  const out = [];
+  (w.analysis.results ? w.analysis.results.layers : []).forEach((entry) => {
+    const present = entry.layers.filter((id) => map.getLayer(id));
+    if (!present.length) return;
+    map.queryRenderedFeatures({ layers: present }).forEach((f) => {
+      const p = f.layer.paint || {};
+      const row = { output: entry.output, layer: f.layer.id, type: f.layer.type,
+        colour: colour(p['circle-color'] || p['line-color'] || p['fill-color']),
+        dashed: !!p['line-dasharray'] };
+      names.forEach((k) => { row[k] = f.properties[k]; });
+      out.push(row);
+    });
+  });
+  return out;
+}, keys);

@@ -9,7 +9,8 @@
 // returned here against it. Screenshots: var/test-artifacts/widget-placement/.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { ARTIFACTS, BASE, PARAMS, USERS, check, main, mapGoTo, mapPixel, until, watch } from './lib.mjs';
+import { ARTIFACTS, BASE, PARAMS, USERS, analysisRendered, analysisShown, check, main, mapGoTo,
+  mapPixel, until, watch } from './lib.mjs';
 
 const who = USERS[PARAMS.user || 'admin'];
 const FIELD = 'candidate_points';
@@ -32,41 +33,9 @@ const pointsShown = (page) => page.evaluate((field) => {
   };
 }, FIELD);
 
-/** What the panel shows, read from the DOM. */
-const shown = (page) => page.evaluate(() => {
-  const q = (sel) => Array.from(document.querySelectorAll(sel));
-  const a = window.onemap.widgets[0].analysis;
-  return {
-    fields: q('[data-testid=onemap-analysis-field]').map((f) => ({ input: f.dataset.input,
-      kind: f.dataset.kind })),
-    error: (document.querySelector('[data-testid=onemap-analysis-error]') || {}).textContent || '',
-    summary: q('[data-testid=onemap-analysis-summary] tr').map((r) => ({ key: r.dataset.key,
-      label: r.cells[0].textContent, value: r.cells[1].textContent })),
-    legend: q('[data-testid=onemap-analysis-legend-entry]').map((e) => ({ output: e.dataset.output,
-      layer: e.dataset.layer, property: e.dataset.property || null, value: e.dataset.value || null,
-      count: e.dataset.count != null ? Number(e.dataset.count) : null, text: e.textContent })),
-    job: a && a.job ? { id: a.job.id, status: a.job.status, progress: a.job.progress,
-      log: a.job.log } : null,
-    popup: !!window.onemap.widgets[0].popupState,
-  };
-});
-
+const shown = analysisShown;
 /** Every result feature drawn in the view: its output, layer and a few properties. */
-const rendered = (page) => page.evaluate(async () => {
-  const w = window.onemap.widgets[0];
-  const { map } = w;
-  await new Promise((r) => { map.once('idle', r); map.triggerRepaint(); });
-  const out = [];
-  (w.analysis.results ? w.analysis.results.layers : []).forEach((entry) => {
-    const present = entry.layers.filter((id) => map.getLayer(id));
-    present.length && map.queryRenderedFeatures({ layers: present }).forEach((f) => {
-      out.push({ output: entry.output, layer: f.layer.id, type: f.layer.type,
-        site: f.properties.site, status: f.properties.status,
-        building_id: f.properties.building_id });
-    });
-  });
-  return out;
-});
+const rendered = (page) => analysisRendered(page, ['site', 'status', 'building_id']);
 
 /** Click the map at [lon, lat] (zoom 19: a pixel is some 0.2 m) and wait for the list to grow. */
 async function addPoint(page, lngLat) {
