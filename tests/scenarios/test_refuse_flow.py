@@ -183,3 +183,20 @@ def test_every_planted_overflow_is_found_and_the_plan_resolves_it(m_city: str) -
     assert tight["nearest_over_capacity"] and tight["nearest_load_t"] > tight["capacity_t"]
     assert tight["load_t"] <= tight["capacity_t"] + 1e-6
     assert plan.summary()["over_capacity_if_nearest"] >= 1
+
+
+def test_a_station_with_zero_capacity_takes_nothing(m_city: str) -> None:
+    """A station whose capacity is 0 (a compactor down) is routed around, not an error."""
+    with connect(m_city, autocommit=True) as conn:
+        base, _ = rf.load(conn)
+        base.solve()
+        busiest = int(base.facilities.ids[base.ts[int(np.argmax(base.station_load))]])
+        down, _ = rf.load(conn, scenario=scenario(
+            [{"type": "set_capacity", "collection": "refuse_facility", "id": busiest,
+              "capacity": 0}]))
+    down.solve()
+    at = int(np.flatnonzero(down.facilities.ids[down.ts] == busiest)[0])
+    assert down.status == "optimal" and down.station_load[at] == 0
+    assert down.station_load.sum() + down.unplaced_t == pytest.approx(base.demand.sum())
+    props = {p["properties"]["facility_id"]: p["properties"] for p in down.facility_features()}
+    assert props[busiest]["utilisation"] is None  # no capacity: no share of it
