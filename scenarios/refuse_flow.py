@@ -51,6 +51,7 @@ plant (distances in km straight on a toy network):
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -412,11 +413,13 @@ def haul_km(graph: Graph, facilities: Facilities) -> tuple[np.ndarray, np.ndarra
 
 def load(conn: psycopg.Connection[Any], *, day: date | None = None,
          warning_ratio: float = WARNING_RATIO, scenario: Scenario | None = None,
-         graph: Graph | None = None) -> tuple[RefuseFlow, date]:
+         graph: Graph | None = None,
+         demand: Mapping[int, float] | None = None) -> tuple[RefuseFlow, date]:
     """A day's refuse-flow plan, loaded through the caller's connection.
 
     The refuse buildings' demand is the day's reading (a building without one
-    sends nothing and is named in the message); a scenario's edits apply.
+    sends nothing), or ``demand`` (tonnes by refuse building id: a forecast
+    for a day to come, when ``day`` has no readings); a scenario's edits apply.
 
     Returns
     -------
@@ -425,17 +428,29 @@ def load(conn: psycopg.Connection[Any], *, day: date | None = None,
     """
     g = graph if graph is not None else road_graph(conn, "drive")
     facilities = load_facilities(conn, scenario)
-    day, read = day_readings(conn, day)
-    if not read:
-        raise FlowRequestError("day", f"no readings on {day.isoformat()} / 该日没有计量数据")
-    readings = np.array([read.get(int(i), np.nan) for i in facilities.ids])
     rb = facilities.of("refuse_building")
-    demand = np.nan_to_num(readings[rb], nan=0.0)
-    if np.any(demand < 0):
-        raise FlowRequestError("day", "a reading is negative / 计量数据为负")
+    if demand is not None:
+        if day is None:
+            raise FlowRequestError("day", "a forecast plan needs its day / 预测调配须指定日期")
+        read: dict[int, float] = {}
+        tonnes = np.array([float(demand.get(int(i), 0.0)) for i in facilities.ids[rb]])
+        bad = ~np.isfinite(tonnes) | (tonnes < 0)
+        if bad.any():
+            raise FlowRequestError("demand", "tonnages must be non-negative numbers / "
+                                   "垃圾量须为非负数")
+    else:
+        day, read = day_readings(conn, day)
+        if not read:
+            raise FlowRequestError("day", f"no readings on {day.isoformat()} / 该日没有计量数据")
+    readings = np.array([read.get(int(i), np.nan) for i in facilities.ids])
+    if demand is None:
+        tonnes = np.nan_to_num(readings[rb], nan=0.0)
+        if np.any(tonnes < 0):
+            raise FlowRequestError("day", "a reading is negative / 计量数据为负")
     km_ts, km_tp = haul_km(g, facilities)
-    plan = RefuseFlow(facilities, demand, km_ts, km_tp, warning_ratio=warning_ratio,
+    plan = RefuseFlow(facilities, tonnes, km_ts, km_tp, warning_ratio=warning_ratio,
                       readings=readings)
+    assert day is not None
     return plan, day
 
 
