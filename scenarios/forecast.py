@@ -37,7 +37,11 @@ zero) and **MASE** (mean absolute error over the in-sample mean absolute
 error of the weekly seasonal naive up to the cut-off, Hyndman & Koehler 2006),
 each averaged over the cut-offs, then over the series (pooled).
 :func:`select_model` takes the lowest pooled MASE, the seasonal naive always
-among the candidates; :func:`forecast` gives the chosen model's daily means
+among the candidates. Whether to adjust for the holidays can be one of the
+backtest's choices too (``holidays="both"``): fitted on a history whose
+holidays are taken out, a model smooths more (on the demo city's sums it misses
+the yearly swing of autumn by more than the holidays it gets right), so each
+model is tried both ways; :func:`forecast` gives the chosen model's daily means
 with 80 % and 95 % prediction intervals (bounded below by zero).
 
 Examples
@@ -63,7 +67,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -572,6 +576,24 @@ def cutoffs(end: date, h: int, windows: int = WINDOWS, step: int = STEP) -> list
     return [end - timedelta(days=h + step * k) for k in range(windows - 1, -1, -1)]
 
 
+class Candidate(NamedTuple):
+    """A model, and whether it is adjusted for the holidays (never the baseline)."""
+
+    model: str
+    holidays: bool
+
+    @property
+    def label(self) -> str:
+        """``ets``, or ``ets (no holiday adjustment)``."""
+        return self.model if self.holidays or self.model == BASELINE else \
+            f"{self.model} (no holiday adjustment)"
+
+
+#: The baseline as a candidate.
+BASELINE_CANDIDATE = Candidate(BASELINE, False)
+_KEY = ["model", "holidays"]
+
+
 @dataclass(frozen=True)
 class Backtest:
     """Forecasts from past cut-offs against what happened, and their errors.
@@ -583,12 +605,13 @@ class Backtest:
     cutoffs : list of datetime.date
         Those scored (a series's training up to each has at least :data:`MIN_DAYS` days).
     forecasts : pandas.DataFrame
-        ``model, unique_id, cutoff, ds, horizon (1…h), y, yhat, used`` (``used``: the
-        model that made it, the baseline where the asked one could not be fitted).
+        ``model, holidays, unique_id, cutoff, ds, horizon (1…h), y, yhat, used``
+        (``holidays``: adjusted for them; ``used``: the model that made it, the baseline
+        where the asked one could not be fitted).
     errors : pandas.DataFrame
-        Per model, series and cut-off: ``mae, scale, mase, mape`` (``scale``: the
-        in-sample mean absolute weekly difference up to the cut-off; ``mase`` is
-        ``nan`` where it is 0, ``mape`` where every actual is 0).
+        Per candidate (``model, holidays``), series and cut-off: ``mae, scale, mase,
+        mape`` (``scale``: the in-sample mean absolute weekly difference up to the
+        cut-off; ``mase`` is ``nan`` where it is 0, ``mape`` where every actual is 0).
     """
 
     h: int
@@ -597,24 +620,28 @@ class Backtest:
     errors: pd.DataFrame
 
     def scores(self) -> pd.DataFrame:
-        """Per model and series: ``mase`` and ``mape``, each the mean over the cut-offs."""
-        return (self.errors.groupby(["model", "unique_id"], sort=False)[["mase", "mape"]]
+        """Per candidate and series: ``mase`` and ``mape``, each the mean over the cut-offs."""
+        return (self.errors.groupby([*_KEY, "unique_id"], sort=False)[["mase", "mape"]]
                 .mean().reset_index())
 
     def pooled(self) -> pd.DataFrame:
-        """Per model (in :data:`MODELS` order): ``mase, mape`` (means over the series
-        scored) and ``series``."""
+        """Per candidate (``model, holidays``, in :data:`MODELS` order, adjusted first):
+        ``mase, mape`` (means over the series scored) and ``series``."""
         s = self.scores()
-        out = s.groupby("model", sort=False).agg(mase=("mase", "mean"), mape=("mape", "mean"),
-                                                 series=("mase", "count")).reset_index()
-        out["order"] = out["model"].map(MODELS.index)
+        out = s.groupby(_KEY, sort=False).agg(mase=("mase", "mean"), mape=("mape", "mean"),
+                                              series=("mase", "count")).reset_index()
+        out["order"] = out["model"].map(MODELS.index) * 2 + (~out["holidays"]).astype(int)
         return out.sort_values("order").drop(columns="order").reset_index(drop=True)
 
-    def improvement(self, model: str) -> float:
-        """How much lower ``model``'s pooled MASE is than the baseline's (%)."""
-        pooled = self.pooled().set_index("model")["mase"]
-        base = float(pooled.get(BASELINE, math.nan))
-        own = float(pooled.get(model, math.nan))
+    def mase(self, candidate: Candidate) -> float:
+        """A candidate's pooled MASE (``nan``: not scored)."""
+        p = self.pooled()
+        row = p[(p["model"] == candidate.model) & (p["holidays"] == candidate.holidays)]
+        return float(row["mase"].iloc[0]) if len(row) else math.nan
+
+    def improvement(self, candidate: Candidate) -> float:
+        """How much lower the candidate's pooled MASE is than the baseline's (%)."""
+        base, own = self.mase(BASELINE_CANDIDATE), self.mase(candidate)
         if not (math.isfinite(base) and math.isfinite(own)) or base == 0:
             return math.nan
         return 100.0 * (1.0 - own / base)
@@ -625,11 +652,26 @@ def _progress(on_step: Callable[[float], None] | None, done: int, total: int) ->
         on_step(done / total)
 
 
+def candidates(models: Sequence[str], holidays: bool | str = True) -> list[Candidate]:
+    """The candidates of a backtest: the baseline, then each model adjusted for the
+    holidays (``holidays`` true), not (false), or both ways (``"both"``).
+
+    Examples
+    --------
+    >>> [c.label for c in candidates(("ets",), "both")]
+    ['seasonal_naive', 'ets', 'ets (no holiday adjustment)']
+    """
+    ways = (True, False) if holidays == "both" else (bool(holidays),)
+    return [BASELINE_CANDIDATE, *[Candidate(m, w) for m in MODELS
+                                  if m in models and m != BASELINE for w in ways]]
+
+
 def backtest(panel: Panel, h: int, *, models: Sequence[str] = MODELS,
              windows: int = WINDOWS, step: int = STEP, at: Sequence[date] | None = None,
-             holidays: bool = True,
+             holidays: bool | str = True,
              on_step: Callable[[float], None] | None = None) -> Backtest:
-    """Rolling-origin backtest: each model forecast from each cut-off, scored on what followed.
+    """Rolling-origin backtest: each candidate forecast from each cut-off, scored on what
+    followed.
 
     Parameters
     ----------
@@ -643,9 +685,10 @@ def backtest(panel: Panel, h: int, *, models: Sequence[str] = MODELS,
         ``at`` gives them.
     at : sequence of datetime.date, optional
         The cut-offs (each at most ``end − h``).
-    holidays : bool
-        Adjust for the holidays (:func:`holiday_effects` of the history up to each
-        cut-off, :func:`predict`).
+    holidays : bool or "both"
+        Adjust the models for the holidays (:func:`holiday_effects` of the history up
+        to each cut-off, :func:`predict`), or not, or try each model both ways
+        (:func:`candidates`).
     on_step : callable, optional
         Called with the fraction done.
 
@@ -669,7 +712,7 @@ def backtest(panel: Panel, h: int, *, models: Sequence[str] = MODELS,
     (['2025-03-23', '2025-03-30'], [0.0])
     """
     _check(h, models)
-    wanted = [BASELINE, *[m for m in MODELS if m in models and m != BASELINE]]
+    wanted = candidates(models, holidays)
     points = sorted(set(at)) if at is not None else cutoffs(panel.end, h, windows, step)
     late = [c for c in points if c > panel.end - timedelta(days=h)]
     if late:
@@ -686,56 +729,72 @@ def backtest(panel: Panel, h: int, *, models: Sequence[str] = MODELS,
     rows: list[pd.DataFrame] = []
     errs: list[dict[str, Any]] = []
     total, done = len(panel.series) * len(points) * len(wanted), 0
+    whole = {s.id: s for s in panel.series}
     for cut in points:
         history = [t for t in (s.until(cut) for s in panel.series) if len(t.y) >= MIN_DAYS]
-        effects = holiday_effects(history) if holidays else {}
+        effects = holiday_effects(history) if any(c.holidays for c in wanted) else {}
         days = pd.date_range(cut + timedelta(days=1), periods=h, freq="D")
         done += (len(panel.series) - len(history)) * len(wanted)
         for train in history:
             k0 = len(train.y)
-            actual = next(s for s in panel.series if s.id == train.id).y[k0:k0 + h]
+            actual = whole[train.id].y[k0:k0 + h]
             scale = float(np.abs(train.y[SEASON:] - train.y[:-SEASON]).mean())
-            for m in wanted:
-                p = predict(m, train.start, train.y, h, intervals=(), effects=effects)
+            for c in wanted:
+                p = predict(c.model, train.start, train.y, h, intervals=(),
+                            effects=effects if c.holidays else None)
                 err = np.abs(actual - p.mean)
                 pos = actual > 0
                 errs.append({
-                    "model": m, "unique_id": train.id, "cutoff": cut,
-                    "mae": float(err.mean()), "scale": scale,
+                    "model": c.model, "holidays": c.holidays, "unique_id": train.id,
+                    "cutoff": cut, "mae": float(err.mean()), "scale": scale,
                     "mase": float(err.mean()) / scale if scale > 0 else math.nan,
                     "mape": float(100 * np.mean(err[pos] / actual[pos])) if pos.any()
                     else math.nan})
                 rows.append(pd.DataFrame({
-                    "model": m, "unique_id": [train.id] * h, "cutoff": cut, "ds": days,
-                    "horizon": np.arange(1, h + 1), "y": actual, "yhat": p.mean,
-                    "used": p.model}))
+                    "model": c.model, "holidays": c.holidays, "unique_id": [train.id] * h,
+                    "cutoff": cut, "ds": days, "horizon": np.arange(1, h + 1), "y": actual,
+                    "yhat": p.mean, "used": p.model}))
                 done += 1
                 _progress(on_step, done, total)
     return Backtest(h, points, pd.concat(rows, ignore_index=True), pd.DataFrame(errs))
 
 
-def select_model(bt: Backtest) -> str:
-    """The model of the lowest pooled MASE (the simpler on a tie; the baseline when
-    no model could be scored).
+def select_model(bt: Backtest) -> Candidate:
+    """The candidate of the lowest pooled MASE (the simpler on a tie, the adjusted before
+    the unadjusted; the baseline when no model could be scored).
 
     Examples
     --------
-    >>> errors = pd.DataFrame({"model": ["seasonal_naive", "ets"], "unique_id": [1, 1],
-    ...                        "mase": [1.0, 0.8], "mape": [5.0, 4.0]})
+    >>> errors = pd.DataFrame({"model": ["seasonal_naive", "ets"], "holidays": [False, True],
+    ...                        "unique_id": [1, 1], "mase": [1.0, 0.8], "mape": [5.0, 4.0]})
     >>> select_model(Backtest(7, [], pd.DataFrame(), errors))
-    'ets'
+    Candidate(model='ets', holidays=True)
     """
     pooled = bt.pooled()
     pooled = pooled[np.isfinite(pooled["mase"])]
     if pooled.empty:
-        return BASELINE
-    return str(pooled.loc[pooled["mase"].idxmin(), "model"])
+        return BASELINE_CANDIDATE
+    best = pooled.loc[pooled["mase"].idxmin()]
+    return Candidate(str(best["model"]), bool(best["holidays"]))
 
 
 def forecast(panel: Panel, h: int, model: str, *, intervals: Sequence[int] = INTERVALS,
              holidays: bool = True,
              on_step: Callable[[float], None] | None = None) -> pd.DataFrame:
     """The model's forecast of every series for the ``h`` days after the panel's end.
+
+    Parameters
+    ----------
+    panel : Panel
+    h : int
+    model : str
+        One of :data:`MODELS`.
+    intervals : sequence of int
+        Prediction intervals (%).
+    holidays : bool
+        Adjust for the holidays (:func:`holiday_effects` of the whole history).
+    on_step : callable, optional
+        Called with the fraction done.
 
     Returns
     -------
@@ -766,8 +825,8 @@ def forecast(panel: Panel, h: int, model: str, *, intervals: Sequence[int] = INT
     return pd.concat(out, ignore_index=True)
 
 
-__all__ = ["BASELINE", "HOLIDAY_CONFIDENCE", "INTERVALS", "MAX_HORIZON", "MIN_DAYS", "MIN_TRAIN",
-           "MODELS", "SEASON", "STEP", "WINDOWS", "WORKED", "Backtest", "ForecastInputError",
-           "HolidayEffect", "InsufficientHistoryError", "Panel", "Prediction", "Series",
-           "backtest", "cutoffs", "day_type", "forecast", "holiday_effects", "predict",
-           "seasonal_naive", "select_model"]
+__all__ = ["BASELINE", "BASELINE_CANDIDATE", "HOLIDAY_CONFIDENCE", "INTERVALS", "MAX_HORIZON",
+           "MIN_DAYS", "MIN_TRAIN", "MODELS", "SEASON", "STEP", "WINDOWS", "WORKED", "Backtest",
+           "Candidate", "ForecastInputError", "HolidayEffect", "InsufficientHistoryError",
+           "Panel", "Prediction", "Series", "backtest", "candidates", "cutoffs", "day_type",
+           "forecast", "holiday_effects", "predict", "seasonal_naive", "select_model"]

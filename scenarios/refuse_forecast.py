@@ -12,8 +12,9 @@ them would count it twice, so generation is the buildings'.
 1. a rolling-origin **backtest** of every candidate model (the weekly seasonal
    naive always among them), MAPE and MASE per model and series, pooled;
 2. the model of the lowest pooled MASE **forecasts** each series ``h`` days
-   ahead with 80 % and 95 % prediction intervals, the holidays
-   (:mod:`spatial.holidays`) adjusted for;
+   ahead with 80 % and 95 % prediction intervals; by default the backtest also
+   decides whether it is adjusted for the holidays (:mod:`spatial.holidays`),
+   each model being tried both ways (``holidays="auto"``);
 3. the **review** (复盘): that model's forecasts from past cut-offs against
    what happened, beside the seasonal naive's — accuracy over time: the
    backtest's, and before them one every ``h`` days (their horizons tile the
@@ -103,7 +104,11 @@ DIGITS = 7
 FORECAST_COLUMNS = ("date", "id", "name", "level", "mean", "lo80", "hi80", "lo95", "hi95")
 REVIEW_COLUMNS = ("cutoff", "horizon", "date", "id", "name", "level", "model", "actual",
                   "forecast", "ape", "baseline", "baseline_ape")
-BACKTEST_COLUMNS = ("model", "id", "name", "level", "mase", "mape", "cutoffs")
+BACKTEST_COLUMNS = ("model", "holidays", "id", "name", "level", "mase", "mape", "cutoffs")
+#: How the holidays are handled: ``auto`` lets the backtest try each model adjusted for them
+#: and not; ``adjust`` and ``ignore`` decide it.
+HOLIDAY_MODES = ("auto", "adjust", "ignore")
+_WAYS: dict[str, bool | str] = {"auto": "both", "adjust": True, "ignore": False}
 
 
 def _r(value: float, digits: int) -> float | None:
@@ -268,8 +273,9 @@ class RefuseForecast:
         What loading left out (reported).
     stream_recorded : bool
         Whether the readings record their stream.
-    holidays : bool
-        Adjust the models for the holidays (:mod:`scenarios.forecast`).
+    holidays : str
+        One of :data:`HOLIDAY_MODES`: adjust the models for the holidays
+        (:mod:`scenarios.forecast`), or not, or (``auto``) let the backtest choose.
 
     Raises
     ------
@@ -283,7 +289,7 @@ class RefuseForecast:
                  models: Sequence[str] = fc.MODELS, stream: str | None = None,
                  fill_missing: bool = False, review_cutoffs: int = REVIEW_CUTOFFS,
                  notes: Sequence[str] = (), stream_recorded: bool = False,
-                 holidays: bool = True) -> None:
+                 holidays: str = "auto") -> None:
         if level not in LEVELS:
             raise ForecastInputError("level", f"unknown level {level!r}; known: "
                                      f"{', '.join(LEVELS)}")
@@ -296,6 +302,9 @@ class RefuseForecast:
         if unknown:
             raise ForecastInputError("models", f"unknown model {unknown[0]!r}; known: "
                                      f"{', '.join(fc.MODELS)}")
+        if holidays not in HOLIDAY_MODES:
+            raise ForecastInputError("holidays", f"unknown mode {holidays!r}; known: "
+                                     f"{', '.join(HOLIDAY_MODES)}")
         if not 0 <= review_cutoffs <= MAX_REVIEW_CUTOFFS:
             raise ForecastInputError("review_cutoffs", f"must be from 0 to {MAX_REVIEW_CUTOFFS}")
         self.level = level
@@ -304,7 +313,7 @@ class RefuseForecast:
         self.stream = check_stream(stream)
         self.stream_recorded = stream_recorded
         self.review_cutoffs = int(review_cutoffs)
-        self.holidays = bool(holidays)
+        self.holidays = holidays
         self.notes = list(notes)
         self.buildings = buildings.set_index("id", drop=False)
         labels: dict[Hashable, str] = {
@@ -324,6 +333,8 @@ class RefuseForecast:
             self.panel = self._aggregate(self.building_panel)
         self.backtest: fc.Backtest | None = None
         self.model: str | None = None
+        #: Whether the chosen model is adjusted for the holidays.
+        self.adjusted = False
         self.forecast: pd.DataFrame | None = None
         self.review: pd.DataFrame | None = None
         self.effects: dict[str, fc.HolidayEffect] = {}
@@ -333,7 +344,7 @@ class RefuseForecast:
     def load(cls, conn: psycopg.Connection[Any], *, level: str = "street_office",
              horizon_days: int = DEFAULT_HORIZON, models: Sequence[str] = fc.MODELS,
              stream: str | None = None, as_of: date | None = None, fill_missing: bool = False,
-             review_cutoffs: int = REVIEW_CUTOFFS, holidays: bool = True) -> RefuseForecast:
+             review_cutoffs: int = REVIEW_CUTOFFS, holidays: str = "auto") -> RefuseForecast:
         """The forecast over the history read through the caller's connection.
 
         Parameters
@@ -410,11 +421,11 @@ class RefuseForecast:
         started = time.perf_counter()
         try:
             self.backtest = fc.backtest(self.panel, self.h, models=self.models,
-                                        holidays=self.holidays, on_step=on_step)
+                                        holidays=_WAYS[self.holidays], on_step=on_step)
         except InsufficientHistoryError as exc:
             self._insufficient(exc)
             return self
-        self.model = fc.select_model(self.backtest)
+        self.model, self.adjusted = fc.select_model(self.backtest)
         self.timings["backtest_s"] = time.perf_counter() - started
         return self
 
@@ -423,8 +434,8 @@ class RefuseForecast:
         if self.panel is None or self.model is None:
             return self
         started = time.perf_counter()
-        self.effects = fc.holiday_effects(self.panel.series) if self.holidays else {}
-        self.forecast = fc.forecast(self.panel, self.h, self.model, holidays=self.holidays,
+        self.effects = fc.holiday_effects(self.panel.series)
+        self.forecast = fc.forecast(self.panel, self.h, self.model, holidays=self.adjusted,
                                     on_step=on_step)
         self.timings["forecast_s"] = time.perf_counter() - started
         return self
@@ -438,11 +449,12 @@ class RefuseForecast:
         extra = [first - timedelta(days=self.h * k)
                  for k in range(1, self.review_cutoffs + 1)]
         extra = [c for c in extra if (c - self.panel.start).days + 1 >= fc.MIN_DAYS]
-        keep = {self.model, fc.BASELINE}
-        parts = [self.backtest.forecasts[self.backtest.forecasts["model"].isin(keep)]]
+        f = self.backtest.forecasts
+        parts = [f[(f["model"] == fc.BASELINE)
+                   | ((f["model"] == self.model) & (f["holidays"] == self.adjusted))]]
         if extra:
             more = fc.backtest(self.panel, self.h, models=(self.model,), at=extra,
-                               holidays=self.holidays, on_step=on_step)
+                               holidays=self.adjusted, on_step=on_step)
             parts.insert(0, more.forecasts)
         self.review = pd.concat(parts, ignore_index=True)
         self.timings["review_s"] = time.perf_counter() - started
@@ -492,9 +504,11 @@ class RefuseForecast:
         """:data:`BACKTEST_COLUMNS`: each model's MASE and MAPE per series."""
         if self.backtest is None:
             return []
-        counts = self.backtest.errors.groupby(["model", "unique_id"], sort=False).size()
-        return [(r.model, int(r.unique_id), self.name_of(r.unique_id), self.level,
-                 _r(r.mase, 4), _r(r.mape, DIGITS_PCT), int(counts[(r.model, r.unique_id)]))
+        counts = self.backtest.errors.groupby(["model", "holidays", "unique_id"],
+                                              sort=False).size()
+        return [(r.model, bool(r.holidays), int(r.unique_id), self.name_of(r.unique_id),
+                 self.level, _r(r.mase, 4), _r(r.mape, DIGITS_PCT),
+                 int(counts[(r.model, r.holidays, r.unique_id)]))
                 for r in self.backtest.scores().itertuples()]
 
     def building_daily(self) -> pd.DataFrame:
@@ -571,7 +585,7 @@ class RefuseForecast:
         over the seasonal naive, the holidays, what was filled or left out."""
         panel = self.panel
         pooled = self.backtest.pooled() if self.backtest is not None else pd.DataFrame()
-        improvement = (self.backtest.improvement(self.model)
+        improvement = (self.backtest.improvement(fc.Candidate(self.model, self.adjusted))
                        if self.backtest is not None and self.model else math.nan)
         ahead = []
         if panel is not None:
@@ -581,7 +595,7 @@ class RefuseForecast:
                 if kind is not None:
                     e = self.effects.get(kind)
                     ahead.append({"date": d.isoformat(), "holiday": kind,
-                                  "factor": round(e.used, 4) if e else 1.0,
+                                  "factor": round(e.used, 4) if e and self.adjusted else 1.0,
                                   "seen": bool(e and e.days > 0)})
         used = (self.forecast.groupby("unique_id")["model"].first()
                 if self.forecast is not None else pd.Series(dtype=str))
@@ -600,16 +614,18 @@ class RefuseForecast:
             "refuse_buildings": 0 if bp is None else len(bp.series),
             "model": self.model, "baseline": fc.BASELINE, "candidates": list(self.models),
             "improvement_pct": _r(improvement, DIGITS_PCT),
-            "backtest": [{"model": r.model, "mase": _r(r.mase, 4), "mape": _r(r.mape, DIGITS_PCT),
+            "backtest": [{"model": r.model, "holidays": bool(r.holidays),
+                          "mase": _r(r.mase, 4), "mape": _r(r.mape, DIGITS_PCT),
                           "series": int(r.series)} for r in pooled.itertuples()],
             "cutoffs": ([] if self.backtest is None else
                         [c.isoformat() for c in self.backtest.cutoffs]),
             "forecast_t": (None if self.forecast is None else
                            round(float(self.forecast["mean"].sum()), DIGITS_T)),
             "fallback_series": int((used != self.model).sum()) if self.model else 0,
-            "holidays_adjusted": self.holidays,
+            "holiday_mode": self.holidays, "holidays_adjusted": self.adjusted,
             "holidays": [{"holiday": e.day_type, "factor": round(e.factor, 4),
-                          "days": e.days, "applied": e.applied}
+                          "days": e.days, "significant": e.applied,
+                          "applied": e.applied and self.adjusted}
                          for e in self.effects.values()],
             "holidays_ahead": ahead,
             "filled_days": 0 if bp is None else sum(len(v) for v in bp.filled.values()),
@@ -624,7 +640,8 @@ def load(conn: psycopg.Connection[Any], **kwargs: Any) -> RefuseForecast:
     return RefuseForecast.load(conn, **kwargs)
 
 
-__all__ = ["BACKTEST_COLUMNS", "CITY_ID", "DEFAULT_HORIZON", "FORECAST_COLUMNS", "LEVELS",
+__all__ = ["BACKTEST_COLUMNS", "CITY_ID", "DEFAULT_HORIZON", "FORECAST_COLUMNS",
+           "HOLIDAY_MODES", "LEVELS",
            "MAX_HORIZON", "MAX_REVIEW_CUTOFFS", "REVIEW_COLUMNS", "REVIEW_CUTOFFS", "STREAMS",
            "RefuseForecast", "check_stream", "history_end", "load", "load_buildings",
            "load_readings", "streams_recorded"]

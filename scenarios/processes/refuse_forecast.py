@@ -61,7 +61,7 @@ class Request:
     as_of: date | None = None
     fill_missing: bool = False
     review_cutoffs: int = rf.REVIEW_CUTOFFS
-    holidays: bool = True
+    holidays: str = "auto"
 
 
 _VALUES = (
@@ -102,11 +102,13 @@ _VALUES = (
         "过去（14 天 × 26 次约一年；0：仅回测各次）。每次耗时与一次预测相当。"),
         {"type": "integer", "minimum": 0, "maximum": rf.MAX_REVIEW_CUTOFFS,
          "default": rf.REVIEW_CUTOFFS}),
-    Value("adjust_holidays", _text("Adjust for holidays", "节假日调整"), _text(
-        "Adjust the models for the public holidays and worked weekend days whose effect the "
-        "history shows (the seasonal naive never is).",
-        "对历史数据显示出影响的法定节假日与调休日进行调整（季节朴素法不调整）。"),
-        {"type": "boolean", "default": True}),
+    Value("holidays", _text("Holiday adjustment", "节假日调整"), _text(
+        "adjust: adjust the models for the public holidays and worked weekend days whose "
+        "effect the history shows; ignore: do not; auto: the backtest tries each model both "
+        "ways and keeps the better (twice the backtest's time). The seasonal naive never is.",
+        "adjust：对历史数据显示出影响的法定节假日与调休日进行调整；ignore：不调整；auto："
+        "回测对每个模型分别尝试两种方式并取优（回测耗时加倍）。季节朴素法不调整。"),
+        {"type": "string", "enum": list(rf.HOLIDAY_MODES), "default": "auto"}),
 )
 
 
@@ -135,7 +137,7 @@ class ForecastInput(Input):
                        stream=values["stream"], models=tuple(values["models"]),
                        as_of=self.as_of.parse(raw), fill_missing=bool(values["fill_missing"]),
                        review_cutoffs=int(values["review_cutoffs"]),
-                       holidays=bool(values["adjust_holidays"]))
+                       holidays=values["holidays"])
 
     def check(self, conn: psycopg.Connection[Any], value: Request) -> None:
         analysis(conn, value)  # what only the data can refuse: a 400 naming the input
@@ -191,14 +193,16 @@ PROCESS = Process(
         "statsmodels' ETS(A,N,A), ETS(A,Ad,A) and SARIMA(1,0,1)(0,1,1)7 by MASE and MAPE; "
         "the lowest pooled MASE forecasts. Public holidays and worked weekend days "
         "(Spring Festival, National Day …) are adjusted for where the history shows their "
-        "effect. The review (复盘) re-makes the chosen model's forecasts from past cut-offs "
-        "against what happened, beside the seasonal naive's. Refuse buildings come as points "
-        "with their forecast (their share of their street office's or the city's below the "
-        "building level). Readings are counted as you may see them.",
+        "effect; by default the backtest tries each model with and without that adjustment "
+        "and keeps the better. The review (复盘) re-makes the chosen model's forecasts from "
+        "past cut-offs against what happened, beside the seasonal naive's. Refuse buildings "
+        "come as points with their forecast (their share of their street office's or the "
+        "city's below the building level). Readings are counted as you may see them.",
         "依据每日 21:00 计量数据，预测各垃圾楼、街道或全市未来 1–28 天的日垃圾量及 80%、95% "
         "预测区间。滚动起点回测（四个起点，间隔一周）以 MASE 与 MAPE 比较季节朴素法与 "
         "statsmodels 的 ETS(A,N,A)、ETS(A,Ad,A)、SARIMA(1,0,1)(0,1,1)7，取合并 MASE 最小者"
-        "预测。历史数据显示出影响的法定节假日及调休（春节、国庆等）予以调整。复盘以历史各"
+        "预测。历史数据显示出影响的法定节假日及调休（春节、国庆等）予以调整；默认由回测对"
+        "每个模型分别比较调整与不调整并取优。复盘以历史各"
         "起点重做所选模型的预测并与实际及季节朴素法对比。垃圾楼以点返回其预测量（街道、全市"
         "层级下按其占比分配）。计量数据按您的数据权限计。"),
     keywords=("垃圾", "refuse", "forecast", "预测", "backtest", "回测", "环卫"),
@@ -209,13 +213,15 @@ PROCESS = Process(
             description=_text(
                 "status (ok, insufficient_history) and message; level, stream, horizon, the "
                 "history (as_of, history_from, history_days), the forecast's days and total; "
-                "model (the chosen), backtest (pooled MASE and MAPE per model), cutoffs, "
-                "improvement_pct (pooled MASE below the seasonal naive's, %); holidays "
-                "(their effect in the history, applied or not) and holidays_ahead; "
+                "model (the chosen) and holidays_adjusted, backtest (pooled MASE and MAPE per "
+                "model, with and without the holiday adjustment), cutoffs, improvement_pct "
+                "(pooled MASE below the seasonal naive's, %); holidays (their effect in the "
+                "history: significant, applied) and holidays_ahead; "
                 "filled_days, dropped_series, fallback_series (forecast by the seasonal "
                 "naive instead), notes, timings_s.",
                 "status（ok、insufficient_history 历史数据不足）及说明；层级、类别、预测天数、"
-                "历史区间、预测日期与总量；所选模型、各模型回测的合并 MASE 与 MAPE、回测起点、"
+                "历史区间、预测日期与总量；所选模型及是否节假日调整、各模型（调整与否）回测的"
+                "合并 MASE 与 MAPE、回测起点、"
                 "相对季节朴素法的改进（%）；节假日影响及预测期内的节假日；补全的天数、剔除与"
                 "退回季节朴素法的序列数、备注、耗时。"),
             properties={
@@ -227,15 +233,18 @@ PROCESS = Process(
                 "candidates": {"type": "array", "items": _STR},
                 "improvement_pct": _NUM_N,
                 "backtest": {"type": "array", "items": {"type": "object", "properties": {
-                    "model": _STR, "mase": _NUM_N, "mape": _NUM_N, "series": _INT}}},
+                    "model": _STR, "holidays": _BOOL, "mase": _NUM_N, "mape": _NUM_N,
+                    "series": _INT}}},
                 "cutoffs": {"type": "array", "items": {"type": "string", "format": "date"}},
                 "forecast_t": _NUM_N, "fallback_series": _INT,
                 "holidays": {"type": "array", "items": {"type": "object", "properties": {
-                    "holiday": _STR, "factor": _NUM, "days": _INT, "applied": _BOOL}}},
+                    "holiday": _STR, "factor": _NUM, "days": _INT, "significant": _BOOL,
+                    "applied": _BOOL}}},
                 "holidays_ahead": {"type": "array", "items": {"type": "object", "properties": {
                     "date": {"type": "string", "format": "date"}, "holiday": _STR,
                     "factor": _NUM, "seen": _BOOL}}},
-                "holidays_adjusted": _BOOL, "filled_days": _INT, "dropped_series": _INT,
+                "holiday_mode": _STR, "holidays_adjusted": _BOOL, "filled_days": _INT,
+                "dropped_series": _INT,
                 "notes": {"type": "array", "items": _STR},
                 "timings_s": {"type": "object", "additionalProperties": _NUM}}),
         TableOutput(
@@ -267,9 +276,10 @@ PROCESS = Process(
             "backtest", title=_text("Backtest per series", "分序列回测"),
             description=_text(
                 "Each candidate model's MASE and MAPE per series of the level, over the "
-                "backtest's cut-offs.", "各候选模型在各序列上的回测 MASE 与 MAPE。"),
-            columns={"model": _STR, "id": _INT, "name": _STR_N, "level": _STR,
-                     "mase": _NUM_N, "mape": _NUM_N, "cutoffs": _INT}),
+                "backtest's cut-offs (holidays: adjusted for them).",
+                "各候选模型在各序列上的回测 MASE 与 MAPE（holidays：是否做节假日调整）。"),
+            columns={"model": _STR, "holidays": _BOOL, "id": _INT, "name": _STR_N,
+                     "level": _STR, "mase": _NUM_N, "mape": _NUM_N, "cutoffs": _INT}),
         FeatureOutput(
             "buildings", title=_text("Refuse buildings ahead", "垃圾楼预测"),
             description=_text(

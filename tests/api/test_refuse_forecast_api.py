@@ -52,10 +52,11 @@ def test_an_async_run_answers_the_forecast(admin: Any, city: str) -> None:  # no
     summary = out["summary"]
     assert summary["status"] == "ok" and summary["level"] == "street_office"
     assert summary["horizon_days"] == 7 and summary["stream"] is None
-    pooled = {r["model"]: r["mase"] for r in summary["backtest"]}
-    assert set(pooled) == {"seasonal_naive", "ets", "ets_damped", "sarima"}
-    assert pooled[summary["model"]] == min(pooled.values())
-    assert summary["improvement_pct"] > 0
+    pooled = {(r["model"], r["holidays"]): r["mase"] for r in summary["backtest"]}
+    assert set(pooled) == {("seasonal_naive", False)} | {
+        (m, h) for m in ("ets", "ets_damped", "sarima") for h in (True, False)}
+    assert pooled[(summary["model"], summary["holidays_adjusted"])] == min(pooled.values())
+    assert summary["holiday_mode"] == "auto" and summary["improvement_pct"] > 0
     table = out["forecast"]
     assert table["columns"] == list(FORECAST_COLUMNS)
     assert len(table["rows"]) == 7 * summary["series"]
@@ -63,7 +64,7 @@ def test_an_async_run_answers_the_forecast(admin: Any, city: str) -> None:  # no
     review = out["review"]
     assert review["columns"] == list(REVIEW_COLUMNS)
     assert len({r[0] for r in review["rows"]}) == 4 + 4     # the backtest's and four more
-    assert {r[0] for r in out["backtest"]["rows"]} == set(pooled)
+    assert {(r[0], r[1]) for r in out["backtest"]["rows"]} == set(pooled)
     with psycopg.connect(city) as conn:
         (buildings,) = conn.execute(  # type: ignore[misc]
             "SELECT count(*) FROM onemap.refuse_facility WHERE kind = 'refuse_building' "
@@ -79,11 +80,14 @@ def test_an_async_run_answers_the_forecast(admin: Any, city: str) -> None:  # no
 
 def test_the_building_level_and_a_stream(admin: Any) -> None:  # noqa: F811
     out = results(admin, {"horizon_days": 3, "level": "refuse_building", "stream": "kitchen",
-                          "models": ["ets"], "review_cutoffs": 0}, headers={})
+                          "models": ["ets"], "review_cutoffs": 0, "holidays": "adjust"},
+                  headers={})
     summary = out["summary"]
     assert (summary["level"], summary["stream"], summary["stream_recorded"]) == (
         "refuse_building", "kitchen", False)
     assert summary["candidates"] == ["seasonal_naive", "ets"]
+    assert [(r["model"], r["holidays"]) for r in summary["backtest"]] == [
+        ("seasonal_naive", False), ("ets", True)]
     assert summary["series"] == len(out["buildings"]["features"])
     assert {f["properties"]["method"] for f in out["buildings"]["features"]} == {"own"}
 
@@ -106,6 +110,7 @@ def test_too_short_a_history_is_an_answer(admin: Any) -> None:  # noqa: F811
     ({"models": []}, "models"),
     ({"as_of": "2026-13-01"}, "as_of"),
     ({"review_cutoffs": 100}, "review_cutoffs"),
+    ({"holidays": True}, "holidays"),
     ({"horizon": 7}, "horizon"),
 ])
 def test_bad_input_names_the_input(admin: Any, inputs: dict[str, Any],  # noqa: F811

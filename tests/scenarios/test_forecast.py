@@ -120,19 +120,27 @@ def test_a_cutoff_with_too_short_a_history_is_not_scored() -> None:
 def test_the_baseline_is_always_a_candidate_and_the_lowest_mase_wins() -> None:
     bt = fc.backtest(tiny_panel(), 2, models=("ets",), windows=1)
     assert list(bt.pooled()["model"]) == ["seasonal_naive", "ets"]
+    both = fc.backtest(tiny_panel(), 2, models=("ets", "sarima"), windows=1, holidays="both")
+    assert [tuple(r) for r in both.pooled()[["model", "holidays"]].to_numpy()] == [
+        ("seasonal_naive", False), ("ets", True), ("ets", False), ("sarima", True),
+        ("sarima", False)]
 
-    def with_scores(scores: dict[str, float]) -> Backtest:
-        errors = pd.DataFrame([{"model": m, "unique_id": 1, "mase": v, "mape": 1.0}
-                               for m, v in scores.items()])
+    def with_scores(scores: dict[tuple[str, bool], float]) -> Backtest:
+        errors = pd.DataFrame([{"model": m, "holidays": h, "unique_id": 1, "mase": v,
+                                "mape": 1.0} for (m, h), v in scores.items()])
         return Backtest(7, [], pd.DataFrame(), errors)
 
-    assert fc.select_model(with_scores({"seasonal_naive": 1.0, "ets": 0.9, "sarima": 0.8})) \
-        == "sarima"
-    assert fc.select_model(with_scores({"seasonal_naive": 0.7, "ets": 0.7})) == \
-        "seasonal_naive"  # a tie: the simpler
-    assert fc.select_model(with_scores({"seasonal_naive": math.nan, "ets": math.nan})) == \
-        "seasonal_naive"
-    assert with_scores({"seasonal_naive": 1.0, "ets": 0.75}).improvement("ets") == 25.0
+    base = ("seasonal_naive", False)
+    assert fc.select_model(with_scores({base: 1.0, ("ets", True): 0.9,
+                                        ("sarima", False): 0.8})) == ("sarima", False)
+    # a tie: the simpler, then the adjusted
+    assert fc.select_model(with_scores({base: 0.7, ("ets", True): 0.7})) == base
+    assert fc.select_model(with_scores({base: 0.9, ("ets", False): 0.7,
+                                        ("ets", True): 0.7})) == ("ets", True)
+    assert fc.select_model(with_scores({base: math.nan, ("ets", True): math.nan})) == base
+    scored = with_scores({base: 1.0, ("ets", True): 0.75})
+    assert scored.improvement(fc.Candidate("ets", True)) == 25.0
+    assert math.isnan(scored.improvement(fc.Candidate("ets", False)))
 
 
 # --- a known weekly pattern and a Spring Festival ---------------------------------------
@@ -192,8 +200,8 @@ def test_the_backtest_prefers_a_model_to_the_seasonal_naive_on_a_noisy_pattern()
     pooled = bt.pooled().set_index("model")
     # a seasonal naive carries two days' noise, the smoothed model about one
     assert pooled.at["ets", "mase"] < pooled.at["seasonal_naive", "mase"]
-    assert fc.select_model(bt) == "ets"
-    assert bt.improvement("ets") > 15
+    assert fc.select_model(bt) == ("ets", True)
+    assert bt.improvement(fc.Candidate("ets", True)) > 15
 
 
 def test_a_holiday_first_seen_after_the_history_gets_no_effect() -> None:
