@@ -39,10 +39,10 @@ each averaged over the cut-offs, then over the series (pooled).
 :func:`select_model` takes the lowest pooled MASE, the seasonal naive always
 among the candidates. Whether to adjust for the holidays can be one of the
 backtest's choices too (``holidays="both"``): fitted on a history whose
-holidays are taken out, a model smooths more (on the demo city's sums it misses
-the yearly swing of autumn by more than the holidays it gets right), so each
-model is tried both ways; :func:`forecast` gives the chosen model's daily means
-with 80 % and 95 % prediction intervals (bounded below by zero).
+holidays are taken out, a model smooths more, and may then lag a trend (the
+demo city's autumn, ``bench/README.md``), so each model is tried both ways.
+:func:`forecast` gives the chosen model's daily means with 80 % and 95 %
+prediction intervals (bounded below by zero).
 
 Examples
 --------
