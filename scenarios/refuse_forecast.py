@@ -351,22 +351,27 @@ class RefuseForecast:
         ----------
         as_of : datetime.date, optional
             The history's last day (default: the end of the latest run of consecutive
-            days with readings, :func:`history_end`).
+            days with readings, :func:`history_end`); a day after the last reading is
+            refused.
 
         Other parameters are those of :class:`RefuseForecast`.
         """
         started = time.perf_counter()
         check_stream(stream)
         notes = []
+        days = [r["d"] for r in conn.execute(
+            "SELECT DISTINCT (measured_at AT TIME ZONE 'Asia/Shanghai')::date AS d "
+            "FROM onemap.refuse_load_reading WHERE (measured_at AT TIME ZONE "
+            "'Asia/Shanghai')::time = time '21:00'").fetchall()]
         if as_of is None:
-            rows = conn.execute(
-                "SELECT DISTINCT (measured_at AT TIME ZONE 'Asia/Shanghai')::date AS d "
-                "FROM onemap.refuse_load_reading WHERE (measured_at AT TIME ZONE "
-                "'Asia/Shanghai')::time = time '21:00'").fetchall()
-            as_of, skipped = history_end([r["d"] for r in rows])
+            as_of, skipped = history_end(days)
             if skipped:
                 notes.append(f"readings on {len(skipped)} later day(s) after a gap are left "
                              f"out ({', '.join(d.isoformat() for d in skipped[:3])})")
+        elif days and max(days) < as_of:
+            raise ForecastInputError("as_of", f"the readings end on {max(days).isoformat()}, "
+                                     f"before {as_of.isoformat()} / 计量数据截至 "
+                                     f"{max(days).isoformat()}")
         readings = load_readings(conn, stream=stream, until=as_of) if as_of else \
             pd.DataFrame(columns=["facility_id", "ds", "y"])
         out = cls(readings, load_buildings(conn), level=level, horizon_days=horizon_days,

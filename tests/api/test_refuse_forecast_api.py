@@ -109,6 +109,7 @@ def test_too_short_a_history_is_an_answer(admin: Any) -> None:  # noqa: F811
     ({"models": ["prophet"]}, "models"),
     ({"models": []}, "models"),
     ({"as_of": "2026-13-01"}, "as_of"),
+    ({"as_of": "2030-01-01"}, "as_of: the readings end on 2026-10-29"),
     ({"review_cutoffs": 100}, "review_cutoffs"),
     ({"holidays": True}, "holidays"),
     ({"horizon": 7}, "horizon"),

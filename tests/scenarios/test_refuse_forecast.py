@@ -199,6 +199,8 @@ def test_a_lone_day_after_a_gap_is_left_out_and_as_of_cuts_the_history(city: str
     ({"horizon_days": 0}, "horizon_days"), ({"horizon_days": 1000}, "horizon_days"),
     ({"horizon_days": 29}, "horizon_days"), ({"level": "district"}, "level"),
     ({"stream": "plastic"}, "stream"), ({"models": ("prophet",)}, "models"),
+    ({"holidays": "sometimes"}, "holidays"), ({"as_of": date(2027, 1, 1)}, "as_of"),
+    ({"review_cutoffs": 53}, "review_cutoffs"),
 ])
 def test_bad_input_names_the_input(city: str, kwargs: dict[str, Any], name: str) -> None:
     with connect(city) as conn, pytest.raises(ForecastInputError) as caught:
