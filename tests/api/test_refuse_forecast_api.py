@@ -25,7 +25,6 @@ from tests.api.test_refuse_placement_api import (  # noqa: F401
     city,
     finished,
     make_client,
-    submit,
 )
 
 PROCESS = "refuse-forecast"
