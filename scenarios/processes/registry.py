@@ -13,6 +13,7 @@ from scenarios.processes import (
     locate,
     pipeline_incident,
     refuse_flow,
+    refuse_forecast,
     refuse_placement,
     service_area,
     valve_segments,
@@ -28,6 +29,7 @@ PROCESSES: dict[str, Process] = {p.id: p for p in (
     valve_segments.PROCESS,
     refuse_placement.PROCESS,
     refuse_flow.PROCESS,
+    refuse_forecast.PROCESS,
 )}
 
 
