@@ -106,12 +106,14 @@ def test_the_forecast_answers_the_horizon(street_offices: rf.RefuseForecast) -> 
     assert summary["history_days"] == 365 and summary["history_from"] == "2025-10-30"
     assert summary["cutoffs"] == ["2026-09-24", "2026-10-01", "2026-10-08", "2026-10-15"]
     assert summary["stream"] is None and summary["stream_recorded"] is False
-    # the demo city's Spring Festival (0.75 of the load) is seen (applied if the model is
-    # adjusted for the holidays)
+    # the demo city's Spring Festival is seen (applied if the model is adjusted for the
+    # holidays): 0.75 of the load on days that are days off (1.06 against a working day's
+    # 0.98), against an ordinary week (democity/refuse.py _daily_factor)
     effects = {h["holiday"]: h for h in summary["holidays"]}
     assert effects["spring_festival"]["significant"]
     assert effects["spring_festival"]["applied"] == summary["holidays_adjusted"]
-    assert effects["spring_festival"]["factor"] == pytest.approx(0.75, abs=0.03)
+    planted = 0.75 * 1.06 / ((5 * 0.98 + 2 * 1.06) / 7)
+    assert effects["spring_festival"]["factor"] == pytest.approx(planted, abs=0.03)
     rows = f.forecast_rows()
     assert len(rows) == 14 * summary["series"]
     for r in rows:
