@@ -43,6 +43,11 @@ from spatial.errors import InvalidInputError, NotFoundError
 #: Bilingual text: ``{"en": ..., "zh": ...}``.
 Text = Mapping[str, str]
 
+
+def text(en: str, zh: str) -> Text:
+    """A text in both languages the processes describe themselves in."""
+    return {"en": en, "zh": zh}
+
 #: Prefix of every input error (the existing API's wording).
 INVALID = "invalid input / 输入无效"
 #: A point or area farther than this from every district is outside the city.

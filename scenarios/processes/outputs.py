@@ -13,6 +13,14 @@ from typing import Any, ClassVar
 
 from scenarios.processes.inputs import Text
 
+#: JSON Schemas (OpenAPI 3.0) of the usual properties of outputs.
+INT: dict[str, Any] = {"type": "integer"}
+INT_N: dict[str, Any] = {"type": "integer", "nullable": True}
+NUM: dict[str, Any] = {"type": "number"}
+NUM_N: dict[str, Any] = {"type": "number", "nullable": True}
+STR_N: dict[str, Any] = {"type": "string", "nullable": True}
+BOOL: dict[str, Any] = {"type": "boolean"}
+
 
 @dataclass(frozen=True)
 class FeatureSet:

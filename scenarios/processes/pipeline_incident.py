@@ -26,6 +26,9 @@ import psycopg
 
 from scenarios.pipeline import PipeNetwork, pipe_network
 from scenarios.processes.base import (
+    INT,
+    NUM,
+    STR_N,
     FeatureOutput,
     FeatureSet,
     IdSetInput,
@@ -40,10 +43,10 @@ from scenarios.processes.base import (
     SummaryOutput,
     Table,
     TableOutput,
-    Text,
     Value,
     input_description,
     invalid,
+    text,
 )
 from scenarios.processes.inputs import MAX_ID
 from spatial import whatif
@@ -513,22 +516,17 @@ def run(conn: psycopg.Connection[Any], inputs: Mapping[str, Any],
         tables={"contacts": Table(CONTACT_COLUMNS, notify)})
 
 
-_INT = {"type": "integer"}
-_NUM = {"type": "number"}
-_STR_N = {"type": "string", "nullable": True}
-_PIPE = {"segment_id": _INT, "code": _STR_N, "diameter_mm": {"type": "number", "nullable": True},
-         "material": _STR_N, "pressure_class": _STR_N, "length_m": _NUM}
+_PIPE = {"segment_id": INT, "code": STR_N, "diameter_mm": {"type": "number", "nullable": True},
+         "material": STR_N, "pressure_class": STR_N, "length_m": NUM}
 _LINES = ("LineString",)
 
 
-def _text(en: str, zh: str) -> Text:
-    return {"en": en, "zh": zh}
 
 
 PROCESS = Process(
     id="pipeline-incident",
-    title=_text("Pipeline incident response", "地下管线事故应急处置（关阀分析）"),
-    description=_text(
+    title=text("Pipeline incident response", "地下管线事故应急处置（关阀分析）"),
+    description=text(
         "For a failed pipe segment (by id, a point snapped to the nearest pipe of a utility, "
         "or a sensor alarm): the valves to close — the smallest operable set bounding the "
         "failed pipe's valve segment; when a valve is stuck or not operable, the next ring "
@@ -550,8 +548,8 @@ PROCESS = Process(
     keywords=("关阀分析", "pipeline", "incident", "valve isolation", "管线事故", "应急"),
     inputs=(
         IncidentInput(),
-        Value("radius_m", title=_text("Impact radius (m)", "影响半径（米）"),
-              description=_text(
+        Value("radius_m", title=text("Impact radius (m)", "影响半径（米）"),
+              description=text(
                   "Key units and hazard sources within it of the failed pipe; default per "
                   "utility and pressure class (onemap.pipe_incident_radius).",
                   "事故管段此距离内的重点单位与危险源；默认按管线类型与压力级制取值。"),
@@ -560,8 +558,8 @@ PROCESS = Process(
     ),
     outputs=(
         SummaryOutput(
-            "summary", title=_text("Incident summary", "事故处置汇总"),
-            description=_text(
+            "summary", title=text("Incident summary", "事故处置汇总"),
+            description=text(
                 "utility, failed_segment, found_by (segment, point, alarm), snap_distance_m, "
                 "alarm (id, sensor, level, href), radius_m and its basis, road_buffer_m, "
                 "isolated (false: a source lies inside the section), rings (valve failures "
@@ -574,114 +572,114 @@ PROCESS = Process(
                 "stuck_valves、隔离与停供管段数和公里数、楼栋、户数、实住户数、居民数、可通知"
                 "居民数、重点单位、危险源、道路、fallback（阀门失效扩大的部分）、scenario。"),
             properties={
-                "utility": {"type": "string"}, "failed_segment": _INT,
+                "utility": {"type": "string"}, "failed_segment": INT,
                 "found_by": {"type": "string", "enum": ["segment", "point", "alarm"]},
-                "snap_distance_m": _NUM, "alarm": {"type": "object", "nullable": True},
-                "radius_m": _NUM, "radius_basis": _STR_N, "road_buffer_m": _NUM,
+                "snap_distance_m": NUM, "alarm": {"type": "object", "nullable": True},
+                "radius_m": NUM, "radius_basis": STR_N, "road_buffer_m": NUM,
                 "isolated": {"type": "boolean"},
-                "sources_inside": {"type": "array", "items": _INT}, "rings": _INT,
-                "valves_to_close": _INT, "stuck_valves": {"type": "array", "items": _INT},
-                "already_closed": {"type": "array", "items": _INT}, "left_open": _INT,
-                "isolated_pipes": _INT, "isolated_km": _NUM, "cut_off_pipes": _INT,
-                "cut_off_km": _NUM, "buildings": _INT, "households": _INT, "occupied": _INT,
-                "residents": _INT, "contacts": _INT, "key_units": _INT,
-                "key_units_cut_off": _INT, "hazard_sources": _INT, "roads": _INT,
+                "sources_inside": {"type": "array", "items": INT}, "rings": INT,
+                "valves_to_close": INT, "stuck_valves": {"type": "array", "items": INT},
+                "already_closed": {"type": "array", "items": INT}, "left_open": INT,
+                "isolated_pipes": INT, "isolated_km": NUM, "cut_off_pipes": INT,
+                "cut_off_km": NUM, "buildings": INT, "households": INT, "occupied": INT,
+                "residents": INT, "contacts": INT, "key_units": INT,
+                "key_units_cut_off": INT, "hazard_sources": INT, "roads": INT,
                 "fallback": {"type": "object", "properties": {
-                    "pipes": _INT, "km": _NUM, "buildings": _INT, "households": _INT,
-                    "residents": _INT}},
-                "scenario": _STR_N}),
+                    "pipes": INT, "km": NUM, "buildings": INT, "households": INT,
+                    "residents": INT}},
+                "scenario": STR_N}),
         FeatureOutput(
-            "failed", title=_text("Failed pipe", "事故管段"),
-            description=_text("The failed segment (found_by, snap_distance_m).",
+            "failed", title=text("Failed pipe", "事故管段"),
+            description=text("The failed segment (found_by, snap_distance_m).",
                               "事故管段（found_by、snap_distance_m）。"),
             geometry=_LINES, properties={**_PIPE, "utility": {"type": "string"},
                                          "found_by": {"type": "string"},
-                                         "snap_distance_m": _NUM}),
+                                         "snap_distance_m": NUM}),
         FeatureOutput(
-            "valves", title=_text("Valves to close", "需关闭阀门"),
-            description=_text(
+            "valves", title=text("Valves to close", "需关闭阀门"),
+            description=text(
                 "action close: the valves to close; action stuck: those that would have been "
                 "closed but are stuck (given) or not operable, so the next ring closes. ring: "
                 "0 next to the failed pipe, k after k valve failures.",
                 "action 为 close：需关闭的阀门；为 stuck：本应关闭但卡死（输入给出）或不可操作的"
                 "阀门，故改关外一圈。ring：0 为紧邻事故管段的一圈，k 为第 k 次失效后的一圈。"),
             geometry=("Point",),
-            properties={"valve_id": _INT, "code": _STR_N, "kind": _STR_N, "ring": _INT,
+            properties={"valve_id": INT, "code": STR_N, "kind": STR_N, "ring": INT,
                         "action": {"type": "string", "enum": ["close", "stuck"]},
                         "operable": {"type": "boolean"}, "stuck": {"type": "boolean"},
                         "diameter_mm": {"type": "number", "nullable": True},
                         "node_id": {"type": "integer", "nullable": True}},
             colour_by="ring"),
         FeatureOutput(
-            "isolated", title=_text("Isolated pipes", "隔离管段"),
-            description=_text("The closed-off section; fallback: only because a valve failed.",
+            "isolated", title=text("Isolated pipes", "隔离管段"),
+            description=text("The closed-off section; fallback: only because a valve failed.",
                               "关阀隔离的管段；fallback 表示因阀门失效而扩大的部分。"),
             geometry=_LINES, properties={**_PIPE, "fallback": {"type": "boolean"}}),
         FeatureOutput(
-            "cut_off", title=_text("Pipes cut off", "停供管段"),
-            description=_text(
+            "cut_off", title=text("Pipes cut off", "停供管段"),
+            description=text(
                 "Pipes outside the section that lose every path to a source once the valves "
                 "are closed; fallback: only because a valve failed.",
                 "关阀后与所有水源/气源/热源断开的隔离段外管段；fallback 表示因阀门失效而停供。"),
             geometry=_LINES, properties={**_PIPE, "fallback": {"type": "boolean"}}),
         FeatureOutput(
-            "buildings", title=_text("Buildings losing supply", "停供楼栋"),
-            description=_text(
+            "buildings", title=text("Buildings losing supply", "停供楼栋"),
+            description=text(
                 "Buildings served through a service connection on an isolated or cut-off "
                 "pipe: households, occupied, residents (counts), cause (isolated, cut_off), "
                 "fallback.",
                 "接户点位于隔离或停供管段上的楼栋：户数、实住户数、居民数（仅数量）、原因"
                 "（isolated 隔离 / cut_off 停供）、fallback。"),
             geometry=("Polygon", "MultiPolygon"),
-            properties={"building_id": _INT, "name": _STR_N, "address": _STR_N,
-                        "grid_id": {"type": "integer", "nullable": True}, "households": _INT,
-                        "occupied": _INT, "residents": _INT,
+            properties={"building_id": INT, "name": STR_N, "address": STR_N,
+                        "grid_id": {"type": "integer", "nullable": True}, "households": INT,
+                        "occupied": INT, "residents": INT,
                         "cause": {"type": "string", "enum": ["isolated", "cut_off"]},
                         "fallback": {"type": "boolean"}},
             colour_by="households"),
         FeatureOutput(
-            "key_units", title=_text("Key units", "重点单位"),
-            description=_text(
+            "key_units", title=text("Key units", "重点单位"),
+            description=text(
                 "Key units (hospitals, schools …) cut off (in a building losing supply, or "
                 "their nearest service connection is cut off) or within the impact radius.",
                 "停供（位于停供楼栋内或其最近接户点停供）或在影响半径内的重点单位（医院、学校等）。"),
             geometry=("Point",),
-            properties={"key_unit_id": _INT, "name": {"type": "string"},
+            properties={"key_unit_id": INT, "name": {"type": "string"},
                         "kind": {"type": "string"},
                         "people_count": {"type": "integer", "nullable": True},
                         "cut_off": {"type": "boolean"}, "in_range": {"type": "boolean"},
-                        "distance_m": _NUM}),
+                        "distance_m": NUM}),
         FeatureOutput(
-            "hazards", title=_text("Hazard sources in range", "影响范围内危险源"),
-            description=_text("Hazard sources within the impact radius of the failed pipe.",
+            "hazards", title=text("Hazard sources in range", "影响范围内危险源"),
+            description=text("Hazard sources within the impact radius of the failed pipe.",
                               "事故管段影响半径内的危险源。"),
             geometry=("Point",),
-            properties={"hazard_source_id": _INT, "name": {"type": "string"},
+            properties={"hazard_source_id": INT, "name": {"type": "string"},
                         "kind": {"type": "string"},
-                        "level": {"type": "integer", "nullable": True}, "distance_m": _NUM}),
+                        "level": {"type": "integer", "nullable": True}, "distance_m": NUM}),
         FeatureOutput(
-            "roads", title=_text("Roads to close", "需管制道路"),
-            description=_text(
+            "roads", title=text("Roads to close", "需管制道路"),
+            description=text(
                 "Road rows within road_buffer_m of the failed pipe or the isolated pipes; "
                 "along_failed: within it of the failed pipe itself.",
                 "事故管段或隔离管段 road_buffer_m 范围内的道路；along_failed 表示紧邻事故管段。"),
             geometry=("LineString", "MultiLineString"),
-            properties={"road_id": _INT, "name": _STR_N, "road_class": _STR_N,
-                        "distance_m": _NUM, "along_failed": {"type": "boolean"}}),
+            properties={"road_id": INT, "name": STR_N, "road_class": STR_N,
+                        "distance_m": NUM, "along_failed": {"type": "boolean"}}),
         TableOutput(
-            "contacts", title=_text("Residents to notify", "需通知居民"),
-            description=_text(
+            "contacts", title=text("Residents to notify", "需通知居民"),
+            description=text(
                 "Residents of the buildings losing supply whose name or phone you may see "
                 "(your data scope; analysts see masks), by building and room.",
                 "停供楼栋中您有权查看姓名或电话的居民（按数据权限；分析人员为脱敏信息），"
                 "按楼栋与户室排序。"),
-            columns={"building_id": _INT, "household_id": _INT, "room_no": _STR_N,
-                     "name": _STR_N, "phone": _STR_N}),
+            columns={"building_id": INT, "household_id": INT, "room_no": STR_N,
+                     "name": STR_N, "phone": STR_N}),
     ),
     run=run,
     example={"alarm": 1, "stuck_valves": [5]},
-    stages=(Stage("load", _text("loading the network", "读取管网"), 1),
-            Stage("isolate", _text("finding the valves to close", "关阀分析"), 1),
-            Stage("affected", _text("finding who and what is affected", "影响分析"), 2),
-            Stage("draw", _text("drawing the plan", "绘制处置方案"), 1)),
+    stages=(Stage("load", text("loading the network", "读取管网"), 1),
+            Stage("isolate", text("finding the valves to close", "关阀分析"), 1),
+            Stage("affected", text("finding who and what is affected", "影响分析"), 2),
+            Stage("draw", text("drawing the plan", "绘制处置方案"), 1)),
 )

@@ -21,6 +21,11 @@ import psycopg
 
 from scenarios import refuse_flow as rf
 from scenarios.processes.base import (
+    BOOL,
+    INT,
+    NUM,
+    NUM_N,
+    STR_N,
     FeatureOutput,
     FeatureSet,
     Input,
@@ -30,17 +35,13 @@ from scenarios.processes.base import (
     ScenarioInput,
     Stage,
     SummaryOutput,
-    Text,
     Value,
     invalid,
+    text,
 )
 from scenarios.processes.inputs import DateInput
 from spatial import whatif
 from spatial.whatif import Scenario
-
-
-def _text(en: str, zh: str) -> Text:
-    return {"en": en, "zh": zh}
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Request:
     scenario: str | None = None
 
 
-_RATIO = Value("warning_ratio", _text("Warning threshold", "预警阈值"), _text(
+_RATIO = Value("warning_ratio", text("Warning threshold", "预警阈值"), text(
     "Warn about a facility whose load reaches this share of its daily capacity (planned, and "
     "by the day's readings).", "设施负荷达到其日处理能力的该比例时预警（按方案与当日计量）。"),
     {"type": "number", "exclusiveMinimum": 0, "maximum": 2, "default": rf.WARNING_RATIO})
@@ -64,10 +65,10 @@ class FlowInput(Input):
 
     key: str = "flow"
     day: DateInput = field(default_factory=lambda: DateInput(
-        "day", _text("Day", "日期"),
-        _text("The day whose readings are routed (Beijing date); default the last day with "
+        "day", text("Day", "日期"),
+        text("The day whose readings are routed (Beijing date); default the last day with "
               "readings.", "按该日（北京时间）计量数据调配；默认最近有计量数据的一天。")))
-    scenario: ScenarioInput = field(default_factory=lambda: ScenarioInput(description=_text(
+    scenario: ScenarioInput = field(default_factory=lambda: ScenarioInput(description=text(
         "Id of a stored what-if scenario: its removed facilities leave service, its changed "
         "capacities apply, a facility it adds at a point is a new transfer station.",
         "已保存的假设情景 id：其停用的设施退出、调整的能力生效，在某点新增的设施作为新转运站。")))
@@ -114,16 +115,11 @@ def run(conn: psycopg.Connection[Any], inputs: Mapping[str, Any],
                   "facilities": FeatureSet(model.facility_features())})
 
 
-_INT = {"type": "integer"}
-_NUM = {"type": "number"}
-_NUM_N = {"type": "number", "nullable": True}
-_STR_N = {"type": "string", "nullable": True}
-_BOOL = {"type": "boolean"}
 
 PROCESS = Process(
     id="refuse-flow",
-    title=_text("Refuse flows", "生活垃圾流向流量调配"),
-    description=_text(
+    title=text("Refuse flows", "生活垃圾流向流量调配"),
+    description=text(
         "A day's refuse routed from the refuse buildings through the transfer stations to the "
         "treatment plants at the least tonne-kilometres on the road network (one-way rows "
         "kept), within every station's and plant's daily capacity (a minimum-cost flow, "
@@ -142,33 +138,33 @@ PROCESS = Process(
     inputs=(FlowInput(),),
     outputs=(
         SummaryOutput(
-            "summary", title=_text("Plan summary", "调配汇总"),
-            description=_text(
+            "summary", title=text("Plan summary", "调配汇总"),
+            description=text(
                 "status (optimal), message (refuse that cannot be placed), day, refuse_t, "
                 "tonne_km, unplaced_t, facility counts, warnings by the plan and by the "
                 "readings, stations and plants nearest-station routing would overload.",
                 "status、message（无法消纳的垃圾）、日期、垃圾总量、吨公里、未消纳吨数、设施"
                 "数、按方案与按计量的预警数、就近转运时超负荷的设施数。"),
-            properties={"status": {"type": "string"}, "message": _STR_N,
-                        "day": {"type": "string", "format": "date"}, "refuse_t": _NUM,
-                        "tonne_km": _NUM, "unplaced_t": _NUM, "refuse_buildings": _INT,
-                        "transfer_stations": _INT, "treatment_plants": _INT,
-                        "warning_ratio": _NUM, "warnings_plan": _INT, "warnings_readings": _INT,
-                        "over_capacity_if_nearest": _INT, "solve_time_s": _NUM_N,
-                        "scenario": _STR_N}),
+            properties={"status": {"type": "string"}, "message": STR_N,
+                        "day": {"type": "string", "format": "date"}, "refuse_t": NUM,
+                        "tonne_km": NUM, "unplaced_t": NUM, "refuse_buildings": INT,
+                        "transfer_stations": INT, "treatment_plants": INT,
+                        "warning_ratio": NUM, "warnings_plan": INT, "warnings_readings": INT,
+                        "over_capacity_if_nearest": INT, "solve_time_s": NUM_N,
+                        "scenario": STR_N}),
         FeatureOutput(
-            "flows", title=_text("Flows", "垃圾流向"),
-            description=_text(
+            "flows", title=text("Flows", "垃圾流向"),
+            description=text(
                 "Each planned flow, a line from facility to facility: tonnes, road_km, "
                 "tonne_km.", "每条计划流向（设施间连线）：吨数、道路公里数、吨公里。"),
             geometry=("LineString",),
-            properties={"from_id": _INT, "to_id": _INT, "from_kind": {"type": "string"},
-                        "to_kind": {"type": "string"}, "tonnes": _NUM, "road_km": _NUM,
-                        "tonne_km": _NUM},
+            properties={"from_id": INT, "to_id": INT, "from_kind": {"type": "string"},
+                        "to_kind": {"type": "string"}, "tonnes": NUM, "road_km": NUM,
+                        "tonne_km": NUM},
             colour_by="tonnes"),
         FeatureOutput(
-            "facilities", title=_text("Facilities", "环卫设施负荷"),
-            description=_text(
+            "facilities", title=text("Facilities", "环卫设施负荷"),
+            description=text(
                 "Each facility in service: capacity_t, planned load_t and utilisation, "
                 "warning; the day's reading_t, reading_utilisation and reading_warning; "
                 "nearest_load_t and nearest_over_capacity (nearest-station routing); "
@@ -176,17 +172,17 @@ PROCESS = Process(
                 "在用设施：处理能力、计划负荷与负荷率、预警；当日计量及负荷率、计量预警；就近"
                 "转运时的负荷与是否超负荷；影子价格（每增加一吨能力节省的吨公里）；未消纳吨数。"),
             geometry=("Point",),
-            properties={"facility_id": _INT, "name": _STR_N, "kind": {"type": "string"},
-                        "capacity_t": _NUM_N, "load_t": _NUM, "utilisation": _NUM_N,
-                        "warning": _BOOL, "reading_t": _NUM_N, "reading_utilisation": _NUM_N,
-                        "reading_warning": _BOOL, "nearest_load_t": _NUM_N,
-                        "nearest_over_capacity": _BOOL, "shadow_price": _NUM_N,
-                        "unplaced_t": _NUM},
+            properties={"facility_id": INT, "name": STR_N, "kind": {"type": "string"},
+                        "capacity_t": NUM_N, "load_t": NUM, "utilisation": NUM_N,
+                        "warning": BOOL, "reading_t": NUM_N, "reading_utilisation": NUM_N,
+                        "reading_warning": BOOL, "nearest_load_t": NUM_N,
+                        "nearest_over_capacity": BOOL, "shadow_price": NUM_N,
+                        "unplaced_t": NUM},
             colour_by="utilisation"),
     ),
     run=run,
     example={"warning_ratio": 0.8},
-    stages=(Stage("load", _text("reading the day and the roads", "读取计量与道路"), 1),
-            Stage("solve", _text("routing the refuse", "调配求解"), 1),
-            Stage("draw", _text("drawing the flows", "绘制流向"), 1)),
+    stages=(Stage("load", text("reading the day and the roads", "读取计量与道路"), 1),
+            Stage("solve", text("routing the refuse", "调配求解"), 1),
+            Stage("draw", text("drawing the flows", "绘制流向"), 1)),
 )

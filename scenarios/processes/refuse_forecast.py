@@ -29,6 +29,11 @@ from scenarios import forecast as fc
 from scenarios import refuse_forecast as rf
 from scenarios.processes.base import (
     ASYNC,
+    BOOL,
+    INT,
+    NUM,
+    NUM_N,
+    STR_N,
     DateInput,
     FeatureOutput,
     FeatureSet,
@@ -40,14 +45,10 @@ from scenarios.processes.base import (
     SummaryOutput,
     Table,
     TableOutput,
-    Text,
     Value,
     invalid,
+    text,
 )
-
-
-def _text(en: str, zh: str) -> Text:
-    return {"en": en, "zh": zh}
 
 
 @dataclass(frozen=True)
@@ -65,36 +66,36 @@ class Request:
 
 
 _VALUES = (
-    Value("horizon_days", _text("Days ahead", "预测天数"), _text(
+    Value("horizon_days", text("Days ahead", "预测天数"), text(
         "How many days after the history's last day to forecast (1–28).",
         "自历史数据最后一天起预测的天数（1–28）。"),
         {"type": "integer", "minimum": 1, "maximum": rf.MAX_HORIZON,
          "default": rf.DEFAULT_HORIZON}),
-    Value("level", _text("Level", "汇总层级"), _text(
+    Value("level", text("Level", "汇总层级"), text(
         "refuse_building: each refuse building's own series; street_office: the sum of a "
         "street office's refuse buildings; city: the sum of all.",
         "refuse_building：各垃圾楼；street_office：街道内垃圾楼之和；city：全市之和。"),
         {"type": "string", "enum": list(rf.LEVELS), "default": "street_office"}),
-    Value("stream", _text("Stream", "垃圾类别"), _text(
+    Value("stream", text("Stream", "垃圾类别"), text(
         "Forecast one stream (kitchen, other, recyclable, hazardous) instead of the total. "
         "Until the readings record their stream every reading counts as all streams "
         "(stream_recorded false in the summary).",
         "仅预测某一类（厨余、其他、可回收、有害）而非总量。计量数据尚未区分类别时，每条读数"
         "视为全部类别（汇总中 stream_recorded 为 false）。"),
         {"type": "string", "enum": list(rf.STREAMS)}),
-    Value("models", _text("Candidate models", "候选模型"), _text(
+    Value("models", text("Candidate models", "候选模型"), text(
         "Models the backtest chooses among (the seasonal naive is always one): "
         "seasonal_naive, ets (ETS(A,N,A)), ets_damped (ETS(A,Ad,A)), sarima "
         "(SARIMA(1,0,1)(0,1,1)7).",
         "回测从中选择的模型（季节朴素法总在其中）：seasonal_naive、ets、ets_damped、sarima。"),
         {"type": "array", "items": {"type": "string", "enum": list(fc.MODELS)},
          "minItems": 1, "uniqueItems": True, "default": list(fc.MODELS)}),
-    Value("fill_missing", _text("Fill missing days", "补全缺失数据"), _text(
+    Value("fill_missing", text("Fill missing days", "补全缺失数据"), text(
         "Fill a refuse building's missing day with the same weekday a week earlier (the "
         "summary counts them) instead of refusing the request.",
         "以一周前同一星期几的数据补全垃圾楼缺失的日数据（汇总中计数），而非拒绝请求。"),
         {"type": "boolean", "default": False}),
-    Value("review_cutoffs", _text("Review cut-offs", "复盘次数"), _text(
+    Value("review_cutoffs", text("Review cut-offs", "复盘次数"), text(
         "How many past forecasts the review re-makes before the backtest's, each "
         "horizon_days before the next, so that their days tile the past (26 of 14 days: a "
         "year; 0: the backtest's only). Each costs as much as a forecast.",
@@ -102,7 +103,7 @@ _VALUES = (
         "过去（14 天 × 26 次约一年；0：仅回测各次）。每次耗时与一次预测相当。"),
         {"type": "integer", "minimum": 0, "maximum": rf.MAX_REVIEW_CUTOFFS,
          "default": rf.REVIEW_CUTOFFS}),
-    Value("holidays", _text("Holiday adjustment", "节假日调整"), _text(
+    Value("holidays", text("Holiday adjustment", "节假日调整"), text(
         "adjust: adjust the models for the public holidays and worked weekend days whose "
         "effect the history shows; ignore: do not; auto: the backtest tries each model both "
         "ways and keeps the better (twice the backtest's time). The seasonal naive never is.",
@@ -118,8 +119,8 @@ class ForecastInput(Input):
 
     key: str = "forecast"
     as_of: DateInput = field(default_factory=lambda: DateInput(
-        "as_of", _text("History until", "历史截止日"),
-        _text("The history's last day (Beijing date); the forecast starts the day after. "
+        "as_of", text("History until", "历史截止日"),
+        text("The history's last day (Beijing date); the forecast starts the day after. "
               "Default: the last day of the latest run of consecutive days with readings.",
               "历史数据的最后一天（北京时间），预测自次日开始；默认最近一段连续计量数据的"
               "最后一天。")))
@@ -175,18 +176,13 @@ def run(conn: psycopg.Connection[Any], inputs: Mapping[str, Any],
                 "backtest": Table(rf.BACKTEST_COLUMNS, model.backtest_rows())})
 
 
-_INT = {"type": "integer"}
-_NUM = {"type": "number"}
-_NUM_N = {"type": "number", "nullable": True}
 _STR = {"type": "string"}
-_STR_N = {"type": "string", "nullable": True}
 _DATE_N = {"type": "string", "format": "date", "nullable": True}
-_BOOL = {"type": "boolean"}
 
 PROCESS = Process(
     id="refuse-forecast",
-    title=_text("Refuse generation forecast", "生活垃圾产生量趋势预测"),
-    description=_text(
+    title=text("Refuse generation forecast", "生活垃圾产生量趋势预测"),
+    description=text(
         "Daily refuse per refuse building, street office or the city for the next 1–28 days, "
         "with 80 % and 95 % prediction intervals, from the history of the 21:00 readings. A "
         "rolling-origin backtest (four cut-offs a week apart) scores the seasonal naive and "
@@ -209,8 +205,8 @@ PROCESS = Process(
     inputs=(ForecastInput(),),
     outputs=(
         SummaryOutput(
-            "summary", title=_text("Forecast summary", "预测汇总"),
-            description=_text(
+            "summary", title=text("Forecast summary", "预测汇总"),
+            description=text(
                 "status (ok, insufficient_history) and message; level, stream, horizon, the "
                 "history (as_of, history_from, history_days), the forecast's days and total; "
                 "model (the chosen) and holidays_adjusted, backtest (pooled MASE and MAPE per "
@@ -225,40 +221,40 @@ PROCESS = Process(
                 "相对季节朴素法的改进（%）；节假日影响及预测期内的节假日；补全的天数、剔除与"
                 "退回季节朴素法的序列数、备注、耗时。"),
             properties={
-                "status": _STR, "message": _STR_N, "level": _STR, "stream": _STR_N,
-                "stream_recorded": _BOOL, "horizon_days": _INT, "as_of": _DATE_N,
+                "status": _STR, "message": STR_N, "level": _STR, "stream": STR_N,
+                "stream_recorded": BOOL, "horizon_days": INT, "as_of": _DATE_N,
                 "first_day": _DATE_N, "last_day": _DATE_N, "history_from": _DATE_N,
-                "history_days": _INT, "series": _INT, "refuse_buildings": _INT,
-                "model": _STR_N, "baseline": _STR,
+                "history_days": INT, "series": INT, "refuse_buildings": INT,
+                "model": STR_N, "baseline": _STR,
                 "candidates": {"type": "array", "items": _STR},
-                "improvement_pct": _NUM_N,
+                "improvement_pct": NUM_N,
                 "backtest": {"type": "array", "items": {"type": "object", "properties": {
-                    "model": _STR, "holidays": _BOOL, "mase": _NUM_N, "mape": _NUM_N,
-                    "series": _INT}}},
+                    "model": _STR, "holidays": BOOL, "mase": NUM_N, "mape": NUM_N,
+                    "series": INT}}},
                 "cutoffs": {"type": "array", "items": {"type": "string", "format": "date"}},
-                "forecast_t": _NUM_N, "fallback_series": _INT,
+                "forecast_t": NUM_N, "fallback_series": INT,
                 "holidays": {"type": "array", "items": {"type": "object", "properties": {
-                    "holiday": _STR, "factor": _NUM, "days": _INT, "significant": _BOOL,
-                    "applied": _BOOL}}},
+                    "holiday": _STR, "factor": NUM, "days": INT, "significant": BOOL,
+                    "applied": BOOL}}},
                 "holidays_ahead": {"type": "array", "items": {"type": "object", "properties": {
                     "date": {"type": "string", "format": "date"}, "holiday": _STR,
-                    "factor": _NUM, "seen": _BOOL}}},
-                "holiday_mode": _STR, "holidays_adjusted": _BOOL, "filled_days": _INT,
-                "dropped_series": _INT,
+                    "factor": NUM, "seen": BOOL}}},
+                "holiday_mode": _STR, "holidays_adjusted": BOOL, "filled_days": INT,
+                "dropped_series": INT,
                 "notes": {"type": "array", "items": _STR},
-                "timings_s": {"type": "object", "additionalProperties": _NUM}}),
+                "timings_s": {"type": "object", "additionalProperties": NUM}}),
         TableOutput(
-            "forecast", title=_text("Forecast", "预测"),
-            description=_text(
+            "forecast", title=text("Forecast", "预测"),
+            description=text(
                 "Per series of the level and day ahead: mean tonnes and the 80 % and 95 % "
                 "prediction intervals (lo80, hi80, lo95, hi95).",
                 "各序列逐日预测：均值（吨）及 80%、95% 预测区间。"),
-            columns={"date": {"type": "string", "format": "date"}, "id": _INT, "name": _STR_N,
-                     "level": _STR, "mean": _NUM, "lo80": _NUM, "hi80": _NUM, "lo95": _NUM,
-                     "hi95": _NUM}),
+            columns={"date": {"type": "string", "format": "date"}, "id": INT, "name": STR_N,
+                     "level": _STR, "mean": NUM, "lo80": NUM, "hi80": NUM, "lo95": NUM,
+                     "hi95": NUM}),
         TableOutput(
-            "review", title=_text("Review of past forecasts", "预测复盘"),
-            description=_text(
+            "review", title=text("Review of past forecasts", "预测复盘"),
+            description=text(
                 "The chosen model's forecasts from past cut-offs (a cut-off's history only) "
                 "against the actual tonnes: per cut-off, day ahead (horizon), date and "
                 "series, the model that made it (the seasonal naive where the history up to "
@@ -267,22 +263,22 @@ PROCESS = Process(
                 "beside them.",
                 "以历史各起点（仅用其之前的数据）重做的所选模型预测与实际对比：起点、提前天数、"
                 "日期、序列、实际量、预测量及绝对百分比误差，并列季节朴素法的预测与误差。"),
-            columns={"cutoff": {"type": "string", "format": "date"}, "horizon": _INT,
-                     "date": {"type": "string", "format": "date"}, "id": _INT,
-                     "name": _STR_N, "level": _STR, "model": _STR, "actual": _NUM,
-                     "forecast": _NUM,
-                     "ape": _NUM_N, "baseline": _NUM_N, "baseline_ape": _NUM_N}),
+            columns={"cutoff": {"type": "string", "format": "date"}, "horizon": INT,
+                     "date": {"type": "string", "format": "date"}, "id": INT,
+                     "name": STR_N, "level": _STR, "model": _STR, "actual": NUM,
+                     "forecast": NUM,
+                     "ape": NUM_N, "baseline": NUM_N, "baseline_ape": NUM_N}),
         TableOutput(
-            "backtest", title=_text("Backtest per series", "分序列回测"),
-            description=_text(
+            "backtest", title=text("Backtest per series", "分序列回测"),
+            description=text(
                 "Each candidate model's MASE and MAPE per series of the level, over the "
                 "backtest's cut-offs (holidays: adjusted for them).",
                 "各候选模型在各序列上的回测 MASE 与 MAPE（holidays：是否做节假日调整）。"),
-            columns={"model": _STR, "holidays": _BOOL, "id": _INT, "name": _STR_N,
-                     "level": _STR, "mase": _NUM_N, "mape": _NUM_N, "cutoffs": _INT}),
+            columns={"model": _STR, "holidays": BOOL, "id": INT, "name": STR_N,
+                     "level": _STR, "mase": NUM_N, "mape": NUM_N, "cutoffs": INT}),
         FeatureOutput(
-            "buildings", title=_text("Refuse buildings ahead", "垃圾楼预测"),
-            description=_text(
+            "buildings", title=text("Refuse buildings ahead", "垃圾楼预测"),
+            description=text(
                 "Each refuse building with its forecast: total_t over the horizon, "
                 "first_day_t, mean_t, peak_t on peak_day against capacity_t "
                 "(peak_utilisation, days_over_capacity); method own (its own series) or "
@@ -291,19 +287,19 @@ PROCESS = Process(
                 "各垃圾楼的预测：预测期总量、首日量、日均量、峰值及其日期与处理能力之比、超能力"
                 "天数；method 为 own（自身序列）或 share（按近四周占比分配街道或全市预测）。"),
             geometry=("Point",),
-            properties={"facility_id": _INT, "name": _STR_N, "street_office_id": {
-                "type": "integer", "nullable": True}, "level": _STR, "model": _STR_N,
-                "method": _STR, "share": _NUM, "total_t": _NUM, "first_day_t": _NUM,
-                "mean_t": _NUM, "peak_t": _NUM, "peak_day": {"type": "string", "format": "date"},
-                "capacity_t": _NUM_N, "peak_utilisation": _NUM_N, "days_over_capacity": _INT},
+            properties={"facility_id": INT, "name": STR_N, "street_office_id": {
+                "type": "integer", "nullable": True}, "level": _STR, "model": STR_N,
+                "method": _STR, "share": NUM, "total_t": NUM, "first_day_t": NUM,
+                "mean_t": NUM, "peak_t": NUM, "peak_day": {"type": "string", "format": "date"},
+                "capacity_t": NUM_N, "peak_utilisation": NUM_N, "days_over_capacity": INT},
             colour_by="total_t"),
     ),
     run=run,
     example={"horizon_days": 7, "level": "city", "review_cutoffs": 2},
     job_control=(ASYNC,),
-    stages=(Stage("load", _text("reading the history", "读取历史数据"), 1),
-            Stage("backtest", _text("backtesting the models", "模型回测"), 4),
-            Stage("forecast", _text("forecasting", "预测"), 1),
-            Stage("review", _text("reviewing past forecasts", "预测复盘"), 2),
-            Stage("draw", _text("drawing the refuse buildings", "绘制垃圾楼"), 1)),
+    stages=(Stage("load", text("reading the history", "读取历史数据"), 1),
+            Stage("backtest", text("backtesting the models", "模型回测"), 4),
+            Stage("forecast", text("forecasting", "预测"), 1),
+            Stage("review", text("reviewing past forecasts", "预测复盘"), 2),
+            Stage("draw", text("drawing the refuse buildings", "绘制垃圾楼"), 1)),
 )

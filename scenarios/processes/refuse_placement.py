@@ -27,6 +27,11 @@ from scenarios.placement import SolveProgress
 from scenarios.processes.base import (
     AREA_LEVELS,
     ASYNC,
+    INT,
+    INT_N,
+    NUM,
+    NUM_N,
+    STR_N,
     Area,
     AreaInput,
     FeatureOutput,
@@ -41,10 +46,10 @@ from scenarios.processes.base import (
     SummaryOutput,
     Table,
     TableOutput,
-    Text,
     Value,
     input_description,
     invalid,
+    text,
 )
 from scenarios.processes.inputs import CITY_MARGIN_M, form_hint
 from spatial import whatif
@@ -55,8 +60,6 @@ from spatial.whatif import Scenario
 MAX_CANDIDATES = 2000
 
 
-def _text(en: str, zh: str) -> Text:
-    return {"en": en, "zh": zh}
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ class Request:
 
 
 _VALUES = (
-    Value("model", _text("Model", "模型"), _text(
+    Value("model", text("Model", "模型"), text(
         "p-median: least total walking (households × metres); coverage: most households "
         "within reach_m of p sites; set-cover: the fewest sites so that every household is "
         "within reach_m; p-center: the shortest longest walk; capacitated: p-median where "
@@ -86,7 +89,7 @@ _VALUES = (
         "set-cover：使所有住户都在 reach_m 内的最少站点；p-center：最远步行距离最短；"
         "capacitated：考虑每座垃圾楼日处理能力（吨/日，每人每日 1 公斤）的 p-median。"),
         {"type": "string", "enum": list(rp.MODELS), "default": "p-median"}),
-    Value("mode", _text("Mode", "方式"), _text(
+    Value("mode", text("Mode", "方式"), text(
         "current: the buildings in service as they are (no optimisation); optimise: the best "
         "layout of p sites among the existing and the candidates; add: keep the existing, add "
         "k; close-one: which one existing could close (p = n − 1 among the existing); close: "
@@ -95,23 +98,23 @@ _VALUES = (
         "add：保留现有，新增 k 个；close-one：现有中哪一座可以关闭；close：关闭 close 所列"
         "垃圾楼并重新分配。"),
         {"type": "string", "enum": list(rp.MODES), "default": "add"}),
-    Value("p", _text("Number of sites (p)", "站点数 p"), _text(
+    Value("p", text("Number of sites (p)", "站点数 p"), text(
         "optimise: how many refuse buildings in all (default: as many as there are near the "
         "area).", "optimise 方式下的垃圾楼总数（默认与区域附近现有数量相同）。"),
         {"type": "integer", "minimum": 1, "maximum": 5000}),
-    Value("k", _text("Sites to add (k)", "新增站点数 k"), _text(
+    Value("k", text("Sites to add (k)", "新增站点数 k"), text(
         "add: how many new refuse buildings.", "add 方式下新增垃圾楼数量。"),
         {"type": "integer", "minimum": 1, "maximum": 500, "default": 1}),
-    Value("reach_m", _text("Walking reach (m)", "步行服务半径（米）"), _text(
+    Value("reach_m", text("Walking reach (m)", "步行服务半径（米）"), text(
         "A household should reach a refuse building within this walk (coverage, set cover, "
         "the gaps and the statistics).",
         "住户应在此步行距离内到达垃圾楼（用于覆盖、集合覆盖、服务盲区及统计）。"),
         {"type": "number", "minimum": 0, "maximum": 5000, "default": rp.REACH_M}),
-    Value("new_capacity_t", _text("Capacity of a new site (t/day)", "新站点处理能力（吨/日）"),
-          _text("Capacity of each new refuse building (the capacitated model).",
+    Value("new_capacity_t", text("Capacity of a new site (t/day)", "新站点处理能力（吨/日）"),
+          text("Capacity of each new refuse building (the capacitated model).",
                 "每座新建垃圾楼的日处理能力（容量约束模型使用）。"),
           {"type": "number", "minimum": 0, "maximum": 1000, "default": rp.NEW_CAPACITY_T}),
-    Value("candidates", _text("Candidate sites", "候选点位来源"), _text(
+    Value("candidates", text("Candidate sites", "候选点位来源"), text(
         "Where new refuse buildings could stand when no candidate_points are given: planned — "
         "the available planned sites in the area (refuse_candidate_site: vacant or public "
         "land, each with its capacity); corners — every street corner in the area (a "
@@ -139,11 +142,11 @@ class PlacementInput(Input):
     area: AreaInput = field(default_factory=lambda: AreaInput(levels=AREA_LEVELS))
     close: IdSetInput = field(default_factory=lambda: IdSetInput(
         "close", collection="refuse_facility", required=False, max_items=500,
-        title=_text("Refuse buildings that close", "关闭的垃圾楼"),
-        description=_text("mode close: ids of refuse_facility features (refuse buildings in "
+        title=text("Refuse buildings that close", "关闭的垃圾楼"),
+        description=text("mode close: ids of refuse_facility features (refuse buildings in "
                           "service) that close.",
                           "close 方式：关闭的垃圾楼（refuse_facility，在用）id 列表。")))
-    scenario: ScenarioInput = field(default_factory=lambda: ScenarioInput(description=_text(
+    scenario: ScenarioInput = field(default_factory=lambda: ScenarioInput(description=text(
         "Id of a stored what-if scenario: its removed and added refuse facilities and changed "
         "capacities apply to the existing refuse buildings, its closed roads to the walking "
         "network. The current layout stays the stored city's.",
@@ -155,15 +158,15 @@ class PlacementInput(Input):
         for v in _VALUES:
             out.update(v.describe())
         out["candidate_points"] = input_description(
-            _text("Candidate sites", "候选位置"),
-            _text("A GeoJSON MultiPoint in candidate_crs: where new refuse buildings could "
+            text("Candidate sites", "候选位置"),
+            text("A GeoJSON MultiPoint in candidate_crs: where new refuse buildings could "
                   "stand (vacant or public land), in place of the candidates input.",
                   "candidate_crs 坐标系下的 GeoJSON MultiPoint：可新建垃圾楼的位置（空地或公共"
                   "用地），取代 candidates 所选的候选点位。"),
             {**_POINTS_SCHEMA, **form_hint("points", "candidate_points", "points")})
         out["candidate_crs"] = input_description(
-            _text("CRS of the candidate sites", "候选位置坐标系"),
-            _text("EPSG code or URI, CRS84, gcj02 or bd09 (x/y order).",
+            text("CRS of the candidate sites", "候选位置坐标系"),
+            text("EPSG code or URI, CRS84, gcj02 or bd09 (x/y order).",
                   "EPSG 编码或 URI、CRS84、gcj02 或 bd09（经度/纬度顺序）。"),
             {"oneOf": [{"type": "string"}, {"type": "integer"}], "default": "CRS84",
              **form_hint("points", "candidate_points", "crs")})
@@ -265,16 +268,11 @@ def run(conn: psycopg.Connection[Any], inputs: Mapping[str, Any],
 
 
 COMPARISON_COLUMNS = ("measure", "current", "proposed", "change")
-_INT = {"type": "integer"}
-_NUM = {"type": "number"}
-_NUM_N = {"type": "number", "nullable": True}
-_STR_N = {"type": "string", "nullable": True}
-_INT_N = {"type": "integer", "nullable": True}
 
 PROCESS = Process(
     id="refuse-placement",
-    title=_text("Refuse-building placement", "垃圾楼空间分布优化"),
-    description=_text(
+    title=text("Refuse-building placement", "垃圾楼空间分布优化"),
+    description=text(
         "Where refuse buildings should stand in an area (an admin unit or a polygon), by "
         "walking distance on the road network: from each residential building's centroid to "
         "the nearest road, along it and the shortest path to the site's street corner, plus "
@@ -296,15 +294,15 @@ PROCESS = Process(
               "环卫"),
     inputs=(
         PlacementInput(),
-        Value("time_limit_s", _text("Time limit (s)", "求解时限（秒）"), _text(
+        Value("time_limit_s", text("Time limit (s)", "求解时限（秒）"), text(
             "Seconds for the exact phase; when they run out the best layout is returned with "
             "its optimality gap.", "精确求解的时限；超时返回当前最优布局及其最优间隙。"),
             {"type": "number", "minimum": 1, "maximum": 600, "default": 30}),
     ),
     outputs=(
         SummaryOutput(
-            "summary", title=_text("Placement summary", "选址汇总"),
-            description=_text(
+            "summary", title=text("Placement summary", "选址汇总"),
+            description=text(
                 "model, mode, status (optimal, time_limit, infeasible, heuristic; evaluated for "
                 "mode current), message (why infeasible), p, objective (objective_unit), "
                 "bound, gap, households/residents within reach before and after, mean and max "
@@ -316,24 +314,24 @@ PROCESS = Process(
                 "新增站点、关闭的垃圾楼、服务盲区数、scenario。"),
             properties={
                 "model": {"type": "string"}, "mode": {"type": "string"},
-                "status": {"type": "string"}, "message": _STR_N, "p": _INT,
-                "objective": _NUM_N, "objective_unit": {"type": "string"},
-                "bound": _NUM_N, "gap": _NUM_N, "heuristic_objective": _NUM_N,
-                "solve_time_s": _NUM_N, "reach_m": _NUM, "cutoff_m": _NUM,
-                "buildings": _INT, "households": _INT, "residents": _INT,
-                "refuse_t_per_day": _NUM, "existing": _INT, "candidates": _INT,
-                "sites_open": _INT,
+                "status": {"type": "string"}, "message": STR_N, "p": INT,
+                "objective": NUM_N, "objective_unit": {"type": "string"},
+                "bound": NUM_N, "gap": NUM_N, "heuristic_objective": NUM_N,
+                "solve_time_s": NUM_N, "reach_m": NUM, "cutoff_m": NUM,
+                "buildings": INT, "households": INT, "residents": INT,
+                "refuse_t_per_day": NUM, "existing": INT, "candidates": INT,
+                "sites_open": INT,
                 "sites_opened": {"type": "array", "items": {"type": "string"}},
-                "sites_closed": {"type": "array", "items": _INT},
-                "households_within_reach_before": _INT, "households_within_reach_after": _INT,
-                "residents_within_reach_before": _INT, "residents_within_reach_after": _INT,
-                "mean_walk_m_before": _NUM_N, "mean_walk_m_after": _NUM_N,
-                "max_walk_m_before": _NUM_N, "max_walk_m_after": _NUM_N,
-                "gaps_before": _INT, "gaps_after": _INT, "uncoverable_households": _INT,
-                "scenario": _STR_N}),
+                "sites_closed": {"type": "array", "items": INT},
+                "households_within_reach_before": INT, "households_within_reach_after": INT,
+                "residents_within_reach_before": INT, "residents_within_reach_after": INT,
+                "mean_walk_m_before": NUM_N, "mean_walk_m_after": NUM_N,
+                "max_walk_m_before": NUM_N, "max_walk_m_after": NUM_N,
+                "gaps_before": INT, "gaps_after": INT, "uncoverable_households": INT,
+                "scenario": STR_N}),
         FeatureOutput(
-            "sites", title=_text("Refuse building sites", "垃圾楼站点"),
-            description=_text(
+            "sites", title=text("Refuse building sites", "垃圾楼站点"),
+            description=text(
                 "The proposal's sites: status existing (kept), new (opened: a street corner, "
                 "a candidate point or a scenario's new building) or closed; load_t against "
                 "capacity_t (t/day) after, and before; households and residents served.",
@@ -341,49 +339,49 @@ PROCESS = Process(
                 "或 closed（关闭）；优化后与优化前的日负荷 load_t 与处理能力 capacity_t（吨/日）"
                 "、服务住户与居民数。"),
             geometry=("Point",),
-            properties={"site": {"type": "string"}, "facility_id": _INT_N, "name": _STR_N,
+            properties={"site": {"type": "string"}, "facility_id": INT_N, "name": STR_N,
                         "status": {"type": "string", "enum": ["existing", "new", "closed"]},
-                        "capacity_t": _NUM_N, "load_t": _NUM, "households": _INT,
-                        "residents": _INT, "utilisation": _NUM_N,
-                        "over_capacity": {"type": "boolean"}, "load_before_t": _NUM,
-                        "households_before": _INT, "access_m": _NUM, "node_id": _INT},
+                        "capacity_t": NUM_N, "load_t": NUM, "households": INT,
+                        "residents": INT, "utilisation": NUM_N,
+                        "over_capacity": {"type": "boolean"}, "load_before_t": NUM,
+                        "households_before": INT, "access_m": NUM, "node_id": INT},
             colour_by="households"),
         FeatureOutput(
-            "assignments", title=_text("Walks to the sites", "住户投放路径"),
-            description=_text(
+            "assignments", title=text("Walks to the sites", "住户投放路径"),
+            description=text(
                 "Each residential building to its site (a line from its centroid), with "
                 "walk_m along the network, within_reach, and the site and walk before.",
                 "每栋住宅楼到其垃圾楼的连线（自楼栋质心），沿路网的步行距离 walk_m、是否在服务"
                 "半径内，以及优化前的站点与距离。"),
             geometry=("LineString",),
-            properties={"building_id": _INT, "site": {"type": "string"},
-                        "facility_id": _INT_N, "walk_m": _NUM, "households": _INT,
-                        "residents": _INT, "within_reach": {"type": "boolean"},
-                        "site_before": _STR_N, "walk_before_m": _NUM_N,
+            properties={"building_id": INT, "site": {"type": "string"},
+                        "facility_id": INT_N, "walk_m": NUM, "households": INT,
+                        "residents": INT, "within_reach": {"type": "boolean"},
+                        "site_before": STR_N, "walk_before_m": NUM_N,
                         "changed": {"type": "boolean"}},
             colour_by="walk_m"),
         FeatureOutput(
-            "gaps", title=_text("Households beyond reach", "服务盲区"),
-            description=_text(
+            "gaps", title=text("Households beyond reach", "服务盲区"),
+            description=text(
                 "Areas of buildings beyond reach_m after the layout: buildings whose centroids "
                 "lie within 400 m of each other form one area, drawn as the convex hull of "
                 "their footprints grown by 20 m.",
                 "布局后超出服务半径的楼栋区域：质心相距 400 米内的楼栋归为一片，以其轮廓的凸包"
                 "外扩 20 米表示。"),
             geometry=("Polygon", "MultiPolygon"),
-            properties={"gap_id": _INT, "buildings": _INT, "households": _INT,
-                        "residents": _INT, "max_walk_m": _NUM_N, "unreachable": _INT},
+            properties={"gap_id": INT, "buildings": INT, "households": INT,
+                        "residents": INT, "max_walk_m": NUM_N, "unreachable": INT},
             colour_by="households"),
         TableOutput(
-            "comparison", title=_text("Current vs proposed", "现状与方案对比"),
-            description=_text(
+            "comparison", title=text("Current vs proposed", "现状与方案对比"),
+            description=text(
                 "Per measure (sites, capacity, households within and beyond reach, share "
                 "within reach, mean and max walk, gap areas, sites over capacity, buildings "
                 "reassigned): the current layout, the proposal and the change.",
                 "各项指标（站点数、处理能力、服务半径内外住户、覆盖率、平均与最远步行距离、"
                 "盲区数、超负荷站点、重新分配的楼栋）的现状、方案与变化。"),
-            columns={"measure": {"type": "string"}, "current": _NUM_N, "proposed": _NUM_N,
-                     "change": _NUM_N}),
+            columns={"measure": {"type": "string"}, "current": NUM_N, "proposed": NUM_N,
+                     "change": NUM_N}),
     ),
     run=run,
     example={"level": "community", "unit_id": 1, "model": "coverage", "mode": "add", "k": 1,
@@ -391,8 +389,8 @@ PROCESS = Process(
                                   "coordinates": [[116.4705, 39.9175], [116.46, 39.9175]]},
              "candidate_crs": "EPSG:4490", "time_limit_s": 10},
     job_control=(ASYNC,),
-    stages=(Stage("load", _text("loading homes and sites", "读取住户与站点"), 1),
-            Stage("walk", _text("measuring the walks", "计算步行距离"), 1),
-            Stage("solve", _text("optimising the layout", "优化布局"), 6),
-            Stage("draw", _text("drawing the layout", "绘制方案"), 1)),
+    stages=(Stage("load", text("loading homes and sites", "读取住户与站点"), 1),
+            Stage("walk", text("measuring the walks", "计算步行距离"), 1),
+            Stage("solve", text("optimising the layout", "优化布局"), 6),
+            Stage("draw", text("drawing the layout", "绘制方案"), 1)),
 )

@@ -23,6 +23,8 @@ import psycopg
 
 from scenarios.pipeline import PipeNetwork, pipe_network
 from scenarios.processes.base import (
+    INT,
+    NUM,
     FeatureOutput,
     FeatureSet,
     Process,
@@ -166,8 +168,6 @@ def run(conn: psycopg.Connection[Any], inputs: Mapping[str, Any],
         "segments": FeatureSet(segments), "critical_valves": FeatureSet(valves)})
 
 
-_INT = {"type": "integer"}
-_NUM = {"type": "number"}
 
 PROCESS = Process(
     id="valve-segments",
@@ -205,11 +205,11 @@ PROCESS = Process(
                       "critical_valves, critical_drawn, operable_only, scenario.",
                 "zh": "utility、分段数、管段数、阀门数、未计阀门数、最大分段（编号、规模、管段数、"
                       "长度、户数）、最多户数、平均规模、关键阀门数、绘制数、operable_only、scenario。"},
-            properties={"utility": {"type": "string"}, "segments": _INT, "pipes": _INT,
-                        "valves": _INT, "left_out_valves": _INT,
+            properties={"utility": {"type": "string"}, "segments": INT, "pipes": INT,
+                        "valves": INT, "left_out_valves": INT,
                         "largest": {"type": "object", "nullable": True},
-                        "most_households": _INT, "mean_size": _NUM,
-                        "critical_valves": _INT, "critical_drawn": _INT,
+                        "most_households": INT, "mean_size": NUM,
+                        "critical_valves": INT, "critical_drawn": INT,
                         "operable_only": {"type": "boolean"},
                         "scenario": {"type": "string", "nullable": True}}),
         FeatureOutput(
@@ -221,9 +221,9 @@ PROCESS = Process(
                 "zh": "每个含管段的分段（其管段线）：编号、管段数、节点数、规模"
                       "（节点数 + 管段数）、长度、边界阀门数、楼栋数、户数、居民数。"},
             geometry=("MultiLineString",),
-            properties={"segment": _INT, "pipes": _INT, "nodes": _INT, "size": _INT,
-                        "length_m": _NUM, "valves": _INT, "buildings": _INT,
-                        "households": _INT, "residents": _INT},
+            properties={"segment": INT, "pipes": INT, "nodes": INT, "size": INT,
+                        "length_m": NUM, "valves": INT, "buildings": INT,
+                        "households": INT, "residents": INT},
             colour_by="households"),
         FeatureOutput(
             "critical_valves", title={"en": "Critical valves", "zh": "关键阀门"},
@@ -234,10 +234,10 @@ PROCESS = Process(
                 "zh": f"失效时会合并分段的阀门（最多 {MAX_CRITICAL} 个），按排名：合并的分段数、"
                       "合并后规模、长度与户数。"},
             geometry=("Point",),
-            properties={"valve_id": _INT, "code": {"type": "string", "nullable": True},
-                        "rank": _INT, "operable": {"type": "boolean"},
-                        "joined_segments": _INT, "joined_size": _INT, "joined_length_m": _NUM,
-                        "joined_households": _INT},
+            properties={"valve_id": INT, "code": {"type": "string", "nullable": True},
+                        "rank": INT, "operable": {"type": "boolean"},
+                        "joined_segments": INT, "joined_size": INT, "joined_length_m": NUM,
+                        "joined_households": INT},
             colour_by="joined_households"),
     ),
     run=run,
