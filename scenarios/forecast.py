@@ -74,7 +74,7 @@ import pandas as pd
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
-from spatial.errors import InvalidInputError
+from spatial.errors import NamedInputError
 from spatial.holidays import WORKED_WEEKEND_DAYS, holiday
 
 #: The weekly season (days).
@@ -103,13 +103,8 @@ WORKED = "worked_weekend"
 _NEIGHBOURS = (-3, -2, -1, 1, 2, 3)
 
 
-class ForecastInputError(InvalidInputError, ValueError):
+class ForecastInputError(NamedInputError):
     """A panel or a request the forecast cannot take, naming the input (a 400)."""
-
-    def __init__(self, name: str, reason: str) -> None:
-        self.name = name
-        self.reason = reason
-        super().__init__(f"{name}: {reason}")
 
 
 class InsufficientHistoryError(ForecastInputError):

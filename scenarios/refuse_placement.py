@@ -100,7 +100,7 @@ from scenarios.placement import (
     SolveProgress,
 )
 from spatial.crs import gauss_kruger_epsg, transform
-from spatial.errors import InvalidInputError, NotFoundError
+from spatial.errors import InvalidInputError, NamedInputError, NotFoundError
 from spatial.network import Graph, road_graph
 from spatial.whatif import Scenario
 
@@ -150,21 +150,9 @@ EVALUATED = "evaluated"
 _AREA_TABLES = ("district", "street_office", "community", "grid")
 
 
-class RefuseInputError(PlacementInputError):
-    """A request the analysis cannot answer, naming the input at fault (a 400).
-
-    Attributes
-    ----------
-    name : str
-        The input (``p``, ``k``, ``close``, ``polygon`` …).
-    reason : str
-        Why, in English and Chinese.
-    """
-
-    def __init__(self, name: str, reason: str) -> None:
-        self.name = name
-        self.reason = reason
-        super().__init__(f"{name}: {reason}")
+class RefuseInputError(PlacementInputError, NamedInputError):
+    """A request the analysis cannot answer, naming the input at fault (``p``, ``k``,
+    ``close``, ``polygon`` …; a 400)."""
 
 
 # --- the walking network ------------------------------------------------------------

@@ -29,6 +29,28 @@ class InvalidInputError(OnemapError):
     """A caller sent something that cannot be processed (maps to 400)."""
 
 
+class NamedInputError(InvalidInputError, ValueError):
+    """Bad input to an analysis, naming the input at fault (400).
+
+    The analyses (``scenarios``) raise it from plain Python; the process layer
+    answers it as ``invalid input / 输入无效: <name>: <reason>`` in one place
+    (:meth:`scenarios.processes.base.Process.execute`). A :class:`ValueError` too,
+    so plain Python callers can catch it as one.
+
+    Attributes
+    ----------
+    name : str
+        The input (``day``, ``stream``, ``p`` …).
+    reason : str
+        Why, in English and Chinese.
+    """
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"{name}: {reason}")
+
+
 class PayloadTooLargeError(InvalidInputError):
     """The request body is bigger than the resource accepts (413)."""
 

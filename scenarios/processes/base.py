@@ -16,8 +16,8 @@ Nothing here imports pygeoapi: :mod:`scenarios.processes.adapter` is the edge.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +64,7 @@ from scenarios.processes.outputs import (
 from scenarios.processes.progress import Progress, Stage
 from spatial import jobs
 from spatial.access import request_connection
-from spatial.errors import InvalidInputError
+from spatial.errors import InvalidInputError, NamedInputError
 from spatial.wellformed import check_json_value
 
 __all__ = [
@@ -157,6 +157,16 @@ class Parsed:
     raw: dict[str, Any]
     values: dict[str, Any]
 
+
+
+@contextmanager
+def named_inputs() -> Iterator[None]:
+    """Answer an analysis's :class:`~spatial.errors.NamedInputError` as the process's 400
+    naming the input (``invalid input / 输入无效: <name>: <reason>``): the one mapping."""
+    try:
+        yield
+    except NamedInputError as exc:
+        raise invalid(exc.name, exc.reason) from None
 
 @dataclass(frozen=True)
 class Process:
@@ -268,9 +278,11 @@ class Process:
         return Parsed(raw, {item.key: item.parse(raw) for item in self.inputs})
 
     def check(self, conn: psycopg.Connection[Any], parsed: Parsed) -> None:
-        """The inputs' database checks, through the caller's connection."""
-        for item in self.inputs:
-            item.check(conn, parsed.values[item.key])
+        """The inputs' database checks, through the caller's connection (an analysis's
+        :class:`~spatial.errors.NamedInputError` answered as the 400 naming its input)."""
+        with named_inputs():
+            for item in self.inputs:
+                item.check(conn, parsed.values[item.key])
 
     def outputs_of(self, result: ProcessResult) -> dict[str, jobs.Output]:
         """The declared outputs of a run, by id."""
@@ -304,6 +316,7 @@ class Process:
         progress = Progress(self.stages)
         with connection() as conn, jobs.cancellable(conn):
             self.check(conn, parsed)
-            result = self.run(conn, parsed.values, progress)
+            with named_inputs():
+                result = self.run(conn, parsed.values, progress)
             jobs.check_dismissed()  # nothing of a dismissed run commits
         return self.outputs_of(result)

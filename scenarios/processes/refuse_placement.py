@@ -220,15 +220,12 @@ def analysis(conn: psycopg.Connection[Any], request: Request,
              scenario: Scenario | None) -> rp.RefusePlacement:
     """The analysis loaded for a request (its refusals as 400s naming the input)."""
     area = request.area
-    try:
-        return rp.load(conn, level=area.level, unit_id=area.unit_id, polygon_wkt=area.wkt,
-                       model=request.model, mode=request.mode, p=request.p, k=request.k,
-                       close=request.close, reach_m=request.reach_m,
-                       new_capacity_t=request.new_capacity_t,
-                       candidate_points=request.candidate_points,
-                       candidates=request.candidates, scenario=scenario)
-    except rp.RefuseInputError as exc:
-        raise invalid(exc.name, exc.reason) from None
+    return rp.load(conn, level=area.level, unit_id=area.unit_id, polygon_wkt=area.wkt,
+                   model=request.model, mode=request.mode, p=request.p, k=request.k,
+                   close=request.close, reach_m=request.reach_m,
+                   new_capacity_t=request.new_capacity_t,
+                   candidate_points=request.candidate_points,
+                   candidates=request.candidates, scenario=scenario)
 
 
 def _note(report: SolveProgress) -> str | None:
