@@ -7,15 +7,26 @@ or two, an area where no site could be had. Each residential building takes
 its refuse to the nearest refuse building by walking distance (from its door
 along its compound's footpaths and out through a gate, ``democity/footpaths.py``,
 or, outside a compound, straight to the street); refuse
-buildings deliver to the nearest transfer station (转运站), transfer stations
-to the nearest treatment plant (处理厂) outside the city.
+buildings deliver each stream to its nearest transfer station (转运站),
+transfer stations to the nearest working treatment plant (处理厂) of their
+stream outside the city.
 
 Daily loads follow the residents served: 1 kg per person and day
 (``truth.refuse_demand``), a little more at weekends and in summer, less over
 the Spring Festival, with noise; a few refuse buildings run close to their
-capacity. Loads are read at 21:00 Beijing time each day (tonnes so far that
-day) and hourly over the last day. Who walks where, the gaps and the
-expected loads are in ``truth``.
+capacity. Residents sort into four streams (``STREAM_SHARE``: other 56 %,
+kitchen 24 %, recyclables 19.5 %, hazardous 0.5 %, each building a little
+different; more parcels after 11 November). A refuse building weighs each
+stream; each stream has its own transfer stations (a kitchen-waste station,
+a recyclables sorting centre, a hazardous-waste store) and plants (an
+incinerator and a landfill for the other waste). Loads are read at 21:00
+Beijing time each day (tonnes so far that day) and hourly over the last day.
+One other-waste station runs tight (its peak days overflow), the incinerator
+stops for five days of planned maintenance (the landfill takes its refuse)
+and a kitchen-waste station runs at half capacity for two days after a
+compactor breakdown (``refuse_facility_outage``); the days a station's
+reading exceeds its capacity of the day are ``truth.refuse_overflow``. Who
+walks where, the gaps and the expected loads are in ``truth``.
 
 Planners' candidate sites (``refuse_candidate_site``) are street corners on
 vacant or public land, about two per refuse building, none in a planted gap
@@ -70,6 +81,32 @@ AFTER_FESTIVAL = 1.15
 HAUL_DETOUR = 1.3
 #: The planted tight transfer station's capacity against its mean day: peak days overflow.
 TIGHT_CAPACITY = 1.04
+#: The four streams (垃圾分类) and their mean shares of a day's refuse by weight.
+STREAMS = ("other", "kitchen", "recyclable", "hazardous")
+STREAM_SHARE = np.array([0.56, 0.24, 0.195, 0.005])
+#: Stations of a stream per other-waste station (at least one each).
+STATIONS_PER_OTHER = {"kitchen": 0.5, "recyclable": 0.5, "hazardous": 0.0}
+STATION_NAME = {"other": "垃圾转运站", "kitchen": "厨余垃圾中转站",
+                "recyclable": "再生资源分拣中心", "hazardous": "有害垃圾暂存点"}
+#: A station's least capacity and the step it is rounded up to (t/day).
+STATION_FLOOR = {"other": (30.0, 10.0), "kitchen": (10.0, 5.0), "recyclable": (10.0, 5.0),
+                 "hazardous": (1.0, 0.5)}
+#: Plants per stream: name, treatment and the side of the city (east +x, north +y).
+PLANTS = {"other": [("东郊生活垃圾焚烧厂", "incineration", (1, 0)),
+                    ("南郊生活垃圾卫生填埋场", "landfill", (0, -1))],
+          "kitchen": [("北郊厨余垃圾处理厂", "kitchen_waste", (0, 1))],
+          "recyclable": [("西郊再生资源利用中心", "recycling", (-1, 0))],
+          "hazardous": [("北京市危险废物处置中心", "hazardous", (1, 1))]}
+#: A plant's least capacity (t/day) by stream.
+PLANT_FLOOR = {"other": 500.0, "kitchen": 200.0, "recyclable": 200.0, "hazardous": 20.0}
+#: Outages: stream, which facility (its first plant, or its busiest station), first and
+#: last day, capacity factor, reason, note.
+OUTAGES = (
+    ("other", "plant", date(2026, 4, 20), date(2026, 4, 24), 0.0, "maintenance",
+     "焚烧炉年度计划检修 / annual planned maintenance of the incinerator"),
+    ("kitchen", "station", date(2026, 9, 8), date(2026, 9, 9), 0.5, "breakdown",
+     "压缩机故障，半负荷运行 / compactor failure, at half capacity"),
+)
 
 
 class Walk:
@@ -273,6 +310,22 @@ def _daily_factor(rng: np.random.Generator, days: list[date], n: int) -> np.ndar
     return common[None, :] * rng.normal(1.0, 0.06, (n, len(days))).clip(0.7, 1.3)
 
 
+def _stream_shares(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Each refuse building's shares of the four streams (rows sum to 1), around
+    :data:`STREAM_SHARE`: some neighbourhoods sort better than others."""
+    return rng.dirichlet(STREAM_SHARE * 400.0, size=n)
+
+
+def _stream_factor(days: list[date]) -> np.ndarray:
+    """Per stream and day, on top of the common pattern (mean 1 per stream): more
+    recyclables (parcels) in the week after 11 November (双十一)."""
+    out = np.ones((len(STREAMS), len(days)))
+    for j, d in enumerate(days):
+        if d.month == 11 and 12 <= d.day <= 18:
+            out[STREAMS.index("recyclable"), j] = 1.35
+    return out / out.mean(axis=1, keepdims=True)
+
+
 def road_km(graph: nx.Graph, a_xy: np.ndarray, b_xy: np.ndarray) -> np.ndarray:
     """Truck distances (km) on the road graph from each point of ``a_xy`` to each of ``b_xy``.
 
@@ -299,20 +352,22 @@ HOURLY = np.cumsum([0.02, 0.10, 0.14, 0.08, 0.05, 0.04, 0.04, 0.04, 0.04, 0.05, 
                     0.10, 0.09, 0.04, 0.03])
 
 
-def load_rows(ids: np.ndarray, daily: np.ndarray, days: list[date]) -> Iterator[tuple[Any, ...]]:
-    """Readings: 21:00 every day, hourly on the last day; tonnes so far that day."""
+def load_rows(ids: np.ndarray, streams: list[str], daily: np.ndarray, days: list[date]
+              ) -> Iterator[tuple[Any, ...]]:
+    """Readings (facility, time, stream, tonnes so far that day): 21:00 every day, hourly
+    on the last day; a row of ``daily`` per facility and stream."""
     at21 = [datetime(d.year, d.month, d.day, 21, tzinfo=REFERENCE_TIME.tzinfo) - BEIJING
             for d in days]
     last = days[-1]
     hours = [datetime(last.year, last.month, last.day, h, tzinfo=REFERENCE_TIME.tzinfo)
              - BEIJING for h in range(6, 22)]
     frac = HOURLY / HOURLY[-1]
-    for i, fid in enumerate(ids.tolist()):
+    for i, (fid, stream) in enumerate(zip(ids.tolist(), streams, strict=True)):
         row = np.round(daily[i], 2)
         for j in range(len(days) - 1):
-            yield fid, at21[j], float(row[j])
+            yield fid, at21[j], stream, float(row[j])
         for h, f in zip(hours, frac, strict=True):
-            yield fid, h, round(float(daily[i, -1] * f), 2)
+            yield fid, h, stream, round(float(daily[i, -1] * f), 2)
 
 
 def build(ctx: CityContext) -> None:
@@ -362,91 +417,161 @@ def build(ctx: CityContext) -> None:
                                                   / 2.5) * 2.5))
         rb_xy = _door(walk.xy[sites], centre, rng, walk.xy[walk.road_node])
 
-        # Transfer stations, then plants outside the city.
+        # Each stream's stations, then its plants outside the city.
         n_ts = min(n_rb, max(1, round(math.sqrt(households.sum()) / 60)))
-        ts_xy = _kmeans(rng, rb_xy, expected_rb + 1e-6, n_ts)
-        # each refuse building to its nearest station by road
-        ts_of = np.argmin(road_km(ctx.graphs["road"], rb_xy, ts_xy), axis=1)
-        expected_ts = np.bincount(ts_of, weights=expected_rb, minlength=n_ts)
-        cap_ts = np.maximum(30.0, np.ceil(expected_ts * rng.uniform(1.3, 1.6, n_ts) / 10) * 10)
-        # one station runs tight: its peak days overflow (truth.refuse_overflow)
-        tight = int(np.argmax(expected_ts)) if n_ts > 1 else -1
-        if tight >= 0:
-            cap_ts[tight] = np.ceil(expected_ts[tight] * TIGHT_CAPACITY * 10) / 10
+        share = _stream_shares(rng, n_rb)
+        expected_s = expected_rb[:, None] * share                    # buildings × streams
         x0, y0, x1, y1 = shapely.total_bounds(footprints)
-        plants = [(x1 + rng.uniform(1500, 3000), (y0 + y1) / 2, "incineration"),
-                  ((x0 + x1) / 2, y0 - rng.uniform(1500, 3000), "landfill")]
-        plants = plants[:1 if households.sum() < 100_000 else 2]
-        tp_xy = np.array([p[:2] for p in plants])
-        tp_of = np.argmin(np.hypot(*(ts_xy[:, None] - tp_xy[None]).transpose(2, 0, 1)), axis=1)
-        expected_tp = np.bincount(tp_of, weights=expected_ts, minlength=len(plants))
-        cap_tp = np.maximum(500.0, np.ceil(expected_tp * 1.5 / 50) * 50)
+        chain = []  # per stream: station positions, each building's station, capacities
+        for s, stream in enumerate(STREAMS):
+            n = n_ts if stream == "other" else max(1, round(n_ts * STATIONS_PER_OTHER[stream]))
+            n = min(n, n_rb)
+            xy = _kmeans(rng, rb_xy, expected_s[:, s] + 1e-6, n)
+            # each refuse building to the stream's nearest station by road
+            of = np.argmin(road_km(ctx.graphs["road"], rb_xy, xy), axis=1)
+            expected = np.bincount(of, weights=expected_s[:, s], minlength=n)
+            floor, step = STATION_FLOOR[stream]
+            cap = np.maximum(floor, np.ceil(expected * rng.uniform(1.3, 1.6, n) / step) * step)
+            if stream == "other" and n > 1:
+                # one station runs tight: its peak days overflow (truth.refuse_overflow)
+                tight = int(np.argmax(expected))
+                cap[tight] = np.ceil(expected[tight] * TIGHT_CAPACITY * 10) / 10
+            chain.append((xy, of, expected, cap))
+        plant_stream, plant_name, plant_treat, tp_xy_l, cap_tp_l = [], [], [], [], []
+        for s, stream in enumerate(STREAMS):
+            total = float(expected_s[:, s].sum())
+            for name, treatment, side in PLANTS[stream]:
+                dx, dy = side
+                far = rng.uniform(1500, 3000)
+                px = (x0 + x1) / 2 if dx == 0 else (x1 + far if dx > 0 else x0 - far)
+                py = (y0 + y1) / 2 if dy == 0 else (y1 + far if dy > 0 else y0 - far)
+                plant_stream.append(stream)
+                plant_name.append(name)
+                plant_treat.append(treatment)
+                tp_xy_l.append((px, py))
+                cap_tp_l.append(max(PLANT_FLOOR[stream], math.ceil(total * 1.5 / 10) * 10))
+        tp_xy = np.array(tp_xy_l)
+        cap_tp = np.array(cap_tp_l)
+        n_tp = len(tp_xy)
+        n_st = [len(c[0]) for c in chain]
+        ts_xy = np.vstack([c[0] for c in chain])
+        cap_ts = np.concatenate([c[3] for c in chain])
+        ts_stream = [st for st, n in zip(STREAMS, n_st, strict=True) for _ in range(n)]
+        first_ts = np.r_[0, np.cumsum(n_st)[:-1]]
+        n_all_ts = len(ts_xy)
 
-        ids = ctx.ids.take("refuse_facility", n_rb + n_ts + len(plants))
-        rb_ids, ts_ids, tp_ids = ids[:n_rb], ids[n_rb:n_rb + n_ts], ids[n_rb + n_ts:]
+        ids = ctx.ids.take("refuse_facility", n_rb + n_all_ts + n_tp)
+        rb_ids, ts_ids, tp_ids = ids[:n_rb], ids[n_rb:n_rb + n_all_ts], ids[n_rb + n_all_ts:]
         so_of = _street_office(ctx, np.vstack([rb_xy, ts_xy]))
         so_names = ctx.frames["street_office"].set_index("id")["name"]
-        names = _names(ctx, walk.nodes[sites], "垃圾楼") + [
-            f"{so_names.get(s, '朝阳').removesuffix('街道')}垃圾转运站{'' if k == 0 else k + 1}"
-            for k, s in enumerate(so_of[n_rb:])]
+        seen: dict[tuple[str, int], int] = {}
+        ts_names = []
+        for stream, so in zip(ts_stream, so_of[n_rb:].tolist(), strict=True):
+            k = seen[(stream, so)] = seen.get((stream, so), 0) + 1
+            ts_names.append(f"{so_names.get(so, '朝阳').removesuffix('街道')}"
+                            f"{STATION_NAME[stream]}{'' if k == 1 else k}")
         facilities = gpd.GeoDataFrame({
             "id": ids,
             "code": [f"HW-{i:05d}" for i in ids],
-            "kind": ["refuse_building"] * n_rb + ["transfer_station"] * n_ts
-            + ["treatment_plant"] * len(plants),
-            "treatment": [None] * (n_rb + n_ts) + [p[2] for p in plants],
-            "name": names + ["东郊生活垃圾焚烧厂", "南郊生活垃圾卫生填埋场"][:len(plants)],
+            "kind": ["refuse_building"] * n_rb + ["transfer_station"] * n_all_ts
+            + ["treatment_plant"] * n_tp,
+            "treatment": [None] * (n_rb + n_all_ts) + plant_treat,
+            "stream": [None] * n_rb + ts_stream + plant_stream,
+            "name": _names(ctx, walk.nodes[sites], "垃圾楼") + ts_names + plant_name,
             "operator": [f"{so_names.get(s, '')}环卫所" for s in so_of[:n_rb]]
-            + ["朝阳区环境卫生服务中心"] * n_ts + ["北京环境卫生工程集团"] * len(plants),
+            + ["朝阳区环境卫生服务中心"] * n_all_ts + ["北京环境卫生工程集团"] * n_tp,
             "capacity_t_per_day": np.round(np.concatenate([cap_rb, cap_ts, cap_tp]), 2),
-            "street_office_id": pd.array([*so_of.tolist(), *[None] * len(plants)],
-                                         dtype="Int64"),
+            "street_office_id": pd.array([*so_of.tolist(), *[None] * n_tp], dtype="Int64"),
         }, geometry=shapely.points(np.vstack([rb_xy, ts_xy, tp_xy])), crs=METRIC_EPSG)
         ctx.writer.copy_frame("refuse_facility", facilities)
         ctx.frames["refuse_facility"] = facilities
         task.advance()
 
-        # A year of loads.
+        # A year of loads, per stream; a plant's maintenance and a station's breakdown.
         days = [(REFERENCE_TIME - BEIJING).date() - timedelta(days=k) for k in range(365, 0, -1)]
+        factor = np.ones((n_all_ts + n_tp, len(days)))  # capacity factor per station, plant
+        outages = []
+        for (stream, which_one, first, last, f, reason, note) in OUTAGES:
+            s = STREAMS.index(stream)
+            where = (n_all_ts + plant_stream.index(stream) if which_one == "plant"
+                     else int(first_ts[s]) + int(np.argmax(chain[s][2])))
+            if first < days[0] or last > days[-1]:
+                continue
+            span = [j for j, d in enumerate(days) if first <= d <= last]
+            factor[where, span] = f
+            outages.append((int(ids[n_rb + where]), first, last, f, reason, note))
         load_rng = ctx.rng("refuse.loads")
-        daily_rb = expected_rb[:, None] * _daily_factor(load_rng, days, n_rb)
-        daily_ts = np.zeros((n_ts, len(days)))
-        np.add.at(daily_ts, ts_of, daily_rb)
+        daily_f = _daily_factor(load_rng, days, n_rb)
+        daily_rbs = (expected_s[:, :, None] * daily_f[:, None, :]
+                     * _stream_factor(days)[None, :, :]
+                     * load_rng.normal(1.0, 0.04, (n_rb, len(STREAMS), len(days))).clip(0.85, 1.15))
+        daily_ts = np.zeros((n_all_ts, len(days)))
+        for s, (_, of, _, _) in enumerate(chain):
+            part = daily_ts[first_ts[s]:first_ts[s] + n_st[s]]
+            np.add.at(part, of, daily_rbs[:, s, :])
         daily_ts *= load_rng.normal(1.0, 0.02, daily_ts.shape)
-        daily_tp = np.zeros((len(plants), len(days)))
-        np.add.at(daily_tp, tp_of, daily_ts)
-        ctx.writer.copy_rows("refuse_load_reading", ("facility_id", "measured_at", "load_t"),
-                             load_rows(ids, np.vstack([daily_rb, daily_ts, daily_tp]), days))
-        over = np.round(daily_ts, 2) > cap_ts[:, None]
+        # each station to its stream's nearest plant working that day
+        plant_km = np.hypot(*(ts_xy[:, None] - tp_xy[None]).transpose(2, 0, 1))
+        same = np.array(ts_stream)[:, None] == np.array(plant_stream)[None, :]
+        daily_tp = np.zeros((n_tp, len(days)))
+        for j in range(len(days)):
+            working = factor[n_all_ts:, j] > 0
+            km = np.where(same & working[None, :], plant_km, np.inf)
+            to = np.argmin(km, axis=1)
+            np.add.at(daily_tp[:, j], to, daily_ts[:, j])
+        tp_of = np.argmin(np.where(same, plant_km, np.inf), axis=1)
+        reading_ids = np.r_[np.repeat(rb_ids, len(STREAMS)), ts_ids, tp_ids]
+        reading_streams = [*STREAMS * n_rb, *ts_stream, *plant_stream]
+        ctx.writer.copy_rows(
+            "refuse_load_reading", ("facility_id", "measured_at", "stream", "load_t"),
+            load_rows(reading_ids, reading_streams,
+                      np.vstack([daily_rbs.reshape(n_rb * len(STREAMS), -1), daily_ts,
+                                 daily_tp]), days))
+        ctx.writer.copy_rows("refuse_facility_outage", (
+            "facility_id", "first_day", "last_day", "capacity_factor", "reason", "note"),
+            outages)
+        cap_day = cap_ts[:, None] * factor[:n_all_ts]
+        over = np.round(daily_ts, 2) > cap_day + 1e-9
         ctx.writer.copy_rows("refuse_overflow", (
-            "facility_id", "day", "load_t", "capacity_t", "excess_t"), [
-            (int(ts_ids[i]), days[j], round(float(daily_ts[i, j]), 2), float(cap_ts[i]),
-             round(round(float(daily_ts[i, j]), 2) - float(cap_ts[i]), 2))
+            "facility_id", "day", "load_t", "capacity_t", "excess_t", "cause"), [
+            (int(ts_ids[i]), days[j], round(float(daily_ts[i, j]), 2),
+             round(float(cap_day[i, j]), 2),
+             round(round(float(daily_ts[i, j]), 2) - round(float(cap_day[i, j]), 2), 2),
+             "outage" if factor[i, j] < 1 else "peak")
             for i, j in zip(*np.nonzero(over), strict=True)], schema="truth")
         task.advance()
 
     _write_truth(ctx, homes, dist, which, rb_ids, gaps, footprints)
+    # A building's downstream is its other-waste station (each stream has its own).
+    of_other = chain[0][1]
+    served_hh_ts = np.concatenate([np.bincount(c[1], weights=served_hh, minlength=len(c[0]))
+                                   for c in chain])
+    served_res_ts = np.concatenate([np.bincount(c[1], weights=served_res, minlength=len(c[0]))
+                                    for c in chain])
+    expected_ts = np.concatenate([c[2] for c in chain])
     ctx.writer.copy_frame("refuse_facility_load", pd.DataFrame({
         "facility_id": ids,
         "kind": facilities["kind"].to_numpy(),
-        "downstream_id": pd.array([*ts_ids[ts_of], *tp_ids[tp_of], *[None] * len(plants)],
+        "downstream_id": pd.array([*ts_ids[of_other], *tp_ids[tp_of], *[None] * n_tp],
                                   dtype="Int64"),
         "served_households": np.concatenate([
-            served_hh, np.bincount(ts_of, weights=served_hh, minlength=n_ts),
-            np.bincount(tp_of, weights=np.bincount(ts_of, weights=served_hh, minlength=n_ts),
-                        minlength=len(plants))]).astype(int),
+            served_hh, served_hh_ts,
+            np.bincount(tp_of, weights=served_hh_ts, minlength=n_tp)]).astype(int),
         "served_residents": np.concatenate([
-            served_res, np.bincount(ts_of, weights=served_res, minlength=n_ts),
-            np.bincount(tp_of, weights=np.bincount(ts_of, weights=served_res, minlength=n_ts),
-                        minlength=len(plants))]).astype(int),
-        "expected_t_per_day": np.concatenate([expected_rb, expected_ts, expected_tp]),
+            served_res, served_res_ts,
+            np.bincount(tp_of, weights=served_res_ts, minlength=n_tp)]).astype(int),
+        "expected_t_per_day": np.concatenate([
+            expected_rb, expected_ts, np.bincount(tp_of, weights=expected_ts, minlength=n_tp)]),
         "capacity_t_per_day": np.round(np.concatenate([cap_rb, cap_ts, cap_tp]), 2),
-        "near_capacity": np.concatenate([near, np.zeros(n_ts + len(plants), bool)]),
+        "near_capacity": np.concatenate([near, np.zeros(n_all_ts + n_tp, bool)]),
     }), schema="truth")
     ctx.truth["refuse"] = {
         "walk_reach_m": WALK_REACH_M, "site_access_m": SITE_ACCESS_M,
         "kg_per_person_day": KG_PER_PERSON_DAY, "refuse_buildings": n_rb,
-        "transfer_stations": n_ts, "treatment_plants": len(plants),
+        "transfer_stations": n_all_ts, "treatment_plants": n_tp,
+        "stations_by_stream": dict(zip(STREAMS, n_st, strict=True)),
+        "stream_share": dict(zip(STREAMS, STREAM_SHARE.tolist(), strict=True)),
+        "outages": len(outages),
         "planted_gaps": len(gaps),
         "households_beyond_walk": int(households[dist > WALK_REACH_M].sum()),
         "after_festival_factor": AFTER_FESTIVAL, "haul_detour": HAUL_DETOUR,
@@ -669,14 +794,14 @@ last AS (
     WHERE r.measured_at < %(reference)s::timestamptz),
 moved AS (
     SELECT r.facility_id, r.measured_at + (today.day - last.day) * interval '1 day' AS at,
-           r.load_t
+           r.stream, r.load_t
     FROM onemap.refuse_load_reading r, today, last
     WHERE today.day > last.day
       AND r.measured_at >= (last.day::timestamp AT TIME ZONE 'Asia/Shanghai')
       AND r.measured_at < ((last.day + 1)::timestamp AT TIME ZONE 'Asia/Shanghai'))
-INSERT INTO onemap.refuse_load_reading (facility_id, measured_at, load_t)
-SELECT facility_id, at, load_t FROM moved WHERE at <= %(now)s::timestamptz
-ON CONFLICT (facility_id, measured_at) DO NOTHING
+INSERT INTO onemap.refuse_load_reading (facility_id, measured_at, stream, load_t)
+SELECT facility_id, at, stream, load_t FROM moved WHERE at <= %(now)s::timestamptz
+ON CONFLICT (facility_id, measured_at, stream) DO NOTHING
 """
 
 

@@ -10,6 +10,7 @@ SELECT t.id,
        t.source_key,
        t.kind,
        t.treatment,
+       t.stream,
        t.name,
        t.operator,
        t.capacity_t_per_day,
@@ -27,21 +28,27 @@ SELECT t.id,
             WHEN l.load_t / t.capacity_t_per_day >= 0.7 THEN 'high'
             ELSE 'normal' END AS load_class
 FROM onemap.refuse_facility AS t
--- Today's load: the newest reading of the facility's current local (Beijing) day.
+-- Today's load: the newest reading of the facility's current local (Beijing) day,
+-- summed over its streams (a refuse building weighs each stream at the same time).
 -- The readings are internal (130_access.sql): under security_invoker their
 -- row-level security leaves these columns NULL (class 'none') for anonymous and
 -- public callers, so tiles of this layer are cached per scope class
--- (tiles.yml `reads:`). Served by refuse_load_reading's (facility_id, measured_at) index.
+-- (tiles.yml `reads:`). Served by refuse_load_reading's (facility_id, measured_at,
+-- stream) index.
 LEFT JOIN LATERAL (
-    SELECT r.load_t, r.measured_at
+    SELECT sum(r.load_t) AS load_t, max(r.measured_at) AS measured_at
     FROM onemap.refuse_load_reading AS r
     WHERE r.facility_id = t.id
-      AND r.measured_at >= (date_trunc('day', now() AT TIME ZONE 'Asia/Shanghai')
-                            AT TIME ZONE 'Asia/Shanghai')
-      AND r.measured_at < (date_trunc('day', now() AT TIME ZONE 'Asia/Shanghai')
-                           AT TIME ZONE 'Asia/Shanghai') + interval '1 day'
-    ORDER BY r.measured_at DESC
-    LIMIT 1
+      AND r.measured_at = (
+          SELECT n.measured_at
+          FROM onemap.refuse_load_reading AS n
+          WHERE n.facility_id = t.id
+            AND n.measured_at >= (date_trunc('day', now() AT TIME ZONE 'Asia/Shanghai')
+                                  AT TIME ZONE 'Asia/Shanghai')
+            AND n.measured_at < (date_trunc('day', now() AT TIME ZONE 'Asia/Shanghai')
+                                 AT TIME ZONE 'Asia/Shanghai') + interval '1 day'
+          ORDER BY n.measured_at DESC
+          LIMIT 1)
 ) AS l ON true;
 COMMENT ON VIEW layers.refuse_facility IS $$环卫设施 — refuse building 垃圾楼, transfer station 转运站 or treatment plant 处理厂; geom is the entrance/representative point, footprint the site if surveyed.$$;
 GRANT SELECT ON layers.refuse_facility TO onemap_api;

@@ -1,9 +1,14 @@
 """Refuse flows (生活垃圾流向流量调配): a day's refuse over the facilities, least haulage.
 
 Each refuse building (垃圾楼) sends its day's refuse to a transfer station
-(转运站), each station to a treatment plant (处理厂). :class:`RefuseFlow`
-routes the day at the least tonne-kilometres on the road network within every
-station's and plant's daily capacity, as a minimum-cost flow
+(转运站), each station to a treatment plant (处理厂), stream by stream: the
+four waste streams (垃圾分类: other, kitchen, recyclable, hazardous) each have
+their own stations and plants (``refuse_facility.stream``), so each stream is
+routed on its own and :class:`CityFlow` puts the streams' plans together.
+:class:`RefuseFlow` routes one stream's day at the least tonne-kilometres on
+the road network within every station's and plant's capacity of that day (a
+plant stopped for maintenance, a station at half capacity after a breakdown:
+``refuse_facility_outage``), as a minimum-cost flow
 (:func:`scenarios.flow.min_cost_flow`, HiGHS):
 
 * nodes: a refuse building (its day's tonnes), a station's way in and way
@@ -25,9 +30,11 @@ is room). A what-if scenario (``spatial/whatif.py``) takes facilities out of
 service, changes capacities, or adds a station at a point.
 
 Data are read through the caller's connection (row-level security applies):
-``refuse_facility`` (in service) and the day's ``refuse_load_reading`` at
-21:00 Beijing time (the day's tonnes; the demo city's readings are cumulative
-through the day, 21:00 is the day's total).
+``refuse_facility`` (in service), the day's ``refuse_facility_outage`` and the
+day's ``refuse_load_reading`` at 21:00 Beijing time per stream (the day's
+tonnes; the demo city's readings are cumulative through the day, 21:00 is the
+day's total; an unsorted reading counts as other waste). For a day to come the
+tonnes are a forecast's (``demand``; the process's ``basis: forecast``).
 
 Examples
 --------
@@ -51,8 +58,8 @@ plant (distances in km straight on a toy network):
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -61,7 +68,7 @@ import psycopg
 from scipy.sparse.csgraph import dijkstra
 
 from scenarios.flow import OPTIMAL, FlowProblem, min_cost_flow
-from spatial.errors import InvalidInputError
+from spatial.errors import NamedInputError
 from spatial.network import Graph, road_graph
 from spatial.whatif import Scenario
 
@@ -75,15 +82,28 @@ BEIJING = timedelta(hours=8)
 #: Coordinates in outputs: 7 decimals of a degree (about 1 cm).
 DIGITS = 7
 KINDS = ("refuse_building", "transfer_station", "treatment_plant")
+#: The four waste streams (垃圾分类): kitchen 厨余, other 其他, recyclable 可回收物, hazardous 有害.
+STREAMS = ("other", "kitchen", "recyclable", "hazardous")
+#: Unsorted refuse (a reading without a stream) goes the other waste's way.
+OTHER = "other"
 
 
-class FlowRequestError(InvalidInputError, ValueError):
+def check_stream(stream: str | None) -> str | None:
+    """``stream`` if it is one of :data:`STREAMS`, or None (every stream).
+
+    Raises
+    ------
+    FlowRequestError
+        Naming ``stream``.
+    """
+    if stream is not None and stream not in STREAMS:
+        raise FlowRequestError("stream", f"unknown stream {stream!r}; known: "
+                               f"{', '.join(STREAMS)} / 未知的垃圾分类")
+    return stream
+
+
+class FlowRequestError(NamedInputError):
     """A request the analysis cannot answer, naming the input (a 400)."""
-
-    def __init__(self, name: str, reason: str) -> None:
-        self.name = name
-        self.reason = reason
-        super().__init__(f"{name}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -96,9 +116,14 @@ class Facilities:
         ``refuse_facility`` ids (``-k`` for a scenario's k-th new station).
     kind, names : list of str
     capacity : numpy.ndarray
-        t/day (``nan``: unknown, taken as unlimited).
+        t/day (``nan``: unknown, taken as unlimited), the day's: an outage's factor applied.
     lonlat : numpy.ndarray
         ``(n, 2)`` EPSG:4490.
+    stream : list of str or None
+        The stream a station or plant takes (None at a refuse building: every stream;
+        at a station or plant: :data:`OTHER`).
+    outage : list of str or None
+        The reason of the day's outage (``maintenance``, ``breakdown``…), or None.
     """
 
     ids: np.ndarray
@@ -106,10 +131,12 @@ class Facilities:
     names: list[str | None]
     capacity: np.ndarray
     lonlat: np.ndarray
+    stream: list[str | None] = field(default_factory=list)
+    outage: list[str | None] = field(default_factory=list)
 
     @classmethod
     def from_arrays(cls, *, ids: Any, kind: Any, capacity: Any, names: Any = None,
-                    lonlat: Any = None) -> Facilities:
+                    lonlat: Any = None, stream: Any = None, outage: Any = None) -> Facilities:
         """Facilities from parallel arrays (sorted by kind, keeping order within one)."""
         kinds = list(kind)
         bad = sorted({k for k in kinds if k not in KINDS})
@@ -119,12 +146,30 @@ class Facilities:
         n = len(kinds)
         ll = np.zeros((n, 2)) if lonlat is None else np.asarray(lonlat, dtype=float)
         nm = [None] * n if names is None else list(names)
+        st = [None if k == "refuse_building" else OTHER for k in kinds] if stream is None \
+            else [None if k == "refuse_building" else (v or OTHER)
+                  for k, v in zip(kinds, stream, strict=True)]
+        unknown = sorted({v for v in st if v is not None and v not in STREAMS})
+        if unknown:
+            raise FlowRequestError("stream", f"unknown stream {unknown[0]!r}; known: "
+                                   f"{', '.join(STREAMS)} / 未知的垃圾分类")
+        out = [None] * n if outage is None else list(outage)
         return cls(np.asarray(ids, dtype=np.int64)[order], [kinds[i] for i in order],
-                   [nm[i] for i in order], np.asarray(capacity, dtype=float)[order], ll[order])
+                   [nm[i] for i in order], np.asarray(capacity, dtype=float)[order], ll[order],
+                   [st[i] for i in order], [out[i] for i in order])
 
     def of(self, kind: str) -> np.ndarray:
         """Positions of the facilities of one kind."""
         return np.flatnonzero(np.array(self.kind) == kind)
+
+    def for_stream(self, stream: str) -> Facilities:
+        """The refuse buildings and the stations and plants of one stream."""
+        keep = [j for j, (k, s) in enumerate(zip(self.kind, self.stream, strict=True))
+                if k == "refuse_building" or s == stream]
+        return Facilities(self.ids[keep], [self.kind[j] for j in keep],
+                          [self.names[j] for j in keep], self.capacity[keep],
+                          self.lonlat[keep], [self.stream[j] for j in keep],
+                          [self.outage[j] for j in keep])
 
 
 class RefuseFlow:
@@ -144,12 +189,15 @@ class RefuseFlow:
     readings : numpy.ndarray, optional
         The day's measured tonnes per facility (``nan``: none), for the warnings
         from the live readings.
+    stream : str, optional
+        The stream routed (reported on every output).
     """
 
     def __init__(self, facilities: Facilities, demand: np.ndarray, km_to_station: np.ndarray,
                  km_to_plant: np.ndarray, *, warning_ratio: float = WARNING_RATIO,
-                 readings: np.ndarray | None = None) -> None:
+                 readings: np.ndarray | None = None, stream: str | None = None) -> None:
         self.facilities = facilities
+        self.stream = check_stream(stream)
         self.rb, self.ts, self.tp = (facilities.of(k) for k in KINDS)
         self.demand = np.asarray(demand, dtype=float)
         if self.demand.shape != (self.rb.size,):
@@ -283,6 +331,8 @@ class RefuseFlow:
                              "coordinates": [round(float(v), DIGITS) for v in f.lonlat[j]]},
                 "properties": {
                     "facility_id": int(f.ids[j]), "name": f.names[j], "kind": f.kind[j],
+                    "stream": f.stream[j] if f.stream else self.stream,
+                    "outage": f.outage[j] if f.outage else None,
                     "capacity_t": cap, "load_t": round(float(load[j]), 3),
                     "utilisation": None if util is None else round(util, 4),
                     "warning": bool(util is not None and util >= self.warning_ratio - 1e-9),
@@ -314,6 +364,7 @@ class RefuseFlow:
                         [round(float(v), DIGITS) for v in f.lonlat[b]]]},
                     "properties": {"from_id": int(f.ids[a]), "to_id": int(f.ids[b]),
                                    "from_kind": f.kind[a], "to_kind": f.kind[b],
+                                   "stream": self.stream,
                                    "tonnes": round(float(flows[i, j]), 3),
                                    "road_km": round(float(km[i, j]), 3),
                                    "tonne_km": round(float(flows[i, j] * km[i, j]), 3)}})
@@ -325,7 +376,7 @@ class RefuseFlow:
             else []
         return {
             "status": self.status, "message": self.message,
-            "day": None if day is None else day.isoformat(),
+            "day": None if day is None else day.isoformat(), "stream": self.stream,
             "refuse_t": round(float(self.demand.sum()), 3),
             "tonne_km": round(self.tonne_km, 3), "unplaced_t": round(self.unplaced_t, 3),
             "refuse_buildings": int(self.rb.size), "transfer_stations": int(self.ts.size),
@@ -338,30 +389,165 @@ class RefuseFlow:
             "scenario": scenario}
 
 
+class CityFlow:
+    """A day's plan of several streams: one :class:`RefuseFlow` per stream.
+
+    Each stream has its own stations and plants (``Facilities.stream``), so the
+    streams are routed independently; the outputs put them together: every flow
+    with its stream, each station and plant once, each refuse building once with
+    its tonnes summed over the streams planned (and per stream as ``<stream>_t``).
+
+    Parameters
+    ----------
+    plans : dict of str to RefuseFlow
+        By stream, in :data:`STREAMS` order.
+    readings_total : dict of int to float, optional
+        Each refuse building's day's tonnes over every stream (its reading warnings).
+    missing : sequence of int, optional
+        Refuse buildings in service without a reading that day (planned as sending
+        nothing; the summary names them).
+    """
+
+    def __init__(self, plans: Mapping[str, RefuseFlow],
+                 readings_total: Mapping[int, float] | None = None,
+                 missing: Sequence[int] = ()) -> None:
+        if not plans:
+            raise FlowRequestError("stream", "no stream to plan / 没有可调配的垃圾分类")
+        self.plans = dict(plans)
+        self.readings_total = dict(readings_total or {})
+        self.missing = sorted(int(i) for i in missing)
+        self.warning_ratio = next(iter(self.plans.values())).warning_ratio
+
+    def solve(self) -> CityFlow:
+        """Route every stream; returns ``self``."""
+        for plan in self.plans.values():
+            plan.solve()
+        return self
+
+    @property
+    def status(self) -> str | None:
+        """``optimal`` when every stream is, else the first other status."""
+        other = [p.status for p in self.plans.values() if p.status != OPTIMAL]
+        return other[0] if other else OPTIMAL
+
+    @property
+    def unplaced_t(self) -> float:
+        """Tonnes of every stream that no capacity could take."""
+        return sum(p.unplaced_t for p in self.plans.values())
+
+    @property
+    def tonne_km(self) -> float:
+        """The haulage of every stream."""
+        return sum(p.tonne_km for p in self.plans.values())
+
+    def flow_features(self) -> list[dict[str, Any]]:
+        """Every stream's flows (each with its ``stream``)."""
+        return [f for p in self.plans.values() if p.status == OPTIMAL
+                for f in p.flow_features()]
+
+    def facility_features(self) -> list[dict[str, Any]]:
+        """Stations and plants from their stream's plan; refuse buildings once, summed."""
+        out: list[dict[str, Any]] = []
+        buildings: dict[int, dict[str, Any]] = {}
+        for stream, plan in self.plans.items():
+            if plan.status != OPTIMAL:
+                continue
+            for feat in plan.facility_features():
+                p = feat["properties"]
+                if p["kind"] != "refuse_building":
+                    out.append(feat)
+                    continue
+                fid = p["facility_id"]
+                if fid not in buildings:
+                    buildings[fid] = feat
+                    p.update({"stream": None, "nearest_load_t": None,
+                              **{f"{s}_t": None for s in self.plans}})
+                    p.update({f"{stream}_t": p["load_t"]})
+                    continue
+                q = buildings[fid]["properties"]
+                q[f"{stream}_t"] = p["load_t"]
+                q["load_t"] = round(q["load_t"] + p["load_t"], 3)
+                q["unplaced_t"] = round(q["unplaced_t"] + p["unplaced_t"], 3)
+        for feat in buildings.values():
+            p = feat["properties"]
+            cap = p["capacity_t"]
+            util = p["load_t"] / cap if cap else None
+            p["utilisation"] = None if util is None else round(util, 4)
+            p["warning"] = bool(util is not None and util >= self.warning_ratio - 1e-9)
+            read = self.readings_total.get(p["facility_id"])
+            p["reading_t"] = None if read is None else round(read, 3)
+            ratio = read / cap if (cap and read is not None) else None
+            p["reading_utilisation"] = None if ratio is None else round(ratio, 4)
+            p["reading_warning"] = bool(ratio is not None and ratio >= self.warning_ratio - 1e-9)
+        return list(buildings.values()) + out
+
+    def summary(self, day: date | None = None, scenario: str | None = None,
+                basis: str = "readings") -> dict[str, Any]:
+        """The plan in numbers: the totals and each stream's own summary."""
+        streams = {s: p.summary(day, scenario) for s, p in self.plans.items()}
+        messages = [f"{s}: {m['message']}" for s, m in streams.items() if m["message"]]
+        if self.missing:
+            messages.append(f"{len(self.missing)} refuse building(s) have no reading that day "
+                            f"and are planned as sending nothing / {len(self.missing)} 座垃圾楼"
+                            "当日无计量数据，按 0 计")
+        feats = [f["properties"] for f in self.facility_features()]
+        return {
+            "status": self.status, "message": "; ".join(messages) or None,
+            "day": None if day is None else day.isoformat(), "basis": basis,
+            "streams": list(self.plans),
+            "refuse_t": round(sum(m["refuse_t"] for m in streams.values()), 3),
+            "tonne_km": round(self.tonne_km, 3), "unplaced_t": round(self.unplaced_t, 3),
+            "refuse_buildings": sum(p["kind"] == "refuse_building" for p in feats),
+            "transfer_stations": sum(p["kind"] == "transfer_station" for p in feats),
+            "treatment_plants": sum(p["kind"] == "treatment_plant" for p in feats),
+            "warnings_plan": sum(p["warning"] for p in feats if p["kind"] != "refuse_building"),
+            "warnings_readings": sum(p["reading_warning"] for p in feats),
+            "over_capacity_if_nearest": sum(m["over_capacity_if_nearest"]
+                                            for m in streams.values()),
+            "outages": sorted({f"{p['name']}: {p['outage']}" for p in feats if p["outage"]}),
+            "missing_readings": self.missing,
+            "warning_ratio": self.warning_ratio,
+            "solve_time_s": round(sum(m["solve_time_s"] or 0.0 for m in streams.values()), 4),
+            "scenario": scenario, "by_stream": streams}
+
+
 # --- loading ------------------------------------------------------------------------
 
 
-def load_facilities(conn: psycopg.Connection[Any], scenario: Scenario | None = None
-                    ) -> Facilities:
-    """The refuse facilities in service, with a scenario's edits (a new one is a station)."""
+def load_facilities(conn: psycopg.Connection[Any], scenario: Scenario | None = None,
+                    day: date | None = None, new_stream: str = OTHER) -> Facilities:
+    """The refuse facilities in service on ``day``, with a scenario's edits.
+
+    A facility with an outage that day (``refuse_facility_outage``) works at its
+    capacity times the outage's factor; a scenario's capacity replaces both. A
+    facility a scenario adds at a point is a transfer station of ``new_stream``.
+    """
     removed = scenario.removed("refuse_facility") if scenario is not None else frozenset()
     caps = scenario.capacities("refuse_facility") if scenario is not None else {}
     added = scenario.added("refuse_facility") if scenario is not None else ()
     back = {a.id for a in added if a.id is not None}
     rows = conn.execute(
-        "SELECT id, kind, name, capacity_t_per_day::float8 AS cap, ST_X(geom) AS lon, "
-        "ST_Y(geom) AS lat FROM onemap.refuse_facility "
-        "WHERE status = 'in_service' OR id = ANY(%s) ORDER BY id", (list(back),)).fetchall()
-    ids, kinds, names, cap, ll = [], [], [], [], []
+        "SELECT f.id, f.kind, f.name, f.stream, f.capacity_t_per_day::float8 AS cap, "
+        "ST_X(f.geom) AS lon, ST_Y(f.geom) AS lat, o.factor, o.reason "
+        "FROM onemap.refuse_facility f LEFT JOIN LATERAL ("
+        "  SELECT min(capacity_factor)::float8 AS factor, min(reason) AS reason "
+        "  FROM onemap.refuse_facility_outage o "
+        "  WHERE o.facility_id = f.id AND %(day)s::date BETWEEN o.first_day AND o.last_day"
+        ") o ON true WHERE f.status = 'in_service' OR f.id = ANY(%(back)s) ORDER BY f.id",
+        {"day": day, "back": list(back)}).fetchall()
+    ids, kinds, names, cap, ll, streams, outage = [], [], [], [], [], [], []
     for r in rows:
         if int(r["id"]) in removed:
             continue
         ids.append(int(r["id"]))
         kinds.append(r["kind"])
         names.append(r["name"])
-        c = caps.get(int(r["id"]), r["cap"])
+        streams.append(r["stream"])
+        c = r["cap"] if r["cap"] is None or r["factor"] is None else r["cap"] * r["factor"]
+        c = caps.get(int(r["id"]), c)
         cap.append(np.nan if c is None else float(c))
         ll.append((float(r["lon"]), float(r["lat"])))
+        outage.append(r["reason"] if r["factor"] is not None else None)
     for k, a in enumerate((a for a in added if a.point is not None), start=1):
         assert a.point is not None
         ids.append(-k)
@@ -369,26 +555,39 @@ def load_facilities(conn: psycopg.Connection[Any], scenario: Scenario | None = N
         names.append(a.name or f"新转运站 {k}")
         cap.append(np.nan if a.capacity is None else float(a.capacity))
         ll.append((a.point.lon, a.point.lat))
+        streams.append(new_stream)
+        outage.append(None)
     return Facilities.from_arrays(ids=ids, kind=kinds, capacity=cap, names=names,
-                                  lonlat=np.array(ll, dtype=float).reshape(-1, 2))
+                                  lonlat=np.array(ll, dtype=float).reshape(-1, 2),
+                                  stream=streams, outage=outage)
 
 
-def day_readings(conn: psycopg.Connection[Any], day: date | None) -> tuple[date, dict[int, float]]:
-    """The day's tonnes per facility (the 21:00 Beijing reading; the last day by default)."""
+def last_reading_day(conn: psycopg.Connection[Any]) -> date | None:
+    """The last (Beijing) day with a 21:00 reading."""
+    row = conn.execute(
+        "SELECT max((measured_at AT TIME ZONE 'Asia/Shanghai')::date) AS d "
+        "FROM onemap.refuse_load_reading "
+        "WHERE (measured_at AT TIME ZONE 'Asia/Shanghai')::time = time '21:00'").fetchone()
+    return None if row is None else row["d"]
+
+
+def day_readings(conn: psycopg.Connection[Any], day: date | None
+                 ) -> tuple[date, dict[int, dict[str, float]]]:
+    """The day's tonnes per facility and stream (the 21:00 Beijing reading; the last day
+    by default). An unsorted reading (no stream) counts as :data:`OTHER`."""
     if day is None:
-        row = conn.execute(
-            "SELECT max(((measured_at AT TIME ZONE 'Asia/Shanghai') - interval '21 hours')::date)"
-            " AS d FROM onemap.refuse_load_reading "
-            "WHERE extract(hour FROM measured_at AT TIME ZONE 'Asia/Shanghai') = 21").fetchone()
-        if row is None or row["d"] is None:
+        day = last_reading_day(conn)
+        if day is None:
             raise FlowRequestError("day", "there are no load readings / 没有计量数据")
-        day = row["d"]
-    assert day is not None
     at = datetime(day.year, day.month, day.day, 21) - BEIJING
     rows = conn.execute(
-        "SELECT facility_id, load_t::float8 AS t FROM onemap.refuse_load_reading "
-        "WHERE measured_at = %s::timestamp AT TIME ZONE 'UTC'", (at,)).fetchall()
-    return day, {int(r["facility_id"]): float(r["t"]) for r in rows}
+        "SELECT facility_id, coalesce(stream, 'other') AS stream, sum(load_t)::float8 AS t "
+        "FROM onemap.refuse_load_reading "
+        "WHERE measured_at = %s::timestamp AT TIME ZONE 'UTC' GROUP BY 1, 2", (at,)).fetchall()
+    out: dict[int, dict[str, float]] = {}
+    for r in rows:
+        out.setdefault(int(r["facility_id"]), {})[r["stream"]] = float(r["t"])
+    return day, out
 
 
 def haul_km(graph: Graph, facilities: Facilities) -> tuple[np.ndarray, np.ndarray]:
@@ -413,46 +612,87 @@ def haul_km(graph: Graph, facilities: Facilities) -> tuple[np.ndarray, np.ndarra
 
 def load(conn: psycopg.Connection[Any], *, day: date | None = None,
          warning_ratio: float = WARNING_RATIO, scenario: Scenario | None = None,
-         graph: Graph | None = None,
-         demand: Mapping[int, float] | None = None) -> tuple[RefuseFlow, date]:
+         graph: Graph | None = None, stream: str | None = None,
+         demand: Mapping[str, Mapping[int, float]] | None = None,
+         ) -> tuple[CityFlow, date]:
     """A day's refuse-flow plan, loaded through the caller's connection.
 
-    The refuse buildings' demand is the day's reading (a building without one
-    sends nothing), or ``demand`` (tonnes by refuse building id: a forecast
-    for a day to come, when ``day`` has no readings); a scenario's edits apply.
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        The caller's (row-level security applies).
+    day : datetime.date, optional
+        The (Beijing) day: its readings, its outages. Default: the last day with readings.
+    warning_ratio : float
+        Warn at this share of a capacity.
+    scenario : Scenario, optional
+        A what-if's edits.
+    graph : Graph, optional
+        The drive graph (read once by the caller).
+    stream : str, optional
+        One of :data:`STREAMS`; None: every stream.
+    demand : mapping, optional
+        Tonnes by stream and refuse building id (a forecast for a day to come, when
+        ``day`` has no readings) instead of the day's readings.
 
     Returns
     -------
-    RefuseFlow, datetime.date
-        Ready to :meth:`~RefuseFlow.solve`, and the day.
+    CityFlow, datetime.date
+        Ready to :meth:`~CityFlow.solve`, and the day.
+
+    Raises
+    ------
+    FlowRequestError
+        Naming the input: a day without readings, an unknown stream, a negative
+        tonnage, a scenario that leaves a stream no station or plant.
     """
+    check_stream(stream)
     g = graph if graph is not None else road_graph(conn, "drive")
-    facilities = load_facilities(conn, scenario)
-    rb = facilities.of("refuse_building")
+    read: dict[int, dict[str, float]] = {}
     if demand is not None:
         if day is None:
             raise FlowRequestError("day", "a forecast plan needs its day / 预测调配须指定日期")
-        read: dict[int, float] = {}
-        tonnes = np.array([float(demand.get(int(i), 0.0)) for i in facilities.ids[rb]])
-        bad = ~np.isfinite(tonnes) | (tonnes < 0)
-        if bad.any():
-            raise FlowRequestError("demand", "tonnages must be non-negative numbers / "
-                                   "垃圾量须为非负数")
     else:
         day, read = day_readings(conn, day)
         if not read:
             raise FlowRequestError("day", f"no readings on {day.isoformat()} / 该日没有计量数据")
-    readings = np.array([read.get(int(i), np.nan) for i in facilities.ids])
-    if demand is None:
-        tonnes = np.nan_to_num(readings[rb], nan=0.0)
-        if np.any(tonnes < 0):
-            raise FlowRequestError("day", "a reading is negative / 计量数据为负")
-    km_ts, km_tp = haul_km(g, facilities)
-    plan = RefuseFlow(facilities, tonnes, km_ts, km_tp, warning_ratio=warning_ratio,
-                      readings=readings)
     assert day is not None
-    return plan, day
+    everything = load_facilities(conn, scenario, day, new_stream=stream or OTHER)
+    rb = everything.of("refuse_building")
+    total = {int(everything.ids[j]): sum(read[int(everything.ids[j])].values())
+             for j in rb if int(everything.ids[j]) in read}
+    wanted = [stream] if stream else [s for s in STREAMS if s in everything.stream]
+    plans = {}
+    for s in wanted:
+        facilities = everything.for_stream(s)
+        ids = facilities.ids
+        if demand is not None:
+            given = demand.get(s, {})
+            tonnes = np.array([float(given.get(int(i), 0.0)) for i in ids[facilities.of(
+                "refuse_building")]])
+        else:
+            tonnes = np.array([read.get(int(i), {}).get(s, 0.0)
+                               for i in ids[facilities.of("refuse_building")]])
+        if np.any(~np.isfinite(tonnes)) or np.any(tonnes < 0):
+            raise FlowRequestError("demand" if demand is not None else "day",
+                                   f"a negative or missing {s} tonnage / {s} 垃圾量为负或缺失")
+        readings = np.array([read[int(i)].get(s, np.nan) if int(i) in read else np.nan
+                             for i in ids])
+        if facilities.of("transfer_station").size == 0 or \
+                facilities.of("treatment_plant").size == 0:
+            if tonnes.sum() == 0 and stream is None:
+                continue
+            raise FlowRequestError("scenario" if scenario is not None else "stream",
+                                   f"no {s} transfer station or treatment plant in service / "
+                                   f"没有在用的{s}转运站或处理厂")
+        km_ts, km_tp = haul_km(g, facilities)
+        plans[s] = RefuseFlow(facilities, tonnes, km_ts, km_tp, warning_ratio=warning_ratio,
+                              readings=readings, stream=s)
+    missing = [] if demand is not None else [
+        int(everything.ids[j]) for j in rb if int(everything.ids[j]) not in read]
+    return CityFlow(plans, total, missing), day
 
 
-__all__ = ["DETOUR", "KINDS", "WARNING_RATIO", "Facilities", "FlowRequestError", "RefuseFlow",
-           "day_readings", "haul_km", "load", "load_facilities"]
+__all__ = ["DETOUR", "KINDS", "OTHER", "STREAMS", "WARNING_RATIO", "CityFlow", "Facilities",
+           "FlowRequestError", "RefuseFlow", "check_stream", "day_readings", "haul_km",
+           "last_reading_day", "load", "load_facilities"]

@@ -29,10 +29,11 @@ Data are read through the caller's connection (row-level security applies):
 ``refuse_facility`` (refuse buildings in service) and ``refuse_load_reading``
 (:func:`load_readings`, the one function that reads the readings).
 
-**Streams** (kitchen, other, recyclable, hazardous): a reading will carry its
-stream; :func:`load_readings` takes one optional ``stream``: none sums the
-readings of a facility at the same time (every stream), a stream keeps its
-readings only. Until ``refuse_load_reading`` has a ``stream`` column, every
+**Streams** (kitchen, other, recyclable, hazardous): a reading carries its
+stream (``refuse_load_reading.stream``; none: unsorted, counted as ``other``);
+:func:`load_readings` takes one optional ``stream``: none sums the readings of
+a facility at the same time (every stream), a stream keeps its readings only.
+While no reading records a stream (data loaded before the streams), every
 reading counts as all streams: a stream asked for gives the totals, and the
 answer says so (``stream_recorded`` false).
 
@@ -143,11 +144,10 @@ other, recyclable, hazardous / 未知的垃圾分类
 
 
 def streams_recorded(conn: psycopg.Connection[Any]) -> bool:
-    """Whether ``refuse_load_reading`` records each reading's stream (a ``stream`` column)."""
+    """Whether any reading records its stream (``refuse_load_reading.stream`` set)."""
     row = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = "
-        "'onemap.refuse_load_reading'::regclass AND attname = 'stream' "
-        "AND NOT attisdropped) AS has").fetchone()
+        "SELECT EXISTS (SELECT 1 FROM onemap.refuse_load_reading WHERE stream IS NOT NULL) "
+        "AS has").fetchone()
     return bool(row and row["has"])
 
 
@@ -160,9 +160,11 @@ def load_readings(conn: psycopg.Connection[Any], *, stream: str | None = None,
     conn : psycopg.Connection
         The caller's (row-level security applies).
     stream : str, optional
-        One of :data:`STREAMS`: its readings only; None: every stream, the readings
-        of a facility at the same time summed. Until the readings record their
-        stream (:func:`streams_recorded`), every reading counts as all streams.
+        One of :data:`STREAMS`: its readings only (an unsorted reading, without a
+        stream, counts as ``other``, as the refuse-flow plan routes it); None: every
+        stream, the readings of a facility at the same time summed. While no reading
+        records its stream (:func:`streams_recorded`), every reading counts as all
+        streams.
     until : datetime.date, optional
         The last day read (Beijing); with it, the ``days`` before it at most.
     days : int
@@ -183,7 +185,7 @@ def load_readings(conn: psycopg.Connection[Any], *, stream: str | None = None,
              sql.SQL("(r.measured_at AT TIME ZONE 'Asia/Shanghai')::time = time '21:00'")]
     params: dict[str, Any] = {}
     if stream is not None and streams_recorded(conn):
-        where.append(sql.SQL("r.stream = %(stream)s"))
+        where.append(sql.SQL("coalesce(r.stream, 'other') = %(stream)s"))
         params["stream"] = stream
     if until is not None:
         where.append(sql.SQL(

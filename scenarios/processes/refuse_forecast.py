@@ -46,7 +46,6 @@ from scenarios.processes.base import (
     Table,
     TableOutput,
     Value,
-    invalid,
     text,
 )
 
@@ -78,10 +77,10 @@ _VALUES = (
         {"type": "string", "enum": list(rf.LEVELS), "default": "street_office"}),
     Value("stream", text("Stream", "垃圾类别"), text(
         "Forecast one stream (kitchen, other, recyclable, hazardous) instead of the total. "
-        "Until the readings record their stream every reading counts as all streams "
-        "(stream_recorded false in the summary).",
-        "仅预测某一类（厨余、其他、可回收、有害）而非总量。计量数据尚未区分类别时，每条读数"
-        "视为全部类别（汇总中 stream_recorded 为 false）。"),
+        "Unsorted readings count as other waste; while no reading records its stream, every "
+        "reading counts as all streams (stream_recorded false in the summary).",
+        "仅预测某一类（厨余、其他、可回收、有害）而非总量。未分类的读数计为其他垃圾；计量数据"
+        "均未区分类别时，每条读数视为全部类别（汇总中 stream_recorded 为 false）。"),
         {"type": "string", "enum": list(rf.STREAMS)}),
     Value("models", text("Candidate models", "候选模型"), text(
         "Models the backtest chooses among (the seasonal naive is always one): "
@@ -146,13 +145,10 @@ class ForecastInput(Input):
 
 def analysis(conn: psycopg.Connection[Any], request: Request) -> rf.RefuseForecast:
     """The forecast loaded for a request (its refusals as 400s naming the input)."""
-    try:
-        return rf.load(conn, level=request.level, horizon_days=request.horizon_days,
-                       models=request.models, stream=request.stream, as_of=request.as_of,
-                       fill_missing=request.fill_missing,
-                       review_cutoffs=request.review_cutoffs, holidays=request.holidays)
-    except fc.ForecastInputError as exc:
-        raise invalid(exc.name, exc.reason) from None
+    return rf.load(conn, level=request.level, horizon_days=request.horizon_days,
+                   models=request.models, stream=request.stream, as_of=request.as_of,
+                   fill_missing=request.fill_missing, review_cutoffs=request.review_cutoffs,
+                   holidays=request.holidays)
 
 
 def run(conn: psycopg.Connection[Any], inputs: Mapping[str, Any],

@@ -348,7 +348,8 @@ DECLARE
     a record;
 BEGIN
     FOR a IN SELECT * FROM onemap.layer_access ORDER BY table_name LOOP
-        IF a.table_name IN ('compound_gate', 'footpath', 'refuse_candidate_site')
+        IF a.table_name IN ('compound_gate', 'footpath', 'refuse_candidate_site',
+                            'refuse_facility_outage')
            AND to_regclass(format('onemap.%I', a.table_name)) IS NULL THEN
             CONTINUE;
         END IF;

@@ -10,7 +10,7 @@
 -- refuse_facility collection and the refuse theme drop exactly those tiles.
 --
 -- "Newest reading of facility F" is served by the unique B-tree index of
--- UNIQUE (facility_id, measured_at) from 060_refuse.sql, scanned backward
+-- UNIQUE (facility_id, measured_at, stream) from 198_refuse_streams.sql, scanned backward
 -- (Index Only Scan Backward, tests/tiles/test_refuse_load.py checks the plan):
 -- a second (facility_id, measured_at DESC) index would only double the writes.
 

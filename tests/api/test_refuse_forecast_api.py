@@ -83,7 +83,7 @@ def test_the_building_level_and_a_stream(admin: Any) -> None:  # noqa: F811
                   headers={})
     summary = out["summary"]
     assert (summary["level"], summary["stream"], summary["stream_recorded"]) == (
-        "refuse_building", "kitchen", False)
+        "refuse_building", "kitchen", True)
     assert summary["candidates"] == ["seasonal_naive", "ets"]
     assert [(r["model"], r["holidays"]) for r in summary["backtest"]] == [
         ("seasonal_naive", False), ("ets", True)]

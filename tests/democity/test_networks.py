@@ -501,9 +501,11 @@ def test_refuse_loads_follow_the_residents_served(db_conn: psycopg.Connection[An
             FROM truth.refuse_access a JOIN truth.refuse_demand d USING (building_id)
             GROUP BY 1),
         daily AS (
-            SELECT facility_id, avg(load_t)::float AS mean_t, count(*) AS days
-            FROM onemap.refuse_load_reading
-            WHERE extract(hour FROM measured_at AT TIME ZONE 'Asia/Shanghai') = 21
+            SELECT facility_id, avg(t)::float AS mean_t, count(*) AS days
+            FROM (SELECT facility_id, measured_at, sum(load_t) AS t
+                  FROM onemap.refuse_load_reading
+                  WHERE extract(hour FROM measured_at AT TIME ZONE 'Asia/Shanghai') = 21
+                  GROUP BY 1, 2) AS per_day
             GROUP BY 1)
         SELECT f.id, f.capacity_t_per_day::float AS cap, s.t::float AS served, d.mean_t, d.days,
                l.near_capacity
@@ -524,22 +526,91 @@ def test_refuse_loads_follow_the_residents_served(db_conn: psycopg.Connection[An
 
 
 def test_refuse_flows_and_capacities(db_conn: psycopg.Connection[Any]) -> None:
-    fac = frame(db_conn, "SELECT id, kind, capacity_t_per_day::float AS cap, street_office_id "
-                         "FROM onemap.refuse_facility")
+    fac = frame(db_conn, "SELECT id, kind, stream, treatment, capacity_t_per_day::float AS cap, "
+                         "street_office_id FROM onemap.refuse_facility")
     kinds = fac["kind"].value_counts()
-    assert kinds["transfer_station"] >= 1 and 1 <= kinds["treatment_plant"] <= 2
+    assert kinds["transfer_station"] >= 4 and kinds["treatment_plant"] == 5
     assert fac.loc[fac["kind"] == "refuse_building", "cap"].between(1, 60).all()
-    assert (fac.loc[fac["kind"] == "transfer_station", "cap"] >= 30).all()
+    assert fac.loc[fac["kind"] == "refuse_building", "stream"].isna().all()
+    chains = fac[fac["kind"] != "refuse_building"].groupby(["stream", "kind"]).size()
+    for stream in ("other", "kitchen", "recyclable", "hazardous"):
+        assert chains[(stream, "transfer_station")] >= 1
+        assert chains[(stream, "treatment_plant")] >= 1
+    other = fac[(fac["kind"] == "transfer_station") & (fac["stream"] == "other")]
+    assert (other["cap"] >= 30).all()
     assert (fac.loc[fac["kind"] == "treatment_plant", "street_office_id"].isna()).all()
-    # A transfer station receives what its refuse buildings send, day by day.
+    assert set(fac.loc[fac["kind"] == "treatment_plant", "treatment"]) == {
+        "incineration", "landfill", "kitchen_waste", "recycling", "hazardous"}
+    # A building weighs every stream; its other waste goes to its other-waste station
+    # (truth.refuse_facility_load.downstream_id), which receives it day by day.
+    streams = db_conn.execute(
+        "SELECT count(DISTINCT r.stream) AS n, bool_and(r.stream IS NOT NULL) AS sorted "
+        "FROM onemap.refuse_load_reading r JOIN onemap.refuse_facility f "
+        "ON f.id = r.facility_id WHERE f.kind = 'refuse_building'").fetchone()
+    assert streams is not None and streams["n"] == 4 and streams["sorted"]
     diff = db_conn.execute("""
-        WITH d AS (SELECT facility_id, measured_at, load_t FROM onemap.refuse_load_reading),
+        WITH d AS (SELECT facility_id, measured_at, load_t FROM onemap.refuse_load_reading
+                   WHERE stream = 'other'),
         sent AS (SELECT l.downstream_id AS id, d.measured_at, sum(d.load_t) AS t
                  FROM d JOIN truth.refuse_facility_load l ON l.facility_id = d.facility_id
                  WHERE l.kind = 'refuse_building' GROUP BY 1, 2)
         SELECT max(abs(d.load_t - s.t) - 0.08 * s.t) AS worst FROM sent s
         JOIN d ON d.facility_id = s.id AND d.measured_at = s.measured_at""").fetchone()
     assert diff is not None and diff["worst"] < 0.05
+    # Each stream's stations together receive what the buildings weigh of it.
+    totals = frame(db_conn, """
+        SELECT r.stream, f.kind, sum(r.load_t)::float AS t FROM onemap.refuse_load_reading r
+        JOIN onemap.refuse_facility f ON f.id = r.facility_id
+        WHERE extract(hour FROM r.measured_at AT TIME ZONE 'Asia/Shanghai') = 21
+        GROUP BY 1, 2""").set_index(["stream", "kind"])["t"]
+    for stream in ("other", "kitchen", "recyclable", "hazardous"):
+        sent_t = totals[(stream, "refuse_building")]
+        # (each building's reading is rounded to 10 kg: the hazardous stream's few kg a day
+        # round to a few hundred kg over the year)
+        assert totals[(stream, "transfer_station")] == pytest.approx(sent_t, rel=0.01, abs=0.5)
+        assert totals[(stream, "treatment_plant")] == pytest.approx(
+            totals[(stream, "transfer_station")], rel=1e-3)
+    share = totals.xs("refuse_building", level="kind") / totals.xs(
+        "refuse_building", level="kind").sum()
+    assert share["other"] == pytest.approx(0.56, abs=0.03)
+    assert share["kitchen"] == pytest.approx(0.24, abs=0.03)
+    assert share["hazardous"] < 0.01
+
+
+def test_refuse_outages_and_their_overflows(db_conn: psycopg.Connection[Any]) -> None:
+    """A plant's planned maintenance: no reading above 0 those days, its stream's other
+    plant takes it all. A station's breakdown: the days its reading exceeds the lowered
+    capacity are exactly its truth.refuse_overflow rows, with cause 'outage' (the M city
+    has some, tests/scenarios/test_refuse_flow.py)."""
+    outages = frame(db_conn, """
+        SELECT o.facility_id, o.first_day, o.last_day, o.capacity_factor::float AS factor,
+               o.reason, f.kind, f.capacity_t_per_day::float AS cap
+        FROM onemap.refuse_facility_outage o JOIN onemap.refuse_facility f
+        ON f.id = o.facility_id""")
+    assert set(outages["reason"]) == {"maintenance", "breakdown"}
+    plant = outages[outages["kind"] == "treatment_plant"].iloc[0]
+    stopped = db_conn.execute("""
+        SELECT max(load_t)::float AS most, count(*) AS n FROM onemap.refuse_load_reading
+        WHERE facility_id = %s AND (measured_at AT TIME ZONE 'Asia/Shanghai')::date
+              BETWEEN %s AND %s""", (int(plant["facility_id"]), plant["first_day"],
+                                    plant["last_day"])).fetchone()
+    assert stopped is not None and stopped["n"] >= 5 and stopped["most"] == 0
+    station = outages[outages["kind"] == "transfer_station"].iloc[0]
+    over = frame(db_conn, "SELECT day, capacity_t, cause FROM truth.refuse_overflow "
+                          "WHERE facility_id = %s AND day BETWEEN %s AND %s",
+                 int(station["facility_id"]), station["first_day"], station["last_day"])
+    read = frame(db_conn, """
+        SELECT (measured_at AT TIME ZONE 'Asia/Shanghai')::date AS day, load_t::float AS t
+        FROM onemap.refuse_load_reading WHERE facility_id = %s
+          AND (measured_at AT TIME ZONE 'Asia/Shanghai')::time = time '21:00'
+          AND (measured_at AT TIME ZONE 'Asia/Shanghai')::date BETWEEN %s AND %s""",
+                 int(station["facility_id"]), station["first_day"], station["last_day"])
+    lowered = round(station["cap"] * station["factor"], 2)
+    assert len(read) == (station["last_day"] - station["first_day"]).days + 1
+    assert set(read.loc[read["t"] > lowered + 1e-9, "day"]) == set(over.get("day", []))
+    if len(over):
+        assert (over["cause"] == "outage").all()
+        assert np.allclose(over["capacity_t"], lowered, atol=0.01)
 
 
 def test_refuse_gaps_are_beyond_walking_reach(db_conn: psycopg.Connection[Any]) -> None:

@@ -105,7 +105,7 @@ def test_the_forecast_answers_the_horizon(street_offices: rf.RefuseForecast) -> 
         LAST_DAY.isoformat(), "2026-10-30", "2026-11-12")
     assert summary["history_days"] == 365 and summary["history_from"] == "2025-10-30"
     assert summary["cutoffs"] == ["2026-09-24", "2026-10-01", "2026-10-08", "2026-10-15"]
-    assert summary["stream"] is None and summary["stream_recorded"] is False
+    assert summary["stream"] is None and summary["stream_recorded"] is True
     # the demo city's Spring Festival is seen (applied if the model is adjusted for the
     # holidays): 0.75 of the load on days that are days off (1.06 against a working day's
     # 0.98), against an ordinary week (democity/refuse.py _daily_factor)
@@ -166,14 +166,33 @@ def test_the_review_compares_past_forecasts_with_the_readings(
     assert festival and np.mean([r["ape"] for r in festival]) > 15
 
 
-def test_a_stream_reads_every_reading_until_streams_are_recorded(city: str) -> None:
+def test_a_stream_reads_its_own_readings(city: str) -> None:
+    """A stream's readings are its own and the streams add up to the total; readings
+    without a stream count as other waste; while no reading records a stream (data from
+    before the streams), every reading counts as every stream."""
     with connect(city) as conn:
-        assert rf.streams_recorded(conn) is False
-        total = rf.load_readings(conn)
-        kitchen = rf.load_readings(conn, stream="kitchen")
+        assert rf.streams_recorded(conn) is True
+        total = rf.load_readings(conn).set_index(["facility_id", "ds"])["y"]
+        parts = {s: rf.load_readings(conn, stream=s).set_index(["facility_id", "ds"])["y"]
+                 for s in rf.STREAMS}
         f = rf.load(conn, stream="kitchen", horizon_days=3, models=(), review_cutoffs=0)
-    pd.testing.assert_frame_equal(total, kitchen)
-    assert f.summary()["stream"] == "kitchen"
+        conn.execute("UPDATE onemap.refuse_load_reading SET stream = NULL "
+                     "WHERE stream = 'hazardous'")
+        other = rf.load_readings(conn, stream="other").set_index(["facility_id", "ds"])["y"]
+        # a weighbridge that does not sort: one reading per facility and time, no stream
+        conn.execute("DELETE FROM onemap.refuse_load_reading "
+                     "WHERE stream IS DISTINCT FROM 'other'")
+        conn.execute("UPDATE onemap.refuse_load_reading SET stream = NULL")
+        assert rf.streams_recorded(conn) is False
+        unsorted_total = rf.load_readings(conn)
+        unsorted_kitchen = rf.load_readings(conn, stream="kitchen")
+        conn.rollback()
+    assert (parts["kitchen"] < total).all() and (parts["kitchen"] > 0).all()
+    summed = sum(parts[s] for s in rf.STREAMS)
+    assert np.allclose(summed.loc[total.index], total, atol=1e-6)
+    assert np.allclose(other, parts["other"] + parts["hazardous"], atol=1e-6)
+    pd.testing.assert_frame_equal(unsorted_total, unsorted_kitchen)
+    assert f.summary()["stream"] == "kitchen" and f.summary()["stream_recorded"] is True
 
 
 def test_a_lone_day_after_a_gap_is_left_out_and_as_of_cuts_the_history(city: str) -> None:

@@ -4,7 +4,7 @@ One browser session (tests/web/flow.mjs) opens the refuse map with the district
 administrator's API key, opens 分析, chooses refuse-flow, sets the warning threshold low
 enough that some facility is warned about, and runs it. Its flows and facilities are
 drawn, the facilities' legend counts the warnings as the API's answer has them, and the
-summary shows the day's tonnes. Screenshot: ``var/test-artifacts/widget-flow/``.
+summary shows the day's tonnes and the streams planned, in words. Screenshot: ``var/test-artifacts/widget-flow/``.
 """
 
 from __future__ import annotations
@@ -58,3 +58,7 @@ def test_flows_and_warned_facilities_are_drawn_with_their_legend(
     assert "refuse_t" in rows and "tonne_km" in rows, rows
     assert labels["refuse_t"] == "垃圾量（吨）" and labels["day"] == "日期", labels
     assert rows["day"] == doc["summary"]["day"], (rows, doc["summary"])
+    # every stream planned, in words; the plan's parts by stream named, not dumped as JSON
+    assert labels["streams"] == "垃圾类别", labels
+    assert "厨余垃圾（kitchen）" in rows["streams"] and "其他垃圾（other）" in rows["streams"], rows
+    assert "{" not in rows["by_stream"], rows

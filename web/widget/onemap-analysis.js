@@ -81,6 +81,10 @@
       transfer_stations: "转运站", treatment_plants: "处理厂", warning_ratio: "预警阈值",
       warnings_plan: "预警设施（方案）", warnings_readings: "预警设施（当日计量）",
       over_capacity_if_nearest: "就近转运超负荷设施", warning: "预警", tonnes: "吨数",
+      basis: "依据", readings: "当日计量", forecast: "预测", streams: "垃圾类别",
+      stream: "垃圾类别", outages: "停运设施", by_stream: "分类明细", outage: "停运",
+      other: "其他垃圾", kitchen: "厨余垃圾", recyclable: "可回收物", hazardous: "有害垃圾",
+      maintenance: "计划检修", breakdown: "设备故障",
       // pipeline-incident: its summary, and the classes its outputs are drawn by
       utility: "管线类型", water: "供水", drainage: "排水", gas: "燃气", heat: "供热",
       failed_segment: "事故管段", found_by: "定位方式", snap_distance_m: "吸附距离（米）",
@@ -129,6 +133,10 @@
       warning_ratio: "Warning threshold", warnings_plan: "Warnings (plan)",
       warnings_readings: "Warnings (readings)", over_capacity_if_nearest: "Overloaded if nearest",
       warning: "Warning", tonnes: "Tonnes",
+      basis: "Basis", readings: "readings", forecast: "forecast", streams: "Streams",
+      stream: "Stream", outages: "Outages", by_stream: "By stream", outage: "Outage",
+      other: "other waste", kitchen: "kitchen waste", recyclable: "recyclables",
+      hazardous: "hazardous waste", maintenance: "maintenance", breakdown: "breakdown",
       utility: "Utility", water: "water", drainage: "drainage", gas: "gas", heat: "heat",
       failed_segment: "Failed segment", found_by: "Found by", snap_distance_m: "Snap distance (m)",
       alarm: "Sensor alarm", radius_m: "Impact radius (m)", radius_basis: "Radius basis",
@@ -1522,7 +1530,13 @@
     if (typeof v === "boolean") return this.t(v ? "yes" : "no");
     if (typeof v === "number") return String(Math.round(v * 100) / 100);
     if (typeof v === "string") return /^\d{4}-\d\d-\d\dT/.test(v) ? this.w.formatTime(v) : v;
-    if (Array.isArray(v)) return v.length + " " + this.t("items");
+    if (Array.isArray(v)) {
+      // a short list of words (the streams planned, the day's outages): the words
+      if (v.length && v.length <= 8 && v.every(function (x) { return typeof x === "string"; })) {
+        return v.map(function (x) { return self._word(x); }).join("，");
+      }
+      return v.length + " " + this.t("items");
+    }
     if (v.type === "Point" && Array.isArray(v.coordinates)) {
       return v.coordinates.map(function (c) { return c.toFixed(6); }).join(", ");
     }
@@ -1536,6 +1550,10 @@
     }
     if (keys.length && keys.every(function (k) { return Array.isArray(v[k]); })) {
       return keys.map(function (k) { return self.t(k) + " " + v[k].length; }).join("，");
+    }
+    // parts with figures of their own (a plan's streams): the parts, named
+    if (keys.length && keys.every(function (k) { return v[k] && typeof v[k] === "object"; })) {
+      return keys.map(function (k) { return self._word(k); }).join("，");
     }
     return JSON.stringify(v).slice(0, 120);
   };
