@@ -20,7 +20,7 @@ import pytest
 
 import spatial.jobs
 import spatial.photos
-from spatial.errors import ERROR_ANSWERS, OnemapError, error_answer
+from spatial.errors import ERROR_ANSWERS, NamedInputError, OnemapError, error_answer
 
 
 def _all_subclasses(cls: type[OnemapError]) -> list[type[OnemapError]]:
@@ -78,7 +78,8 @@ def test_same_error_same_answer_on_every_surface(
     module = __import__(module_name, fromlist=[attribute])
     seen: dict[str, tuple[int, str]] = {}
     for n, cls in enumerate(ERRORS):
-        error = cls(f"refused on purpose ({cls.__name__})")
+        reason = f"refused on purpose ({cls.__name__})"
+        error = cls("input", reason) if issubclass(cls, NamedInputError) else cls(reason)
         monkeypatch.setattr(module, attribute,
                             (_async_raiser if is_async else _raiser)(error))
         # a window of its own each time: a cached tile would not reach the renderer

@@ -4,7 +4,8 @@ One browser session (tests/web/flow.mjs) opens the refuse map with the district
 administrator's API key, opens 分析, chooses refuse-flow, sets the warning threshold low
 enough that some facility is warned about, and runs it. Its flows and facilities are
 drawn, the facilities' legend counts the warnings as the API's answer has them, and the
-summary shows the day's tonnes and the streams planned, in words. Screenshot: ``var/test-artifacts/widget-flow/``.
+summary shows the day's tonnes and the streams planned, in words. Screenshot:
+``var/test-artifacts/widget-flow/``.
 """
 
 from __future__ import annotations

@@ -1531,8 +1531,10 @@
     if (typeof v === "number") return String(Math.round(v * 100) / 100);
     if (typeof v === "string") return /^\d{4}-\d\d-\d\dT/.test(v) ? this.w.formatTime(v) : v;
     if (Array.isArray(v)) {
-      // a short list of words (the streams planned, the day's outages): the words
-      if (v.length && v.length <= 8 && v.every(function (x) { return typeof x === "string"; })) {
+      // a short list of codes the widget has words for (the streams planned): the words
+      if (v.length && v.length <= 8 && v.every(function (x) {
+        return typeof x === "string" && self._word(x) !== x;
+      })) {
         return v.map(function (x) { return self._word(x); }).join("，");
       }
       return v.length + " " + this.t("items");
