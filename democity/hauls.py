@@ -39,6 +39,8 @@ NIGHT_ACTIVE, DAY_TRIP = 0.88, 0.08
 NO_WAYBILL, WRONG_SITE = 0.03, 0.03
 #: Share of trucks whose GPS terminal is switched off for a while.
 DEVICE_OFF = 0.05
+#: Share of GPS gaps that are long (15–40 min rather than 1–10 min).
+LONG_GAP = 0.2
 #: Missed disposal entries; missed and misread checkpoint reads.
 MISSED_ENTRY, MISSED_HIT, MISREAD = 0.03, 0.02, 0.03
 #: Share of spill reports a tracked truck caused.
@@ -264,7 +266,11 @@ def plan(
         for _ in range(min(len(legs), int(trng.poisson(0.7 * days)))):
             leg = legs[int(trng.integers(len(legs)))]
             a = trng.uniform(leg.t0, leg.t1)
-            tp.gaps.append((a, a + trng.uniform(60, 600)))
+            # most gaps are short (a tunnel, a dropped packet); one in five is long
+            # (a flaky terminal), long enough to hide a whole stretch of the route
+            long_gap = trng.random() < LONG_GAP
+            tp.gaps.append((a, a + (trng.uniform(900, 2400) if long_gap
+                                    else trng.uniform(60, 600))))
         out.append(tp)
     _calibrate_sleep(out, ctx.scale.gps_points / 0.97)
     result = Plan(out, target)

@@ -35,6 +35,10 @@ SPILL_TEXT = ("道路遗撒渣土", "路面泥土遗撒", "渣土车遗撒，路
               "路口渣土洒落")
 #: Spill reports per scale; other scales get one per 29 truck-days.
 SPILLS = {"S": 10, "M": 60, "L": 600}
+#: Share of a leaking truck's spills that someone reports.
+TRAIL_REPORTED = 0.7
+#: Share of spilling trips that are overloaded, and of the others.
+OVERLOADED, OVERLOADED_OTHER = 0.65, 0.04
 
 
 @dataclass
@@ -61,6 +65,7 @@ class Records:
     trips: list[tuple[Any, ...]] = field(default_factory=list)
     causes: list[tuple[Any, ...]] = field(default_factory=list)
     device_off: list[tuple[Any, ...]] = field(default_factory=list)
+    gaps: list[tuple[Any, ...]] = field(default_factory=list)
     unauthorised: list[tuple[Any, ...]] = field(default_factory=list)
     misreads: list[tuple[Any, ...]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -195,6 +200,7 @@ def records(ctx: CityContext, net: RoadNetwork, period: Period, plan: Plan,
     rec = Records()
     trips = plan.trips
     by_id = {tp.id: tp for tp in plan.trucks}
+    drops = _leaks(ctx, plan, by_id)
     plates = {tp.id: tp.plate for tp in plan.trucks}
     taken = set(plates.values())
     at = period.at
@@ -286,9 +292,11 @@ def records(ctx: CityContext, net: RoadNetwork, period: Period, plan: Plan,
         if h[6] is not None:
             rec.misreads.append((hid, h[6], plates[h[6]]))
 
-    _spills(ctx, net, period, plan, road_frame, trip_wb, rec, rng)
+    _spills(ctx, net, period, plan, road_frame, trip_wb, rec, rng, drops)
     for tp in plan.trucks:
         rec.device_off.extend((tp.id, at(a), at(b)) for a, b in tp.off)
+        rec.gaps.extend((tp.id, at(a), at(b), "gap") for a, b in tp.gaps)
+        rec.gaps.extend((tp.id, at(a), at(b), "device_off") for a, b in tp.off)
     rec.summary = {
         "trips": len(trips), "waybills": len(rec.waybills), "disposal_entries": len(rec.entries),
         "missed_entries": int((~entry_ok).sum()), "checkpoints": len(checkpoints),
@@ -300,18 +308,49 @@ def records(ctx: CityContext, net: RoadNetwork, period: Period, plan: Plan,
     return rec
 
 
-def _spills(ctx: CityContext, net: RoadNetwork, period: Period, plan: Plan, road_frame: Any,
-            trip_wb: dict[int, int | None], rec: Records, rng: np.random.Generator) -> None:
-    trips = plan.trips
+def _n_spills(ctx: CityContext) -> int:
     scale = ctx.scale
-    n = SPILLS.get(scale.name, max(10, round(scale.trucks * scale.truck_days / 29)))
-    n_caused = min(len(trips), round(CAUSED * n))
+    return SPILLS.get(scale.name, max(10, round(scale.trucks * scale.truck_days / 29)))
+
+
+def _leaks(ctx: CityContext, plan: Plan, by_id: dict[int, Any]) -> list[tuple[Trip, float]]:
+    """The trips that spill and where along their loaded haul (fractions of it).
+
+    A leaking truck leaves a trail along its loaded haul: 2–5 spills, each reported
+    (or not) later by whoever passes; a truck driving empty leaves none. Most spill
+    because they are overloaded (the disposal site measures more than the truck holds:
+    ``OVERLOADED`` of them), the rest through a badly closed tailgate; a few trips that
+    spill nothing are overloaded too (``OVERLOADED_OTHER``).
+    """
+    rng = ctx.rng("trucks.leaks")
+    trips = plan.trips
+    n_caused = min(len(trips), round(CAUSED * _n_spills(ctx)))
+    drops: list[tuple[Trip, float]] = []
+    leaking: set[int] = set()
+    for k in rng.permutation(len(trips)).tolist():
+        if len(drops) >= n_caused:
+            break
+        at_ = np.sort(0.03 + 0.94 * rng.random(int(rng.integers(2, 6))))
+        seen = rng.random(at_.size) < TRAIL_REPORTED
+        seen[int(rng.integers(at_.size))] = True
+        drops.extend((trips[k], float(f)) for f in at_[seen][:n_caused - len(drops)])
+        leaking.add(k)
+    for k, trip in enumerate(trips):
+        if rng.random() < (OVERLOADED if k in leaking else OVERLOADED_OTHER):
+            trip.volume = round(by_id[trip.truck_id].capacity * rng.uniform(1.1, 1.35), 2)
+    return drops
+
+
+def _spills(ctx: CityContext, net: RoadNetwork, period: Period, plan: Plan, road_frame: Any,
+            trip_wb: dict[int, int | None], rec: Records, rng: np.random.Generator,
+            drops: list[tuple[Trip, float]]) -> None:
+    n = _n_spills(ctx)
+    n_caused = len(drops)
     spills: list[tuple[float, float, float, int, tuple[Any, ...]]] = []
-    for k in rng.choice(len(trips), n_caused, replace=False).tolist():
-        trip = trips[k]
+    for trip, frac in drops:
         path = trip.leg.path
         a, b = path.marks["road_from"], path.marks["road_to"]
-        s = a + (b - a) * (0.03 + 0.94 * rng.random() ** 1.6)
+        s = a + (b - a) * frac
         x, y, seg = path.at(np.array([s]))
         road = path.edge[seg[0]]
         if road < 0:
@@ -380,6 +419,7 @@ def write_records(ctx: CityContext, rec: Records) -> None:
                                 "construction_site_id", "disposal_site_id", "passed_at"],
                 rec.causes, schema="truth")
     w.copy_rows("device_off", ["truck_id", "from_ts", "to_ts"], rec.device_off, schema="truth")
+    w.copy_rows("gps_gap", ["truck_id", "from_ts", "to_ts", "kind"], rec.gaps, schema="truth")
     w.copy_rows("unauthorised", ["truck_id", "trip_id", "reason", "waybill_id"],
                 rec.unauthorised, schema="truth")
     w.copy_rows("checkpoint_misread", ["checkpoint_hit_id", "truck_id", "plate_number"],

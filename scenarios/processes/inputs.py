@@ -287,6 +287,8 @@ expected an EPSG code, 'EPSG:nnnn', an OGC CRS URI, 'CRS84', 'gcj02' or 'bd09'
     y: str = "y"
     crs: str = "crs"
     default_crs: str = "EPSG:4326"
+    #: Optional: no x and y gives None (the process then needs something else).
+    optional: bool = False
 
     def describe(self) -> dict[str, dict[str, Any]]:
         return {
@@ -294,12 +296,14 @@ expected an EPSG code, 'EPSG:nnnn', an OGC CRS URI, 'CRS84', 'gcj02' or 'bd09'
                 {"en": "x: longitude or easting", "zh": "X：经度或东坐标"},
                 {"en": f"First coordinate of the point, in `{self.crs}`.",
                  "zh": f"点的第一个坐标（{self.crs} 坐标系）。"},
-                {"type": "number", **form_hint("point", self.key, "x")}, required=True),
+                {"type": "number", **form_hint("point", self.key, "x")},
+                required=not self.optional),
             self.y: input_description(
                 {"en": "y: latitude or northing", "zh": "Y：纬度或北坐标"},
                 {"en": f"Second coordinate of the point, in `{self.crs}`.",
                  "zh": f"点的第二个坐标（{self.crs} 坐标系）。"},
-                {"type": "number", **form_hint("point", self.key, "y")}, required=True),
+                {"type": "number", **form_hint("point", self.key, "y")},
+                required=not self.optional),
             self.crs: input_description(
                 {"en": "Coordinate reference system", "zh": "坐标系"},
                 {"en": "EPSG code or URI, CRS84, gcj02 or bd09; x/y are always "
@@ -310,7 +314,11 @@ expected an EPSG code, 'EPSG:nnnn', an OGC CRS URI, 'CRS84', 'gcj02' or 'bd09'
                  **form_hint("point", self.key, "crs")}),
         }
 
-    def parse(self, raw: Mapping[str, Any]) -> Point:
+    def parse(self, raw: Mapping[str, Any]) -> Point | None:
+        if self.optional and self.x not in raw and self.y not in raw:
+            return None
+        if self.x not in raw or self.y not in raw:
+            raise invalid(f"{self.x}/{self.y}", "give both coordinates / 须同时给出两个坐标")
         source = _crs(self.crs, raw.get(self.crs, self.default_crs))
         try:
             x, y = float(raw[self.x]), float(raw[self.y])
@@ -328,8 +336,8 @@ expected an EPSG code, 'EPSG:nnnn', an OGC CRS URI, 'CRS84', 'gcj02' or 'bd09'
                           "range / 超出经纬度范围")
         return Point(lon, lat, x, y, source)
 
-    def check(self, conn: psycopg.Connection[Any], value: Point) -> None:
-        if not _near_city(conn, value.wkt):
+    def check(self, conn: psycopg.Connection[Any], value: Point | None) -> None:
+        if value is not None and not _near_city(conn, value.wkt):
             raise invalid(f"{self.x}/{self.y}", f"({value.x}, {value.y}) is outside the city / "
                           "不在本市范围内")
 
@@ -514,6 +522,42 @@ def _moment(name: str, text: Any) -> datetime:
     except (TypeError, ValueError):
         raise invalid(name, f"{text!r} is not a date or date-time (ISO 8601)") from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=CITY_TZ)
+
+
+@dataclass(frozen=True)
+class MomentInput(Input):
+    """A moment: an RFC 3339 date-time (``2026-10-29T06:30:00+08:00``; the schema's
+    ``date-time`` format asks for the offset); None when not given. Never later than now
+    (plus a few minutes).
+
+    Examples
+    --------
+    >>> MomentInput("time", {"en": "", "zh": ""}, {"en": "", "zh": ""}).parse(
+    ...     {"time": "2026-10-29T06:30:00+08:00"}).isoformat()
+    '2026-10-28T22:30:00+00:00'
+    """
+
+    name: str
+    title: Text
+    description: Text
+    future: bool = False
+
+    @property
+    def key(self) -> str:  # type: ignore[override]
+        return self.name
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        return {self.name: input_description(
+            self.title, self.description,
+            {"type": "string", "format": "date-time", **form_hint("date", self.name)})}
+
+    def parse(self, raw: Mapping[str, Any]) -> datetime | None:
+        if self.name not in raw:
+            return None
+        moment = _moment(self.name, raw[self.name]).astimezone(UTC)
+        if not self.future and moment > datetime.now(UTC) + timedelta(minutes=5):
+            raise invalid(self.name, f"{raw[self.name]} is in the future / 晚于当前时间")
+        return moment
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from scenarios.processes import (
     refuse_forecast,
     refuse_placement,
     service_area,
+    spill_trace,
     valve_segments,
 )
 from scenarios.processes.base import Process
@@ -30,6 +31,7 @@ PROCESSES: dict[str, Process] = {p.id: p for p in (
     refuse_placement.PROCESS,
     refuse_flow.PROCESS,
     refuse_forecast.PROCESS,
+    spill_trace.PROCESS,
 )}
 
 

@@ -291,6 +291,46 @@ def test_spills_lie_on_the_causing_trip_after_it_passed(city: psycopg.Connection
     assert near["seen"] >= near["n"] - 1
 
 
+def test_leaking_trips_leave_trails_and_gaps_are_recorded(
+        city: psycopg.Connection[Any]) -> None:
+    """A leaking trip leaves a trail (several reports of one trip, in the order it
+    drove); an overloaded trip's entry measures more than its truck holds; every gap and
+    device-off window of truth.gps_gap is a stretch without fixes."""
+    trails = city.execute(
+        """
+        SELECT c.trip_id, count(*) AS reports,
+               bool_and(s.reported_at > c.passed_at) AS after
+        FROM truth.spill_cause c JOIN onemap.spill_report s ON s.id = c.spill_report_id
+        WHERE c.kind = 'caused' GROUP BY c.trip_id
+        """).fetchall()
+    assert trails and all(r["after"] for r in trails)
+    assert max(r["reports"] for r in trails) >= 2
+    assert sum(r["reports"] for r in trails) == 6
+    entries = city.execute(
+        """
+        SELECT t.volume_m3::float8 AS trip, e.volume_m3::float8 AS entry,
+               k.capacity_m3::float8 AS capacity
+        FROM truth.truck_trip t JOIN onemap.truck k ON k.id = t.truck_id
+        JOIN onemap.disposal_entry e ON e.truck_id = t.truck_id
+         AND e.entered_at = t.entered_ts
+        """).fetchall()
+    assert entries and all(r["trip"] == r["entry"] for r in entries)
+    over = [r for r in entries if r["entry"] > r["capacity"]]
+    assert over and all(r["entry"] >= r["capacity"] * 1.1 - 0.01 for r in over)
+    gaps = city.execute(
+        """
+        SELECT g.kind, count(*) AS n, count(*) FILTER (WHERE EXISTS (
+                   SELECT 1 FROM onemap.truck_gps f WHERE f.truck_id = g.truck_id
+                     AND f.ts > g.from_ts AND f.ts < g.to_ts)) AS with_fixes
+        FROM truth.gps_gap g GROUP BY g.kind
+        """).fetchall()
+    by = {r["kind"]: r for r in gaps}
+    assert by["gap"]["n"] >= 1 and by["gap"]["with_fixes"] == 0
+    assert by["device_off"]["with_fixes"] == 0
+    assert by["device_off"]["n"] == city.execute(
+        "SELECT count(*) AS n FROM truth.device_off").fetchone()["n"]
+
+
 def test_night_work_partitions_and_device_off(city: psycopg.Connection[Any]) -> None:
     night = city.execute(
         """

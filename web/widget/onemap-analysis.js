@@ -85,6 +85,11 @@
       stream: "垃圾类别", outages: "停运设施", by_stream: "分类明细", outage: "停运",
       other: "其他垃圾", kitchen: "厨余垃圾", recyclable: "可回收物", hazardous: "有害垃圾",
       maintenance: "计划检修", breakdown: "设备故障",
+      // spill-trace: its summary
+      reports: "溯源上报数", window_h: "时间窗（小时）", suspects: "嫌疑车辆",
+      loaded_suspects: "重载嫌疑车辆", top_truck_id: "首位嫌疑车辆", top_plate: "首位车牌",
+      top_score: "首位得分", flags: "标记", timings: "用时（秒）", unauthorised: "无运单",
+      wrong_disposal_site: "消纳场不符", no_disposal_seen: "未见入场", overloaded: "超载",
       // pipeline-incident: its summary, and the classes its outputs are drawn by
       utility: "管线类型", water: "供水", drainage: "排水", gas: "燃气", heat: "供热",
       failed_segment: "事故管段", found_by: "定位方式", snap_distance_m: "吸附距离（米）",
@@ -137,6 +142,11 @@
       stream: "Stream", outages: "Outages", by_stream: "By stream", outage: "Outage",
       other: "other waste", kitchen: "kitchen waste", recyclable: "recyclables",
       hazardous: "hazardous waste", maintenance: "maintenance", breakdown: "breakdown",
+      reports: "Reports traced", window_h: "Window (h)", suspects: "Suspects",
+      loaded_suspects: "Loaded suspects", top_truck_id: "Top suspect", top_plate: "Top plate",
+      top_score: "Top score", flags: "Flags", timings: "Timings (s)",
+      unauthorised: "no waybill", wrong_disposal_site: "wrong disposal site",
+      no_disposal_seen: "no disposal entry seen", overloaded: "overloaded",
       utility: "Utility", water: "water", drainage: "drainage", gas: "gas", heat: "heat",
       failed_segment: "Failed segment", found_by: "Found by", snap_distance_m: "Snap distance (m)",
       alarm: "Sensor alarm", radius_m: "Impact radius (m)", radius_basis: "Radius basis",
@@ -1122,7 +1132,8 @@
             error = error || { status: 0, message: part.name + ": JSON — " + e.message, inputs: [part.name] };
           }
         } else if (g.kind === "date" && schema.format === "date-time" && v.value.length === 16) {
-          out[part.name] = v.value + ":00";
+          // a datetime-local field is the city's time: say so (RFC 3339 needs an offset)
+          out[part.name] = v.value + ":00+08:00";
         } else out[part.name] = v.value;
       }
     });

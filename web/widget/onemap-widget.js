@@ -56,7 +56,7 @@
       relogin: "重新登录", username: "用户名", password: "密码", signingIn: "登录中…",
       signIn: "登录", signInText: "登录后可查看您权限范围内的住户、居民和事件。", cancel: "取消",
       openEvents: "未办结事件", yes: "是", no: "否", beijing: "北京时间", here: "所在位置",
-      analysis: "分析", incident: "事故分析",
+      analysis: "分析", incident: "事故分析", trace: "遗撒溯源",
     },
     en: {
       layers: "Layers", legend: "Legend", search: "Search address, building, room, alley",
@@ -77,7 +77,7 @@
       signIn: "Sign in", signInText: "Sign in to see the households, residents and events within your remit.",
       cancel: "Cancel",
       openEvents: "Open events", yes: "Yes", no: "No", beijing: "Beijing time", here: "Located in",
-      analysis: "Analysis", incident: "Analyse incident",
+      analysis: "Analysis", incident: "Analyse incident", trace: "Trace the spill",
     },
   };
 
@@ -1287,6 +1287,15 @@
           self.analyse(INCIDENT_PROCESS, incident);
         } }));
     }
+    if (s.collection === "spill_report" && s.id != null) {
+      var trace = { report_ids: [Number(s.id)] };
+      body.appendChild(el("button", { className: "onemap-btn", testid: "onemap-popup-trace",
+        "data-inputs": JSON.stringify(trace), text: this.t("trace"),
+        onclick: function () {
+          if (self.popup) self.popup.remove();
+          self.analyse(TRACE_PROCESS, trace);
+        } }));
+    }
     if (!this.popup) {
       this.popup = new window.maplibregl.Popup({ maxWidth: "340px" });
       this.popup.on("close", function () { self.popupState = null; self.popup = null; });
@@ -1299,6 +1308,8 @@
   /* ---- from an alarm to a plan ---- */
 
   var INCIDENT_PROCESS = "pipeline-incident";
+  // A spill report's popup traces it (道路遗撒溯源): suspects, their tracks and sites.
+  var TRACE_PROCESS = "spill-trace";
   // The networks the process analyses (its input `utility`'s enum).
   var INCIDENT_UTILITIES = { water: 1, drainage: 1, gas: 1, heat: 1 };
 

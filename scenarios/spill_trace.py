@@ -1,0 +1,673 @@
+"""Spill tracing (道路遗撒溯源): from muck on a road to the truck, where it loaded and dumped.
+
+A spill report gives a place and a time. :class:`SpillTrace` finds the muck
+trucks that could have dropped it and ranks them by evidence from the four
+sources the city holds, each read through the caller's connection (row-level
+security applies; a caller who may not see trucks sees no suspect):
+
+* **GPS** (``truck_gps``): a track passing within :data:`PASS_M` of the spot
+  in the window before the report (the segment between two fixes, the pass
+  time interpolated along it) — the truck passed there, at that distance, then;
+* **gaps**: a truck whose fixes stop before the spot and resume after it,
+  :data:`GAP_S` to :data:`MAX_GAP_S` apart, is a suspect when its **space-time
+  prism** covers the spot: the road distance from the fix before to the spot
+  and on to the fix after (``spatial.network`` drive graph, one-way rows kept)
+  can be driven in the time between at :data:`PRISM_KMH`; the pass time is
+  interpolated along that way;
+* **checkpoints** (``checkpoint_hit``): plates read within :data:`CHECKPOINT_M`
+  of the spot around the pass, matched to a registered truck exactly or with
+  one character misread (a unique match only); a truck seen by cameras but
+  not by GPS (its device off) becomes a suspect through them;
+* **waybills** (``waybill``): a waybill valid in the window whose planned
+  route passes the spot; it names the construction site and disposal site;
+* **disposal entries** (``disposal_entry``): the first entry after the pass
+  closes the trip and says where it dumped.
+
+Whether the truck was **loaded** at the pass is read from its track: its last
+stop at a construction site (fixes inside the site) after its last stop at a
+disposal site means loaded; the other way round, empty (and an empty truck
+does not spill muck). The trip's construction site is that stop's, or the
+waybill's; its disposal site the first disposal stop or entry after the pass.
+
+The score adds: loaded (+3) or empty (−3) at the pass; overloaded — the
+disposal site measured more than the truck holds (+2; 超载, the commonest
+cause); each further report the same loaded stretch passed (+1 each); how the
+truck was placed at the first report's spot (a track within the metres: 0.5–1,
+a prism 0.5, a camera 0.25); consistent checkpoint reads (+0.5 each, at most 1;
+a misread +0.35), a waybill whose route passes (+0.5), an entry closing the trip
+(+0.5), and how recently it passed (at most +0.3, a tie-breaker). Suspects are
+ranked by score, one trip per truck; each carries its evidence per source. A
+loaded trip without a waybill valid at the pass is flagged ``unauthorised``;
+one whose waybill names another disposal site than where it went,
+``wrong_disposal_site``; a loaded truck not seen at any disposal site within
+:data:`DUMP_WITHIN_S` after the pass, ``no_disposal_seen`` (it may have dumped
+outside any disposal site); a measured overload, ``overloaded``.
+
+Examples
+--------
+Two trucks passed a spill; one loaded 10 m away an hour before the report, one
+empty 30 m away two hours before:
+
+>>> from datetime import datetime, timezone
+>>> at = datetime(2026, 10, 29, 16, 0, tzinfo=timezone.utc)
+>>> s = Suspect(truck_id=1)
+>>> s.add(0, Pass("gps", at, 10.0), report_at=at.replace(hour=17), loaded=True)
+>>> e = Suspect(truck_id=2)
+>>> e.add(0, Pass("gps", at.replace(hour=15), 30.0), report_at=at.replace(hour=17),
+...       loaded=False)
+>>> round(s.score, 2) > round(e.score, 2)
+True
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from spatial.errors import NamedInputError
+from spatial.network import Graph, road_graph
+
+#: A track (the segment between two fixes) this close to the spot (m) passed it.
+PASS_M = 30.0
+#: Fixes further apart than this (s) leave a gap a truck could have passed through.
+GAP_S = 90.0
+#: Gaps longer than this (s: a device switched off for hours) are not prisms: the
+#: truck could be anywhere; checkpoints and waybills may still name it.
+MAX_GAP_S = 2 * 3600.0
+#: Speed bound of the space-time prism (km/h): muck trucks are limited to 60 in the city.
+PRISM_KMH = 60.0
+#: Checkpoints within this distance (m, straight) of the spot support a pass.
+CHECKPOINT_M = 3000.0
+#: A checkpoint read supports a pass when its time differs from the pass by at most the
+#: straight distance at this speed (km/h), plus :data:`CHECKPOINT_SLACK_S`.
+CHECKPOINT_KMH = 15.0
+CHECKPOINT_SLACK_S = 600.0
+#: A waybill's planned route this close (m) to the spot passes it.
+ROUTE_M = 60.0
+#: How far back (s) the track is read for the last site visited before the pass.
+STOPS_BEFORE_S = 6 * 3600.0
+#: A loaded truck should reach a disposal site within this time (s) of the pass.
+DUMP_WITHIN_S = 4 * 3600.0
+#: A trip whose measured volume at the disposal site exceeds the truck's capacity by this
+#: factor was overloaded (超载: the commonest cause of spills).
+OVERLOAD = 1.05
+#: A fix within this distance (m) of a site's polygon is at the site.
+SITE_M = 40.0
+#: The default window before a report (h), and the longest allowed.
+WINDOW_H = 3.0
+MAX_WINDOW_H = 24.0
+#: Suspects returned per request, at most.
+TOP = 10
+DIGITS = 7
+_M_PER_DEG = 111_320.0
+
+
+class SpillTraceError(NamedInputError):
+    """A request the tracing cannot answer, naming the input (a 400)."""
+
+
+@dataclass(frozen=True)
+class Spill:
+    """A spill report: where and when (EPSG:4490, aware time)."""
+
+    id: int | None
+    lon: float
+    lat: float
+    reported_at: datetime
+    road_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Pass:
+    """How a truck passed a spot: ``gps`` (a fix ``distance_m`` away), ``prism`` (through
+    a gap, the pass time interpolated), ``checkpoint`` (read nearby, time estimated) or
+    ``waybill`` (its planned route passes)."""
+
+    how: str
+    at: datetime | None
+    distance_m: float | None = None
+    gap_s: float | None = None
+
+
+@dataclass
+class Suspect:
+    """A truck that could have dropped one or more of the reports, with its evidence."""
+
+    truck_id: int
+    plate: str | None = None
+    company: str | None = None
+    passes: dict[int, Pass] = field(default_factory=dict)
+    loaded: bool | None = None
+    construction_site_id: int | None = None
+    disposal_site_id: int | None = None
+    waybill_id: int | None = None
+    entry_id: int | None = None
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    route: bool = False
+    #: The disposal site measured more than the truck holds (overloading spills muck).
+    overloaded: bool | None = None
+    #: The loaded stretch around the anchor pass: left the construction site, reached
+    #: the disposal site (either may be unknown).
+    stretch: tuple[datetime | None, datetime | None] | None = None
+    flags: list[str] = field(default_factory=list)
+    score: float = 0.0
+    parts: dict[str, float] = field(default_factory=dict)
+
+    def add(self, report: int, p: Pass, *, report_at: datetime, loaded: bool | None) -> None:
+        """Count one report's pass (the best of the truck's passes for that report)."""
+        old = self.passes.get(report)
+        if old is None or _strength(p) > _strength(old):
+            self.passes[report] = p
+        self.loaded = loaded if loaded is not None else self.loaded
+        self.rescore({report: report_at})
+
+    @property
+    def anchor(self) -> int | None:
+        """The report the trip is read at: the first report's when the truck passed it,
+        else the earliest pass's."""
+        if 0 in self.passes:
+            return 0
+        timed = [(p.at, k) for k, p in self.passes.items() if p.at is not None]
+        return min(timed)[1] if timed else (min(self.passes) if self.passes else None)
+
+    def explains(self) -> list[int]:
+        """The reports this truck's one trip passed: the anchor's, and every other whose
+        pass lies in the loaded stretch (within an hour of the anchor's when the stretch
+        is unknown)."""
+        k0 = self.anchor
+        if k0 is None:
+            return []
+        at0 = self.passes[k0].at
+        out = [k0]
+        for k, p in self.passes.items():
+            if k == k0 or p.at is None or at0 is None:
+                continue
+            if self.stretch is not None:
+                lo, hi = self.stretch
+                if (lo is None or p.at >= lo) and (hi is None or p.at <= hi):
+                    out.append(k)
+            elif abs((p.at - at0).total_seconds()) <= 3600:
+                out.append(k)
+        return sorted(out)
+
+    def rescore(self, report_times: Mapping[int, datetime] | None = None) -> None:
+        """The score and its parts from the evidence gathered (recency against the
+        anchor report's time)."""
+        parts: dict[str, float] = {}
+        if self.loaded is True:
+            parts["loaded"] = 3.0
+        elif self.loaded is False:
+            parts["loaded"] = -3.0
+        k0 = self.anchor
+        p0 = self.passes.get(k0) if k0 is not None else None
+        parts["near"] = round(_strength(p0), 4) if p0 is not None else 0.0
+        when = (report_times or {}).get(k0) if k0 is not None else None
+        if p0 is not None and p0.at is not None and when is not None:
+            ago = max(0.0, (when - p0.at).total_seconds())
+            parts["recent"] = round(0.3 * math.exp(-ago * math.log(2) / 7200.0), 4)
+        if self.checkpoints:
+            parts["checkpoints"] = min(1.0, sum(0.35 if c["misread"] else 0.5
+                                                for c in self.checkpoints))
+        if self.route:
+            parts["route"] = 0.5
+        if self.overloaded and self.loaded:
+            parts["overloaded"] = 2.0
+        if self.entry_id is not None:
+            parts["entry"] = 0.5
+        explained = self.explains()
+        if len(explained) > 1:
+            parts["reports"] = float(len(explained) - 1)
+        self.parts = parts
+        self.score = round(sum(parts.values()), 4)
+
+
+def _strength(p: Pass) -> float:
+    """How strongly a pass places the truck at the spot (0–2)."""
+    if p.how == "gps":
+        return 0.5 + 0.5 * math.exp(-max(0.0, p.distance_m or 0.0) / 25.0)
+    if p.how == "prism":
+        return 0.5
+    if p.how == "checkpoint":
+        return 0.25
+    return 0.1  # a waybill's planned route only
+
+
+def one_char_apart(a: str, b: str) -> bool:
+    """Whether two plates differ in exactly one character (a camera's misread).
+
+    >>> one_char_apart("京A12345", "京A12845"), one_char_apart("京A12345", "京A12345")
+    (True, False)
+    """
+    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
+
+
+class SpillTrace:
+    """Suspect trips for one or more spill reports, over the data loaded once.
+
+    Every way a truck could have passed a report's spot (each visit of its track
+    within :data:`PASS_M`, each gap whose prism covers the spot, a checkpoint read
+    for a truck the GPS does not place there) is an **anchor**; the truck's trip
+    is read at the anchor (loaded or empty, the loaded stretch, the sites), the
+    other reports its trip passed are counted, and anchors of one truck on one
+    stretch are one suspect.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        The caller's (row-level security applies to every source).
+    spills : sequence of Spill
+        The reports traced together (one trip may explain several).
+    window_h : float
+        How long before each report a pass counts (h, at most :data:`MAX_WINDOW_H`).
+    graph : Graph, optional
+        The drive graph (the prisms' road distances); loaded when omitted.
+    now : datetime, optional
+        The present (a report after it is refused).
+
+    Raises
+    ------
+    SpillTraceError
+        No report, a window out of range, a report in the future.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], spills: Sequence[Spill], *,
+                 window_h: float = WINDOW_H, graph: Graph | None = None,
+                 now: datetime | None = None) -> None:
+        if not spills:
+            raise SpillTraceError("report_ids", "no spill report to trace / 没有要溯源的遗撒")
+        if isinstance(window_h, bool) or not isinstance(window_h, int | float) \
+                or not 0 < float(window_h) <= MAX_WINDOW_H:
+            raise SpillTraceError("window_h", f"must be more than 0 and at most "
+                                  f"{MAX_WINDOW_H:g} hours, got {window_h!r} / 时间窗须在 0 至 "
+                                  f"{MAX_WINDOW_H:g} 小时之间")
+        now = now or datetime.now(UTC)
+        for s in spills:
+            if s.reported_at > now + timedelta(minutes=5):
+                raise SpillTraceError("time", f"{s.reported_at.isoformat()} is in the future / "
+                                      "上报时间晚于当前时间")
+        self.conn = conn
+        self.spills = list(spills)
+        self.window = timedelta(hours=float(window_h))
+        self.graph = graph
+        #: (report, truck, pass) found by every source.
+        self.raw: list[tuple[int, int, Pass]] = []
+        self.hits: list[dict[str, Any]] = []
+        self.routes: dict[int, set[int]] = {}  # truck -> reports its waybill's route passes
+        self.suspects: list[Suspect] = []
+        self.timings: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ sources
+    def _track_passes(self, k: int, s: Spill) -> None:
+        """Passes read from the tracks in one scan of the window's fixes: a segment
+        between two fixes at most :data:`GAP_S` apart that runs within :data:`PASS_M`
+        of the spot (the pass time interpolated along it; two such segments more than
+        5 min apart are two visits), and a longer gap whose space-time prism covers
+        the spot."""
+        vmax = PRISM_KMH / 3.6
+        rows = self.conn.execute(
+            "WITH f AS (SELECT truck_id, ts, geom, lag(ts) OVER w AS pts, lag(geom) OVER w "
+            "AS pgeom FROM onemap.truck_gps WHERE ts BETWEEN %(t0)s - %(gap)s * interval '1 s' "
+            "AND %(t1)s + %(gap)s * interval '1 s' WINDOW w AS (PARTITION BY truck_id ORDER "
+            "BY ts)), p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4490) AS geom), "
+            "x AS (SELECT f.*, extract(epoch FROM f.ts - f.pts) AS dt, "
+            "ST_MakeLine(f.pgeom, f.geom) AS seg FROM f "
+            "WHERE f.pts IS NOT NULL AND f.pts < %(t1)s AND f.ts > %(t0)s) "
+            "SELECT x.truck_id, x.pts, x.ts, x.dt, x.dt > %(min)s AS gap, "
+            "ST_Distance(x.seg::geography, p.geom::geography) AS d, "
+            "ST_LineLocatePoint(x.seg, p.geom) AS frac, ST_X(x.pgeom) AS x0, "
+            "ST_Y(x.pgeom) AS y0, ST_X(x.geom) AS x1, ST_Y(x.geom) AS y1 FROM x, p "
+            "WHERE (x.dt <= %(min)s AND x.seg && ST_Expand(p.geom, %(deg)s) "
+            "       AND ST_DWithin(x.seg::geography, p.geom::geography, %(r)s)) "
+            "   OR (x.dt > %(min)s AND x.dt <= %(gap)s "
+            "       AND ST_Distance(x.pgeom::geography, p.geom::geography) "
+            "         + ST_Distance(p.geom::geography, x.geom::geography) <= %(v)s * x.dt) "
+            "ORDER BY x.truck_id, x.ts",
+            {"lon": s.lon, "lat": s.lat, "t0": s.reported_at - self.window,
+             "t1": s.reported_at, "gap": MAX_GAP_S, "min": GAP_S, "v": vmax,
+             "deg": 2 * PASS_M / _M_PER_DEG, "r": PASS_M}).fetchall()
+        visit: tuple[int, datetime, datetime, float] | None = None  # truck, last, at, d
+        gaps = []
+        for r in [*rows, None]:
+            if r is not None and r["gap"]:
+                gaps.append(r)
+                continue
+            if visit is not None and (r is None or int(r["truck_id"]) != visit[0]
+                                      or (r["ts"] - visit[1]).total_seconds() > 300):
+                if visit[2] <= s.reported_at:
+                    self.raw.append((k, visit[0], Pass("gps", visit[2], round(visit[3], 1))))
+                visit = None
+            if r is None:
+                break
+            d = float(r["d"])
+            at = r["pts"] + timedelta(seconds=float(r["dt"]) * float(r["frac"]))
+            if visit is None or d < visit[3]:
+                visit = (int(r["truck_id"]), r["ts"], at, d)
+            else:
+                visit = (visit[0], r["ts"], visit[2], visit[3])
+        if gaps:
+            self._prisms(k, s, gaps)
+
+    def _prisms(self, k: int, s: Spill, rows: list[Any]) -> None:
+        """Gaps whose space-time prism on the roads covers the spot: the road way from the
+        fix before to the spot and on to the fix after (:func:`road_m`) drivable in the
+        gap at :data:`PRISM_KMH`."""
+        vmax = PRISM_KMH / 3.6
+        g = self._graph()
+        ends = np.array([[r["x0"], r["y0"], r["x1"], r["y1"]] for r in rows], dtype=float)
+        d1 = road_m(g, ends[:, :2], np.array([s.lon, s.lat]), to_spot=True,
+                    limit=vmax * MAX_GAP_S)
+        d2 = road_m(g, ends[:, 2:], np.array([s.lon, s.lat]), to_spot=False,
+                    limit=vmax * MAX_GAP_S)
+        for i, r in enumerate(rows):
+            dt = float(r["dt"])
+            if not np.isfinite(d1[i] + d2[i]) or d1[i] + d2[i] > vmax * dt:
+                continue
+            at = r["pts"] + timedelta(seconds=dt * float(d1[i] / max(d1[i] + d2[i], 1e-9)))
+            if at > s.reported_at:
+                continue
+            self.raw.append((k, int(r["truck_id"]), Pass("prism", at, None, round(dt, 1))))
+
+    def _plates(self) -> dict[str, int]:
+        return {r["plate_number"]: int(r["id"]) for r in self.conn.execute(
+            "SELECT id, plate_number FROM onemap.truck")}
+
+    def _checkpoint_hits(self, k: int, s: Spill, plates: Mapping[str, int]) -> None:
+        """Plates read near the spot around the window, matched to registered trucks (a
+        one-character misread matched when unique)."""
+        rows = self.conn.execute(
+            "SELECT h.id, h.checkpoint_id, c.name, h.plate_read, h.truck_id, h.at, "
+            "ST_Distance(c.geom::geography, p.geom::geography) AS d, ST_X(c.geom) AS lon, "
+            "ST_Y(c.geom) AS lat FROM onemap.checkpoint_hit h "
+            "JOIN onemap.checkpoint c ON c.id = h.checkpoint_id, "
+            "(SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4490) AS geom) p "
+            "WHERE h.at BETWEEN %(t0)s AND %(t1)s "
+            "AND ST_DWithin(c.geom::geography, p.geom::geography, %(r)s)",
+            {"lon": s.lon, "lat": s.lat, "t0": s.reported_at - self.window - timedelta(hours=1),
+             "t1": s.reported_at + timedelta(hours=1), "r": CHECKPOINT_M}).fetchall()
+        for r in rows:
+            truck, misread = r["truck_id"], False
+            if truck is None:
+                near = [t for p, t in plates.items() if one_char_apart(p, r["plate_read"])]
+                if len(near) != 1:
+                    continue
+                truck, misread = near[0], True
+            self.hits.append({
+                "report": k, "truck_id": int(truck), "checkpoint_id": int(r["checkpoint_id"]),
+                "name": r["name"], "at": r["at"], "distance_m": round(float(r["d"]), 1),
+                "misread": misread, "plate_read": r["plate_read"], "lon": float(r["lon"]),
+                "lat": float(r["lat"])})
+
+    def _camera_passes(self) -> None:
+        """A truck read near a spot but placed there by no fix nor prism (its device off):
+        the camera read is its pass."""
+        placed = {(k, t) for k, t, _ in self.raw}
+        for h in self.hits:
+            k, t = h["report"], h["truck_id"]
+            s = self.spills[k]
+            slack = h["distance_m"] / (CHECKPOINT_KMH / 3.6) + CHECKPOINT_SLACK_S
+            if (k, t) not in placed and s.reported_at - self.window - timedelta(
+                    seconds=slack) <= h["at"] <= s.reported_at:
+                self.raw.append((k, t, Pass("checkpoint", h["at"], h["distance_m"])))
+                placed.add((k, t))
+
+    def _waybills(self, k: int, s: Spill) -> None:
+        rows = self.conn.execute(
+            "SELECT w.id, w.truck_id FROM onemap.waybill w, "
+            "(SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4490) AS geom) p "
+            "WHERE w.valid_from <= %(t1)s AND w.valid_to >= %(t0)s "
+            "AND w.status <> 'cancelled' AND w.geom IS NOT NULL "
+            "AND ST_DWithin(w.geom::geography, p.geom::geography, %(r)s)",
+            {"lon": s.lon, "lat": s.lat, "t0": s.reported_at - self.window,
+             "t1": s.reported_at, "r": ROUTE_M}).fetchall()
+        for r in rows:
+            self.routes.setdefault(int(r["truck_id"]), set()).add(k)
+
+    # ------------------------------------------------------------------ the trips
+    def _trips(self, anchors: list[tuple[int, datetime]]) -> list[dict[str, Any]]:
+        """At each (truck, time): loaded or empty, the loaded stretch, the sites, the
+        waybill valid then and the first disposal entry after."""
+        if not anchors:
+            return []
+        trucks = [a[0] for a in anchors]
+        times = [a[1] for a in anchors]
+        args = {"trucks": trucks, "times": times, "before": STOPS_BEFORE_S,
+                "after": DUMP_WITHIN_S, "deg": SITE_M / _M_PER_DEG}
+        stops = self.conn.execute(
+            "WITH q AS (SELECT * FROM unnest(%(trucks)s::bigint[], %(times)s::timestamptz[]) "
+            "WITH ORDINALITY AS q(truck_id, at, n)), v AS ("
+            "  SELECT q.n, g.ts, q.at, 'construction' AS kind, c.id AS site_id "
+            "  FROM q JOIN onemap.truck_gps g ON g.truck_id = q.truck_id "
+            "   AND g.ts BETWEEN q.at - %(before)s * interval '1 s' AND q.at + %(after)s "
+            "   * interval '1 s' "
+            "  JOIN onemap.construction_site c ON ST_DWithin(c.geom, g.geom, %(deg)s) "
+            "  UNION ALL "
+            "  SELECT q.n, g.ts, q.at, 'disposal', d.id "
+            "  FROM q JOIN onemap.truck_gps g ON g.truck_id = q.truck_id "
+            "   AND g.ts BETWEEN q.at - %(before)s * interval '1 s' AND q.at + %(after)s "
+            "   * interval '1 s' "
+            "  JOIN onemap.disposal_site d ON ST_DWithin(d.geom, g.geom, %(deg)s)) "
+            "SELECT n, kind, site_id, ts < at AS before, max(ts) AS last, min(ts) AS first "
+            "FROM v GROUP BY n, kind, site_id, ts < at", args).fetchall()
+        waybills = self.conn.execute(
+            "SELECT DISTINCT ON (q.n) q.n, w.id, w.construction_site_id, w.disposal_site_id "
+            "FROM unnest(%(trucks)s::bigint[], %(times)s::timestamptz[]) WITH ORDINALITY "
+            "AS q(truck_id, at, n) JOIN onemap.waybill w ON w.truck_id = q.truck_id "
+            "AND w.valid_from <= q.at AND w.valid_to >= q.at AND w.status <> 'cancelled' "
+            "ORDER BY q.n, w.valid_from DESC", args).fetchall()
+        entries = self.conn.execute(
+            "SELECT DISTINCT ON (q.n) q.n, e.id, e.disposal_site_id, e.entered_at, "
+            "e.volume_m3::float8 AS volume, (SELECT t.capacity_m3::float8 FROM onemap.truck t "
+            "WHERE t.id = q.truck_id) AS capacity "
+            "FROM unnest(%(trucks)s::bigint[], %(times)s::timestamptz[]) WITH ORDINALITY "
+            "AS q(truck_id, at, n) JOIN onemap.disposal_entry e ON e.truck_id = q.truck_id "
+            "AND e.entered_at BETWEEN q.at AND q.at + %(after)s * interval '1 s' "
+            "ORDER BY q.n, e.entered_at", args).fetchall()
+        seen: list[dict[tuple[str, bool], tuple[datetime, int]]] = [{} for _ in anchors]
+        for r in stops:
+            d = seen[int(r["n"]) - 1]
+            key = (r["kind"], bool(r["before"]))
+            ts = r["last"] if r["before"] else r["first"]
+            best = d.get(key)
+            if best is None or (ts > best[0] if r["before"] else ts < best[0]):
+                d[key] = (ts, int(r["site_id"]))
+        wb = {int(r["n"]) - 1: r for r in waybills}
+        en = {int(r["n"]) - 1: r for r in entries}
+        out = []
+        for i in range(len(anchors)):
+            d = seen[i]
+            trip: dict[str, Any] = {"loaded": None, "construction_site_id": None,
+                                    "disposal_site_id": None, "waybill_id": None,
+                                    "entry_id": None, "stretch": None, "flags": [],
+                                    "overloaded": None}
+            last_c, last_d = d.get(("construction", True)), d.get(("disposal", True))
+            if last_c and (not last_d or last_c[0] > last_d[0]):
+                trip["loaded"], trip["construction_site_id"] = True, last_c[1]
+            elif last_d:
+                trip["loaded"] = False
+            w = wb.get(i)
+            if w is not None:
+                trip["waybill_id"] = int(w["id"])
+                if trip["construction_site_id"] is None and trip["loaded"] is not False:
+                    trip["construction_site_id"] = w["construction_site_id"]
+            e, next_d = en.get(i), d.get(("disposal", False))
+            unloaded = None
+            if trip["loaded"] is not False:
+                if e is not None:
+                    trip["entry_id"] = int(e["id"])
+                    trip["disposal_site_id"] = int(e["disposal_site_id"])
+                    unloaded = e["entered_at"]
+                    if e["volume"] is not None and e["capacity"]:
+                        trip["overloaded"] = e["volume"] > OVERLOAD * e["capacity"]
+                elif next_d:
+                    trip["disposal_site_id"], unloaded = next_d[1], next_d[0]
+            if trip["loaded"]:
+                trip["stretch"] = (last_c[0] if last_c else None, unloaded)
+                if w is None:
+                    trip["flags"].append("unauthorised")
+                elif trip["disposal_site_id"] is not None and w["disposal_site_id"] is not None \
+                        and trip["disposal_site_id"] != int(w["disposal_site_id"]):
+                    trip["flags"].append("wrong_disposal_site")
+                if trip["disposal_site_id"] is None:
+                    trip["flags"].append("no_disposal_seen")
+                if trip["overloaded"]:
+                    trip["flags"].append("overloaded")
+            elif last_d:  # empty: from the disposal site until the next load
+                next_c = d.get(("construction", False))
+                trip["stretch"] = (last_d[0], next_c[0] if next_c else None)
+            out.append(trip)
+        return out
+
+    def _graph(self) -> Graph:
+        if self.graph is None:
+            self.graph = road_graph(self.conn, "drive")
+        return self.graph
+
+    def solve(self) -> SpillTrace:
+        """Gather every source's passes, read each anchor's trip, score; returns ``self``."""
+        started = time.perf_counter()
+        plates = self._plates()
+        for k, s in enumerate(self.spills):
+            self._track_passes(k, s)
+        self.timings["tracks_s"] = time.perf_counter() - started
+        t = time.perf_counter()
+        for k, s in enumerate(self.spills):
+            self._checkpoint_hits(k, s, plates)
+            self._waybills(k, s)
+        self._camera_passes()
+        self.timings["records_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        anchors = sorted({(truck, p.at) for _, truck, p in self.raw if p.at is not None})
+        trips = self._trips(anchors)
+        self.timings["trips_s"] = time.perf_counter() - t
+        by_truck: dict[int, list[tuple[int, Pass]]] = {}
+        for k, truck, p in self.raw:
+            by_truck.setdefault(truck, []).append((k, p))
+        times = {k: s.reported_at for k, s in enumerate(self.spills)}
+        found: dict[tuple[int, Any], Suspect] = {}
+        for (truck, at), trip in zip(anchors, trips, strict=True):
+            sus = Suspect(truck, loaded=trip["loaded"],
+                          construction_site_id=trip["construction_site_id"],
+                          disposal_site_id=trip["disposal_site_id"],
+                          waybill_id=trip["waybill_id"], entry_id=trip["entry_id"],
+                          stretch=trip["stretch"], flags=list(trip["flags"]),
+                          overloaded=trip["overloaded"])
+            own = [(k, p) for k, p in by_truck[truck] if p.at == at]
+            for k, p in own:
+                sus.passes[k] = p
+            lo, hi = trip["stretch"] if trip["stretch"] else (None, None)
+            for k, p in by_truck[truck]:
+                if k in sus.passes or p.at is None:
+                    continue
+                inside = ((lo is None or p.at >= lo) and (hi is None or p.at <= hi)
+                          if trip["stretch"] else abs((p.at - at).total_seconds()) <= 3600)
+                if inside:
+                    sus.passes[k] = p
+            sus.route = bool(self.routes.get(truck, set()) & set(sus.passes))
+            for h in self.hits:
+                hp = sus.passes.get(h["report"])
+                if h["truck_id"] != truck or hp is None or hp.at is None:
+                    continue
+                slack = h["distance_m"] / (CHECKPOINT_KMH / 3.6) + CHECKPOINT_SLACK_S
+                if abs((h["at"] - hp.at).total_seconds()) <= slack:
+                    sus.checkpoints.append(
+                        {**h, "side": "downstream" if h["at"] >= hp.at else "upstream"})
+            sus.rescore(times)
+            key = (truck, trip["stretch"][0] if trip["stretch"] and trip["loaded"] else at)
+            old = found.get(key)
+            if old is None or (len(sus.explains()), sus.score) > (len(old.explains()), old.score):
+                found[key] = sus
+        names = {int(r["id"]): (r["plate_number"], r["company"]) for r in self.conn.execute(
+            "SELECT t.id, t.plate_number, c.name AS company FROM onemap.truck t "
+            "LEFT JOIN onemap.truck_company c ON c.id = t.company_id WHERE t.id = ANY(%s)",
+            (sorted({t for t, _ in found}),))}
+        for sus in found.values():
+            sus.plate, sus.company = names.get(sus.truck_id, (None, None))
+        self.suspects = list(found.values())
+        self.timings["total_s"] = time.perf_counter() - started
+        return self
+
+    def ranked(self, top: int = TOP, *, first_only: bool = False) -> list[Suspect]:
+        """The suspects, best first (ties: the nearer pass, then the truck id); one per
+        truck (its best trip); with ``first_only``, trips that passed the first report
+        (the others support it)."""
+        order = sorted((s for s in self.suspects if not first_only or 0 in s.passes),
+                       key=lambda s: (-s.score, -s.parts.get("near", 0.0), s.truck_id))
+        out: list[Suspect] = []
+        trucks: set[int] = set()
+        for s in order:
+            if s.truck_id not in trucks:
+                trucks.add(s.truck_id)
+                out.append(s)
+        return out[:top]
+
+
+def road_m(g: Graph, points: np.ndarray, spot: np.ndarray, *, to_spot: bool,
+           limit: float = np.inf) -> np.ndarray:
+    """Road distances (m) from each point to the spot (``to_spot``) or from the spot to
+    each point, on the drive graph (one-way rows kept).
+
+    Each point and the spot stand on their nearest edge (reached straight, at right
+    angles); the way runs along the edge to one of its ends, between ends on the graph,
+    and along the other edge — or directly along one edge both stand on, in a direction
+    the edge may be travelled.
+    """
+    lon = np.r_[points[:, 0], spot[0]]
+    lat = np.r_[points[:, 1], spot[1]]
+    edge, frac, off = g.nearest_edge(lon.tolist(), lat.tolist())
+    length = g.length[edge]
+    src, dst = g.source[edge], g.target[edge]
+    fwd, back = g.forward[edge], g.backward[edge]
+    n = len(points)
+    # leaving each point's edge: to its target (forward) or its source (backward)
+    leave = [(dst, np.where(fwd, (1 - frac) * length, np.inf)),
+             (src, np.where(back, frac * length, np.inf))]
+    # entering each point's edge: from its source (forward) or target (backward)
+    enter = [(src, np.where(fwd, frac * length, np.inf)),
+             (dst, np.where(back, (1 - frac) * length, np.inf))]
+    out = np.full(n, np.inf)
+    if to_spot:  # points → spot: leave the point's edge, enter the spot's
+        for (p_node, p_cost) in leave:
+            for (s_node, s_cost) in enter:
+                d = g.distances(p_node[:n], [int(s_node[n])], by_index=True,
+                                limit=limit)[:, 0]
+                out = np.minimum(out, p_cost[:n] + d + s_cost[n])
+    else:  # spot → points: leave the spot's edge, enter the point's
+        for (s_node, s_cost) in leave:
+            d = g.distances([int(s_node[n])], by_index=True, limit=limit)[0]
+            for (p_node, p_cost) in enter:
+                out = np.minimum(out, s_cost[n] + d[p_node[:n]] + p_cost[:n])
+    same = edge[:n] == edge[n]
+    along = (frac[n] - frac[:n]) if to_spot else (frac[:n] - frac[n])
+    ok = np.where(along >= 0, fwd[:n], back[:n])
+    out = np.where(same & ok, np.minimum(out, np.abs(along) * length[:n]), out)
+    return np.asarray(out + off[:n] + off[n])
+
+
+def load_spills(conn: psycopg.Connection[Any], ids: Sequence[int]) -> list[Spill]:
+    """The spill reports by id, as the caller may see them.
+
+    Raises
+    ------
+    SpillTraceError
+        Naming ``report_ids`` for an id the caller cannot see (or that does not exist).
+    """
+    rows = conn.execute(
+        "SELECT id, ST_X(geom) AS lon, ST_Y(geom) AS lat, reported_at, road_id "
+        "FROM onemap.spill_report WHERE id = ANY(%s) ORDER BY reported_at, id",
+        (list(ids),)).fetchall()
+    missing = sorted({int(i) for i in ids} - {int(r["id"]) for r in rows})
+    if missing:
+        raise SpillTraceError("report_ids", f"no spill report with id {missing[0]} / 无此遗撒记录")
+    return [Spill(int(r["id"]), float(r["lon"]), float(r["lat"]), r["reported_at"],
+                  r["road_id"]) for r in rows]
+
+
+__all__ = ["MAX_WINDOW_H", "PASS_M", "WINDOW_H", "Pass", "Spill", "SpillTrace",
+           "SpillTraceError", "Suspect", "load_spills", "one_char_apart", "road_m"]

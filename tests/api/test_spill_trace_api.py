@@ -1,0 +1,125 @@
+"""``spill-trace`` over HTTP, on the generated S city (seed 1) with its trucks:
+
+- a run by report id answers every declared output, valid against its schema, and the
+  truck that caused the report (``truth.spill_cause``) is among the loaded suspects,
+  with its construction site;
+- the same place and time given as coordinates gives the same suspects;
+- a plate pattern keeps only the plates it matches;
+- a caller who may not see trucks gets no suspect (the sources are internal);
+- bad input is a 400 (or a 404 for a report the caller cannot see) naming the input,
+  never a 500.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from democity import generate
+from scenarios.processes.registry import PROCESSES
+from spatial.db import connect
+from tests.api.test_process_platform import check_outputs
+from tests.api.test_refuse_placement_api import admin, make_client  # noqa: F401
+
+PROCESS = "spill-trace"
+
+
+@pytest.fixture(scope="module")
+def city(server_conninfo: str, template_db: str) -> Iterator[str]:
+    """Conninfo of a database holding the S city of seed 1 with its muck trucks."""
+    from tests.conftest import create_database, drop_database
+
+    name = f"onemap_t_spill_api_{uuid.uuid4().hex[:8]}"
+    info = create_database(server_conninfo, name, template=template_db)
+    with connect(info, autocommit=True) as conn:
+        generate(conn, "S", 1, steps=("trucks",))
+    yield info
+    drop_database(server_conninfo, name)
+
+
+def run(client: Any, inputs: dict[str, Any]) -> Any:
+    return client.post(f"/processes/{PROCESS}/execution",
+                       json={"inputs": inputs, "response": "document"})
+
+
+@pytest.fixture(scope="module")
+def caused(city: str) -> dict[str, Any]:
+    with psycopg.connect(city, row_factory=dict_row) as conn:
+        row = conn.execute(
+            "SELECT c.spill_report_id AS id, c.truck_id, c.construction_site_id, "
+            "ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat, s.reported_at "
+            "FROM truth.spill_cause c JOIN onemap.spill_report s ON s.id = c.spill_report_id "
+            "WHERE c.kind = 'caused' ORDER BY c.spill_report_id LIMIT 1").fetchone()
+    assert row is not None
+    return dict(row)
+
+
+def test_a_report_is_traced_to_its_truck(admin: Any, caused: dict[str, Any]) -> None:  # noqa: F811
+    r = run(admin, {"report_ids": [caused["id"]]})
+    assert r.status_code == 200, r.text
+    document = r.json()
+    check_outputs(PROCESSES[PROCESS], document)
+    suspects = [f["properties"] for f in document["suspects"]["value"]["features"]]
+    assert suspects and document["summary"]["value"]["suspects"] == len(suspects)
+    mine = [s for s in suspects if s["truck_id"] == caused["truck_id"]]
+    assert mine and mine[0]["loaded"] is True, suspects
+    assert mine[0]["construction_site_id"] == caused["construction_site_id"]
+    assert mine[0]["plate"]
+    tracks = document["tracks"]["value"]["features"]
+    assert {f["properties"]["kind"] for f in tracks} <= {"track", "gap"} and tracks
+    reports = document["reports"]["value"]["features"]
+    assert [f["properties"]["report_id"] for f in reports] == [caused["id"]]
+
+    # the same place and time as coordinates
+    by_place = run(admin, {"x": caused["lon"], "y": caused["lat"], "crs": "EPSG:4490",
+                           "time": caused["reported_at"].isoformat()})
+    assert by_place.status_code == 200, by_place.text
+    again = [f["properties"]["truck_id"]
+             for f in by_place.json()["suspects"]["value"]["features"]]
+    assert again == [s["truck_id"] for s in suspects]
+
+    # a plate pattern keeps only what it matches
+    plate = mine[0]["plate"]
+    only = run(admin, {"report_ids": [caused["id"]], "plate": plate[:3] + "*"})
+    assert only.status_code == 200, only.text
+    kept = [f["properties"]["plate"] for f in only.json()["suspects"]["value"]["features"]]
+    assert plate in kept and all(p.startswith(plate[:3]) for p in kept)
+
+
+def test_a_caller_who_may_not_see_trucks_gets_no_suspect(
+        make_client: Any, city: str, caused: dict[str, Any]) -> None:  # noqa: F811
+    with psycopg.connect(city) as conn:
+        (community,) = conn.execute(  # type: ignore[misc]
+            "SELECT min(id) FROM onemap.community").fetchone()
+    resident = make_client(["public"], [("community", community)])
+    r = run(resident, {"x": caused["lon"], "y": caused["lat"], "crs": "EPSG:4490",
+                       "time": caused["reported_at"].isoformat()})
+    if r.status_code == 200:
+        assert r.json()["suspects"]["value"]["features"] == []
+    else:
+        assert r.status_code in (401, 403), r.text
+
+
+@pytest.mark.parametrize(("inputs", "status", "name"), [
+    ({}, 400, "report_ids"),
+    ({"report_ids": [987654321]}, 404, "report_ids"),
+    ({"x": 116.45, "y": 39.92, "crs": "EPSG:4490", "time": "2099-01-01T00:00:00+08:00"}, 400,
+     "time"),
+    ({"x": 116.45, "y": 39.92, "crs": "EPSG:4490"}, 400, "time"),
+    ({"x": 0.0, "y": 0.0, "crs": "EPSG:4490", "time": "2026-10-28T06:00:00+08:00"}, 400,
+     "x/y"),
+    ({"x": 116.45, "y": 39.92, "crs": "EPSG:4490", "time": "yesterday"}, 400, "time"),
+    ({"report_ids": [1], "window_h": 8760}, 400, "window_h"),
+    ({"report_ids": [1], "plate": "京A'; DROP TABLE onemap.truck;--"}, 400, "plate"),
+    ({"report_ids": [1], "x": 116.45, "y": 39.92}, 400, "report_ids"),
+])
+def test_bad_input_names_the_input(admin: Any, inputs: dict[str, Any], status: int,  # noqa: F811
+                                   name: str) -> None:
+    r = run(admin, inputs)
+    assert r.status_code == status, r.text
+    assert name in r.json()["description"], r.json()
