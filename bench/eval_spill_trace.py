@@ -14,8 +14,8 @@ random, half in runs of 30–120 consecutive fixes of a truck, as terminals drop
 out), inside a transaction that is rolled back. Figures per removal level:
 
 * recall@1 and recall@3 of the causing truck (on the trip that passed the spot);
-* the construction site right first, and the disposal site, when the first
-  suspect is the causing truck;
+* the construction site of the first suspect right (the causing trip's), and its
+  disposal site — whoever the first suspect is (trucks of one site share both);
 * for noise reports: how many loaded suspects they get (false suspects).
 
 Usage::
@@ -97,7 +97,7 @@ def evaluate(conn: psycopg.Connection[Any], mode: str, graph: Any) -> dict[str, 
             trucks = [s.truck_id for s in ranked]
             c["top1"] += trucks[:1] == [r["truck_id"]]
             c["top3"] += r["truck_id"] in trucks[:3]
-            if trucks[:1] == [r["truck_id"]]:
+            if ranked:  # the first suspect's sites, whoever it is
                 c["site"] += ranked[0].construction_site_id == r["construction_site_id"]
                 c["disposal"] += ranked[0].disposal_site_id == r["disposal_site_id"]
         else:
@@ -106,8 +106,8 @@ def evaluate(conn: psycopg.Connection[Any], mode: str, graph: Any) -> dict[str, 
     n = max(c["caused"], 1)
     return {"mode": mode, "caused": c["caused"], "noise": c["noise"],
             "recall_at_1": round(c["top1"] / n, 3), "recall_at_3": round(c["top3"] / n, 3),
-            "site_first_right": round(c["site"] / max(c["top1"], 1), 3),
-            "disposal_first_right": round(c["disposal"] / max(c["top1"], 1), 3),
+            "site_first_right": round(c["site"] / n, 3),
+            "disposal_first_right": round(c["disposal"] / n, 3),
             "false_suspects_per_noise_report": round(
                 c["noise_loaded_suspects"] / max(c["noise"], 1), 2),
             "median_s": round(statistics.median(times), 3) if times else None,
