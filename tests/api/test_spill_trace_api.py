@@ -123,3 +123,28 @@ def test_bad_input_names_the_input(admin: Any, inputs: dict[str, Any], status: i
     r = run(admin, inputs)
     assert r.status_code == status, r.text
     assert name in r.json()["description"], r.json()
+
+
+def test_every_caused_report_finds_its_trip(city: str) -> None:
+    """The same S city in Python: for every caused report of the truth, the causing truck
+    is a suspect, loaded, on the trip that passed there (the truth's pass within two
+    minutes), with that trip's construction site; a noise report's suspects are
+    whoever passed (the ranking is measured in bench/eval_spill_trace.py)."""
+    from scenarios import spill_trace as st
+    from spatial.network import road_graph
+
+    with psycopg.connect(city, row_factory=dict_row) as conn:
+        truth = conn.execute(
+            "SELECT spill_report_id AS id, truck_id, passed_at, construction_site_id "
+            "FROM truth.spill_cause WHERE kind = 'caused' ORDER BY 1").fetchall()
+        graph = road_graph(conn, "drive")
+        assert len(truth) == 6
+        for r in truth:
+            trace = st.SpillTrace(conn, st.load_spills(conn, [r["id"]]), graph=graph).solve()
+            mine = [s for s in trace.suspects if s.truck_id == r["truck_id"]
+                    and any(p.at is not None
+                            and abs((p.at - r["passed_at"]).total_seconds()) <= 120
+                            for p in s.passes.values())]
+            assert mine, (r, [(s.truck_id, s.passes) for s in trace.suspects])
+            assert mine[0].loaded is True
+            assert mine[0].construction_site_id == r["construction_site_id"]
