@@ -156,6 +156,27 @@ def drop_database(info: str, name: str) -> None:
             time.sleep(0.25)
 
 
+@contextmanager
+def generated_city(server_conninfo: str, template: str, label: str, scale: str = "S",
+                   seed: int = 1, steps: tuple[str, ...] | None = None
+                   ) -> Iterator[tuple[str, Any]]:
+    """A clone of ``template`` with a generated city in it, dropped afterwards.
+
+    Yields its conninfo and the generator's report (:class:`democity.GenerationReport`);
+    ``steps`` as :func:`democity.generate` takes them (the city is always built).
+    """
+    from democity import generate
+
+    name = f"onemap_t_{label}_{uuid.uuid4().hex[:8]}"
+    info = create_database(server_conninfo, name, template=template)
+    try:
+        with psycopg.connect(info, autocommit=True) as conn:
+            report = generate(conn, scale, seed, steps=steps)
+        yield info, report
+    finally:
+        drop_database(server_conninfo, name)
+
+
 @pytest.fixture(scope="session")
 def template_db(server_conninfo: str) -> Iterator[str]:
     """Name of a database with every migration applied, built once per session."""

@@ -19,7 +19,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from democity import generate
 from scenarios.processes.registry import PROCESSES
 from spatial.db import connect
 from tests.api.test_process_platform import check_outputs
@@ -31,14 +30,10 @@ PROCESS = "refuse-placement"
 @pytest.fixture(scope="module")
 def city(server_conninfo: str, template_db: str) -> Iterator[str]:
     """Conninfo of a database holding the S city of seed 1 (with its refuse facilities)."""
-    from tests.conftest import create_database, drop_database
+    from tests.conftest import generated_city
 
-    name = f"onemap_t_refuse_api_{uuid.uuid4().hex[:8]}"
-    info = create_database(server_conninfo, name, template=template_db)
-    with connect(info, autocommit=True) as conn:
-        generate(conn, "S", 1, steps=("refuse",))
-    yield info
-    drop_database(server_conninfo, name)
+    with generated_city(server_conninfo, template_db, "refuse_api", steps=("refuse",)) as made:
+        yield made[0]
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,9 +19,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from democity import generate
 from scenarios.processes.registry import PROCESSES
-from spatial.db import connect
 from tests.api.test_process_platform import check_outputs
 from tests.api.test_refuse_placement_api import admin, make_client  # noqa: F401
 
@@ -32,14 +29,10 @@ PROCESS = "spill-trace"
 @pytest.fixture(scope="module")
 def city(server_conninfo: str, template_db: str) -> Iterator[str]:
     """Conninfo of a database holding the S city of seed 1 with its muck trucks."""
-    from tests.conftest import create_database, drop_database
+    from tests.conftest import generated_city
 
-    name = f"onemap_t_spill_api_{uuid.uuid4().hex[:8]}"
-    info = create_database(server_conninfo, name, template=template_db)
-    with connect(info, autocommit=True) as conn:
-        generate(conn, "S", 1, steps=("trucks",))
-    yield info
-    drop_database(server_conninfo, name)
+    with generated_city(server_conninfo, template_db, "spill_api", steps=("trucks",)) as made:
+        yield made[0]
 
 
 def run(client: Any, inputs: dict[str, Any]) -> Any:

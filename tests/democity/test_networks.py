@@ -28,14 +28,10 @@ METRIC = 4548
 @pytest.fixture(scope="module")
 def city(server_conninfo: str, template_db: str) -> Iterator[tuple[str, GenerationReport]]:
     """Conninfo of a database holding the S city of seed 1, and its report."""
-    from tests.conftest import create_database, drop_database
+    from tests.conftest import generated_city
 
-    name = f"onemap_t_nets_{uuid.uuid4().hex[:8]}"
-    info = create_database(server_conninfo, name, template=template_db)
-    with connect(info, autocommit=True) as conn:
-        report = generate(conn, "S", 1, steps=STEPS)
-    yield info, report
-    drop_database(server_conninfo, name)
+    with generated_city(server_conninfo, template_db, "nets", steps=STEPS) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

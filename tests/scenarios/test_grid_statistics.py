@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
@@ -11,12 +10,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from democity import generate
 from democity.context import REFERENCE_TIME
 from scenarios.grid_statistics import grid_statistics
 from spatial.db import connect
 from spatial.errors import InvalidInputError, NotFoundError
-from tests.conftest import create_database, drop_database
+from tests.conftest import generated_city
 
 
 @pytest.fixture
@@ -72,12 +70,8 @@ def test_bad_requests(tiny: psycopg.Connection[Any]) -> None:
 
 @pytest.fixture(scope="module")
 def synthetic(server_conninfo: str, template_db: str) -> Iterator[str]:
-    name = f"onemap_t_stats_{uuid.uuid4().hex[:8]}"
-    info = create_database(server_conninfo, name, template=template_db)
-    with connect(info, autocommit=True) as conn:
-        generate(conn, "S", 4, steps=())
-    yield info
-    drop_database(server_conninfo, name)
+    with generated_city(server_conninfo, template_db, "stats", seed=4, steps=()) as made:
+        yield made[0]
 
 
 def test_every_grid_matches_the_planted_truth(synthetic: str) -> None:

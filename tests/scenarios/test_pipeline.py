@@ -346,18 +346,11 @@ def test_larger_random_networks_agree_with_the_oracle(seed: int) -> None:
 @pytest.fixture(scope="module")
 def city(server_conninfo: str, template_db: str) -> Any:
     """Conninfo of a database holding the S city of seed 1 (streets and pipes)."""
-    import uuid
+    from tests.conftest import generated_city
 
-    from democity import generate
-    from spatial.db import connect
-    from tests.conftest import create_database, drop_database
-
-    name = f"onemap_t_pipeline_{uuid.uuid4().hex[:8]}"
-    info = create_database(server_conninfo, name, template=template_db)
-    with connect(info, autocommit=True) as conn:
-        generate(conn, "S", 1, steps=("pipelines",))
-    yield info
-    drop_database(server_conninfo, name)
+    with generated_city(server_conninfo, template_db, "pipeline",
+                        steps=("pipelines",)) as made:
+        yield made[0]
 
 
 def rows_oracle(conn: Any, utility: str) -> dict[str, Any]:

@@ -28,7 +28,6 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from democity import generate
 from scenarios import refuse_flow as rf
 from scenarios.flow import FlowProblem, min_cost_flow, to_networkx
 from spatial import whatif
@@ -38,14 +37,10 @@ from spatial.network import road_graph
 
 @pytest.fixture(scope="module")
 def m_city(server_conninfo: str, template_db: str) -> Iterator[str]:
-    from tests.conftest import create_database, drop_database
+    from tests.conftest import generated_city
 
-    name = f"onemap_t_flow_{uuid.uuid4().hex[:8]}"
-    info = create_database(server_conninfo, name, template=template_db)
-    with connect(info, autocommit=True) as conn:
-        generate(conn, "M", 1, steps=("refuse",))
-    yield info
-    drop_database(server_conninfo, name)
+    with generated_city(server_conninfo, template_db, "flow", "M", steps=("refuse",)) as made:
+        yield made[0]
 
 
 def other(conn: Any, **kwargs: Any) -> tuple[rf.RefuseFlow, date]:

@@ -27,7 +27,6 @@ import numpy as np
 import pytest
 import shapely
 
-from democity import generate
 from scenarios import refuse_placement as rp
 from scenarios.placement import SolveProgress
 from scenarios.refuse_placement import (
@@ -44,14 +43,11 @@ from spatial.db import connect
 
 
 def _city(server_conninfo: str, template_db: str, scale: str) -> Iterator[str]:
-    from tests.conftest import create_database, drop_database
+    from tests.conftest import generated_city
 
-    name = f"onemap_t_refuse_{scale.lower()}_{uuid.uuid4().hex[:8]}"
-    info = create_database(server_conninfo, name, template=template_db)
-    with connect(info, autocommit=True) as conn:
-        generate(conn, scale, 1, steps=("refuse",))
-    yield info
-    drop_database(server_conninfo, name)
+    with generated_city(server_conninfo, template_db, f"refuse_{scale.lower()}", scale,
+                        steps=("refuse",)) as made:
+        yield made[0]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from democity import generate
 from scenarios.service_area import Origin, ServiceArea, facility_origins, service_area
 from spatial import whatif
 from spatial.db import connect
@@ -83,14 +82,10 @@ def test_partial_edges_are_cut_to_their_reached_part() -> None:
 @pytest.fixture(scope="module")
 def city(server_conninfo: str, template_db: str) -> Iterator[str]:
     """Conninfo of a database holding the S city of seed 1 (streets, buildings, refuse)."""
-    from tests.conftest import create_database, drop_database
+    from tests.conftest import generated_city
 
-    name = f"onemap_t_sa_{uuid.uuid4().hex[:8]}"
-    info = create_database(server_conninfo, name, template=template_db)
-    with connect(info, autocommit=True) as conn:
-        generate(conn, "S", 1, steps=("refuse",))
-    yield info
-    drop_database(server_conninfo, name)
+    with generated_city(server_conninfo, template_db, "sa", steps=("refuse",)) as made:
+        yield made[0]
 
 
 def networkx_reach(conn: Any, mode: str, origin: int, cost: float

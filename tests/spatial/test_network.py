@@ -5,7 +5,6 @@ invalidation by the change notifications of 150_tiles.sql."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,6 @@ import numpy as np
 import psycopg
 import pytest
 
-from democity import generate
 from spatial.access import ANONYMOUS, apply_principal
 from spatial.db import connect
 from spatial.errors import PermissionDeniedError
@@ -339,14 +337,10 @@ def test_anonymous_reads_roads_not_pipes(conn: psycopg.Connection[Any],
 @pytest.fixture(scope="module")
 def city(server_conninfo: str, template_db: str) -> Iterator[str]:
     """Conninfo of a database holding the S city of seed 1 (streets and pipes)."""
-    from tests.conftest import create_database, drop_database
+    from tests.conftest import generated_city
 
-    name = f"onemap_t_graph_{uuid.uuid4().hex[:8]}"
-    info = create_database(server_conninfo, name, template=template_db)
-    with connect(info, autocommit=True) as conn:
-        generate(conn, "S", 1, steps=("pipelines",))
-    yield info
-    drop_database(server_conninfo, name)
+    with generated_city(server_conninfo, template_db, "graph", steps=("pipelines",)) as made:
+        yield made[0]
 
 
 def networkx_roads(conn: psycopg.Connection[Any], mode: str) -> nx.MultiDiGraph:
