@@ -78,6 +78,11 @@ def test_next_days_plan_from_the_forecast(admin: Any, city: str) -> None:  # noq
 @pytest.mark.parametrize(("inputs", "status", "name"), [
     ({"stream": "plastic"}, 400, "stream"),
     ({"basis": "guess"}, 400, "basis"),
+    ({"basis": None}, 400, "basis"),
+    ({"stream": None}, 400, "stream"),
+    ({"stream": []}, 400, "stream"),
+    ({"day": []}, 400, "day"),
+    ({"warning_ratio": 1e308}, 400, "warning_ratio"),
     ({"basis": "forecast", "day": "2020-01-01"}, 400, "day: a forecast plan is for 1 to 28"),
     ({"day": "2026-13-01"}, 400, "day"),
     ({"day": "1990-01-01"}, 400, "day: no readings on 1990-01-01"),

@@ -110,6 +110,16 @@ def test_a_caller_who_may_not_see_trucks_gets_no_suspect(
     ({"report_ids": [1], "window_h": 8760}, 400, "window_h"),
     ({"report_ids": [1], "plate": "京A'; DROP TABLE onemap.truck;--"}, 400, "plate"),
     ({"report_ids": [1], "x": 116.45, "y": 39.92}, 400, "report_ids"),
+    ({"report_ids": None}, 400, "report_ids"),
+    ({"report_ids": []}, 400, "report_ids"),
+    ({"report_ids": "abc"}, 400, "report_ids"),
+    ({"report_ids": [2 ** 70]}, 400, "report_ids"),
+    ({"report_ids": [1], "window_h": None}, 400, "window_h"),
+    ({"report_ids": [1], "window_h": "three"}, 400, "window_h"),
+    ({"x": 1e308, "y": 39.92, "crs": "EPSG:4490", "time": "2026-10-28T06:00:00+08:00"}, 400,
+     "x/y"),
+    ({"x": 116.45, "y": 39.92, "crs": "EPSG:4490", "time": None}, 400, "time"),
+    ({"x": 116.45, "crs": "EPSG:4490", "time": "2026-10-28T06:00:00+08:00"}, 400, "x/y"),
 ])
 def test_bad_input_names_the_input(admin: Any, inputs: dict[str, Any], status: int,  # noqa: F811
                                    name: str) -> None:
