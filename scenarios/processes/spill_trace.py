@@ -148,26 +148,34 @@ def _iso(at: datetime | None) -> str | None:
     return None if at is None else at.isoformat()
 
 
-def tracks(conn: psycopg.Connection[Any], suspects: list[st.Suspect],
-           spills: list[st.Spill]) -> list[dict[str, Any]]:
+def tracks(conn: psycopg.Connection[Any], suspects: list[st.Suspect]) -> list[dict[str, Any]]:
     """Each drawn suspect's track over its loaded stretch (or around the pass): the
     pieces between fixes at most :data:`scenarios.spill_trace.GAP_S` apart as ``track``
-    lines, each longer gap as a straight ``gap`` line."""
-    out: list[dict[str, Any]] = []
+    lines, each longer gap as a straight ``gap`` line. One query for every suspect drawn."""
+    windows: list[tuple[int, st.Suspect, datetime, datetime]] = []
     for rank, s in enumerate(suspects[:DRAWN], start=1):
         k0 = s.anchor
         at0 = s.passes[k0].at if k0 is not None else None
         if at0 is None:
             continue
         lo, hi = s.stretch if s.stretch else (None, None)
-        lo = max(lo or at0 - timedelta(seconds=AROUND_S), at0 - timedelta(hours=3))
-        hi = min(hi or at0 + timedelta(seconds=AROUND_S), at0 + timedelta(hours=3))
-        rows = conn.execute(
-            "SELECT ts, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM onemap.truck_gps "
-            "WHERE truck_id = %s AND ts BETWEEN %s AND %s ORDER BY ts",
-            (s.truck_id, lo, hi)).fetchall()
-        piece: list[list[float]] = []
-        last = None
+        windows.append((rank, s,
+                        max(lo or at0 - timedelta(seconds=AROUND_S), at0 - timedelta(hours=3)),
+                        min(hi or at0 + timedelta(seconds=AROUND_S), at0 + timedelta(hours=3))))
+    if not windows:
+        return []
+    rows = conn.execute(
+        "SELECT w.rank, g.ts, ST_X(g.geom) AS lon, ST_Y(g.geom) AS lat "
+        "FROM unnest(%s::int[], %s::bigint[], %s::timestamptz[], %s::timestamptz[]) "
+        "AS w(rank, truck_id, lo, hi) JOIN onemap.truck_gps g ON g.truck_id = w.truck_id "
+        "AND g.ts BETWEEN w.lo AND w.hi ORDER BY w.rank, g.ts",
+        ([w[0] for w in windows], [w[1].truck_id for w in windows],
+         [w[2] for w in windows], [w[3] for w in windows])).fetchall()
+    by_rank: dict[int, list[Any]] = {}
+    for r in rows:
+        by_rank.setdefault(int(r["rank"]), []).append(r)
+    out: list[dict[str, Any]] = []
+    for rank, s, _, _ in windows:
 
         def flush(kind: str, coords: list[list[float]], t0: Any, t1: Any,
                   rank: int = rank, s: st.Suspect = s) -> None:
@@ -178,8 +186,10 @@ def tracks(conn: psycopg.Connection[Any], suspects: list[st.Suspect],
                                            "plate": s.plate, "kind": kind,
                                            "from": _iso(t0), "to": _iso(t1)}})
 
+        piece: list[list[float]] = []
+        last = None
         start = None
-        for r in rows:
+        for r in by_rank.get(rank, []):
             xy = [round(float(r["lon"]), st.DIGITS), round(float(r["lat"]), st.DIGITS)]
             if last is not None and (r["ts"] - last[0]).total_seconds() > st.GAP_S:
                 flush("track", piece, start, last[0])
@@ -271,8 +281,8 @@ def run(conn: psycopg.Connection[Any], inputs: Mapping[str, Any],
     }
     return ProcessResult(
         summary=summary,
-        features={"suspects": FeatureSet(suspects), "tracks": FeatureSet(tracks(
-            conn, ranked, spills)), "reports": FeatureSet(reports),
+        features={"suspects": FeatureSet(suspects), "tracks": FeatureSet(tracks(conn, ranked)),
+                  "reports": FeatureSet(reports),
             "sites": FeatureSet(list(site_features.values())),
             "checkpoints": FeatureSet(checkpoints)})
 
