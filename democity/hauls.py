@@ -35,8 +35,10 @@ if TYPE_CHECKING:
 HOUR = 3600.0
 #: Chance that a truck works on a given night, and makes an afternoon trip.
 NIGHT_ACTIVE, DAY_TRIP = 0.88, 0.08
-#: Chance per truck-night of driving without waybills, or to the wrong disposal site.
-NO_WAYBILL, WRONG_SITE = 0.03, 0.03
+#: Chance per truck-night of driving without waybills, to the wrong disposal site, or of
+#: dumping the loads outside any disposal site (偷倒乱倒: on waste ground by the city's
+#: edge, to save the disposal fee; the waybill says otherwise).
+NO_WAYBILL, WRONG_SITE, DUMP_OUTSIDE = 0.03, 0.03, 0.015
 #: Share of trucks whose GPS terminal is switched off for a while.
 DEVICE_OFF = 0.05
 #: Share of GPS gaps that are long (15–40 min rather than 1–10 min).
@@ -65,12 +67,21 @@ class Trip:
     #: The waybill's planned route: the road path from the site to the contracted
     #: disposal site (the haul's own path unless the truck went elsewhere).
     planned: Path | None = None
+    #: The load's cover was not closed (未密闭): cameras may see it; muck falls off.
+    uncovered: bool = False
+
+    @property
+    def dumped_outside(self) -> bool:
+        """Unloaded outside any disposal site (a place with no row: id 0)."""
+        return self.disposal.id == 0
 
     @property
     def reason(self) -> str | None:
         """Why the trip breaks the rules, if it does."""
         if not self.waybill:
             return "no_waybill"
+        if self.dumped_outside:
+            return "dumped_outside"
         return None if self.disposal is self.contracted else "wrong_disposal_site"
 
 
@@ -151,6 +162,7 @@ def _window(rng: np.random.Generator, days: int) -> tuple[float, float]:
 def plan(
     ctx: CityContext, net: RoadNetwork, period: Period, sites: list[Place],
     disposals: list[Place], depots: list[Place], trucks: list[tuple[Any, ...]],
+    dumps: list[Place] | None = None,
 ) -> Plan:
     """Each truck's timeline over the period.
 
@@ -167,6 +179,9 @@ def plan(
         Construction sites, disposal sites, company depots.
     trucks : list of tuple
         Rows from :func:`democity.trucks.fleet`.
+    dumps : list of Place, optional
+        Waste ground outside any disposal site where some nights' loads are dumped
+        (none: no trip dumps outside).
 
     Returns
     -------
@@ -189,7 +204,11 @@ def plan(
     flag = np.full((n, days), "", dtype=object)
     flag[rng.random((n, days)) < NO_WAYBILL] = "no_waybill"
     flag[(flag == "") & (rng.random((n, days)) < WRONG_SITE)] = "wrong_disposal_site"
-    for reason in ("no_waybill", "wrong_disposal_site"):
+    reasons = ["no_waybill", "wrong_disposal_site"]
+    if dumps:
+        flag[(flag == "") & (rng.random((n, days)) < DUMP_OUTSIDE)] = "dumped_outside"
+        reasons.append("dumped_outside")
+    for reason in reasons:
         if not (flag == reason).any():
             free = np.argwhere(flag == "")
             i, k = free[int(rng.integers(len(free)))]
@@ -244,6 +263,8 @@ def plan(
                 d = c
                 if flag[i, k] == "wrong_disposal_site" and night:
                     d = disposals[int(near[site, 1 if near[site, 0] == contracted[site] else 0])]
+                elif flag[i, k] == "dumped_outside" and night and dumps:
+                    d = dumps[int(trng.integers(len(dumps)))]
                 f = trng.uniform(0.85, 1.08) if night else trng.uniform(0.55, 0.85)
                 drive(routes.get(depot, s), f, trng)
                 while True:

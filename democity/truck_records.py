@@ -29,6 +29,19 @@ if TYPE_CHECKING:
 
 SOURCES = ("citizen", "grid_worker", "hotline_12345", "patrol", "camera")
 SOURCE_P = (0.25, 0.25, 0.25, 0.15, 0.10)
+#: How long after the muck fell each source reports it (s, uniform between): a road
+#: camera's AI within minutes, a patrol or grid worker on the next round, a citizen
+#: when they get to it, the 12345 hotline after the call is taken and an order raised.
+#: Share of leaking trips, and of the others, whose load cover was not closed (an
+#: overloaded body cannot be closed; a tailgate left open spills too).
+UNCOVERED_LEAKING, UNCOVERED_OTHER = 0.6, 0.05
+#: A checkpoint camera's cover classifier (渣土车未密闭识别): the share of reads it
+#: classifies at all (glare, night, a truck too close to the one ahead), how often it
+#: sees an open cover as open, and a closed one as open.
+COVER_CLASSIFIED, COVER_HIT, COVER_FALSE = 0.8, 0.85, 0.03
+REPORT_DELAY_S = {"camera": (120.0, 900.0), "patrol": (300.0, 3600.0),
+                  "grid_worker": (600.0, 5400.0), "citizen": (600.0, 7200.0),
+                  "hotline_12345": (1200.0, 9000.0)}
 STATUSES = ("reported", "assigned", "cleaned", "closed")
 DIRECTIONS = ("northbound", "eastbound", "southbound", "westbound")
 SPILL_TEXT = ("道路遗撒渣土", "路面泥土遗撒", "渣土车遗撒，路面污染", "车辆带泥上路，路面脏污",
@@ -213,6 +226,15 @@ def records(ctx: CityContext, net: RoadNetwork, period: Period, plan: Plan,
     entered: dict[int, float] = {}
     passes: dict[int, list[tuple[Checkpoint, float, str]]] = {}
     hits: list[tuple[Any, ...]] = []
+    seen_cover = ctx.rng("trucks.cover.read")
+
+    def cover_read(trip: Trip | None) -> str | None:
+        """What the camera's classifier says of the load (None: empty or not classified)."""
+        u, v = seen_cover.random(), seen_cover.random()
+        if trip is None or u >= COVER_CLASSIFIED:
+            return None
+        return "uncovered" if v < (COVER_HIT if trip.uncovered else COVER_FALSE) else "covered"
+
     for tp in plan.trucks:
         for leg in tp.legs:
             key = id(leg.path)
@@ -233,15 +255,17 @@ def records(ctx: CityContext, net: RoadNetwork, period: Period, plan: Plan,
                     continue
                 if u < MISSED_HIT + MISREAD:
                     hits.append((cp.id, _misread(tp.plate, rng, taken), None, t, direction,
-                                 round(float(rng.uniform(0.45, 0.8)), 3), tp.id))
+                                 round(float(rng.uniform(0.45, 0.8)), 3), tp.id,
+                                 cover_read(trip)))
                 else:
                     hits.append((cp.id, tp.plate, tp.id, t, direction,
-                                 round(float(rng.uniform(0.85, 0.99)), 3), None))
+                                 round(float(rng.uniform(0.85, 0.99)), 3), None,
+                                 cover_read(trip)))
     for _ in range(max(1, round(0.01 * len(hits)))):
         cp = checkpoints[int(rng.integers(len(checkpoints)))]
         hits.append((cp.id, _random_plate(rng, taken), None,
                      float(rng.uniform(0, period.seconds)), "unknown",
-                     round(float(rng.uniform(0.85, 0.99)), 3), None))
+                     round(float(rng.uniform(0.85, 0.99)), 3), None, None))
 
     # waybills and disposal entries
     entry_ok = rng.random(len(trips)) >= MISSED_ENTRY
@@ -259,19 +283,21 @@ def records(ctx: CityContext, net: RoadNetwork, period: Period, plan: Plan,
                 wid, f"YD{day}{wid:07d}", trip.truck_id, trip.site.id, trip.contracted.id,
                 at(issued), at(issued), at(issued + 4 * 3600), by_id[trip.truck_id].capacity,
                 "completed" if ok and trip.reason is None else "expired", trip.planned))
+        ok = ok and not trip.dumped_outside  # no disposal site saw it
         if ok:
             entries.append((t_in, trip, wid if trip.reason is None else None))
         rec.trips.append((
-            trip.id, trip.truck_id, wid, trip.site.id, trip.disposal.id,
+            trip.id, trip.truck_id, wid, trip.site.id,
+            None if trip.dumped_outside else trip.disposal.id,
             trip.contracted.id if wid is not None else None, at(trip.load_start),
             at(trip.leg.t0), at(t_in), at(trip.leg.t1), at(trip.unload_end), trip.volume,
             trip.night, ok, any(a < trip.unload_end and b > trip.load_start
                                 for a, b in by_id[trip.truck_id].off),
-            trip.leg.path))
+            trip.uncovered, trip.leg.path))
         if trip.reason is not None:
             rec.unauthorised.append((trip.truck_id, trip.id, trip.reason, wid))
     n_noise = max(1, round(0.01 * len(entries)))
-    disposals = list({id(t.disposal): t.disposal for t in trips}.values())
+    disposals = list({id(t.disposal): t.disposal for t in trips if not t.dumped_outside}.values())
     noise = [(float(rng.uniform(0, period.seconds)), disposals[int(rng.integers(len(disposals)))],
               _random_plate(rng, taken)) for _ in range(n_noise)]
     e_ids = ctx.ids.take("disposal_entry", len(entries) + n_noise).tolist()
@@ -288,7 +314,7 @@ def records(ctx: CityContext, net: RoadNetwork, period: Period, plan: Plan,
         unique.setdefault((h[0], round(h[3] * 1000), h[1]), h)
     hits = list(unique.values())
     for hid, h in zip(ctx.ids.take("checkpoint_hit", len(hits)).tolist(), hits, strict=True):
-        rec.hits.append((hid, h[0], h[1], h[2], at(h[3]), h[4], h[5]))
+        rec.hits.append((hid, h[0], h[1], h[2], at(h[3]), h[4], h[5], h[7]))
         if h[6] is not None:
             rec.misreads.append((hid, h[6], plates[h[6]]))
 
@@ -338,6 +364,10 @@ def _leaks(ctx: CityContext, plan: Plan, by_id: dict[int, Any]) -> list[tuple[Tr
     for k, trip in enumerate(trips):
         if rng.random() < (OVERLOADED if k in leaking else OVERLOADED_OTHER):
             trip.volume = round(by_id[trip.truck_id].capacity * rng.uniform(1.1, 1.35), 2)
+    cover = ctx.rng("trucks.cover")
+    for k, trip in enumerate(trips):
+        trip.uncovered = bool(cover.random() < (UNCOVERED_LEAKING if k in leaking
+                                                else UNCOVERED_OTHER))
     return drops
 
 
@@ -346,8 +376,9 @@ def _spills(ctx: CityContext, net: RoadNetwork, period: Period, plan: Plan, road
             drops: list[tuple[Trip, float]]) -> None:
     n = _n_spills(ctx)
     n_caused = len(drops)
-    spills: list[tuple[float, float, float, int, tuple[Any, ...]]] = []
+    spills: list[tuple[float, float, float, int, str, tuple[Any, ...]]] = []
     for trip, frac in drops:
+        source = SOURCES[int(rng.choice(len(SOURCES), p=SOURCE_P))]
         path = trip.leg.path
         a, b = path.marks["road_from"], path.marks["road_to"]
         s = a + (b - a) * frac
@@ -359,10 +390,11 @@ def _spills(ctx: CityContext, net: RoadNetwork, period: Period, plan: Plan, road
         h = math.radians(float(path.heading[seg[0]]))
         off = rng.uniform(-3, 3)
         passed = float(trip.leg.time_at(s)[0])
-        spills.append((passed + rng.uniform(600, 7200), float(x[0]) + off * math.cos(h),
-                       float(y[0]) - off * math.sin(h), int(net.edge_road_id[road]),
+        spills.append((passed + rng.uniform(*REPORT_DELAY_S[source]),
+                       float(x[0]) + off * math.cos(h), float(y[0]) - off * math.sin(h),
+                       int(net.edge_road_id[road]), source,
                        ("caused", trip.truck_id, trip.id, trip_wb[trip.id], trip.site.id,
-                        trip.disposal.id, passed)))
+                        None if trip.dumped_outside else trip.disposal.id, passed)))
     lengths = road_frame.geometry.length.to_numpy()
     for k in rng.choice(len(road_frame), n - n_caused, p=lengths / lengths.sum()).tolist():
         line = road_frame.geometry.iloc[k]
@@ -370,14 +402,14 @@ def _spills(ctx: CityContext, net: RoadNetwork, period: Period, plan: Plan, road
         dx, dy = rng.uniform(-3, 3, 2)
         spills.append((float(rng.uniform(0, period.seconds)), p.x + dx, p.y + dy,
                        int(road_frame["id"].iloc[k]),
+                       SOURCES[int(rng.choice(len(SOURCES), p=SOURCE_P))],
                        ("noise", None, None, None, None, None, None)))
     spills.sort(key=lambda r: r[0])
     ids = ctx.ids.take("spill_report", len(spills)).tolist()
     lon, lat = transform(np.array([r[1] for r in spills]), np.array([r[2] for r in spills]),
                          METRIC_EPSG, STORAGE_SRID)
     geoms = points_ewkb_hex(lon, lat)
-    for sid, (t, _, _, road_id, truth), g in zip(ids, spills, geoms, strict=True):
-        source = SOURCES[int(rng.choice(len(SOURCES), p=SOURCE_P))]
+    for sid, (t, _, _, road_id, source, truth), g in zip(ids, spills, geoms, strict=True):
         day = (period.at(t) + timedelta(hours=8)).strftime("%Y%m%d")
         rec.spills.append((sid, source, f"YS{day}{sid:05d}", road_id, period.at(t),
                            SPILL_TEXT[int(rng.integers(len(SPILL_TEXT)))],
@@ -404,7 +436,7 @@ def write_records(ctx: CityContext, rec: Records) -> None:
                                    "plate_number", "waybill_id", "entered_at", "volume_m3"],
                 rec.entries)
     w.copy_rows("checkpoint_hit", ["id", "checkpoint_id", "plate_read", "truck_id", "at",
-                                   "direction", "confidence"], rec.hits)
+                                   "direction", "confidence", "load_cover"], rec.hits)
     w.copy_rows("spill_report", ["id", "source", "external_ref", "road_id", "reported_at",
                                  "description", "area_m2", "status", "geom"], rec.spills)
     paths = list({id(r[-1]): r[-1] for r in rec.trips}.values())
@@ -413,7 +445,7 @@ def write_records(ctx: CityContext, rec: Records) -> None:
     w.copy_rows("truck_trip", ["id", "truck_id", "waybill_id", "construction_site_id",
                                "disposal_site_id", "waybill_disposal_site_id", "load_start",
                                "depart_ts", "entered_ts", "arrive_ts", "unload_end", "volume_m3",
-                               "night", "entry_recorded", "device_off", "path"],
+                               "night", "entry_recorded", "device_off", "uncovered", "path"],
                 ((*r[:-1], hexes[id(r[-1])]) for r in rec.trips), schema="truth")
     w.copy_rows("spill_cause", ["spill_report_id", "kind", "truck_id", "trip_id", "waybill_id",
                                 "construction_site_id", "disposal_site_id", "passed_at"],

@@ -119,10 +119,11 @@ def build(ctx: CityContext) -> None:
     sites = construction_sites(ctx, net, blocks, n_sites, used, road_names, rng)
     disposals = disposal_sites(ctx, net, n_disposal, rng)
     depots = depot_places(net, blocks, n_companies, used, rng)
+    dumps = dump_places(net, disposals, max(2, n_disposal), ctx.rng("trucks.dumps"))
     companies, trucks = fleet(ctx, n_companies)
 
     t0 = time.perf_counter()
-    plan = hauls.plan(ctx, net, period, sites, disposals, depots, trucks)
+    plan = hauls.plan(ctx, net, period, sites, disposals, depots, trucks, dumps)
     LOGGER.info("trucks: %d trips planned in %.1f s", len(plan.trips), time.perf_counter() - t0)
     t0 = time.perf_counter()
     checkpoints = truck_records.place_checkpoints(ctx, net, plan, road_names)
@@ -318,6 +319,33 @@ def disposal_sites(
             "capacity_m3": round(float(rng.uniform(2e5, 1.5e6)), -3),
             "status": "active",
         }))
+    return out
+
+
+def dump_places(net: RoadNetwork, disposals: list[Place], n: int,
+                rng: np.random.Generator) -> list[Place]:
+    """Waste ground where loads are dumped outside any disposal site (偷倒点): a spot
+    20–60 m off a junction in the outer fifth of the city, at least 1 km from every
+    disposal site. No table holds them (``id`` 0); the truth records where each
+    dumped trip unloaded.
+    """
+    xy = net.xy[net.main]
+    centre = xy.mean(axis=0)
+    r = np.hypot(*(net.xy - centre).T)
+    outer = net.main & (r >= np.quantile(r[net.main], 0.8))
+    far = np.min([np.hypot(*(net.xy - np.array(d.spot)).T) for d in disposals], axis=0) \
+        if disposals else np.full(len(net.xy), np.inf)
+    pool = np.flatnonzero(outer & (far >= 1000.0))
+    if not len(pool):
+        pool = np.flatnonzero(outer) if outer.any() else np.flatnonzero(net.main)
+    out = []
+    for gate in rng.choice(pool, min(n, len(pool)), replace=False).tolist():
+        g = net.xy[gate]
+        a = rng.uniform(0, 2 * np.pi)
+        spot = g + rng.uniform(20, 60) * np.array([np.cos(a), np.sin(a)])
+        out.append(Place(0, int(gate), [(float(g[0]), float(g[1])),
+                                        (float(spot[0]), float(spot[1]))], None,
+                         {"code": "dump"}))
     return out
 
 

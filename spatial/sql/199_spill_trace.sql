@@ -20,3 +20,23 @@ COMMENT ON TABLE truth.gps_gap IS
 
 -- A truck's fixes in time order (the gaps around a spill) are served by
 -- truck_gps's UNIQUE (truck_id, ts) of 070_trucks.sql.
+
+-- Loads dumped outside any disposal site (偷倒乱倒): the trip's disposal_site_id is
+-- NULL and its path ends where it dumped; truth.unauthorised says why.
+ALTER TABLE truth.truck_trip ALTER COLUMN disposal_site_id DROP NOT NULL;
+COMMENT ON COLUMN truth.truck_trip.disposal_site_id IS
+    'where it unloaded; NULL: dumped outside any disposal site, at the end of path';
+ALTER TABLE truth.unauthorised DROP CONSTRAINT IF EXISTS unauthorised_reason_check;
+ALTER TABLE truth.unauthorised ADD CONSTRAINT unauthorised_reason_check
+    CHECK (reason IN ('no_waybill', 'wrong_disposal_site', 'dumped_outside'));
+
+-- What a checkpoint camera's classifier saw of a muck truck's load (渣土车未密闭识别):
+-- covered, uncovered, or NULL (empty, or not classified: glare, night, occlusion).
+ALTER TABLE onemap.checkpoint_hit ADD COLUMN IF NOT EXISTS load_cover text;
+ALTER TABLE onemap.checkpoint_hit DROP CONSTRAINT IF EXISTS checkpoint_hit_load_cover_check;
+ALTER TABLE onemap.checkpoint_hit ADD CONSTRAINT checkpoint_hit_load_cover_check
+    CHECK (load_cover IN ('covered', 'uncovered'));
+COMMENT ON COLUMN onemap.checkpoint_hit.load_cover IS
+    'the camera''s reading of the load''s cover: covered, uncovered (未密闭), NULL: not classified';
+-- Whether the trip's load cover was really open (the classifier's reads are noisy).
+ALTER TABLE truth.truck_trip ADD COLUMN IF NOT EXISTS uncovered boolean NOT NULL DEFAULT false;
