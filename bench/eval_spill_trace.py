@@ -30,7 +30,7 @@ import json
 import statistics
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +97,9 @@ def evaluate(conn: psycopg.Connection[Any], mode: str, graph: Any) -> dict[str, 
             trucks = [s.truck_id for s in ranked]
             c["top1"] += trucks[:1] == [r["truck_id"]]
             c["top3"] += r["truck_id"] in trucks[:3]
-            if ranked:  # the first suspect's sites, whoever it is
-                c["site"] += ranked[0].construction_site_id == r["construction_site_id"]
+            sites = trace.sites()
+            c["site"] += bool(sites) and sites[0][0] == r["construction_site_id"]
+            if ranked:  # the first suspect's disposal site, whoever it is
                 c["disposal"] += ranked[0].disposal_site_id == r["disposal_site_id"]
         else:
             c["noise"] += 1
@@ -106,6 +107,8 @@ def evaluate(conn: psycopg.Connection[Any], mode: str, graph: Any) -> dict[str, 
     n = max(c["caused"], 1)
     return {"mode": mode, "caused": c["caused"], "noise": c["noise"],
             "recall_at_1": round(c["top1"] / n, 3), "recall_at_3": round(c["top3"] / n, 3),
+            "recall_at_3_ci95": wilson(c["top3"], c["caused"]),
+            "site_first_right_ci95": wilson(c["site"], c["caused"]),
             "site_first_right": round(c["site"] / n, 3),
             "disposal_first_right": round(c["disposal"] / n, 3),
             "false_suspects_per_noise_report": round(
@@ -114,12 +117,70 @@ def evaluate(conn: psycopg.Connection[Any], mode: str, graph: Any) -> dict[str, 
             "p95_s": round(sorted(times)[int(0.95 * (len(times) - 1))], 3) if times else None}
 
 
+FLAG_OF = {"no_waybill": "unauthorised", "wrong_disposal_site": "wrong_disposal_site",
+           "dumped_outside": "dumped_outside"}
+
+
+def evaluate_flags(conn: psycopg.Connection[Any], graph: Any, clean: int = 60) -> dict[str, Any]:
+    """The rule flags against ``truth.unauthorised``: for every trip against the rules, and
+    for ``clean`` trips that broke none, a report at the middle of its loaded haul 20 min
+    after it passed there is traced; the truck's suspect trip that passed then is looked
+    up and its flags compared (``unauthorised`` for no waybill, ``wrong_disposal_site``,
+    ``dumped_outside``; a clean trip should carry none of them)."""
+    rows = conn.execute(
+        "WITH t AS (SELECT t.*, u.reason FROM truth.truck_trip t "
+        "  LEFT JOIN truth.unauthorised u ON u.trip_id = t.id), "
+        "pick AS ((SELECT * FROM t WHERE reason IS NOT NULL) UNION ALL "
+        "  (SELECT * FROM t WHERE reason IS NULL AND NOT device_off ORDER BY md5(id::text) "
+        "   LIMIT %(clean)s)) "
+        "SELECT id, truck_id, reason, ST_X(ST_LineInterpolatePoint(path, 0.5)) AS lon, "
+        "ST_Y(ST_LineInterpolatePoint(path, 0.5)) AS lat, "
+        "depart_ts + (arrive_ts - depart_ts) / 2 AS passed FROM pick "
+        "WHERE path IS NOT NULL ORDER BY id", {"clean": clean}).fetchall()
+    c: Counter[str] = Counter()
+    for r in rows:
+        reason = r["reason"] or "clean"
+        spill = st.Spill(None, float(r["lon"]), float(r["lat"]),
+                         r["passed"] + timedelta(minutes=20), None, "patrol")
+        trace = st.SpillTrace(conn, [spill], graph=graph).solve()
+        # the truck's trip that passed then (it may have passed the spot empty before)
+        mine = sorted((s for s in trace.suspects if s.truck_id == r["truck_id"]
+                       and 0 in s.passes and s.passes[0].at is not None),
+                      key=lambda s: abs((s.passes[0].at - r["passed"]).total_seconds()))
+        c[f"{reason}:n"] += 1
+        if not mine:
+            continue
+        c[f"{reason}:found"] += 1
+        flags = set(mine[0].flags) & set(FLAG_OF.values())
+        right = not flags if reason == "clean" else FLAG_OF[reason] in flags
+        c[f"{reason}:right"] += right
+    out: dict[str, Any] = {}
+    for reason in ("no_waybill", "wrong_disposal_site", "dumped_outside", "clean"):
+        n = c[f"{reason}:n"]
+        out[reason] = {"trips": n, "found": c[f"{reason}:found"],
+                       "flagged_right": c[f"{reason}:right"],
+                       "share_right": round(c[f"{reason}:right"] / n, 3) if n else None}
+    return out
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson interval of a share ``k / n`` (the samples here are small)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return (round(max(0.0, centre - half), 3), round(min(1.0, centre + half), 3))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", default="onemap")
     parser.add_argument("--pg-host", default=str(Path("var/run").resolve()))
     parser.add_argument("--removal", default="0,0.1,0.2,0.4")
     parser.add_argument("--modes", default="single,incident")
+    parser.add_argument("--no-flags", action="store_true",
+                        help="skip the rule flags' evaluation (truth.unauthorised)")
     args = parser.parse_args()
     rows = []
     with connect(dsn(args.database, args.pg_host)) as conn:
@@ -132,14 +193,27 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps(row, ensure_ascii=False))
             conn.rollback()
-    print("\n| GPS removed | mode | recall@1 | recall@3 | construction site right "
-          "| disposal site right | false suspects / noise report | median s |")
+        flags = None if args.no_flags else evaluate_flags(conn, graph)
+        if flags is not None:
+            rows.append({"flags": flags})
+            print(json.dumps(flags, ensure_ascii=False))
+    print("\n| GPS removed | mode | recall@1 | recall@3 (95 % CI) | construction site right "
+          "(95 % CI) | disposal site right | false suspects / noise report | median s |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
+        if "flags" in r:
+            continue
+        lo, hi = r["recall_at_3_ci95"]
+        slo, shi = r["site_first_right_ci95"]
         print(f"| {r['removal']:.0%} | {r['mode']} | {r['recall_at_1']:.0%} | "
-              f"{r['recall_at_3']:.0%} | {r['site_first_right']:.0%} | "
-              f"{r['disposal_first_right']:.0%} | {r['false_suspects_per_noise_report']} | "
-              f"{r['median_s']} |")
+              f"{r['recall_at_3']:.0%} ({lo:.0%}–{hi:.0%}) | {r['site_first_right']:.0%} "
+              f"({slo:.0%}–{shi:.0%}) | {r['disposal_first_right']:.0%} | "
+              f"{r['false_suspects_per_noise_report']} | {r['median_s']} |")
+    if flags is not None:
+        print("\n| trip | trips | truck among the suspects | flagged right |")
+        print("|---|---:|---:|---:|")
+        for reason, f in flags.items():
+            print(f"| {reason} | {f['trips']} | {f['found']} | {f['flagged_right']} |")
     out = Path("var/bench") / f"spill-trace-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -29,19 +29,26 @@ disposal site means loaded; the other way round, empty (and an empty truck
 does not spill muck). The trip's construction site is that stop's, or the
 waybill's; its disposal site the first disposal stop or entry after the pass.
 
-The score adds: loaded (+3) or empty (−3) at the pass; overloaded — the
-disposal site measured more than the truck holds (+2; 超载, the commonest
-cause); each further report the same loaded stretch passed (+1 each); how the
-truck was placed at the first report's spot (a track within the metres: 0.5–1,
-a prism 0.5, a camera 0.25); consistent checkpoint reads (+0.5 each, at most 1;
-a misread +0.35), a waybill whose route passes (+0.5), an entry closing the trip
-(+0.5), and how recently it passed (at most +0.3, a tie-breaker). Suspects are
-ranked by score, one trip per truck; each carries its evidence per source. A
-loaded trip without a waybill valid at the pass is flagged ``unauthorised``;
+The score adds log-odds-like parts: loaded (+3) or empty (−3) at the pass;
+overloaded — the disposal site measured more than the truck holds (+2; 超载, the
+commonest cause); how the truck was placed at the first report's spot (a track
+within the metres: 0.5–1, a prism 0.5, a camera 0.25); how likely the report's
+**delay** after the pass is for its source (:data:`REPORT_DELAY_S`: a camera
+reports within minutes, the hotline hours later; −3 to +3 against any time in the
+window); each further report of the same incident the loaded stretch passed (+1,
+and half its delay's weight); consistent checkpoint reads (+0.5 each, at most 1; a
+misread +0.35), a waybill whose route passes (+0.5), an entry closing the trip
+(+0.5). Suspects are ranked by score, one trip per truck; each carries its
+evidence per source. :meth:`SpillTrace.sites` ranks the construction sites by
+the suspects' weights (trucks of one site share its roads).
+
+A loaded trip without a waybill valid at the pass is flagged ``unauthorised``;
 one whose waybill names another disposal site than where it went,
-``wrong_disposal_site``; a loaded truck not seen at any disposal site within
-:data:`DUMP_WITHIN_S` after the pass, ``no_disposal_seen`` (it may have dumped
-outside any disposal site); a measured overload, ``overloaded``.
+``wrong_disposal_site``; a loaded truck seen at no disposal site within
+:data:`DUMP_WITHIN_S` after the pass, ``no_disposal_seen`` — or
+``dumped_outside`` (偷倒) with the place, when its track stood still for
+:data:`DUMP_STOP_S` outside any site before it loaded again; a measured
+overload, ``overloaded``.
 
 Examples
 --------
@@ -95,6 +102,15 @@ ROUTE_M = 60.0
 STOPS_BEFORE_S = 6 * 3600.0
 #: A loaded truck should reach a disposal site within this time (s) of the pass.
 DUMP_WITHIN_S = 4 * 3600.0
+#: A loaded truck standing this long (s) within :data:`DUMP_STOP_M` (m) outside any
+#: site unloaded there (a queue at a light or a jam is shorter).
+DUMP_STOP_S, DUMP_STOP_M = 300.0, 50.0
+#: What a checkpoint camera's cover classifier (渣土车未密闭识别) says of a load near the
+#: pass: an open cover lets muck fall (about the log of how much likelier a spilling
+#: truck is read ``uncovered``, or ``covered``, than another); each side at most
+#: :data:`COVER_MAX` (the reads of one trip share one truth).
+COVER_WEIGHT = {"uncovered": 2.0, "covered": -0.8}
+COVER_MAX = 3.0
 #: A trip whose measured volume at the disposal site exceeds the truck's capacity by this
 #: factor was overloaded (超载: the commonest cause of spills).
 OVERLOAD = 1.05
@@ -105,6 +121,15 @@ WINDOW_H = 3.0
 MAX_WINDOW_H = 24.0
 #: Suspects returned per request, at most.
 TOP = 10
+#: How long after the muck fell each source reports it (s): the median and the spread
+#: (σ of the log) of a log-normal. A road camera's AI flags muck within minutes; a
+#: patrol or a grid worker on the next round; citizens and the 12345 hotline (a call
+#: taken, then an order raised) later and more variably. A pass is weighed by how
+#: likely the report's delay after it is against any time in the window.
+REPORT_DELAY_S: dict[str | None, tuple[float, float]] = {
+    "camera": (480.0, 0.6), "patrol": (1500.0, 0.7), "grid_worker": (2400.0, 0.7),
+    "citizen": (2700.0, 0.8), "hotline_12345": (4000.0, 0.7), None: (2400.0, 1.0)}
+
 DIGITS = 7
 _M_PER_DEG = 111_320.0
 
@@ -122,6 +147,9 @@ class Spill:
     lat: float
     reported_at: datetime
     road_id: int | None = None
+    #: Who reported it (``camera``, ``patrol``, ``grid_worker``, ``citizen``,
+    #: ``hotline_12345``): how long after the muck fell a report comes.
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,16 +185,24 @@ class Suspect:
     #: the disposal site (either may be unknown).
     stretch: tuple[datetime | None, datetime | None] | None = None
     flags: list[str] = field(default_factory=list)
+    #: Where and when a trip seen at no disposal site stood long enough to unload.
+    dump: tuple[float, float, datetime] | None = None
     score: float = 0.0
     parts: dict[str, float] = field(default_factory=dict)
+    #: Each report's time and source, by report index.
+    report_times: dict[int, tuple[datetime, str | None]] = field(default_factory=dict)
+    #: The window (s) the delays are weighed against.
+    window_s: float = WINDOW_H * 3600.0
 
-    def add(self, report: int, p: Pass, *, report_at: datetime, loaded: bool | None) -> None:
+    def add(self, report: int, p: Pass, *, report_at: datetime, loaded: bool | None,
+            source: str | None = None) -> None:
         """Count one report's pass (the best of the truck's passes for that report)."""
         old = self.passes.get(report)
         if old is None or _strength(p) > _strength(old):
             self.passes[report] = p
         self.loaded = loaded if loaded is not None else self.loaded
-        self.rescore({report: report_at})
+        self.report_times.setdefault(report, (report_at, source))
+        self.rescore()
 
     @property
     def anchor(self) -> int | None:
@@ -197,9 +233,12 @@ class Suspect:
                 out.append(k)
         return sorted(out)
 
-    def rescore(self, report_times: Mapping[int, datetime] | None = None) -> None:
-        """The score and its parts from the evidence gathered (recency against the
-        anchor report's time)."""
+    def rescore(self, report_times: Mapping[int, tuple[datetime, str | None]] | None = None
+                ) -> None:
+        """The score and its parts from the evidence gathered (each report's time and
+        source, by report index; how likely each report's delay after the pass is)."""
+        if report_times is not None:
+            self.report_times = dict(report_times)
         parts: dict[str, float] = {}
         if self.loaded is True:
             parts["loaded"] = 3.0
@@ -208,24 +247,57 @@ class Suspect:
         k0 = self.anchor
         p0 = self.passes.get(k0) if k0 is not None else None
         parts["near"] = round(_strength(p0), 4) if p0 is not None else 0.0
-        when = (report_times or {}).get(k0) if k0 is not None else None
-        if p0 is not None and p0.at is not None and when is not None:
-            ago = max(0.0, (when - p0.at).total_seconds())
-            parts["recent"] = round(0.3 * math.exp(-ago * math.log(2) / 7200.0), 4)
+        times = self.report_times
+        if p0 is not None and p0.at is not None and k0 in times:
+            when, source = times[k0]
+            parts["delay"] = round(delay_weight(source, (when - p0.at).total_seconds(),
+                                                self.window_s), 4)
         if self.checkpoints:
             parts["checkpoints"] = min(1.0, sum(0.35 if c["misread"] else 0.5
                                                 for c in self.checkpoints))
+        covers = [c["cover"] for c in self.checkpoints if c.get("cover")]
+        if covers and self.loaded is not False:
+            up = sum(COVER_WEIGHT[c] for c in covers if COVER_WEIGHT[c] > 0)
+            down = sum(COVER_WEIGHT[c] for c in covers if COVER_WEIGHT[c] < 0)
+            parts["cover"] = round(min(up, COVER_MAX) + max(down, -COVER_MAX), 4)
         if self.route:
             parts["route"] = 0.5
         if self.overloaded and self.loaded:
             parts["overloaded"] = 2.0
         if self.entry_id is not None:
             parts["entry"] = 0.5
-        explained = self.explains()
-        if len(explained) > 1:
-            parts["reports"] = float(len(explained) - 1)
+        asked = 0.0  # the caller says the reports are one incident
+        for k in self.explains():
+            p = self.passes[k]
+            if k == k0 or p.at is None or k not in times:
+                continue
+            when, source = times[k]
+            w = delay_weight(source, (when - p.at).total_seconds(), self.window_s)
+            asked += 1.0 + max(-1.0, 0.5 * w)
+        if asked:
+            parts["reports"] = round(asked, 4)
         self.parts = parts
         self.score = round(sum(parts.values()), 4)
+
+
+def delay_weight(source: str | None, delay_s: float, window_s: float = WINDOW_H * 3600.0
+                 ) -> float:
+    """How much a report ``delay_s`` after a pass favours that pass: the log of the
+    source's delay density (:data:`REPORT_DELAY_S`) against a uniform one over the
+    window, clipped to ±3.
+
+    >>> round(delay_weight("camera", 420.0), 2), round(delay_weight("camera", 5400.0), 2)
+    (3.0, -3.0)
+    >>> -1.0 < delay_weight("citizen", 3600.0) < 1.0
+    True
+    """
+    if delay_s < 0:
+        return -3.0
+    median, sigma = REPORT_DELAY_S.get(source, REPORT_DELAY_S[None])
+    d = max(delay_s, 30.0)
+    z = math.log(d / median) / sigma
+    log_density = -0.5 * z * z - math.log(d * sigma * math.sqrt(2 * math.pi))
+    return max(-3.0, min(3.0, log_density + math.log(window_s)))
 
 
 def _strength(p: Pass) -> float:
@@ -374,6 +446,27 @@ class SpillTrace:
                 continue
             self.raw.append((k, int(r["truck_id"]), Pass("prism", at, None, round(dt, 1))))
 
+    def sites(self) -> list[tuple[int, float]]:
+        """The construction sites the first report's muck came from, most likely first:
+        each suspect trip that passed it votes its site with the weight ``exp(score)``
+        (the scores being sums of log-odds), normalised to shares.
+
+        Trucks of one site share its roads, so the site is surer than the truck.
+        """
+        best: dict[int, Suspect] = {}  # each truck's best trip that passed the report
+        for s in self.suspects:
+            if 0 in s.passes and (s.truck_id not in best or s.score > best[s.truck_id].score):
+                best[s.truck_id] = s
+        top = max((s.score for s in best.values()), default=0.0)
+        by_site: dict[int, float] = {}
+        for s in best.values():
+            if s.construction_site_id is not None:
+                by_site[s.construction_site_id] = (by_site.get(s.construction_site_id, 0.0)
+                                                   + math.exp(s.score - top))
+        total = sum(by_site.values()) or 1.0
+        return sorted(((site, round(w / total, 4)) for site, w in by_site.items()),
+                      key=lambda x: (-x[1], x[0]))
+
     def _plates(self) -> dict[str, int]:
         return {r["plate_number"]: int(r["id"]) for r in self.conn.execute(
             "SELECT id, plate_number FROM onemap.truck")}
@@ -382,7 +475,7 @@ class SpillTrace:
         """Plates read near the spot around the window, matched to registered trucks (a
         one-character misread matched when unique)."""
         rows = self.conn.execute(
-            "SELECT h.id, h.checkpoint_id, c.name, h.plate_read, h.truck_id, h.at, "
+            "SELECT h.id, h.checkpoint_id, c.name, h.plate_read, h.truck_id, h.at, h.load_cover, "
             "ST_Distance(c.geom::geography, p.geom::geography) AS d, ST_X(c.geom) AS lon, "
             "ST_Y(c.geom) AS lat FROM onemap.checkpoint_hit h "
             "JOIN onemap.checkpoint c ON c.id = h.checkpoint_id, "
@@ -401,7 +494,8 @@ class SpillTrace:
             self.hits.append({
                 "report": k, "truck_id": int(truck), "checkpoint_id": int(r["checkpoint_id"]),
                 "name": r["name"], "at": r["at"], "distance_m": round(float(r["d"]), 1),
-                "misread": misread, "plate_read": r["plate_read"], "lon": float(r["lon"]),
+                "misread": misread, "plate_read": r["plate_read"], "cover": r["load_cover"],
+                "lon": float(r["lon"]),
                 "lat": float(r["lat"])})
 
     def _camera_passes(self) -> None:
@@ -518,11 +612,72 @@ class SpillTrace:
                     trip["flags"].append("no_disposal_seen")
                 if trip["overloaded"]:
                     trip["flags"].append("overloaded")
+            elif trip["loaded"] is None and e is not None:
+                # no track to tell (its device off): the entry closing the trip says where
+                # the load went, the waybill where it should have
+                if w is not None and w["disposal_site_id"] is not None \
+                        and int(e["disposal_site_id"]) != int(w["disposal_site_id"]):
+                    trip["flags"].append("wrong_disposal_site")
+                if trip["overloaded"]:
+                    trip["flags"].append("overloaded")
             elif last_d:  # empty: from the disposal site until the next load
                 next_c = d.get(("construction", False))
                 trip["stretch"] = (last_d[0], next_c[0] if next_c else None)
             out.append(trip)
+        self._dumps(anchors, out)
         return out
+
+    def _dumps(self, anchors: list[tuple[int, datetime]], trips: list[dict[str, Any]]) -> None:
+        """Where a loaded truck seen at no disposal site unloaded: its first stop of at
+        least :data:`DUMP_STOP_S` (fixes within :data:`DUMP_STOP_M` of each other) after
+        the pass (a drive past a site does not count; a stop at a site is no dump).
+        Found outside every site, the trip is flagged ``dumped_outside`` (偷倒) and the
+        stop is its ``dump``."""
+        todo = [i for i, t in enumerate(trips) if "no_disposal_seen" in t["flags"]]
+        if not todo:
+            return
+        rows = self.conn.execute(
+            "SELECT q.n, g.ts, ST_X(g.geom) AS lon, ST_Y(g.geom) AS lat FROM unnest("
+            "%(trucks)s::bigint[], %(t0)s::timestamptz[], %(t1)s::timestamptz[]) "
+            "WITH ORDINALITY AS q(truck_id, t0, t1, n) JOIN onemap.truck_gps g "
+            "ON g.truck_id = q.truck_id AND g.ts > q.t0 AND g.ts < q.t1 ORDER BY q.n, g.ts",
+            {"trucks": [anchors[i][0] for i in todo], "t0": [anchors[i][1] for i in todo],
+             "t1": [anchors[i][1] + timedelta(seconds=DUMP_WITHIN_S) for i in todo]}).fetchall()
+        by_n: dict[int, list[Any]] = {}
+        for r in rows:
+            by_n.setdefault(int(r["n"]) - 1, []).append(r)
+        stops: dict[int, Any] = {}
+        for j, i in enumerate(todo):
+            fixes = by_n.get(j, [])
+            start = 0
+            for k in range(1, len(fixes)):
+                a, b = fixes[start], fixes[k]
+                dx = (b["lon"] - a["lon"]) * _M_PER_DEG * math.cos(math.radians(a["lat"]))
+                dy = (b["lat"] - a["lat"]) * _M_PER_DEG
+                if math.hypot(dx, dy) > DUMP_STOP_M:
+                    start = k
+                elif (b["ts"] - a["ts"]).total_seconds() >= DUMP_STOP_S:
+                    stops[i] = a
+                    break
+        if not stops:
+            return
+        at_site = {int(r["k"]) for r in self.conn.execute(
+            "SELECT q.k FROM unnest(%(k)s::int[], %(lon)s::float8[], %(lat)s::float8[]) "
+            "AS q(k, lon, lat), LATERAL (SELECT ST_SetSRID(ST_MakePoint(q.lon, q.lat), 4490) "
+            "AS geom) p WHERE EXISTS (SELECT 1 FROM onemap.construction_site c WHERE "
+            "ST_DWithin(c.geom, p.geom, %(deg)s)) OR EXISTS (SELECT 1 FROM "
+            "onemap.disposal_site d WHERE ST_DWithin(d.geom, p.geom, %(deg)s))",
+            {"k": list(stops), "lon": [float(a["lon"]) for a in stops.values()],
+             "lat": [float(a["lat"]) for a in stops.values()],
+             "deg": SITE_M / _M_PER_DEG}).fetchall()}
+        for i, a in stops.items():
+            if i in at_site:  # it stopped at a site first: no dump seen
+                continue
+            trips[i]["flags"] = [f for f in trips[i]["flags"]
+                                 if f != "no_disposal_seen"] + ["dumped_outside"]
+            trips[i]["dump"] = (round(float(a["lon"]), DIGITS), round(float(a["lat"]), DIGITS),
+                                a["ts"])
+            trips[i]["stretch"] = (trips[i]["stretch"][0], a["ts"])
 
     def _graph(self) -> Graph:
         if self.graph is None:
@@ -549,7 +704,7 @@ class SpillTrace:
         by_truck: dict[int, list[tuple[int, Pass]]] = {}
         for k, truck, p in self.raw:
             by_truck.setdefault(truck, []).append((k, p))
-        times = {k: s.reported_at for k, s in enumerate(self.spills)}
+        times = {k: (s.reported_at, s.source) for k, s in enumerate(self.spills)}
         found: dict[tuple[int, Any], Suspect] = {}
         for (truck, at), trip in zip(anchors, trips, strict=True):
             sus = Suspect(truck, loaded=trip["loaded"],
@@ -557,7 +712,8 @@ class SpillTrace:
                           disposal_site_id=trip["disposal_site_id"],
                           waybill_id=trip["waybill_id"], entry_id=trip["entry_id"],
                           stretch=trip["stretch"], flags=list(trip["flags"]),
-                          overloaded=trip["overloaded"])
+                          dump=trip.get("dump"),
+                          overloaded=trip["overloaded"], window_s=self.window.total_seconds())
             own = [(k, p) for k, p in by_truck[truck] if p.at == at]
             for k, p in own:
                 sus.passes[k] = p
@@ -659,14 +815,14 @@ def load_spills(conn: psycopg.Connection[Any], ids: Sequence[int]) -> list[Spill
         Naming ``report_ids`` for an id the caller cannot see (or that does not exist).
     """
     rows = conn.execute(
-        "SELECT id, ST_X(geom) AS lon, ST_Y(geom) AS lat, reported_at, road_id "
+        "SELECT id, ST_X(geom) AS lon, ST_Y(geom) AS lat, reported_at, road_id, source "
         "FROM onemap.spill_report WHERE id = ANY(%s) ORDER BY reported_at, id",
         (list(ids),)).fetchall()
     missing = sorted({int(i) for i in ids} - {int(r["id"]) for r in rows})
     if missing:
         raise SpillTraceError("report_ids", f"no spill report with id {missing[0]} / 无此遗撒记录")
     return [Spill(int(r["id"]), float(r["lon"]), float(r["lat"]), r["reported_at"],
-                  r["road_id"]) for r in rows]
+                  r["road_id"], r["source"]) for r in rows]
 
 
 __all__ = ["MAX_WINDOW_H", "PASS_M", "WINDOW_H", "Pass", "Spill", "SpillTrace",

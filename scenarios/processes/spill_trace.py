@@ -212,7 +212,7 @@ def run(conn: psycopg.Connection[Any], inputs: Mapping[str, Any],
     spills = spills_of(conn, request)
     trace = st.SpillTrace(conn, spills, window_h=request.window_h).solve()
     plate = _plate_filter(request.plate)
-    ranked = [s for s in trace.ranked(len(trace.suspects), first_only=len(spills) > 1)
+    ranked = [s for s in trace.ranked(len(trace.suspects), first_only=True)
               if plate is None or (s.plate is not None and plate.match(s.plate))][:st.TOP]
     progress.stage("draw")
     site_ids = {s.construction_site_id for s in ranked if s.construction_site_id} | {
@@ -223,6 +223,7 @@ def run(conn: psycopg.Connection[Any], inputs: Mapping[str, Any],
         "UNION ALL SELECT 'disposal', id, name, ST_X(ST_PointOnSurface(geom)), "
         "ST_Y(ST_PointOnSurface(geom)) FROM onemap.disposal_site WHERE id = ANY(%(i)s)",
         {"i": sorted(site_ids)}).fetchall()}
+    weights = dict(trace.sites())  # construction site → its share of the suspects' weight
     suspects: list[dict[str, Any]] = []
     site_features: dict[tuple[str, int], dict[str, Any]] = {}
     checkpoints: list[dict[str, Any]] = []
@@ -254,9 +255,17 @@ def run(conn: psycopg.Connection[Any], inputs: Mapping[str, Any],
                     "type": "Feature", "id": f"{role}-{site['id']}",
                     "geometry": _point(float(site["lon"]), float(site["lat"])),
                     "properties": {"role": role, "site_id": int(site["id"]),
-                                   "name": site["name"], "ranks": ""}})
+                                   "name": site["name"], "ranks": "", "at": None,
+                                   "weight": weights.get(int(site["id"]))
+                                   if role == "construction" else None}})
                 feature["properties"]["ranks"] = ",".join(
                     filter(None, [feature["properties"]["ranks"], str(rank)]))
+        if s.dump is not None:  # where it unloaded outside any disposal site
+            site_features[("dump", rank)] = {
+                "type": "Feature", "id": f"dump-{rank}", "geometry": _point(s.dump[0], s.dump[1]),
+                "properties": {"role": "dump", "site_id": None,
+                               "name": "疑似偷倒点 / suspected illegal dump",
+                               "ranks": str(rank), "at": _iso(s.dump[2]), "weight": None}}
         for h in s.checkpoints:
             checkpoints.append({
                 "type": "Feature", "id": f"{rank}-{h['checkpoint_id']}-{len(checkpoints)}",
@@ -268,7 +277,8 @@ def run(conn: psycopg.Connection[Any], inputs: Mapping[str, Any],
     reports = [{"type": "Feature", "id": s.id if s.id is not None else 0,
                 "geometry": _point(s.lon, s.lat),
                 "properties": {"report_id": s.id, "reported_at": _iso(s.reported_at),
-                               "order": k + 1}} for k, s in enumerate(spills)]
+                               "source": s.source, "order": k + 1}}
+               for k, s in enumerate(trace.spills)]
     top = ranked[0] if ranked else None
     summary = {
         "reports": len(spills), "window_h": request.window_h, "suspects": len(ranked),
@@ -298,16 +308,22 @@ PROCESS = Process(
         "report, or whose GPS gap leaves a space-time prism on the roads covering the spot, "
         "or read by a checkpoint nearby (one-character misreads matched); whether each was "
         "loaded (its last site before the pass a construction site) and overloaded (the "
-        "disposal site measured more than it holds); the other reports its trip passed; "
-        "checkpoint reads, its waybill's route and the entry closing the trip. Each suspect "
-        "carries its score, evidence, construction site and disposal site, and flags "
-        "(unauthorised: no waybill; wrong_disposal_site; no_disposal_seen; overloaded).",
+        "disposal site measured more than it holds); how likely the report's delay after "
+        "the pass is for its source (a camera within minutes, the 12345 hotline hours "
+        "later); the other reports its trip passed; checkpoint reads and what their cameras "
+        "saw of the load's cover (uncovered, 未密闭), its waybill's route and the entry "
+        "closing the trip. Each suspect carries its score, evidence, construction site and "
+        "disposal site, and flags (unauthorised: no waybill; wrong_disposal_site; "
+        "dumped_outside: stood loaded outside any site, the place drawn; no_disposal_seen; "
+        "overloaded). The construction sites are ranked by the suspects' weights.",
         "遗撒上报（id），或地点与时间 → 可能造成遗撒的渣土车，按可能性排序：上报前时间窗内"
         "轨迹经过 30 米内的车辆、GPS 中断期间按道路可达时空棱柱覆盖该点的车辆、附近卡口识别"
         "到的车辆（匹配一位误识车牌）；经过时是否重载（此前最后到达的是工地）与是否超载"
-        "（消纳场计量超过核定容积）；同一趟运输经过的其他遗撒点；卡口记录、运单线路与消纳"
-        "入场记录。每辆嫌疑车给出得分、证据、装载工地、消纳场及标记（无运单、消纳场不符、"
-        "未见入场、超载）。"),
+        "（消纳场计量超过核定容积）；按上报来源估计的上报延迟是否吻合（视频识别数分钟内，"
+        "12345 热线数小时后）；同一趟运输经过的其他遗撒点；卡口记录及其对车厢密闭的识别"
+        "（未密闭）、运单线路与消纳入场记录。每辆嫌疑车给出得分、证据、装载工地、消纳场及"
+        "标记（无运单、消纳场不符、场外偷倒（标出停留卸载处）、未见入场、超载）；并按嫌疑"
+        "权重对装载工地排序。"),
     keywords=("遗撒", "渣土车", "spill", "muck truck", "溯源", "GPS"),
     inputs=(SpillInput(),),
     outputs=(
@@ -359,17 +375,24 @@ PROCESS = Process(
             colour_by="kind"),
         FeatureOutput(
             "reports", title=text("Spill reports", "遗撒上报"),
-            description=text("The reports traced, in the order given.", "溯源的遗撒上报。"),
+            description=text("The reports traced, in the order given (source: who reported "
+                             "it).", "溯源的遗撒上报（source：上报来源）。"),
             geometry=("Point",),
             properties={"report_id": {**INT, "nullable": True}, "reported_at": STR_N,
-                        "order": INT}),
+                        "source": STR_N, "order": INT}),
         FeatureOutput(
             "sites", title=text("Sites", "工地与消纳场"),
-            description=text("The suspects' construction sites and disposal sites (ranks: "
-                             "whose).", "嫌疑车辆的装载工地与消纳场（ranks：对应排名）。"),
+            description=text("The suspects' construction sites (weight: the site's share of the "
+                             "suspects' weight, how likely the muck came from it), disposal sites "
+                             "and suspected illegal dumps (role dump: where a loaded suspect "
+                             "stood outside any site; ranks: whose).",
+                             "嫌疑车辆的装载工地（weight：按嫌疑权重推算的来源可能性）、消纳场及"
+                             "疑似偷倒点（dump：满载车辆在场外停留卸载处；ranks：对应排名）。"),
             geometry=("Point",),
-            properties={"role": {"type": "string", "enum": ["construction", "disposal"]},
-                        "site_id": INT, "name": STR_N, "ranks": _STR},
+            properties={"role": {"type": "string",
+                                 "enum": ["construction", "disposal", "dump"]},
+                        "site_id": {**INT, "nullable": True}, "name": STR_N, "ranks": _STR,
+                        "at": STR_N, "weight": {**NUM, "nullable": True}},
             colour_by="role"),
         FeatureOutput(
             "checkpoints", title=text("Checkpoint reads", "卡口识别记录"),

@@ -67,6 +67,7 @@ def test_a_report_is_traced_to_its_truck(admin: Any, caused: dict[str, Any]) -> 
     assert {f["properties"]["kind"] for f in tracks} <= {"track", "gap"} and tracks
     reports = document["reports"]["value"]["features"]
     assert [f["properties"]["report_id"] for f in reports] == [caused["id"]]
+    assert reports[0]["properties"]["source"]
 
     # the same place and time as coordinates
     by_place = run(admin, {"x": caused["lon"], "y": caused["lat"], "crs": "EPSG:4490",

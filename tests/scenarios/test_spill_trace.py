@@ -165,9 +165,16 @@ def test_one_trip_explains_two_reports(case: dict[str, Any]) -> None:
     t1, t2, t3, _, _ = case["trucks"]
     result = trace(case, case["spills"])
     by = {s.truck_id: s for s in result.ranked(10, first_only=True)}
-    assert by[t1].explains() == [0, 1] and by[t1].parts["reports"] == 1.0
+    assert by[t1].explains() == [0, 1]
+    # +1 for the second report, and half the weight of its delay after truck 1's pass
+    second = by[t1].passes[1]
+    assert second.at is not None
+    delay = (REPORTED + timedelta(minutes=5) - second.at).total_seconds()
+    assert by[t1].parts["reports"] == pytest.approx(
+        1.0 + 0.5 * st.delay_weight("citizen", delay, 3 * 3600.0), abs=1e-3)
     assert by[t3].explains() == [0, 1]  # the prism of its gap covers both spots
-    assert by[t2].parts.get("reports", 0.0) <= 1.0
+    # the empty truck passed both spots too, but empty: it stays behind the loaded ones
+    assert by[t2].score < min(by[t1].score, by[t3].score)
 
 
 def test_bad_input_names_itself(case: dict[str, Any]) -> None:
@@ -183,3 +190,75 @@ def test_bad_input_names_itself(case: dict[str, Any]) -> None:
             st.SpillTrace(conn, [st.Spill(None, *SPOT, datetime.now(UTC) + timedelta(days=1))])
         with pytest.raises(st.SpillTraceError, match="report_ids"):
             st.SpillTrace(conn, [])
+
+
+def test_a_loaded_truck_that_stops_outside_any_site_dumped_there(case: dict[str, Any]) -> None:
+    """Truck 6 loads at the site, passes the spot at 21:22, stands 8 minutes on waste
+    ground at 116.476 E (no site there), then drives back: ``dumped_outside`` there; no
+    disposal entry is needed to say so."""
+    with psycopg.connect(case["db"], row_factory=dict_row) as conn:
+        t6 = conn.execute("INSERT INTO onemap.truck (plate_number, capacity_m3) VALUES "
+                          "('京A10006', 20) RETURNING id").fetchone()["id"]
+        fixes = (stay(t6, 116.456, 39.9181, at(21, 5), 10)
+                 + drive(t6, 116.456, 116.476, at(21, 15, 30))
+                 + stay(t6, 116.476, Y + 0.0003, at(21, 19, 15), 8)
+                 + drive(t6, 116.476, 116.456, at(21, 27, 30)))
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO onemap.truck_gps (truck_id, ts, geom, speed_kmh) "
+                "VALUES (%s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4490), 36)", fixes)
+        conn.commit()
+    six = next(s for s in trace(case, case["spills"][:1]).ranked(10) if s.truck_id == t6)
+    assert six.loaded is True and "dumped_outside" in six.flags, six.flags
+    assert "no_disposal_seen" not in six.flags and six.disposal_site_id is None
+    assert six.dump is not None
+    lon, lat, when = six.dump
+    # the stop begins where it left the road (33 m from where it stood): within 50 m
+    assert abs(lon - 116.476) < 0.0003 and abs(lat - (Y + 0.0003)) <= 0.00045
+    assert at(21, 17) < when < at(21, 21)
+    # truck 1 went on to the disposal site: no such flag
+    one = next(s for s in trace(case, case["spills"][:1]).ranked(10)
+               if s.truck_id == case["trucks"][0])
+    assert "dumped_outside" not in one.flags and one.dump is None
+
+
+def _twin(truck: int, passed: datetime, **kwargs: Any) -> st.Suspect:
+    """A loaded suspect that passed the first report's spot 5 m away at ``passed``."""
+    s = st.Suspect(truck, loaded=True, **kwargs)
+    s.passes[0] = st.Pass("gps", passed, 5.0)
+    return s
+
+
+def test_the_report_delay_of_each_source_weighs_the_passes() -> None:
+    """Two loaded trucks pass 28 and 5 minutes before a report. A road camera flags muck
+    within minutes: the later pass. A 12345 hotline order takes longer than 10 minutes
+    to raise (a call taken, an order written): the earlier pass."""
+    early, late = at(21, 12), at(21, 35)
+    for source, when, first in (("camera", at(21, 40), 2), ("hotline_12345", at(21, 45), 1)):
+        one, two = _twin(1, early), _twin(2, late)
+        for s in (one, two):
+            s.rescore({0: (when, source)})
+        best = max((one, two), key=lambda s: s.score)
+        assert best.truck_id == first, (source, one.parts, two.parts)
+    # a camera report an hour and a half after the pass nearly rules it out
+    assert st.delay_weight("camera", 5400.0) == -3.0
+    assert st.delay_weight("camera", 300.0) > 2.0
+    assert st.delay_weight("citizen", -1.0) == -3.0  # reported before it passed
+
+
+def test_a_camera_that_saw_the_cover_open_weighs_more_than_one_that_saw_it_closed() -> None:
+    """Twins but for what the checkpoint's classifier saw of the load: uncovered (未密闭)
+    ranks first; a read of a closed cover counts against; an unclassified read neither."""
+    hit = {"misread": False, "distance_m": 400.0}
+    when = at(21, 40)
+    open_, closed, unknown = (_twin(k, at(21, 20), checkpoints=[{**hit, "cover": c}])
+                              for k, c in ((1, "uncovered"), (2, "covered"), (3, None)))
+    for s in (open_, closed, unknown):
+        s.rescore({0: (when, "citizen")})
+    assert open_.parts["cover"] == 2.0 and closed.parts["cover"] == -0.8
+    assert "cover" not in unknown.parts
+    assert open_.score > unknown.score > closed.score
+    # many reads of one trip: each side at most 3
+    many = _twin(4, at(21, 20), checkpoints=[{**hit, "cover": "uncovered"}] * 4)
+    many.rescore({0: (when, "citizen")})
+    assert many.parts["cover"] == st.COVER_MAX
