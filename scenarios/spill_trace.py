@@ -114,8 +114,11 @@ COVER_MAX = 3.0
 #: A trip whose measured volume at the disposal site exceeds the truck's capacity by this
 #: factor was overloaded (超载: the commonest cause of spills).
 OVERLOAD = 1.05
-#: A fix within this distance (m) of a site's polygon is at the site.
+#: A fix within this distance (m) of a site's polygon is at the site — when the truck
+#: stands there (speed below :data:`STANDING_KMH`, or none reported) for two fixes or
+#: more: a truck driving past a site has not loaded or unloaded there.
 SITE_M = 40.0
+STANDING_KMH = 5.0
 #: The default window before a report (h), and the longest allowed.
 WINDOW_H = 3.0
 MAX_WINDOW_H = 24.0
@@ -532,7 +535,7 @@ class SpillTrace:
         trucks = [a[0] for a in anchors]
         times = [a[1] for a in anchors]
         args = {"trucks": trucks, "times": times, "before": STOPS_BEFORE_S,
-                "after": DUMP_WITHIN_S, "deg": SITE_M / _M_PER_DEG}
+                "after": DUMP_WITHIN_S, "deg": SITE_M / _M_PER_DEG, "standing": STANDING_KMH}
         stops = self.conn.execute(
             "WITH q AS (SELECT * FROM unnest(%(trucks)s::bigint[], %(times)s::timestamptz[]) "
             "WITH ORDINALITY AS q(truck_id, at, n)), v AS ("
@@ -541,14 +544,16 @@ class SpillTrace:
             "   AND g.ts BETWEEN q.at - %(before)s * interval '1 s' AND q.at + %(after)s "
             "   * interval '1 s' "
             "  JOIN onemap.construction_site c ON ST_DWithin(c.geom, g.geom, %(deg)s) "
+            "  WHERE g.speed_kmh IS NULL OR g.speed_kmh < %(standing)s "
             "  UNION ALL "
             "  SELECT q.n, g.ts, q.at, 'disposal', d.id "
             "  FROM q JOIN onemap.truck_gps g ON g.truck_id = q.truck_id "
             "   AND g.ts BETWEEN q.at - %(before)s * interval '1 s' AND q.at + %(after)s "
             "   * interval '1 s' "
-            "  JOIN onemap.disposal_site d ON ST_DWithin(d.geom, g.geom, %(deg)s)) "
+            "  JOIN onemap.disposal_site d ON ST_DWithin(d.geom, g.geom, %(deg)s) "
+            "  WHERE g.speed_kmh IS NULL OR g.speed_kmh < %(standing)s) "
             "SELECT n, kind, site_id, ts < at AS before, max(ts) AS last, min(ts) AS first "
-            "FROM v GROUP BY n, kind, site_id, ts < at", args).fetchall()
+            "FROM v GROUP BY n, kind, site_id, ts < at HAVING count(*) >= 2", args).fetchall()
         waybills = self.conn.execute(
             "SELECT DISTINCT ON (q.n) q.n, w.id, w.construction_site_id, w.disposal_site_id "
             "FROM unnest(%(trucks)s::bigint[], %(times)s::timestamptz[]) WITH ORDINALITY "

@@ -5,6 +5,9 @@
   with its construction site;
 - the same place and time given as coordinates gives the same suspects;
 - a plate pattern keeps only the plates it matches;
+- muck seen on a haul whose load was dumped outside any disposal site: the truck is
+  flagged ``dumped_outside`` and the place drawn as a ``dump`` site near where the
+  truth says the haul ended;
 - a caller who may not see trucks gets no suspect (the sources are internal);
 - bad input is a 400 (or a 404 for a report the caller cannot see) naming the input,
   never a 500.
@@ -51,6 +54,37 @@ def caused(city: str) -> dict[str, Any]:
     assert row is not None
     return dict(row)
 
+
+
+def test_a_load_dumped_outside_is_flagged_and_drawn(admin: Any, city: str) -> None:  # noqa: F811
+    with psycopg.connect(city, row_factory=dict_row) as conn:
+        trip = conn.execute(
+            "SELECT t.truck_id, ST_X(ST_LineInterpolatePoint(t.path, 0.5)) AS lon, "
+            "ST_Y(ST_LineInterpolatePoint(t.path, 0.5)) AS lat, "
+            "ST_X(ST_EndPoint(t.path)) AS end_lon, ST_Y(ST_EndPoint(t.path)) AS end_lat, "
+            "t.depart_ts + (t.arrive_ts - t.depart_ts) / 2 + interval '20 min' AS at "
+            "FROM truth.unauthorised u JOIN truth.truck_trip t ON t.id = u.trip_id "
+            "WHERE u.reason = 'dumped_outside' AND NOT t.device_off ORDER BY t.id LIMIT 1"
+        ).fetchone()
+    assert trip is not None
+    r = run(admin, {"x": trip["lon"], "y": trip["lat"], "crs": "EPSG:4490",
+                    "time": trip["at"].isoformat(), "window_h": 1})
+    assert r.status_code == 200, r.text
+    document = r.json()
+    check_outputs(PROCESSES[PROCESS], document)
+    mine = [f["properties"] for f in document["suspects"]["value"]["features"]
+            if f["properties"]["truck_id"] == trip["truck_id"]]
+    assert mine and "dumped_outside" in (mine[0]["flags"] or ""), mine
+    dumps = [f for f in document["sites"]["value"]["features"]
+             if f["properties"]["role"] == "dump" and f["properties"]["ranks"] == str(
+                 mine[0]["rank"])]
+    assert len(dumps) == 1
+    x, y = dumps[0]["geometry"]["coordinates"]
+    # where it stood: within 100 m of where the truth's haul ended
+    assert abs(x - trip["end_lon"]) < 0.0012 and abs(y - trip["end_lat"]) < 0.0009
+    construction = [f["properties"] for f in document["sites"]["value"]["features"]
+                    if f["properties"]["role"] == "construction"]
+    assert construction and all(0 < (c["weight"] or 0) <= 1 for c in construction)
 
 def test_a_report_is_traced_to_its_truck(admin: Any, caused: dict[str, Any]) -> None:  # noqa: F811
     r = run(admin, {"report_ids": [caused["id"]]})

@@ -43,7 +43,8 @@ def at(h: int, m: int, s: float = 0.0) -> datetime:
 
 
 def drive(truck: int, x0: float, x1: float, start: datetime, step_s: float = 20.0,
-          skip: tuple[float, float] | None = None) -> list[tuple[int, datetime, float, float]]:
+          skip: tuple[float, float] | None = None
+          ) -> list[tuple[int, datetime, float, float, float]]:
     """Fixes every ``step_s`` along the road from x0 to x1 at 10 m/s, none inside ``skip``."""
     out = []
     n = int(abs(x1 - x0) / (SPEED_DEG_S * step_s)) + 1
@@ -52,13 +53,15 @@ def drive(truck: int, x0: float, x1: float, start: datetime, step_s: float = 20.
         x = x0 + sign * min(i * SPEED_DEG_S * step_s, abs(x1 - x0))
         if skip is not None and min(skip) < x < max(skip):
             continue
-        out.append((truck, start + timedelta(seconds=i * step_s), x, Y))
+        out.append((truck, start + timedelta(seconds=i * step_s), x, Y, 36.0))
     return out
 
 
 def stay(truck: int, x: float, y: float, start: datetime, minutes: int
-         ) -> list[tuple[int, datetime, float, float]]:
-    return [(truck, start + timedelta(seconds=30 * i), x, y) for i in range(minutes * 2 + 1)]
+         ) -> list[tuple[int, datetime, float, float, float]]:
+    """Fixes every 30 s standing still (speed 0)."""
+    return [(truck, start + timedelta(seconds=30 * i), x, y, 0.0)
+            for i in range(minutes * 2 + 1)]
 
 
 @pytest.fixture
@@ -92,7 +95,7 @@ def case(tiny_city_db: str) -> Iterator[dict[str, Any]]:
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO onemap.truck_gps (truck_id, ts, geom, speed_kmh) "
-                "VALUES (%s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4490), 36)", fixes)
+                "VALUES (%s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4490), %s)", fixes)
         waybill = conn.execute(
             "INSERT INTO onemap.waybill (code, truck_id, construction_site_id, "
             "disposal_site_id, issued_at, valid_from, valid_to, volume_m3, geom) VALUES "
@@ -206,7 +209,7 @@ def test_a_loaded_truck_that_stops_outside_any_site_dumped_there(case: dict[str,
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO onemap.truck_gps (truck_id, ts, geom, speed_kmh) "
-                "VALUES (%s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4490), 36)", fixes)
+                "VALUES (%s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4490), %s)", fixes)
         conn.commit()
     six = next(s for s in trace(case, case["spills"][:1]).ranked(10) if s.truck_id == t6)
     assert six.loaded is True and "dumped_outside" in six.flags, six.flags

@@ -90,6 +90,7 @@
       loaded_suspects: "重载嫌疑车辆", top_truck_id: "首位嫌疑车辆", top_plate: "首位车牌",
       top_score: "首位得分", flags: "标记", timings: "用时（秒）", unauthorised: "无运单",
       wrong_disposal_site: "消纳场不符", no_disposal_seen: "未见入场", overloaded: "超载",
+      dumped_outside: "场外偷倒", dump: "疑似偷倒点",
       // pipeline-incident: its summary, and the classes its outputs are drawn by
       utility: "管线类型", water: "供水", drainage: "排水", gas: "燃气", heat: "供热",
       failed_segment: "事故管段", found_by: "定位方式", snap_distance_m: "吸附距离（米）",
@@ -147,6 +148,7 @@
       top_score: "Top score", flags: "Flags", timings: "Timings (s)",
       unauthorised: "no waybill", wrong_disposal_site: "wrong disposal site",
       no_disposal_seen: "no disposal entry seen", overloaded: "overloaded",
+      dumped_outside: "dumped outside any disposal site", dump: "suspected illegal dump",
       utility: "Utility", water: "water", drainage: "drainage", gas: "gas", heat: "heat",
       failed_segment: "Failed segment", found_by: "Found by", snap_distance_m: "Snap distance (m)",
       alarm: "Sensor alarm", radius_m: "Impact radius (m)", radius_basis: "Radius basis",
