@@ -634,10 +634,11 @@ class SpillTrace:
 
     def _dumps(self, anchors: list[tuple[int, datetime]], trips: list[dict[str, Any]]) -> None:
         """Where a loaded truck seen at no disposal site unloaded: its first stop of at
-        least :data:`DUMP_STOP_S` (fixes within :data:`DUMP_STOP_M` of each other) after
-        the pass (a drive past a site does not count; a stop at a site is no dump).
-        Found outside every site, the trip is flagged ``dumped_outside`` (偷倒) and the
-        stop is its ``dump``."""
+        least :data:`DUMP_STOP_S` (fixes within :data:`DUMP_STOP_M` of each other) outside
+        every site, from its load until :data:`DUMP_WITHIN_S` after the pass (a drive past
+        a site does not count; stops at sites are loading or unloading). Found, the trip
+        is flagged ``dumped_outside`` (偷倒) and the stop is its ``dump``; found *before*
+        the pass, the truck had dumped already and passed empty."""
         todo = [i for i, t in enumerate(trips) if "no_disposal_seen" in t["flags"]]
         if not todo:
             return
@@ -646,43 +647,49 @@ class SpillTrace:
             "%(trucks)s::bigint[], %(t0)s::timestamptz[], %(t1)s::timestamptz[]) "
             "WITH ORDINALITY AS q(truck_id, t0, t1, n) JOIN onemap.truck_gps g "
             "ON g.truck_id = q.truck_id AND g.ts > q.t0 AND g.ts < q.t1 ORDER BY q.n, g.ts",
-            {"trucks": [anchors[i][0] for i in todo], "t0": [anchors[i][1] for i in todo],
+            {"trucks": [anchors[i][0] for i in todo],
+             "t0": [trips[i]["stretch"][0] or anchors[i][1] for i in todo],
              "t1": [anchors[i][1] + timedelta(seconds=DUMP_WITHIN_S) for i in todo]}).fetchall()
         by_n: dict[int, list[Any]] = {}
         for r in rows:
             by_n.setdefault(int(r["n"]) - 1, []).append(r)
-        stops: dict[int, Any] = {}
+        stops: list[tuple[int, Any]] = []  # (trip, the stop's first fix), in time order
         for j, i in enumerate(todo):
             fixes = by_n.get(j, [])
-            start = 0
+            start, found = 0, False
             for k in range(1, len(fixes)):
                 a, b = fixes[start], fixes[k]
                 dx = (b["lon"] - a["lon"]) * _M_PER_DEG * math.cos(math.radians(a["lat"]))
                 dy = (b["lat"] - a["lat"]) * _M_PER_DEG
                 if math.hypot(dx, dy) > DUMP_STOP_M:
-                    start = k
-                elif (b["ts"] - a["ts"]).total_seconds() >= DUMP_STOP_S:
-                    stops[i] = a
-                    break
+                    start, found = k, False
+                elif not found and (b["ts"] - a["ts"]).total_seconds() >= DUMP_STOP_S:
+                    stops.append((i, a))
+                    found = True  # one stop per standing still
         if not stops:
             return
         at_site = {int(r["k"]) for r in self.conn.execute(
-            "SELECT q.k FROM unnest(%(k)s::int[], %(lon)s::float8[], %(lat)s::float8[]) "
-            "AS q(k, lon, lat), LATERAL (SELECT ST_SetSRID(ST_MakePoint(q.lon, q.lat), 4490) "
-            "AS geom) p WHERE EXISTS (SELECT 1 FROM onemap.construction_site c WHERE "
-            "ST_DWithin(c.geom, p.geom, %(deg)s)) OR EXISTS (SELECT 1 FROM "
-            "onemap.disposal_site d WHERE ST_DWithin(d.geom, p.geom, %(deg)s))",
-            {"k": list(stops), "lon": [float(a["lon"]) for a in stops.values()],
-             "lat": [float(a["lat"]) for a in stops.values()],
+            "SELECT q.k FROM unnest(%(lon)s::float8[], %(lat)s::float8[]) "
+            "WITH ORDINALITY AS q(lon, lat, k), LATERAL (SELECT ST_SetSRID(ST_MakePoint("
+            "q.lon, q.lat), 4490) AS geom) p WHERE EXISTS (SELECT 1 FROM "
+            "onemap.construction_site c WHERE ST_DWithin(c.geom, p.geom, %(deg)s)) OR EXISTS "
+            "(SELECT 1 FROM onemap.disposal_site d WHERE ST_DWithin(d.geom, p.geom, %(deg)s))",
+            {"lon": [float(a["lon"]) for _, a in stops],
+             "lat": [float(a["lat"]) for _, a in stops],
              "deg": SITE_M / _M_PER_DEG}).fetchall()}
-        for i, a in stops.items():
-            if i in at_site:  # it stopped at a site first: no dump seen
+        done: set[int] = set()
+        for k, (i, a) in enumerate(stops, start=1):
+            if k in at_site or i in done:  # loading or unloading at a site
                 continue
-            trips[i]["flags"] = [f for f in trips[i]["flags"]
-                                 if f != "no_disposal_seen"] + ["dumped_outside"]
-            trips[i]["dump"] = (round(float(a["lon"]), DIGITS), round(float(a["lat"]), DIGITS),
-                                a["ts"])
-            trips[i]["stretch"] = (trips[i]["stretch"][0], a["ts"])
+            done.add(i)
+            trip = trips[i]
+            trip["flags"] = [f for f in trip["flags"]
+                             if f != "no_disposal_seen"] + ["dumped_outside"]
+            trip["dump"] = (round(float(a["lon"]), DIGITS), round(float(a["lat"]), DIGITS),
+                            a["ts"])
+            trip["stretch"] = (trip["stretch"][0], a["ts"])
+            if a["ts"] < anchors[i][1]:  # dumped before it passed: it passed empty
+                trip["loaded"] = False
 
     def _graph(self) -> Graph:
         if self.graph is None:

@@ -196,9 +196,9 @@ def test_bad_input_names_itself(case: dict[str, Any]) -> None:
 
 
 def test_a_loaded_truck_that_stops_outside_any_site_dumped_there(case: dict[str, Any]) -> None:
-    """Truck 6 loads at the site, passes the spot at 21:22, stands 8 minutes on waste
-    ground at 116.476 E (no site there), then drives back: ``dumped_outside`` there; no
-    disposal entry is needed to say so."""
+    """Truck 6 loads at the site, passes the spot at 21:17, stands 8 minutes on waste
+    ground at 116.476 E (no site there), then drives back past the spot: ``dumped_outside``
+    there, no disposal entry needed to say so; its pass on the way back was empty."""
     with psycopg.connect(case["db"], row_factory=dict_row) as conn:
         t6 = conn.execute("INSERT INTO onemap.truck (plate_number, capacity_m3) VALUES "
                           "('京A10006', 20) RETURNING id").fetchone()["id"]
@@ -211,7 +211,8 @@ def test_a_loaded_truck_that_stops_outside_any_site_dumped_there(case: dict[str,
                 "INSERT INTO onemap.truck_gps (truck_id, ts, geom, speed_kmh) "
                 "VALUES (%s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4490), %s)", fixes)
         conn.commit()
-    six = next(s for s in trace(case, case["spills"][:1]).ranked(10) if s.truck_id == t6)
+    result = trace(case, case["spills"][:1])
+    six = next(s for s in result.ranked(10) if s.truck_id == t6)
     assert six.loaded is True and "dumped_outside" in six.flags, six.flags
     assert "no_disposal_seen" not in six.flags and six.disposal_site_id is None
     assert six.dump is not None
@@ -219,6 +220,11 @@ def test_a_loaded_truck_that_stops_outside_any_site_dumped_there(case: dict[str,
     # the stop begins where it left the road (33 m from where it stood): within 50 m
     assert abs(lon - 116.476) < 0.0003 and abs(lat - (Y + 0.0003)) <= 0.00045
     assert at(21, 17) < when < at(21, 21)
+    # driving back it passed the spot again at 21:28, after the dump: empty then
+    back = [s for s in result.suspects if s.truck_id == t6 and s.passes[0].at is not None
+            and s.passes[0].at > at(21, 27)]
+    assert back and back[0].loaded is False and "dumped_outside" in back[0].flags
+    assert back[0].score < six.score
     # truck 1 went on to the disposal site: no such flag
     one = next(s for s in trace(case, case["spills"][:1]).ranked(10)
                if s.truck_id == case["trucks"][0])
