@@ -290,7 +290,7 @@ def delay_weight(source: str | None, delay_s: float, window_s: float = WINDOW_H 
     window, clipped to ±3.
 
     >>> round(delay_weight("camera", 420.0), 2), round(delay_weight("camera", 5400.0), 2)
-    (3.0, -3.0)
+    (2.81, -3.0)
     >>> -1.0 < delay_weight("citizen", 3600.0) < 1.0
     True
     """
