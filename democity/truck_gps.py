@@ -288,9 +288,14 @@ def write_gps(ctx: CityContext, period: Period, plan: Plan) -> int:
     LOGGER.info("trucks: GPS partitions indexed and attached in %.1f s",
                 time.perf_counter() - t0)
     # Rows copied into detached partitions passed no trigger of truck_gps:
-    # count the low-zoom tile rollup (152_truck_gps_rollup.sql) once, here.
+    # count the low-zoom tile rollup (152_truck_gps_rollup.sql) and derive the
+    # stays and gaps (200_truck_stays.sql) once, here.
     t0 = time.perf_counter()
     cells = fetch_tuples(conn, "SELECT onemap.rebuild_truck_gps_hourly()")[0][0]
     LOGGER.info("trucks: GPS hourly rollup of %d cells in %.1f s",
                 cells, time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    stays = fetch_tuples(conn, "SELECT onemap.rebuild_truck_stays()")[0][0]
+    LOGGER.info("trucks: %d stays and the GPS gaps derived in %.1f s",
+                stays, time.perf_counter() - t0)
     return total

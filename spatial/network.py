@@ -448,6 +448,32 @@ class Graph:
             return dist
         return dist[:, self._nodes(destinations, by_index)]
 
+    def distances_to(self, destinations: Iterable[int] | int, *, limit: float = np.inf,
+                     by_index: bool = False) -> np.ndarray:
+        """Shortest-path lengths from every node to each destination (m): one search per
+        destination on the reversed arcs, instead of one per origin.
+
+        Parameters
+        ----------
+        destinations : int or iterable of int
+            Node ids (indices with ``by_index``).
+        limit : float
+            Stop searching beyond this cost; farther nodes get ``inf``.
+        by_index : bool
+            Destinations are node indices, not ids.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(len(destinations), number of nodes)``; ``inf`` where the node cannot reach it.
+        """
+        dst = self._nodes(destinations, by_index)
+        return np.atleast_2d(dijkstra(self._reverse, directed=True, indices=dst, limit=limit))
+
+    @functools.cached_property
+    def _reverse(self) -> Any:
+        return self.matrix.T.tocsr()
+
     def path(self, origin: int, destination: int, *, by_index: bool = False) -> Path:
         """The shortest path between two nodes.
 

@@ -405,6 +405,53 @@ def test_tile_rollup_counts_every_fix(city: psycopg.Connection[Any]) -> None:
     assert rolled["n"] == city.execute("SELECT count(*) AS n FROM onemap.truck_gps").fetchone()["n"]
 
 
+STAYS = ("SELECT count(*) AS n, md5(string_agg(concat_ws(',', truck_id, first_ts, last_ts, "
+         "fixes, ST_AsText(geom), site_kind, site_id), ';' ORDER BY truck_id, first_ts)) AS h "
+         "FROM rollup.truck_stay")
+GAPS = ("SELECT count(*) AS n, md5(string_agg(concat_ws(',', truck_id, from_ts, to_ts, "
+        "ST_AsText(geom_from), ST_AsText(geom_to)), ';' ORDER BY truck_id, from_ts)) AS h "
+        "FROM rollup.truck_gps_gap")
+
+
+def test_stays_and_gaps_kept_by_the_triggers_equal_a_rebuild(
+        city: psycopg.Connection[Any]) -> None:
+    # the generator derived them once after loading; loading trucks stay at sites
+    at_sites = city.execute("SELECT site_kind, count(*) AS n FROM rollup.truck_stay "
+                            "WHERE site_kind IS NOT NULL GROUP BY 1 ORDER BY 1").fetchall()
+    assert [r["site_kind"] for r in at_sites] == ["construction", "disposal"]
+    # every planted gap of 2 min or more is a derived gap
+    missed = city.execute(
+        "SELECT count(*) AS n FROM truth.gps_gap t WHERE t.to_ts - t.from_ts >= interval "
+        "'2 minutes' AND EXISTS (SELECT 1 FROM onemap.truck_gps g WHERE g.truck_id = "
+        "t.truck_id AND g.ts < t.from_ts) AND EXISTS (SELECT 1 FROM onemap.truck_gps g "
+        "WHERE g.truck_id = t.truck_id AND g.ts > t.to_ts) AND NOT EXISTS (SELECT 1 FROM "
+        "rollup.truck_gps_gap d WHERE d.truck_id = t.truck_id AND d.from_ts <= t.from_ts "
+        "AND d.to_ts >= t.to_ts)").fetchone()["n"]
+    assert missed == 0
+    with city.transaction(force_rollback=True):  # the module's city stays as it was
+        # fixes removed at random and in a run, one truck's fixes moved, one fix
+        # written between two others, one after the last: kept row by row ...
+        city.execute("SELECT setseed(0.5)")
+        city.execute("DELETE FROM onemap.truck_gps WHERE random() < 0.05")
+        truck, lo = city.execute("SELECT truck_id, min(ts) AS lo FROM onemap.truck_gps "
+                                 "GROUP BY 1 ORDER BY 1 LIMIT 1").fetchone().values()
+        city.execute("DELETE FROM onemap.truck_gps WHERE truck_id = %s AND ts BETWEEN %s "
+                     "AND %s + interval '40 minutes'", (truck, lo, lo))
+        city.execute("UPDATE onemap.truck_gps SET ts = ts + interval '1 second' "
+                     "WHERE truck_id = %s + 1", (truck,))
+        city.execute("INSERT INTO onemap.truck_gps (truck_id, ts, geom, speed_kmh) "
+                     "SELECT truck_id, ts + interval '5 seconds', geom, 0 FROM onemap.truck_gps "
+                     "WHERE truck_id = %s + 2 ORDER BY ts LIMIT 1", (truck,))
+        city.execute("INSERT INTO onemap.truck_gps (truck_id, ts, geom, speed_kmh) "
+                     "SELECT truck_id, ts + interval '3 hours', geom, 0 FROM onemap.truck_gps "
+                     "WHERE truck_id = %s + 2 ORDER BY ts DESC LIMIT 1", (truck,))
+        kept = city.execute(STAYS).fetchone(), city.execute(GAPS).fetchone()
+        # ... equal all derived again
+        city.execute("SELECT onemap.rebuild_truck_stays()")
+        assert (city.execute(STAYS).fetchone(), city.execute(GAPS).fetchone()) == kept
+        assert kept[1]["n"] > missed
+
+
 def test_same_seed_same_rows(city: psycopg.Connection[Any], server_conninfo: str,
                              template_db: str) -> None:
     from spatial.db import connect

@@ -58,6 +58,10 @@ def test_hand_solved_distances_and_paths() -> None:
     assert g.node_ids[p.nodes].tolist() in ([3, 2, 1], [3, 4, 1])
     assert g.edge_ids[g.path(2, 3).edges].tolist() == [11]  # the 100 m one, not 150 m
     assert g.path(1, 5).length == np.inf and len(g.path(1, 5).nodes) == 0
+    # to a destination from every node: the one-way diagonal counts only towards c
+    to = g.distances_to([3, 1])
+    assert to[0][g.index([1, 2, 3, 4, 5])].tolist() == [120.0, 100.0, 0.0, 100.0, np.inf]
+    assert to[1][g.index([1, 2, 3, 4])].tolist() == [0.0, 100.0, 200.0, 100.0]
 
 
 def test_hand_solved_within_components_and_removal() -> None:
@@ -372,6 +376,16 @@ def test_demo_city_agrees_with_networkx(city: str, mode: str) -> None:
             assert dist[k, g.index([t])[0]] == pytest.approx(lengths[t], rel=1e-9, abs=1e-6)
             checked += 1
     assert checked == 160
+    # distances to a node from every node, one search on the reversed arcs: the same as
+    # from every node to it, networkx's reversed search
+    targets = origins[:3]
+    to = g.distances_to(targets)
+    for k, t in enumerate(targets.tolist()):
+        lengths = nx.single_source_dijkstra_path_length(ref.reverse(copy=False), t,
+                                                        weight="weight")
+        assert {int(g.node_ids[j]) for j in np.flatnonzero(np.isfinite(to[k]))} == set(lengths)
+        for o in rng.choice(list(lengths), 20).tolist():
+            assert to[k, g.index([o])[0]] == pytest.approx(lengths[o], rel=1e-9, abs=1e-6)
     # Components after closing a random tenth of the roads.
     closed = rng.choice(g.edge_ids, len(g.edge_ids) // 10, replace=False)
     ref.remove_edges_from([(u, v, k) for u, v, k in ref.edges(keys=True) if k in set(closed)])
