@@ -42,17 +42,16 @@ from spatial.network import road_graph
 
 REMOVE_SQL = """
 WITH fixes AS (
-    SELECT truck_id, ts, row_number() OVER (PARTITION BY truck_id ORDER BY ts) AS n,
-           count(*) OVER (PARTITION BY truck_id) AS total
+    SELECT truck_id, ts, row_number() OVER (PARTITION BY truck_id ORDER BY ts) AS n
     FROM onemap.truck_gps),
-runs AS (  -- starts of runs of consecutive fixes, per truck
+runs AS (  -- runs of consecutive fixes of a truck, 30-120 long
     SELECT truck_id, n AS first, n + 30 + floor(random() * 91)::int AS last
     FROM fixes WHERE random() < %(run_p)s),
 gone AS (
+    SELECT f.truck_id, f.ts FROM fixes f WHERE random() < %(random)s
+    UNION
     SELECT f.truck_id, f.ts FROM fixes f
-    WHERE random() < %(random)s
-       OR EXISTS (SELECT 1 FROM runs r WHERE r.truck_id = f.truck_id
-                  AND f.n BETWEEN r.first AND r.last))
+    JOIN runs r ON r.truck_id = f.truck_id AND f.n BETWEEN r.first AND r.last)
 DELETE FROM onemap.truck_gps g USING gone
 WHERE g.truck_id = gone.truck_id AND g.ts = gone.ts
 """
@@ -62,16 +61,19 @@ def dsn(database: str, host: str) -> str:
     return f"dbname={database} user=onemap host={host} port=54787"
 
 
-def remove_fixes(conn: psycopg.Connection[Any], share: float) -> int:
+def remove_fixes(conn: psycopg.Connection[Any], share: float, seed: float = 0.5) -> int:
     """Delete about ``share`` of the fixes: half at random, half in runs (75 fixes long on
-    average, so a run starts at every 150 / share-th fix)."""
+    average, so a run starts at every 150 / share-th fix); the same ``seed`` (-1 to 1)
+    removes the same fixes of the same database."""
     if share <= 0:
         return 0
+    conn.execute("SELECT setseed(%s)", (seed,))
     cur = conn.execute(REMOVE_SQL, {"random": share / 2, "run_p": share / 2 / 75.0})
     return cur.rowcount
 
 
-def evaluate(conn: psycopg.Connection[Any], mode: str, graph: Any) -> dict[str, Any]:
+def evaluate(conn: psycopg.Connection[Any], mode: str, graph: Any, *, context: bool = True
+             ) -> dict[str, Any]:
     truth = conn.execute("SELECT spill_report_id AS id, kind, truck_id, trip_id, "
                          "construction_site_id, disposal_site_id FROM truth.spill_cause "
                          "ORDER BY spill_report_id").fetchall()
@@ -89,7 +91,7 @@ def evaluate(conn: psycopg.Connection[Any], mode: str, graph: Any) -> dict[str, 
         first = next(i for i, s in enumerate(spills) if s.id == ids[0])
         spills.insert(0, spills.pop(first))  # the traced report first
         t = time.perf_counter()
-        trace = st.SpillTrace(conn, spills, graph=graph).solve()
+        trace = st.SpillTrace(conn, spills, graph=graph, context=context).solve()
         times.append(time.perf_counter() - t)
         ranked = trace.ranked(10, first_only=True)
         if r["kind"] == "caused":
@@ -179,6 +181,10 @@ def main() -> None:
     parser.add_argument("--pg-host", default=str(Path("var/run").resolve()))
     parser.add_argument("--removal", default="0,0.1,0.2,0.4")
     parser.add_argument("--modes", default="single,incident")
+    parser.add_argument("--no-context", action="store_true",
+                        help="trace without the nearby reports as context (the trail)")
+    parser.add_argument("--seed", type=float, default=0.5,
+                        help="which fixes are removed (-1 to 1; the same seed, the same)")
     parser.add_argument("--no-flags", action="store_true",
                         help="skip the rule flags' evaluation (truth.unauthorised)")
     args = parser.parse_args()
@@ -186,10 +192,10 @@ def main() -> None:
     with connect(dsn(args.database, args.pg_host)) as conn:
         graph = road_graph(conn, "drive")
         for share in (float(x) for x in args.removal.split(",")):
-            removed = remove_fixes(conn, share)
+            removed = remove_fixes(conn, share, args.seed)
             for mode in args.modes.split(","):
                 row = {"removal": share, "fixes_removed": removed,
-                       **evaluate(conn, mode, graph)}
+                       **evaluate(conn, mode, graph, context=not args.no_context)}
                 rows.append(row)
                 print(json.dumps(row, ensure_ascii=False))
             conn.rollback()

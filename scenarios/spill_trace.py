@@ -23,10 +23,11 @@ security applies; a caller who may not see trucks sees no suspect):
 * **disposal entries** (``disposal_entry``): the first entry after the pass
   closes the trip and says where it dumped.
 
-Whether the truck was **loaded** at the pass is read from its track: its last
-stop at a construction site (fixes inside the site) after its last stop at a
-disposal site means loaded; the other way round, empty (and an empty truck
-does not spill muck). The trip's construction site is that stop's, or the
+Whether the truck was **loaded** at the pass is read from its track's stays
+(``rollup.truck_stay``, derived as the fixes are written): its last stay at a
+construction site after its last stay at a disposal site means loaded; the
+other way round, empty (and an empty truck does not spill muck). The trip's
+construction site is that stay's, or the
 waybill's; its disposal site the first disposal stop or entry after the pass.
 
 The score adds log-odds-like parts: loaded (+3) or empty (−3) at the pass;
@@ -83,13 +84,17 @@ from spatial.network import Graph, road_graph
 
 #: A track (the segment between two fixes) this close to the spot (m) passed it.
 PASS_M = 30.0
-#: Fixes further apart than this (s) leave a gap a truck could have passed through.
+#: Fixes further apart than this (s) leave a gap a truck could have passed through (at
+#: least the 60 s from which ``rollup.truck_gps_gap`` keeps gaps).
 GAP_S = 90.0
 #: Gaps longer than this (s: a device switched off for hours) are not prisms: the
 #: truck could be anywhere; checkpoints and waybills may still name it.
 MAX_GAP_S = 2 * 3600.0
 #: Speed bound of the space-time prism (km/h): muck trucks are limited to 60 in the city.
 PRISM_KMH = 60.0
+#: Both ends of a segment of at most :data:`GAP_S` passing within :data:`PASS_M` lie
+#: within this distance (m) of the spot, at up to :data:`PRISM_KMH` between the fixes.
+REACH_M = PASS_M + GAP_S * PRISM_KMH / 3.6
 #: Checkpoints within this distance (m, straight) of the spot support a pass.
 CHECKPOINT_M = 3000.0
 #: A checkpoint read supports a pass when its time differs from the pass by at most the
@@ -102,26 +107,43 @@ ROUTE_M = 60.0
 STOPS_BEFORE_S = 6 * 3600.0
 #: A loaded truck should reach a disposal site within this time (s) of the pass.
 DUMP_WITHIN_S = 4 * 3600.0
-#: A loaded truck standing this long (s) within :data:`DUMP_STOP_M` (m) outside any
-#: site unloaded there (a queue at a light or a jam is shorter).
-DUMP_STOP_S, DUMP_STOP_M = 300.0, 50.0
-#: What a checkpoint camera's cover classifier (渣土车未密闭识别) says of a load near the
-#: pass: an open cover lets muck fall (about the log of how much likelier a spilling
-#: truck is read ``uncovered``, or ``covered``, than another); each side at most
-#: :data:`COVER_MAX` (the reads of one trip share one truth).
-COVER_WEIGHT = {"uncovered": 2.0, "covered": -0.8}
-COVER_MAX = 3.0
+#: A loaded truck that stayed this long (s) outside any site unloaded there (a queue at
+#: a light or a jam is shorter). Stays are ``rollup.truck_stay`` (200_truck_stays.sql):
+#: two or more consecutive fixes below 5 km/h, each within 50 m of the one before; at a
+#: site when within 40 m of it — a truck driving past a site did not load or unload.
+DUMP_STOP_S = 300.0
+#: What a checkpoint camera's cover classifier (渣土车未密闭识别) says of a load: the share
+#: of spilling trips driven with the cover open and of the others, then how often the
+#: classifier reads an open cover as open and a closed one as open. The reads of one
+#: trip share one truth (the cover was open or not), so they are weighed as a mixture
+#: over it (:func:`cover_weight`): many reads say no more than the cover's state does.
+#: The rates are the demo city's; a city sets them from its closed enforcement cases.
+COVER_OPEN = {"spilling": 0.6, "other": 0.05}
+COVER_READ_OPEN = {"open": 0.85, "closed": 0.03}
+#: The share of spilling trips that were overloaded (超载: the commonest cause) and of
+#: the others: a measured overload weighs log(0.65 / 0.04), a measured load within the
+#: truck's capacity log(0.35 / 0.96).
+OVERLOADED_SHARE = {"spilling": 0.65, "other": 0.04}
 #: A trip whose measured volume at the disposal site exceeds the truck's capacity by this
 #: factor was overloaded (超载: the commonest cause of spills).
 OVERLOAD = 1.05
-#: A fix within this distance (m) of a site's polygon is at the site — when the truck
-#: stands there (speed below :data:`STANDING_KMH`, or none reported) for two fixes or
-#: more: a truck driving past a site has not loaded or unloaded there.
-SITE_M = 40.0
-STANDING_KMH = 5.0
 #: The default window before a report (h), and the longest allowed.
 WINDOW_H = 3.0
 MAX_WINDOW_H = 24.0
+#: Other spill reports within this distance (m) of a traced one, reported within the
+#: window either side of it (and before now), are its **context**: a spilling truck
+#: leaves a trail along its loaded way, reported by whoever passes. At most
+#: :data:`CONTEXT_MAX` of them, nearest in time first.
+CONTEXT_M = 5000.0
+CONTEXT_MAX = 12
+#: How likely a context report that a suspect's loaded way passed is from its trail
+#: (rather than from another truck, or noise): a context report weighs
+#: ``log(1 + CONTEXT_SHARE * (exp(w) - 1))`` with ``w`` its delay's weight — at most
+#: about +2.4 when well timed, at least ``log(1 - CONTEXT_SHARE)`` when not.
+CONTEXT_SHARE = 0.5
+#: A space-time prism that covers a context report's spot says the truck could have
+#: passed there, not that it did (it may have taken another road): about even odds.
+PRISM_PASSED = 0.5
 #: Suspects returned per request, at most.
 TOP = 10
 #: How long after the muck fell each source reports it (s): the median and the spread
@@ -158,13 +180,15 @@ class Spill:
 @dataclass(frozen=True)
 class Pass:
     """How a truck passed a spot: ``gps`` (a fix ``distance_m`` away), ``prism`` (through
-    a gap, the pass time interpolated), ``checkpoint`` (read nearby, time estimated) or
-    ``waybill`` (its planned route passes)."""
+    a gap, the pass time interpolated; ``span``: the earliest and latest it could have
+    passed), ``checkpoint`` (read nearby, time estimated) or ``waybill`` (its planned
+    route passes)."""
 
     how: str
     at: datetime | None
     distance_m: float | None = None
     gap_s: float | None = None
+    span: tuple[datetime, datetime] | None = None
 
 
 @dataclass
@@ -196,6 +220,8 @@ class Suspect:
     report_times: dict[int, tuple[datetime, str | None]] = field(default_factory=dict)
     #: The window (s) the delays are weighed against.
     window_s: float = WINDOW_H * 3600.0
+    #: Reports from this index on are context (found near the traced ones), not traced.
+    traced: int = 1 << 30
 
     def add(self, report: int, p: Pass, *, report_at: datetime, loaded: bool | None,
             source: str | None = None) -> None:
@@ -213,8 +239,9 @@ class Suspect:
         else the earliest pass's."""
         if 0 in self.passes:
             return 0
-        timed = [(p.at, k) for k, p in self.passes.items() if p.at is not None]
-        return min(timed)[1] if timed else (min(self.passes) if self.passes else None)
+        mine = {k: p for k, p in self.passes.items() if k < self.traced}
+        timed = [(p.at, k) for k, p in mine.items() if p.at is not None]
+        return min(timed)[1] if timed else (min(mine) if mine else None)
 
     def explains(self) -> list[int]:
         """The reports this truck's one trip passed: the anchor's, and every other whose
@@ -252,55 +279,110 @@ class Suspect:
         parts["near"] = round(_strength(p0), 4) if p0 is not None else 0.0
         times = self.report_times
         if p0 is not None and p0.at is not None and k0 in times:
-            when, source = times[k0]
-            parts["delay"] = round(delay_weight(source, (when - p0.at).total_seconds(),
-                                                self.window_s), 4)
+            parts["delay"] = round(self._delay(p0, times[k0]), 4)
         if self.checkpoints:
             parts["checkpoints"] = min(1.0, sum(0.35 if c["misread"] else 0.5
                                                 for c in self.checkpoints))
         covers = [c["cover"] for c in self.checkpoints if c.get("cover")]
         if covers and self.loaded is not False:
-            up = sum(COVER_WEIGHT[c] for c in covers if COVER_WEIGHT[c] > 0)
-            down = sum(COVER_WEIGHT[c] for c in covers if COVER_WEIGHT[c] < 0)
-            parts["cover"] = round(min(up, COVER_MAX) + max(down, -COVER_MAX), 4)
+            parts["cover"] = round(cover_weight(covers), 4)
         if self.route:
             parts["route"] = 0.5
-        if self.overloaded and self.loaded:
-            parts["overloaded"] = 2.0
+        if self.overloaded is not None and self.loaded is not False:
+            a, b = OVERLOADED_SHARE["spilling"], OVERLOADED_SHARE["other"]
+            parts["overloaded"] = round(math.log(a / b) if self.overloaded
+                                        else math.log((1 - a) / (1 - b)), 4)
         if self.entry_id is not None:
             parts["entry"] = 0.5
-        asked = 0.0  # the caller says the reports are one incident
+        asked = trail = 0.0
         for k in self.explains():
             p = self.passes[k]
             if k == k0 or p.at is None or k not in times:
                 continue
-            when, source = times[k]
-            w = delay_weight(source, (when - p.at).total_seconds(), self.window_s)
-            asked += 1.0 + max(-1.0, 0.5 * w)
+            w = self._delay(p, times[k])
+            if k >= self.traced:  # a context report: from this trail, or not
+                q = CONTEXT_SHARE * (PRISM_PASSED if p.how == "prism" else 1.0)
+                trail += math.log1p(q * math.expm1(w))
+            else:  # the caller says the reports are one incident
+                asked += 1.0 + max(-1.0, 0.5 * w)
         if asked:
             parts["reports"] = round(asked, 4)
+        if trail:
+            parts["trail"] = round(trail, 4)
         self.parts = parts
         self.score = round(sum(parts.values()), 4)
 
+    def _delay(self, p: Pass, report: tuple[datetime, str | None]) -> float:
+        """The weight of a report's delay after a pass (over the span it could have
+        passed in, through a gap)."""
+        when, source = report
+        if p.span is not None:
+            return delay_weight(source, (when - p.span[1]).total_seconds(), self.window_s,
+                                spread_s=(p.span[1] - p.span[0]).total_seconds())
+        assert p.at is not None
+        return delay_weight(source, (when - p.at).total_seconds(), self.window_s)
 
-def delay_weight(source: str | None, delay_s: float, window_s: float = WINDOW_H * 3600.0
-                 ) -> float:
+
+def cover_weight(reads: Sequence[str]) -> float:
+    """How much a trip's cover reads (``uncovered`` or ``covered``) favour it having
+    spilled: the log of their likelihood for a spilling trip against another's, each a
+    mixture over whether the cover was open (:data:`COVER_OPEN`, :data:`COVER_READ_OPEN`).
+
+    >>> round(cover_weight(["uncovered"]), 2), round(cover_weight(["covered"]), 2)
+    (1.99, -0.66)
+    >>> round(cover_weight(["uncovered"] * 4), 2), round(cover_weight(["covered"] * 4), 2)
+    (2.48, -0.86)
+    """
+    def likelihood(p_open: float) -> float:
+        def given(state: str) -> float:
+            hit = COVER_READ_OPEN[state]
+            return math.prod(hit if r == "uncovered" else 1.0 - hit for r in reads)
+        return p_open * given("open") + (1.0 - p_open) * given("closed")
+    return math.log(likelihood(COVER_OPEN["spilling"]) / likelihood(COVER_OPEN["other"]))
+
+
+def delay_weight(source: str | None, delay_s: float, window_s: float = WINDOW_H * 3600.0,
+                 *, spread_s: float = 0.0) -> float:
     """How much a report ``delay_s`` after a pass favours that pass: the log of the
     source's delay density (:data:`REPORT_DELAY_S`) against a uniform one over the
-    window, clipped to ±3.
+    window, clipped to ±3. A pass known only to lie within ``spread_s`` before that
+    (through a GPS gap) takes the density's mean over those delays: the wider the span,
+    the less the time says.
 
     >>> round(delay_weight("camera", 420.0), 2), round(delay_weight("camera", 5400.0), 2)
     (2.81, -3.0)
     >>> -1.0 < delay_weight("citizen", 3600.0) < 1.0
     True
+    >>> round(delay_weight("camera", 420.0, spread_s=3600.0), 2)  # passed 7-67 min before
+    0.57
     """
+    if spread_s >= 60.0:  # the mean density over the span: its probability / its length
+        median, sigma = REPORT_DELAY_S.get(source, REPORT_DELAY_S[None])
+
+        def cdf(d: float) -> float:
+            return 0.0 if d <= 0 else 0.5 * (1 + math.erf(math.log(d / median)
+                                                          / (sigma * math.sqrt(2))))
+        density = (cdf(delay_s + spread_s) - cdf(delay_s)) / spread_s
+        if density <= 0.0:
+            return -3.0
+        return max(-3.0, min(3.0, math.log(density) + math.log(window_s)))
     if delay_s < 0:
         return -3.0
+    return max(-3.0, min(3.0, _log_delay_density(source, delay_s) + math.log(window_s)))
+
+
+def _log_delay_density(source: str | None, delay_s: float) -> float:
+    """The log of the source's log-normal delay density at ``delay_s`` (at least 30 s)."""
     median, sigma = REPORT_DELAY_S.get(source, REPORT_DELAY_S[None])
     d = max(delay_s, 30.0)
     z = math.log(d / median) / sigma
-    log_density = -0.5 * z * z - math.log(d * sigma * math.sqrt(2 * math.pi))
-    return max(-3.0, min(3.0, log_density + math.log(window_s)))
+    return -0.5 * z * z - math.log(d * sigma * math.sqrt(2 * math.pi))
+
+
+def _metres(lon0: float, lat0: float, lon1: float, lat1: float) -> float:
+    """Straight distance (m) between two near points (equirectangular)."""
+    dx = (lon1 - lon0) * _M_PER_DEG * math.cos(math.radians((lat0 + lat1) / 2))
+    return math.hypot(dx, (lat1 - lat0) * _M_PER_DEG)
 
 
 def _strength(p: Pass) -> float:
@@ -344,7 +426,10 @@ class SpillTrace:
     graph : Graph, optional
         The drive graph (the prisms' road distances); loaded when omitted.
     now : datetime, optional
-        The present (a report after it is refused).
+        The present (a report after it is refused; context reports come before it).
+    context : bool
+        Weigh the other reports near the traced ones (:data:`CONTEXT_M`) as a trail a
+        suspect may have left (appended to :attr:`spills` after the traced ones).
 
     Raises
     ------
@@ -354,7 +439,7 @@ class SpillTrace:
 
     def __init__(self, conn: psycopg.Connection[Any], spills: Sequence[Spill], *,
                  window_h: float = WINDOW_H, graph: Graph | None = None,
-                 now: datetime | None = None) -> None:
+                 now: datetime | None = None, context: bool = True) -> None:
         if not spills:
             raise SpillTraceError("report_ids", "no spill report to trace / 没有要溯源的遗撒")
         if isinstance(window_h, bool) or not isinstance(window_h, int | float) \
@@ -369,6 +454,10 @@ class SpillTrace:
                                       "上报时间晚于当前时间")
         self.conn = conn
         self.spills = list(spills)
+        #: The reports asked about; those after them in :attr:`spills` are context.
+        self.traced = len(self.spills)
+        self.context = context
+        self.now = now
         self.window = timedelta(hours=float(window_h))
         self.graph = graph
         #: (report, truck, pass) found by every source.
@@ -380,33 +469,52 @@ class SpillTrace:
 
     # ------------------------------------------------------------------ sources
     def _track_passes(self, k: int, s: Spill) -> None:
-        """Passes read from the tracks in one scan of the window's fixes: a segment
-        between two fixes at most :data:`GAP_S` apart that runs within :data:`PASS_M`
-        of the spot (the pass time interpolated along it; two such segments more than
-        5 min apart are two visits), and a longer gap whose space-time prism covers
-        the spot."""
+        """Passes read from the tracks: a segment between two consecutive fixes at most
+        :data:`GAP_S` apart that runs within :data:`PASS_M` of the spot (the pass time
+        interpolated along it; two such segments more than 5 min apart are two visits),
+        and a longer gap (``rollup.truck_gps_gap``, derived as fixes are written) whose
+        space-time prism covers the spot.
+
+        Only the fixes within :data:`REACH_M` of the spot are read (through the spatial
+        index): both ends of a segment that passes within :data:`PASS_M` lie there.
+        """
         vmax = PRISM_KMH / 3.6
+        cos = max(math.cos(math.radians(s.lat)), 0.1)
+        args = {"lon": s.lon, "lat": s.lat, "t0": s.reported_at - self.window,
+                "t1": s.reported_at, "gap": MAX_GAP_S, "min": GAP_S, "v": vmax,
+                "dx": REACH_M / (_M_PER_DEG * cos), "dy": REACH_M / _M_PER_DEG, "r": PASS_M,
+                "rx": 1.5 * PASS_M / (_M_PER_DEG * cos), "ry": 1.5 * PASS_M / _M_PER_DEG}
         rows = self.conn.execute(
-            "WITH f AS (SELECT truck_id, ts, geom, lag(ts) OVER w AS pts, lag(geom) OVER w "
-            "AS pgeom FROM onemap.truck_gps WHERE ts BETWEEN %(t0)s - %(gap)s * interval '1 s' "
-            "AND %(t1)s + %(gap)s * interval '1 s' WINDOW w AS (PARTITION BY truck_id ORDER "
-            "BY ts)), p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4490) AS geom), "
-            "x AS (SELECT f.*, extract(epoch FROM f.ts - f.pts) AS dt, "
-            "ST_MakeLine(f.pgeom, f.geom) AS seg FROM f "
-            "WHERE f.pts IS NOT NULL AND f.pts < %(t1)s AND f.ts > %(t0)s) "
-            "SELECT x.truck_id, x.pts, x.ts, x.dt, x.dt > %(min)s AS gap, "
-            "ST_Distance(x.seg::geography, p.geom::geography) AS d, "
-            "ST_LineLocatePoint(x.seg, p.geom) AS frac, ST_X(x.pgeom) AS x0, "
-            "ST_Y(x.pgeom) AS y0, ST_X(x.geom) AS x1, ST_Y(x.geom) AS y1 FROM x, p "
-            "WHERE (x.dt <= %(min)s AND x.seg && ST_Expand(p.geom, %(deg)s) "
-            "       AND ST_DWithin(x.seg::geography, p.geom::geography, %(r)s)) "
-            "   OR (x.dt > %(min)s AND x.dt <= %(gap)s "
-            "       AND ST_Distance(x.pgeom::geography, p.geom::geography) "
-            "         + ST_Distance(p.geom::geography, x.geom::geography) <= %(v)s * x.dt) "
-            "ORDER BY x.truck_id, x.ts",
-            {"lon": s.lon, "lat": s.lat, "t0": s.reported_at - self.window,
-             "t1": s.reported_at, "gap": MAX_GAP_S, "min": GAP_S, "v": vmax,
-             "deg": 2 * PASS_M / _M_PER_DEG, "r": PASS_M}).fetchall()
+            "WITH p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4490) AS geom), "
+            "c AS (SELECT g.truck_id, g.ts, g.geom FROM onemap.truck_gps g, p "
+            "  WHERE g.ts BETWEEN %(t0)s - %(min)s * interval '1 s' "
+            "  AND %(t1)s + %(min)s * interval '1 s' "
+            "  AND g.geom && ST_Expand(p.geom, %(dx)s, %(dy)s)), "
+            "x AS (SELECT c.*, lag(c.ts) OVER w AS pts, lag(c.geom) OVER w AS pgeom FROM c "
+            "  WINDOW w AS (PARTITION BY c.truck_id ORDER BY c.ts)), "
+            "y AS (SELECT x.*, extract(epoch FROM x.ts - x.pts) AS dt, "
+            "  ST_MakeLine(x.pgeom, x.geom) AS seg FROM x "
+            "  WHERE x.pts IS NOT NULL AND x.pts < %(t1)s AND x.ts > %(t0)s "
+            "  AND x.ts - x.pts <= %(min)s * interval '1 s') "
+            "SELECT y.truck_id, y.pts, y.ts, y.dt, false AS gap, "
+            "ST_Distance(y.seg::geography, p.geom::geography) AS d, "
+            "ST_LineLocatePoint(y.seg, p.geom) AS frac, ST_X(y.pgeom) AS x0, "
+            "ST_Y(y.pgeom) AS y0, ST_X(y.geom) AS x1, ST_Y(y.geom) AS y1 FROM y, p "
+            "WHERE y.seg && ST_Expand(p.geom, %(rx)s, %(ry)s) "
+            "AND ST_DWithin(y.seg::geography, p.geom::geography, %(r)s) "
+            "AND NOT EXISTS (SELECT 1 FROM onemap.truck_gps h WHERE h.truck_id = y.truck_id "
+            "  AND h.ts > y.pts AND h.ts < y.ts) "  # consecutive fixes, not a way round
+            "UNION ALL "
+            "SELECT g.truck_id, g.from_ts, g.to_ts, extract(epoch FROM g.to_ts - g.from_ts), "
+            "true, NULL, NULL, ST_X(g.geom_from), ST_Y(g.geom_from), ST_X(g.geom_to), "
+            "ST_Y(g.geom_to) FROM rollup.truck_gps_gap g, p "
+            "WHERE g.to_ts > %(t0)s AND g.to_ts < %(t1)s + %(gap)s * interval '1 s' "
+            "AND g.from_ts < %(t1)s AND g.to_ts - g.from_ts > %(min)s * interval '1 s' "
+            "AND g.to_ts - g.from_ts <= %(gap)s * interval '1 s' "
+            "AND ST_Distance(g.geom_from::geography, p.geom::geography) "
+            "  + ST_Distance(p.geom::geography, g.geom_to::geography) "
+            "  <= %(v)s * extract(epoch FROM g.to_ts - g.from_ts) "
+            "ORDER BY 1, 3", args).fetchall()
         visit: tuple[int, datetime, datetime, float] | None = None  # truck, last, at, d
         gaps = []
         for r in [*rows, None]:
@@ -445,9 +553,12 @@ class SpillTrace:
             if not np.isfinite(d1[i] + d2[i]) or d1[i] + d2[i] > vmax * dt:
                 continue
             at = r["pts"] + timedelta(seconds=dt * float(d1[i] / max(d1[i] + d2[i], 1e-9)))
-            if at > s.reported_at:
+            earliest = r["pts"] + timedelta(seconds=float(d1[i]) / vmax)
+            latest = min(r["ts"] - timedelta(seconds=float(d2[i]) / vmax), s.reported_at)
+            if at > s.reported_at or earliest > latest:
                 continue
-            self.raw.append((k, int(r["truck_id"]), Pass("prism", at, None, round(dt, 1))))
+            self.raw.append((k, int(r["truck_id"]),
+                             Pass("prism", at, None, round(dt, 1), (earliest, latest))))
 
     def sites(self) -> list[tuple[int, float]]:
         """The construction sites the first report's muck came from, most likely first:
@@ -470,11 +581,17 @@ class SpillTrace:
         return sorted(((site, round(w / total, 4)) for site, w in by_site.items()),
                       key=lambda x: (-x[1], x[0]))
 
-    def _plates(self) -> dict[str, int]:
-        return {r["plate_number"]: int(r["id"]) for r in self.conn.execute(
-            "SELECT id, plate_number FROM onemap.truck")}
+    def _plates(self) -> dict[str, set[int]]:
+        """The registered trucks by each plate with one character blanked (``?``): a read
+        one character off a plate shares one of its keys."""
+        out: dict[str, set[int]] = {}
+        for r in self.conn.execute("SELECT id, plate_number FROM onemap.truck"):
+            plate = r["plate_number"]
+            for i in range(len(plate)):
+                out.setdefault(plate[:i] + "?" + plate[i + 1:], set()).add(int(r["id"]))
+        return out
 
-    def _checkpoint_hits(self, k: int, s: Spill, plates: Mapping[str, int]) -> None:
+    def _checkpoint_hits(self, k: int, s: Spill, plates: Mapping[str, set[int]]) -> None:
         """Plates read near the spot around the window, matched to registered trucks (a
         one-character misread matched when unique)."""
         rows = self.conn.execute(
@@ -490,10 +607,12 @@ class SpillTrace:
         for r in rows:
             truck, misread = r["truck_id"], False
             if truck is None:
-                near = [t for p, t in plates.items() if one_char_apart(p, r["plate_read"])]
+                read = r["plate_read"]
+                near = set().union(*(plates.get(read[:i] + "?" + read[i + 1:], set())
+                                     for i in range(len(read))))
                 if len(near) != 1:
                     continue
-                truck, misread = near[0], True
+                truck, misread = near.pop(), True
             self.hits.append({
                 "report": k, "truck_id": int(truck), "checkpoint_id": int(r["checkpoint_id"]),
                 "name": r["name"], "at": r["at"], "distance_m": round(float(r["d"]), 1),
@@ -535,25 +654,20 @@ class SpillTrace:
         trucks = [a[0] for a in anchors]
         times = [a[1] for a in anchors]
         args = {"trucks": trucks, "times": times, "before": STOPS_BEFORE_S,
-                "after": DUMP_WITHIN_S, "deg": SITE_M / _M_PER_DEG, "standing": STANDING_KMH}
-        stops = self.conn.execute(
+                "after": DUMP_WITHIN_S}
+        stops = self.conn.execute(  # the stays at sites around each anchor, either side
             "WITH q AS (SELECT * FROM unnest(%(trucks)s::bigint[], %(times)s::timestamptz[]) "
-            "WITH ORDINALITY AS q(truck_id, at, n)), v AS ("
-            "  SELECT q.n, g.ts, q.at, 'construction' AS kind, c.id AS site_id "
-            "  FROM q JOIN onemap.truck_gps g ON g.truck_id = q.truck_id "
-            "   AND g.ts BETWEEN q.at - %(before)s * interval '1 s' AND q.at + %(after)s "
-            "   * interval '1 s' "
-            "  JOIN onemap.construction_site c ON ST_DWithin(c.geom, g.geom, %(deg)s) "
-            "  WHERE g.speed_kmh IS NULL OR g.speed_kmh < %(standing)s "
-            "  UNION ALL "
-            "  SELECT q.n, g.ts, q.at, 'disposal', d.id "
-            "  FROM q JOIN onemap.truck_gps g ON g.truck_id = q.truck_id "
-            "   AND g.ts BETWEEN q.at - %(before)s * interval '1 s' AND q.at + %(after)s "
-            "   * interval '1 s' "
-            "  JOIN onemap.disposal_site d ON ST_DWithin(d.geom, g.geom, %(deg)s) "
-            "  WHERE g.speed_kmh IS NULL OR g.speed_kmh < %(standing)s) "
-            "SELECT n, kind, site_id, ts < at AS before, max(ts) AS last, min(ts) AS first "
-            "FROM v GROUP BY n, kind, site_id, ts < at HAVING count(*) >= 2", args).fetchall()
+            "WITH ORDINALITY AS q(truck_id, at, n)) "
+            "SELECT q.n, s.site_kind AS kind, s.site_id, true AS before, "
+            "least(s.last_ts, q.at) AS last, s.first_ts AS first FROM q "
+            "JOIN rollup.truck_stay s ON s.truck_id = q.truck_id "
+            "AND s.last_ts >= q.at - %(before)s * interval '1 s' AND s.first_ts < q.at "
+            "WHERE s.site_id IS NOT NULL "
+            "UNION ALL "
+            "SELECT q.n, s.site_kind, s.site_id, false, s.last_ts, greatest(s.first_ts, q.at) "
+            "FROM q JOIN rollup.truck_stay s ON s.truck_id = q.truck_id "
+            "AND s.last_ts >= q.at AND s.first_ts <= q.at + %(after)s * interval '1 s' "
+            "WHERE s.site_id IS NOT NULL", args).fetchall()
         waybills = self.conn.execute(
             "SELECT DISTINCT ON (q.n) q.n, w.id, w.construction_site_id, w.disposal_site_id "
             "FROM unnest(%(trucks)s::bigint[], %(times)s::timestamptz[]) WITH ORDINALITY "
@@ -634,7 +748,7 @@ class SpillTrace:
 
     def _dumps(self, anchors: list[tuple[int, datetime]], trips: list[dict[str, Any]]) -> None:
         """Where a loaded truck seen at no disposal site unloaded: its first stop of at
-        least :data:`DUMP_STOP_S` (fixes within :data:`DUMP_STOP_M` of each other) outside
+        least :data:`DUMP_STOP_S` (a ``rollup.truck_stay``) outside
         every site, from its load until :data:`DUMP_WITHIN_S` after the pass (a drive past
         a site does not count; stops at sites are loading or unloading). Found, the trip
         is flagged ``dumped_outside`` (偷倒) and the stop is its ``dump``; found *before*
@@ -643,53 +757,57 @@ class SpillTrace:
         if not todo:
             return
         rows = self.conn.execute(
-            "SELECT q.n, g.ts, ST_X(g.geom) AS lon, ST_Y(g.geom) AS lat FROM unnest("
-            "%(trucks)s::bigint[], %(t0)s::timestamptz[], %(t1)s::timestamptz[]) "
-            "WITH ORDINALITY AS q(truck_id, t0, t1, n) JOIN onemap.truck_gps g "
-            "ON g.truck_id = q.truck_id AND g.ts > q.t0 AND g.ts < q.t1 ORDER BY q.n, g.ts",
+            "SELECT DISTINCT ON (q.n) q.n, s.first_ts AS ts, ST_X(s.geom) AS lon, "
+            "ST_Y(s.geom) AS lat FROM unnest(%(trucks)s::bigint[], %(t0)s::timestamptz[], "
+            "%(t1)s::timestamptz[]) WITH ORDINALITY AS q(truck_id, t0, t1, n) "
+            "JOIN rollup.truck_stay s ON s.truck_id = q.truck_id AND s.last_ts > q.t0 "
+            "AND s.first_ts < q.t1 AND s.first_ts > q.t0 AND s.site_id IS NULL "
+            "AND s.last_ts - s.first_ts >= %(stop)s * interval '1 s' "
+            "ORDER BY q.n, s.first_ts",
             {"trucks": [anchors[i][0] for i in todo],
              "t0": [trips[i]["stretch"][0] or anchors[i][1] for i in todo],
-             "t1": [anchors[i][1] + timedelta(seconds=DUMP_WITHIN_S) for i in todo]}).fetchall()
-        by_n: dict[int, list[Any]] = {}
+             "t1": [anchors[i][1] + timedelta(seconds=DUMP_WITHIN_S) for i in todo],
+             "stop": DUMP_STOP_S}).fetchall()
         for r in rows:
-            by_n.setdefault(int(r["n"]) - 1, []).append(r)
-        stops: list[tuple[int, Any]] = []  # (trip, the stop's first fix), in time order
-        for j, i in enumerate(todo):
-            fixes = by_n.get(j, [])
-            start, found = 0, False
-            for k in range(1, len(fixes)):
-                a, b = fixes[start], fixes[k]
-                dx = (b["lon"] - a["lon"]) * _M_PER_DEG * math.cos(math.radians(a["lat"]))
-                dy = (b["lat"] - a["lat"]) * _M_PER_DEG
-                if math.hypot(dx, dy) > DUMP_STOP_M:
-                    start, found = k, False
-                elif not found and (b["ts"] - a["ts"]).total_seconds() >= DUMP_STOP_S:
-                    stops.append((i, a))
-                    found = True  # one stop per standing still
-        if not stops:
-            return
-        at_site = {int(r["k"]) for r in self.conn.execute(
-            "SELECT q.k FROM unnest(%(lon)s::float8[], %(lat)s::float8[]) "
-            "WITH ORDINALITY AS q(lon, lat, k), LATERAL (SELECT ST_SetSRID(ST_MakePoint("
-            "q.lon, q.lat), 4490) AS geom) p WHERE EXISTS (SELECT 1 FROM "
-            "onemap.construction_site c WHERE ST_DWithin(c.geom, p.geom, %(deg)s)) OR EXISTS "
-            "(SELECT 1 FROM onemap.disposal_site d WHERE ST_DWithin(d.geom, p.geom, %(deg)s))",
-            {"lon": [float(a["lon"]) for _, a in stops],
-             "lat": [float(a["lat"]) for _, a in stops],
-             "deg": SITE_M / _M_PER_DEG}).fetchall()}
-        done: set[int] = set()
-        for k, (i, a) in enumerate(stops, start=1):
-            if k in at_site or i in done:  # loading or unloading at a site
-                continue
-            done.add(i)
+            i = todo[int(r["n"]) - 1]
             trip = trips[i]
             trip["flags"] = [f for f in trip["flags"]
                              if f != "no_disposal_seen"] + ["dumped_outside"]
-            trip["dump"] = (round(float(a["lon"]), DIGITS), round(float(a["lat"]), DIGITS),
-                            a["ts"])
-            trip["stretch"] = (trip["stretch"][0], a["ts"])
-            if a["ts"] < anchors[i][1]:  # dumped before it passed: it passed empty
+            trip["dump"] = (round(float(r["lon"]), DIGITS), round(float(r["lat"]), DIGITS),
+                            r["ts"])
+            trip["stretch"] = (trip["stretch"][0], r["ts"])
+            if r["ts"] < anchors[i][1]:  # dumped before it passed: it passed empty
                 trip["loaded"] = False
+
+    def _context(self) -> None:
+        """Append the context reports: others within :data:`CONTEXT_M` of a traced report,
+        reported within the window either side of it and before now."""
+        q = self.spills[:self.traced]
+        rows = self.conn.execute(
+            "SELECT r.id, ST_X(r.geom) AS lon, ST_Y(r.geom) AS lat, r.reported_at, r.road_id, "
+            "r.source, min(abs(extract(epoch FROM r.reported_at - q.at))) AS apart "
+            "FROM unnest(%(lon)s::float8[], %(lat)s::float8[], %(at)s::timestamptz[]) "
+            "AS q(lon, lat, at) JOIN onemap.spill_report r "
+            "ON r.reported_at BETWEEN q.at - %(w)s AND least(q.at + %(w)s, %(now)s) "
+            "AND r.geom && ST_Expand(ST_SetSRID(ST_MakePoint(q.lon, q.lat), 4490), %(deg)s) "
+            "AND ST_DWithin(r.geom::geography, ST_SetSRID(ST_MakePoint(q.lon, q.lat), 4490)"
+            "::geography, %(m)s) WHERE NOT r.id = ANY(%(ids)s) "
+            "GROUP BY r.id ORDER BY apart, r.id LIMIT %(n)s",
+            {"lon": [s.lon for s in q], "lat": [s.lat for s in q],
+             "at": [s.reported_at for s in q], "w": self.window,
+             "now": self.now, "m": CONTEXT_M,
+             "deg": 1.5 * CONTEXT_M / _M_PER_DEG, "n": CONTEXT_MAX,
+             "ids": [s.id for s in q if s.id is not None]}).fetchall()
+
+        def traced(r: Any) -> bool:  # a traced report given by place and time
+            return any(abs((r["reported_at"] - s.reported_at).total_seconds()) < 60
+                       and _metres(s.lon, s.lat, float(r["lon"]), float(r["lat"])) < PASS_M
+                       for s in q)
+
+        self.spills += [Spill(int(r["id"]), float(r["lon"]), float(r["lat"]), r["reported_at"],
+                              r["road_id"], r["source"])
+                        for r in sorted(rows, key=lambda r: (r["reported_at"], r["id"]))
+                        if not traced(r)]
 
     def _graph(self) -> Graph:
         if self.graph is None:
@@ -700,23 +818,29 @@ class SpillTrace:
         """Gather every source's passes, read each anchor's trip, score; returns ``self``."""
         started = time.perf_counter()
         plates = self._plates()
+        if self.context:
+            self._context()
         for k, s in enumerate(self.spills):
             self._track_passes(k, s)
         self.timings["tracks_s"] = time.perf_counter() - started
         t = time.perf_counter()
-        for k, s in enumerate(self.spills):
+        for k, s in enumerate(self.spills[:self.traced]):
             self._checkpoint_hits(k, s, plates)
             self._waybills(k, s)
         self._camera_passes()
         self.timings["records_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        anchors = sorted({(truck, p.at) for _, truck, p in self.raw if p.at is not None})
+        anchors = sorted({(truck, p.at) for k, truck, p in self.raw
+                          if p.at is not None and k < self.traced})
         trips = self._trips(anchors)
         self.timings["trips_s"] = time.perf_counter() - t
         by_truck: dict[int, list[tuple[int, Pass]]] = {}
         for k, truck, p in self.raw:
             by_truck.setdefault(truck, []).append((k, p))
         times = {k: (s.reported_at, s.source) for k, s in enumerate(self.spills)}
+        hits: dict[int, list[dict[str, Any]]] = {}
+        for h in self.hits:
+            hits.setdefault(h["truck_id"], []).append(h)
         found: dict[tuple[int, Any], Suspect] = {}
         for (truck, at), trip in zip(anchors, trips, strict=True):
             sus = Suspect(truck, loaded=trip["loaded"],
@@ -725,7 +849,8 @@ class SpillTrace:
                           waybill_id=trip["waybill_id"], entry_id=trip["entry_id"],
                           stretch=trip["stretch"], flags=list(trip["flags"]),
                           dump=trip.get("dump"),
-                          overloaded=trip["overloaded"], window_s=self.window.total_seconds())
+                          overloaded=trip["overloaded"], window_s=self.window.total_seconds(),
+                          traced=self.traced)
             own = [(k, p) for k, p in by_truck[truck] if p.at == at]
             for k, p in own:
                 sus.passes[k] = p
@@ -738,9 +863,9 @@ class SpillTrace:
                 if inside:
                     sus.passes[k] = p
             sus.route = bool(self.routes.get(truck, set()) & set(sus.passes))
-            for h in self.hits:
+            for h in hits.get(truck, []):
                 hp = sus.passes.get(h["report"])
-                if h["truck_id"] != truck or hp is None or hp.at is None:
+                if hp is None or hp.at is None:
                     continue
                 slack = h["distance_m"] / (CHECKPOINT_KMH / 3.6) + CHECKPOINT_SLACK_S
                 if abs((h["at"] - hp.at).total_seconds()) <= slack:
@@ -801,11 +926,10 @@ def road_m(g: Graph, points: np.ndarray, spot: np.ndarray, *, to_spot: bool,
              (dst, np.where(back, (1 - frac) * length, np.inf))]
     out = np.full(n, np.inf)
     if to_spot:  # points → spot: leave the point's edge, enter the spot's
-        for (p_node, p_cost) in leave:
-            for (s_node, s_cost) in enter:
-                d = g.distances(p_node[:n], [int(s_node[n])], by_index=True,
-                                limit=limit)[:, 0]
-                out = np.minimum(out, p_cost[:n] + d + s_cost[n])
+        for (s_node, s_cost) in enter:
+            d = g.distances_to([int(s_node[n])], by_index=True, limit=limit)[0]
+            for (p_node, p_cost) in leave:
+                out = np.minimum(out, p_cost[:n] + d[p_node[:n]] + s_cost[n])
     else:  # spot → points: leave the spot's edge, enter the point's
         for (s_node, s_cost) in leave:
             d = g.distances([int(s_node[n])], by_index=True, limit=limit)[0]
@@ -838,4 +962,4 @@ def load_spills(conn: psycopg.Connection[Any], ids: Sequence[int]) -> list[Spill
 
 
 __all__ = ["MAX_WINDOW_H", "PASS_M", "WINDOW_H", "Pass", "Spill", "SpillTrace",
-           "SpillTraceError", "Suspect", "load_spills", "one_char_apart", "road_m"]
+           "SpillTraceError", "Suspect", "cover_weight", "load_spills", "one_char_apart", "road_m"]

@@ -64,6 +64,7 @@ class Request:
     time: datetime | None = None
     window_h: float = st.WINDOW_H
     plate: str | None = None
+    source: str | None = None
 
 
 _WINDOW = Value("window_h", text("Window (h)", "时间窗（小时）"), text(
@@ -75,6 +76,12 @@ _PLATE = Value("plate", text("Plate", "车牌"), text(
     "Only suspects whose plate matches (* any characters, ? one), e.g. 京A*.",
     "仅返回车牌匹配的嫌疑车辆（* 任意多个字符，? 一个字符），如 京A*。"),
     {"type": "string", "pattern": PLATE_PATTERN})
+
+_SOURCE = Value("source", text("Reported by", "上报来源"), text(
+    "Who reported the muck at x, y (with a place only): a road camera reports within "
+    "minutes, the 12345 hotline hours later.",
+    "x、y 处遗撒的上报来源（仅与地点一并给出）：道路摄像头数分钟内上报，12345 热线往往数小时后。"),
+    {"type": "string", "enum": sorted(k for k in st.REPORT_DELAY_S if k is not None)})
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ class SpillInput(Input):
         out.update(self.time.describe())
         out.update(_WINDOW.describe())
         out.update(_PLATE.describe())
+        out.update(_SOURCE.describe())
         return out
 
     def parse(self, raw: Mapping[str, Any]) -> Request:
@@ -116,8 +124,12 @@ class SpillInput(Input):
                           "只能给出其一")
         if point is not None and moment is None:
             raise invalid("time", "a place needs the time muck was seen there / 须给出发现时间")
+        source = _SOURCE.parse(raw)
+        if source is not None and point is None:
+            raise invalid("source", "give the source with a place; a report's own is read / "
+                          "上报来源仅与地点一并给出")
         return Request(tuple(ids or ()), point, moment, float(_WINDOW.parse(raw)),
-                       _PLATE.parse(raw))
+                       _PLATE.parse(raw), source)
 
     def check(self, conn: psycopg.Connection[Any], value: Request) -> None:
         if value.report_ids:
@@ -131,7 +143,8 @@ def spills_of(conn: psycopg.Connection[Any], request: Request) -> list[st.Spill]
         found = {s.id: s for s in st.load_spills(conn, request.report_ids)}
         return [found[i] for i in request.report_ids]
     assert request.point is not None and request.time is not None
-    return [st.Spill(None, request.point.lon, request.point.lat, request.time)]
+    return [st.Spill(None, request.point.lon, request.point.lat, request.time,
+                     source=request.source)]
 
 
 def _plate_filter(pattern: str | None) -> re.Pattern[str] | None:
@@ -277,11 +290,13 @@ def run(conn: psycopg.Connection[Any], inputs: Mapping[str, Any],
     reports = [{"type": "Feature", "id": s.id if s.id is not None else 0,
                 "geometry": _point(s.lon, s.lat),
                 "properties": {"report_id": s.id, "reported_at": _iso(s.reported_at),
-                               "source": s.source, "order": k + 1}}
+                               "source": s.source, "order": k + 1,
+                               "context": k >= trace.traced}}
                for k, s in enumerate(trace.spills)]
     top = ranked[0] if ranked else None
     summary = {
-        "reports": len(spills), "window_h": request.window_h, "suspects": len(ranked),
+        "reports": len(spills), "context_reports": len(trace.spills) - trace.traced,
+        "window_h": request.window_h, "suspects": len(ranked),
         "loaded_suspects": sum(bool(s.loaded) for s in ranked),
         "top_truck_id": top.truck_id if top else None,
         "top_plate": top.plate if top else None,
@@ -330,10 +345,12 @@ PROCESS = Process(
         SummaryOutput(
             "summary", title=text("Trace summary", "溯源汇总"),
             description=text(
-                "reports traced, window_h, suspects (loaded ones), the top suspect, the "
-                "flags raised, timings.",
-                "溯源的上报数、时间窗、嫌疑车辆数（重载的）、首位嫌疑车辆、标记、用时。"),
-            properties={"reports": INT, "window_h": NUM, "suspects": INT,
+                "reports traced, context reports weighed, window_h, suspects (loaded "
+                "ones), the top suspect, the flags raised, timings.",
+                "溯源的上报数、参考的附近上报数、时间窗、嫌疑车辆数（重载的）、首位嫌疑车辆、"
+                "标记、用时。"),
+            properties={"reports": INT, "context_reports": INT, "window_h": NUM,
+                        "suspects": INT,
                         "loaded_suspects": INT, "top_truck_id": {**INT, "nullable": True},
                         "top_plate": STR_N, "top_score": NUM_N,
                         "flags": {"type": "array", "items": _STR},
@@ -376,10 +393,13 @@ PROCESS = Process(
         FeatureOutput(
             "reports", title=text("Spill reports", "遗撒上报"),
             description=text("The reports traced, in the order given (source: who reported "
-                             "it).", "溯源的遗撒上报（source：上报来源）。"),
+                             "it), then the context reports nearby that weighed as a trail "
+                             "(context true).",
+                             "溯源的遗撒上报（source：上报来源），及作为遗撒轨迹参考的附近上报"
+                             "（context 为 true）。"),
             geometry=("Point",),
             properties={"report_id": {**INT, "nullable": True}, "reported_at": STR_N,
-                        "source": STR_N, "order": INT}),
+                        "source": STR_N, "order": INT, "context": {"type": "boolean"}}),
         FeatureOutput(
             "sites", title=text("Sites", "工地与消纳场"),
             description=text("The suspects' construction sites (weight: the site's share of the "

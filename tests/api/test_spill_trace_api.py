@@ -100,12 +100,17 @@ def test_a_report_is_traced_to_its_truck(admin: Any, caused: dict[str, Any]) -> 
     tracks = document["tracks"]["value"]["features"]
     assert {f["properties"]["kind"] for f in tracks} <= {"track", "gap"} and tracks
     reports = document["reports"]["value"]["features"]
-    assert [f["properties"]["report_id"] for f in reports] == [caused["id"]]
-    assert reports[0]["properties"]["source"]
+    assert reports[0]["properties"]["report_id"] == caused["id"]
+    assert reports[0]["properties"]["source"] and not reports[0]["properties"]["context"]
+    # the other reports nearby weighed as a trail a suspect may have left
+    context = [f["properties"] for f in reports[1:]]
+    assert all(c["context"] and c["report_id"] != caused["id"] for c in context)
+    assert document["summary"]["value"]["context_reports"] == len(context)
 
     # the same place and time as coordinates
     by_place = run(admin, {"x": caused["lon"], "y": caused["lat"], "crs": "EPSG:4490",
-                           "time": caused["reported_at"].isoformat()})
+                           "time": caused["reported_at"].isoformat(),
+                           "source": reports[0]["properties"]["source"]})
     assert by_place.status_code == 200, by_place.text
     again = [f["properties"]["truck_id"]
              for f in by_place.json()["suspects"]["value"]["features"]]
@@ -155,6 +160,9 @@ def test_a_caller_who_may_not_see_trucks_gets_no_suspect(
      "x/y"),
     ({"x": 116.45, "y": 39.92, "crs": "EPSG:4490", "time": None}, 400, "time"),
     ({"x": 116.45, "crs": "EPSG:4490", "time": "2026-10-28T06:00:00+08:00"}, 400, "x/y"),
+    ({"x": 116.45, "y": 39.92, "crs": "EPSG:4490", "time": "2026-10-28T06:00:00+08:00",
+      "source": "rumour"}, 400, "source"),
+    ({"report_ids": [1], "source": "citizen"}, 400, "source"),
 ])
 def test_bad_input_names_the_input(admin: Any, inputs: dict[str, Any], status: int,  # noqa: F811
                                    name: str) -> None:

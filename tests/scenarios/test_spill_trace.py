@@ -20,6 +20,7 @@ be; the answers are worked out by hand from the positions and times above.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -180,6 +181,30 @@ def test_one_trip_explains_two_reports(case: dict[str, Any]) -> None:
     assert by[t2].score < min(by[t1].score, by[t3].score)
 
 
+def test_a_report_nearby_weighs_as_the_trail_a_suspect_may_have_left(
+        case: dict[str, Any]) -> None:
+    """Traced alone, the first report finds the second one nearby as context: truck 1's
+    loaded way passed it, and its delay after that pass weighs as a trail,
+    log(1 + 0.5 (exp(w) - 1)) — not as a report the caller said was one incident."""
+    t1, _, _, _, _ = case["trucks"]
+    alone = trace(case, case["spills"][:1])
+    assert alone.traced == 1 and [s.id for s in alone.spills] == case["spills"]
+    one = {s.truck_id: s for s in alone.ranked(10)}[t1]
+    assert one.explains() == [0, 1] and "reports" not in one.parts
+    second = one.passes[1]
+    assert second.at is not None
+    w = st.delay_weight("citizen", (REPORTED + timedelta(minutes=5) - second.at)
+                        .total_seconds(), 3 * 3600.0)
+    assert one.parts["trail"] == pytest.approx(math.log(1 + 0.5 * math.expm1(w)), abs=1e-3)
+    # without context: the first report alone
+    bare = trace(case, case["spills"][:1], context=False)
+    assert len(bare.spills) == 1
+    assert "trail" not in {s.truck_id: s for s in bare.ranked(10)}[t1].parts
+    # a report later than the present is not context yet
+    early = trace(case, case["spills"][:1], now=REPORTED + timedelta(minutes=1))
+    assert len(early.spills) == 1
+
+
 def test_bad_input_names_itself(case: dict[str, Any]) -> None:
     with psycopg.connect(case["db"], row_factory=dict_row) as conn:
         with pytest.raises(st.SpillTraceError, match="report_ids: no spill report with id 987"):
@@ -255,6 +280,23 @@ def test_the_report_delay_of_each_source_weighs_the_passes() -> None:
     assert st.delay_weight("citizen", -1.0) == -3.0  # reported before it passed
 
 
+def test_a_pass_through_a_gap_weighs_the_delays_of_the_span_it_could_have_passed_in(
+        ) -> None:
+    """A camera's report 7 min after a pass seen by GPS is strong evidence; after a gap
+    the truck could have crossed the spot any time in an hour, the time says less: the
+    log-normal's probability over the span, per second, against the window's."""
+    from scipy.stats import lognorm
+    median, sigma = st.REPORT_DELAY_S["camera"]
+    reference = lognorm(s=sigma, scale=median)
+    by_hand = math.log((reference.cdf(420.0 + 3600.0) - reference.cdf(420.0)) / 3600.0
+                       * 3 * 3600.0)
+    spread = st.delay_weight("camera", 420.0, 3 * 3600.0, spread_s=3600.0)
+    assert spread == pytest.approx(by_hand, abs=1e-6)
+    assert 0.0 < spread < st.delay_weight("camera", 420.0, 3 * 3600.0)
+    # a span wholly after the report: it cannot have caused it
+    assert st.delay_weight("camera", -4000.0, spread_s=3600.0) == -3.0
+
+
 def test_a_camera_that_saw_the_cover_open_weighs_more_than_one_that_saw_it_closed() -> None:
     """Twins but for what the checkpoint's classifier saw of the load: uncovered (未密闭)
     ranks first; a read of a closed cover counts against; an unclassified read neither."""
@@ -264,10 +306,17 @@ def test_a_camera_that_saw_the_cover_open_weighs_more_than_one_that_saw_it_close
                               for k, c in ((1, "uncovered"), (2, "covered"), (3, None)))
     for s in (open_, closed, unknown):
         s.rescore({0: (when, "citizen")})
-    assert open_.parts["cover"] == 2.0 and closed.parts["cover"] == -0.8
+    # one read: log((0.6 * 0.85 + 0.4 * 0.03) / (0.05 * 0.85 + 0.95 * 0.03)), and of a
+    # closed cover log((0.6 * 0.15 + 0.4 * 0.97) / (0.05 * 0.15 + 0.95 * 0.97)), by hand
+    assert open_.parts["cover"] == pytest.approx(1.9950, abs=1e-4)
+    assert closed.parts["cover"] == pytest.approx(-0.6645, abs=1e-4)
     assert "cover" not in unknown.parts
     assert open_.score > unknown.score > closed.score
-    # many reads of one trip: each side at most 3
+    # many reads of one trip share its truth: they say at most what an open cover says,
+    # log(0.6 / 0.05), and a closed one log(0.4 / 0.95)
     many = _twin(4, at(21, 20), checkpoints=[{**hit, "cover": "uncovered"}] * 4)
-    many.rescore({0: (when, "citizen")})
-    assert many.parts["cover"] == st.COVER_MAX
+    shut = _twin(5, at(21, 20), checkpoints=[{**hit, "cover": "covered"}] * 9)
+    for s in (many, shut):
+        s.rescore({0: (when, "citizen")})
+    assert 2.4 < many.parts["cover"] < math.log(0.6 / 0.05)
+    assert shut.parts["cover"] == pytest.approx(math.log(0.4 / 0.95), abs=1e-3)
