@@ -30,18 +30,27 @@ other way round, empty (and an empty truck does not spill muck). The trip's
 construction site is that stay's, or the
 waybill's; its disposal site the first disposal stop or entry after the pass.
 
-The score adds log-odds-like parts: loaded (+3) or empty (−3) at the pass;
-overloaded — the disposal site measured more than the truck holds (+2; 超载, the
-commonest cause); how the truck was placed at the first report's spot (a track
-within the metres: 0.5–1, a prism 0.5, a camera 0.25); how likely the report's
-**delay** after the pass is for its source (:data:`REPORT_DELAY_S`: a camera
-reports within minutes, the hotline hours later; −3 to +3 against any time in the
-window); each further report of the same incident the loaded stretch passed (+1,
-and half its delay's weight); consistent checkpoint reads (+0.5 each, at most 1; a
-misread +0.35), a waybill whose route passes (+0.5), an entry closing the trip
-(+0.5). Suspects are ranked by score, one trip per truck; each carries its
-evidence per source. :meth:`SpillTrace.sites` ranks the construction sites by
-the suspects' weights (trucks of one site share its roads).
+The score adds log-odds-like parts: loaded (+3) or empty (−3) at the pass; the
+measured load (超载, the commonest cause: log(0.65 / 0.04) when the disposal site
+measured more than the truck holds, log(0.35 / 0.96) when not, :data:`OVERLOADED_SHARE`);
+how the truck was placed at the first report's spot (a track within the metres:
+0.5–1, a prism 0.5, a camera 0.25); how likely the report's **delay** after the pass
+is for its source (:data:`REPORT_DELAY_S`: a camera reports within minutes, the
+hotline hours later; −3 to +3 against any time in the window; through a gap, over
+the span it could have passed in); what the checkpoint cameras saw of the load's
+cover (:func:`cover_weight`); each further report of the same incident the loaded
+stretch passed (+1, and half its delay's weight); consistent checkpoint reads (+0.5
+each, at most 1; a misread +0.35), a waybill whose route passes (+0.5), an entry
+closing the trip (+0.5). Suspects are ranked by score, one trip per truck; each
+carries its evidence per source.
+
+The other reports near the traced ones (:data:`CONTEXT_M`, within the window) are
+**context**: a spilling truck leaves a trail, so each one a suspect's loaded way
+passed weighs as ``trail`` by how well its delay fits (:data:`CONTEXT_SHARE`). The
+trail favours every truck of a convoy alike, so it counts where the muck came from —
+:meth:`SpillTrace.sites` ranks the construction sites by the suspects' scores and
+trails — not which truck of the convoy dropped it (measured both ways on the demo
+city: the trail in the truck's score cost more top-3 hits than it won).
 
 A loaded trip without a waybill valid at the pass is flagged ``unauthorised``;
 one whose waybill names another disposal site than where it went,
@@ -263,6 +272,10 @@ class Suspect:
                 out.append(k)
         return sorted(out)
 
+    def asked(self) -> int:
+        """How many of the reports asked about (not context) this trip explains."""
+        return sum(k < self.traced for k in self.explains())
+
     def rescore(self, report_times: Mapping[int, tuple[datetime, str | None]] | None = None
                 ) -> None:
         """The score and its parts from the evidence gathered (each report's time and
@@ -310,7 +323,9 @@ class Suspect:
         if trail:
             parts["trail"] = round(trail, 4)
         self.parts = parts
-        self.score = round(sum(parts.values()), 4)
+        # the trail favours every truck of a convoy alike: it weighs where the muck came
+        # from (:meth:`SpillTrace.sites`), not which of them dropped it
+        self.score = round(sum(v for k, v in parts.items() if k != "trail"), 4)
 
     def _delay(self, p: Pass, report: tuple[datetime, str | None]) -> float:
         """The weight of a report's delay after a pass (over the span it could have
@@ -562,21 +577,26 @@ class SpillTrace:
 
     def sites(self) -> list[tuple[int, float]]:
         """The construction sites the first report's muck came from, most likely first:
-        each suspect trip that passed it votes its site with the weight ``exp(score)``
-        (the scores being sums of log-odds), normalised to shares.
+        each suspect trip that passed it votes its site with the weight ``exp(score +
+        trail)`` (the scores being sums of log-odds; the trail, the context reports its
+        loaded way passed, favours a site's convoy alike), normalised to shares.
 
         Trucks of one site share its roads, so the site is surer than the truck.
         """
+        def weight(s: Suspect) -> float:  # its score and the trail it may have left
+            return s.score + s.parts.get("trail", 0.0)
+
         best: dict[int, Suspect] = {}  # each truck's best trip that passed the report
         for s in self.suspects:
-            if 0 in s.passes and (s.truck_id not in best or s.score > best[s.truck_id].score):
+            if 0 in s.passes and (s.truck_id not in best
+                                  or weight(s) > weight(best[s.truck_id])):
                 best[s.truck_id] = s
-        top = max((s.score for s in best.values()), default=0.0)
+        top = max((weight(s) for s in best.values()), default=0.0)
         by_site: dict[int, float] = {}
         for s in best.values():
             if s.construction_site_id is not None:
                 by_site[s.construction_site_id] = (by_site.get(s.construction_site_id, 0.0)
-                                                   + math.exp(s.score - top))
+                                                   + math.exp(weight(s) - top))
         total = sum(by_site.values()) or 1.0
         return sorted(((site, round(w / total, 4)) for site, w in by_site.items()),
                       key=lambda x: (-x[1], x[0]))
@@ -874,7 +894,7 @@ class SpillTrace:
             sus.rescore(times)
             key = (truck, trip["stretch"][0] if trip["stretch"] and trip["loaded"] else at)
             old = found.get(key)
-            if old is None or (len(sus.explains()), sus.score) > (len(old.explains()), old.score):
+            if old is None or (sus.asked(), sus.score) > (old.asked(), old.score):
                 found[key] = sus
         names = {int(r["id"]): (r["plate_number"], r["company"]) for r in self.conn.execute(
             "SELECT t.id, t.plate_number, c.name AS company FROM onemap.truck t "

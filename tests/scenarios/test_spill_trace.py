@@ -196,6 +196,8 @@ def test_a_report_nearby_weighs_as_the_trail_a_suspect_may_have_left(
     w = st.delay_weight("citizen", (REPORTED + timedelta(minutes=5) - second.at)
                         .total_seconds(), 3 * 3600.0)
     assert one.parts["trail"] == pytest.approx(math.log(1 + 0.5 * math.expm1(w)), abs=1e-3)
+    # it weighs the site, not the truck: a convoy's trucks all pass the trail
+    assert one.score == pytest.approx(sum(v for k, v in one.parts.items() if k != "trail"))
     # without context: the first report alone
     bare = trace(case, case["spills"][:1], context=False)
     assert len(bare.spills) == 1
