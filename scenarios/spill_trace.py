@@ -34,7 +34,8 @@ The score adds log-odds-like parts: loaded (+3) or empty (−3) at the pass; the
 measured load (超载, the commonest cause: log(0.65 / 0.04) when the disposal site
 measured more than the truck holds, log(0.35 / 0.96) when not, :data:`OVERLOADED_SHARE`);
 how the truck was placed at the first report's spot (a track within the metres:
-0.5–1, a prism 0.5, a camera 0.25); how likely the report's **delay** after the pass
+0.5–1, a prism 0.5–0.75 as the spot lies nearer the way between the fixes either side
+of the gap, a camera 0.25); how likely the report's **delay** after the pass
 is for its source (:data:`REPORT_DELAY_S`: a camera reports within minutes, the
 hotline hours later; −3 to +3 against any time in the window; through a gap, over
 the span it could have passed in); what the checkpoint cameras saw of the load's
@@ -198,6 +199,9 @@ class Pass:
     distance_m: float | None = None
     gap_s: float | None = None
     span: tuple[datetime, datetime] | None = None
+    #: Through a gap: the road way via the spot against the straight line between the
+    #: fixes either side (near 1: the spot lies on the way).
+    detour: float | None = None
 
 
 @dataclass
@@ -314,7 +318,8 @@ class Suspect:
                 continue
             w = self._delay(p, times[k])
             if k >= self.traced:  # a context report: from this trail, or not
-                q = CONTEXT_SHARE * (PRISM_PASSED if p.how == "prism" else 1.0)
+                q = CONTEXT_SHARE * (PRISM_PASSED if p.how == "prism"
+                                     and (p.detour is None or p.detour > 1.3) else 1.0)
                 trail += math.log1p(q * math.expm1(w))
             else:  # the caller says the reports are one incident
                 asked += 1.0 + max(-1.0, 0.5 * w)
@@ -404,8 +409,9 @@ def _strength(p: Pass) -> float:
     """How strongly a pass places the truck at the spot (0–2)."""
     if p.how == "gps":
         return 0.5 + 0.5 * math.exp(-max(0.0, p.distance_m or 0.0) / 25.0)
-    if p.how == "prism":
-        return 0.5
+    if p.how == "prism":  # surer when the spot lies on the way between the fixes
+        tight = 0.0 if p.detour is None else min(1.0, max(0.0, (1.6 - p.detour) / 0.5))
+        return 0.5 + 0.25 * tight  # at best like a track some 20 m away
     if p.how == "checkpoint":
         return 0.25
     return 0.1  # a waybill's planned route only
@@ -572,8 +578,10 @@ class SpillTrace:
             latest = min(r["ts"] - timedelta(seconds=float(d2[i]) / vmax), s.reported_at)
             if at > s.reported_at or earliest > latest:
                 continue
-            self.raw.append((k, int(r["truck_id"]),
-                             Pass("prism", at, None, round(dt, 1), (earliest, latest))))
+            straight = max(_metres(r["x0"], r["y0"], r["x1"], r["y1"]), 100.0)
+            self.raw.append((k, int(r["truck_id"]), Pass(
+                "prism", at, None, round(dt, 1), (earliest, latest),
+                round(float(d1[i] + d2[i]) / straight, 3))))
 
     def sites(self) -> list[tuple[int, float]]:
         """The construction sites the first report's muck came from, most likely first:

@@ -299,6 +299,19 @@ def test_a_pass_through_a_gap_weighs_the_delays_of_the_span_it_could_have_passed
     assert st.delay_weight("camera", -4000.0, spread_s=3600.0) == -3.0
 
 
+def test_a_gap_whose_way_runs_through_the_spot_places_the_truck_surer() -> None:
+    """Through a gap, the road way via the spot barely longer than the straight line
+    between the fixes either side (the spot on the way) places the truck like a track some
+    20 m away; a long detour (the truck could have been there) no better than any prism."""
+    at_ = at(21, 20)
+    on_way = st.Pass("prism", at_, None, 600.0, (at_, at_), detour=1.05)
+    detour = st.Pass("prism", at_, None, 600.0, (at_, at_), detour=2.4)
+    assert st._strength(on_way) == pytest.approx(0.75)
+    assert st._strength(detour) == st._strength(st.Pass("prism", at_)) == 0.5
+    # a track 10 m away is surer still
+    assert st._strength(st.Pass("gps", at_, 10.0)) > st._strength(on_way)
+
+
 def test_a_camera_that_saw_the_cover_open_weighs_more_than_one_that_saw_it_closed() -> None:
     """Twins but for what the checkpoint's classifier saw of the load: uncovered (未密闭)
     ranks first; a read of a closed cover counts against; an unclassified read neither."""
