@@ -417,13 +417,14 @@ def _strength(p: Pass) -> float:
     return 0.1  # a waybill's planned route only
 
 
-def one_char_apart(a: str, b: str) -> bool:
-    """Whether two plates differ in exactly one character (a camera's misread).
+def blanked(plate: str) -> list[str]:
+    """The plate with each character in turn blanked (``?``): a camera's read one character
+    off a plate shares one of these keys with it.
 
-    >>> one_char_apart("京A12345", "京A12845"), one_char_apart("京A12345", "京A12345")
-    (True, False)
+    >>> blanked("京A12"), set(blanked("京A12")) & set(blanked("京A18"))
+    (['?A12', '京?12', '京A?2', '京A1?'], {'京A1?'})
     """
-    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    return [plate[:i] + "?" + plate[i + 1:] for i in range(len(plate))]
 
 
 class SpillTrace:
@@ -614,9 +615,8 @@ class SpillTrace:
         one character off a plate shares one of its keys."""
         out: dict[str, set[int]] = {}
         for r in self.conn.execute("SELECT id, plate_number FROM onemap.truck"):
-            plate = r["plate_number"]
-            for i in range(len(plate)):
-                out.setdefault(plate[:i] + "?" + plate[i + 1:], set()).add(int(r["id"]))
+            for key in blanked(r["plate_number"]):
+                out.setdefault(key, set()).add(int(r["id"]))
         return out
 
     def _checkpoint_hits(self, k: int, s: Spill, plates: Mapping[str, set[int]]) -> None:
@@ -635,9 +635,8 @@ class SpillTrace:
         for r in rows:
             truck, misread = r["truck_id"], False
             if truck is None:
-                read = r["plate_read"]
-                near = set().union(*(plates.get(read[:i] + "?" + read[i + 1:], set())
-                                     for i in range(len(read))))
+                near = set().union(*(plates.get(key, set())
+                                     for key in blanked(r["plate_read"])))
                 if len(near) != 1:
                     continue
                 truck, misread = near.pop(), True
@@ -990,4 +989,4 @@ def load_spills(conn: psycopg.Connection[Any], ids: Sequence[int]) -> list[Spill
 
 
 __all__ = ["MAX_WINDOW_H", "PASS_M", "WINDOW_H", "Pass", "Spill", "SpillTrace",
-           "SpillTraceError", "Suspect", "cover_weight", "load_spills", "one_char_apart", "road_m"]
+           "SpillTraceError", "Suspect", "blanked", "cover_weight", "load_spills", "road_m"]

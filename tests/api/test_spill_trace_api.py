@@ -163,6 +163,10 @@ def test_a_caller_who_may_not_see_trucks_gets_no_suspect(
     ({"x": 116.45, "y": 39.92, "crs": "EPSG:4490", "time": "2026-10-28T06:00:00+08:00",
       "source": "rumour"}, 400, "source"),
     ({"report_ids": [1], "source": "citizen"}, 400, "source"),
+    ({"x": 116.45, "y": 39.92, "crs": "EPSG:4490", "time": "2026-10-28T06:00:00+08:00",
+      "source": []}, 400, "source"),
+    ({"x": 116.45, "y": 39.92, "crs": "EPSG:4490", "time": "2026-10-28T06:00:00+08:00",
+      "source": 10 ** 30}, 400, "source"),
 ])
 def test_bad_input_names_the_input(admin: Any, inputs: dict[str, Any], status: int,  # noqa: F811
                                    name: str) -> None:
